@@ -1,0 +1,55 @@
+"""unified_nlp: one Model/Tokenizer protocol in front of Hugging Face Transformers
+(PyTorch), TensorFlow Hub (TensorFlow) and PaddleNLP (PaddlePaddle).
+
+>>> import unified_nlp as un
+>>> clf = un.load_classifier("default", backend="huggingface")  # doctest: +SKIP
+>>> clf.predict(["This is a great movie!"])                      # doctest: +SKIP
+[Prediction(label='POSITIVE', score=0.97)]
+
+Importing this package imports only the standard library and numpy; a
+framework is imported when a backend that needs it is first used.
+"""
+
+from __future__ import annotations
+
+from .api import convert, load_classifier
+from .classifier import TextClassifier
+from .errors import (
+    BackendNotInstalledError,
+    ConversionError,
+    InvalidInputError,
+    InvalidModelError,
+    ModelNotFoundError,
+    ParityError,
+    UnifiedNLPError,
+    UnknownBackendError,
+    WorkerError,
+)
+from .parity import ParityReport, compare
+from .protocols import Encoding, Model, ModelOutput, Prediction, Tokenizer
+from .registry import list_backends
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendNotInstalledError",
+    "ConversionError",
+    "Encoding",
+    "InvalidInputError",
+    "InvalidModelError",
+    "Model",
+    "ModelNotFoundError",
+    "ModelOutput",
+    "ParityError",
+    "ParityReport",
+    "Prediction",
+    "TextClassifier",
+    "Tokenizer",
+    "UnifiedNLPError",
+    "UnknownBackendError",
+    "WorkerError",
+    "compare",
+    "convert",
+    "list_backends",
+    "load_classifier",
+]

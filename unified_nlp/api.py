@@ -1,0 +1,96 @@
+"""The public entry points: load_classifier and convert."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from .classifier import TextClassifier
+from .errors import InvalidInputError, InvalidModelError
+from .models import SPEC_FILE, check_canonical, read_spec, resolve
+
+
+def _adapter(backend: str):
+    where = registry.placement(backend)
+    if where.mode == "in-process":
+        return registry.load_adapter(backend), where
+    from .worker import RemoteAdapter
+
+    return RemoteAdapter(backend, where.python), where
+
+
+def model_spec(path: Path, labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """What an adapter needs to know about a model folder, validated by the core."""
+    spec = read_spec(path)
+    fmt = spec.get("format", "huggingface")
+    spec["format"] = fmt
+    if fmt == "huggingface":
+        config = check_canonical(path)
+        limit = int(config.get("max_position_embeddings", 512))
+        try:
+            tok_config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+            limit = min(limit, int(tok_config.get("model_max_length", limit)))
+        except (OSError, ValueError, TypeError):
+            pass
+        spec["max_length"] = min(int(spec.get("max_length", limit)), limit)
+    if labels is not None:
+        labels = [str(x) for x in labels]
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise InvalidInputError(f"labels must be at least two distinct names, got {labels}")
+        if labels != spec.get("labels"):
+            spec["fresh_head"] = True
+        spec["labels"] = labels
+    elif not spec.get("labels"):
+        raise InvalidModelError(
+            f"{path}: no classification head ({SPEC_FILE} with labels, and head.safetensors); "
+            "pass labels=[...] to start a fresh head, then fit it"
+        )
+    spec["num_labels"] = len(spec["labels"])
+    spec.setdefault("pooling", "mean")
+    return spec
+
+
+def load_classifier(
+    model: str | os.PathLike = "default",
+    backend: str = "huggingface",
+    *,
+    labels: Sequence[str] | None = None,
+) -> TextClassifier:
+    """Load a text classifier on one backend, offline.
+
+    `model` is "default" (the embedded MiniLM sentiment model), a local folder
+    in the canonical format or in a backend's own format (written by `convert`),
+    or a Hugging Face id already in the local cache. `labels` different from the
+    saved ones start a fresh, untrained head (see `fit`).
+
+    >>> clf = load_classifier("default", backend="tfhub")   # doctest: +SKIP
+    >>> clf.predict(["This is a great movie!"])[0].label    # doctest: +SKIP
+    'POSITIVE'
+    """
+    name = registry.canonical_name(backend)
+    where = registry.placement(name)  # fails early, before any file work, if it can run nowhere
+    path = resolve(model).absolute()
+    spec = model_spec(path, labels)
+    adapter, where = _adapter(name)
+    tokenizer, net = adapter.load(path, spec)
+    source = path if (path / "config.json").is_file() else None
+    return TextClassifier(tokenizer, net, spec["labels"], name, source, spec, where.mode)
+
+
+def convert(model: str | os.PathLike, to: str, out: str | os.PathLike) -> Path:
+    """Write `model` (a name or a canonical folder) in backend `to`'s native format
+    at `out`, atomically. Returns `out`.
+
+    >>> convert("default", to="tfhub", out="minilm-tfhub/")  # doctest: +SKIP
+    """
+    name = registry.canonical_name(to)
+    path = resolve(model).absolute()
+    model_spec(path)  # validate before the framework sees it
+    adapter, _ = _adapter(name)
+    out = Path(out).absolute()
+    adapter.convert(path, out)
+    return out

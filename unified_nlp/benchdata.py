@@ -1,0 +1,75 @@
+"""SST-2 (GLUE) files and the `sentence<TAB>label` TSV format used by the CLI.
+
+SST-2 dev (872 sentences) ships inside the package; SST-2 train (67,349 rows)
+lives in the repository at benchmarks/data/sst2/train.tsv.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import InvalidInputError, ModelNotFoundError
+
+_ASSETS = Path(__file__).parent / "assets"
+
+
+def sst2_path(split: str) -> Path:
+    """Path of SST-2 'dev' or 'train'; $UNIFIED_NLP_DATA/sst2 wins when set."""
+    if split not in ("dev", "train"):
+        raise ValueError(f"split must be 'dev' or 'train', got {split!r}")
+    candidates = []
+    if os.environ.get("UNIFIED_NLP_DATA"):
+        candidates.append(Path(os.environ["UNIFIED_NLP_DATA"]) / "sst2" / f"{split}.tsv")
+    candidates.append(_ASSETS / "sst2-dev.tsv" if split == "dev" else Path(__file__).parents[1] / "benchmarks" / "data" / "sst2" / "train.tsv")
+    candidates.append(Path.cwd() / "benchmarks" / "data" / "sst2" / f"{split}.tsv")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ModelNotFoundError(f"SST-2 {split} not found (looked in {', '.join(map(str, candidates))}); set UNIFIED_NLP_DATA")
+
+
+def read_tsv(path: str | os.PathLike, label_names: list[str] | None = None) -> tuple[list[str], list]:
+    """Read `sentence<TAB>label` rows (one header line). Labels are returned as ints
+    when they are all integers, else as strings. Errors name the line.
+
+    >>> texts, labels = read_tsv(sst2_path("dev"))
+    >>> len(texts), sorted(set(labels))
+    (872, [0, 1])
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InvalidInputError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InvalidInputError(f"{path}:{line}: not valid UTF-8 (byte {raw[e.start]:#x})") from None
+    if not lines:
+        raise InvalidInputError(f"{path}: empty file")
+    texts, labels = [], []
+    start = 1 if lines[0].strip().lower().startswith("sentence\t") else 0
+    for number, line in enumerate(lines[start:], start=start + 1):
+        if not line.strip():
+            continue
+        text, sep, label = line.rpartition("\t")
+        if not sep:
+            raise InvalidInputError(f"{path}:{number}: expected 'sentence<TAB>label'")
+        texts.append(text)
+        labels.append(label.strip())
+    if all(x.lstrip("-").isdigit() for x in labels):
+        labels = [int(x) for x in labels]
+    return texts, labels
+
+
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """One text per line (UTF-8; invalid bytes are an error naming the line)."""
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InvalidInputError(f"{path}:{line}: not valid UTF-8 (byte {raw[e.start]:#x})") from None

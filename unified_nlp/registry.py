@@ -1,0 +1,290 @@
+"""Backend registry: names and aliases, discovery through entry points, and where
+each backend runs (in this process, or in a worker process of another environment).
+
+Nothing here imports a framework: availability is read with importlib.util.find_spec
+and package metadata, because importing a framework that is not needed can crash
+the caller (paddle after tensorflow is a segmentation fault).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BackendNotInstalledError, UnifiedNLPError, UnknownBackendError
+
+ENTRY_POINT_GROUP = "unified_nlp.backends"
+
+
+@dataclass(frozen=True)
+class KnownBackend:
+    name: str
+    aliases: tuple[str, ...]
+    distribution: str  # the adapter's distribution
+    frameworks: tuple[str, ...]  # distributions whose versions we report
+    modules: tuple[str, ...]  # modules that must be importable
+    install: str  # the command that installs the adapter, from a checkout
+    crashes_after: tuple[str, ...] = ()  # modules after which importing this backend crashes
+
+
+KNOWN_BACKENDS: dict[str, KnownBackend] = {
+    b.name: b
+    for b in (
+        KnownBackend(
+            "huggingface",
+            ("hf", "torch", "pytorch", "transformers"),
+            "unified-nlp-huggingface",
+            ("torch", "transformers"),
+            ("torch", "transformers", "unified_nlp_huggingface"),
+            "pip install torch==2.13.0 -e backends/huggingface",
+        ),
+        KnownBackend(
+            "tfhub",
+            ("tf", "tensorflow", "tensorflow_hub"),
+            "unified-nlp-tfhub",
+            ("tensorflow", "tensorflow-hub", "tensorflow-text"),
+            ("tensorflow", "tensorflow_hub", "tensorflow_text", "unified_nlp_tfhub"),
+            "pip install -e backends/tfhub",
+        ),
+        KnownBackend(
+            "paddlenlp",
+            ("paddle", "paddlepaddle"),
+            "unified-nlp-paddlenlp",
+            ("paddlepaddle", "paddlenlp"),
+            ("paddle", "paddlenlp", "unified_nlp_paddlenlp"),
+            "pip install -e backends/paddlenlp  (in its own environment: see README, 'PaddleNLP worker')",
+            crashes_after=("tensorflow",),
+        ),
+    )
+}
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def backend_names() -> list[str]:
+    """Every backend this process knows of: the three built in, plus third-party entry points."""
+    return list(KNOWN_BACKENDS) + sorted(set(_entry_points()) - set(KNOWN_BACKENDS))
+
+
+def canonical_name(name: str) -> str:
+    """The backend's canonical name for a name or alias.
+
+    >>> canonical_name("torch")
+    'huggingface'
+    """
+    if not isinstance(name, str):
+        raise UnknownBackendError(f"backend must be a string, got {type(name).__name__}")
+    key = name.strip().lower().replace("-", "_")
+    for known in KNOWN_BACKENDS.values():
+        if key == known.name or key in known.aliases:
+            return known.name
+    if key in _entry_points():
+        return key
+    aliases = ", ".join(f"{b.name} ({'/'.join(b.aliases)})" for b in KNOWN_BACKENDS.values())
+    extra = sorted(set(_entry_points()) - set(KNOWN_BACKENDS))
+    raise UnknownBackendError(
+        f"unknown backend {name!r}; known backends: {aliases}" + (f", {', '.join(extra)}" if extra else "")
+    )
+
+
+def installed_here(name: str) -> bool:
+    """True when the adapter and its framework can be imported in this process."""
+    known = KNOWN_BACKENDS.get(name)
+    if known is None:
+        return name in _entry_points()
+    return name in _entry_points() and all(importlib.util.find_spec(m) is not None for m in known.modules)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def framework_versions(name: str) -> dict[str, str]:
+    known = KNOWN_BACKENDS.get(name)
+    dists = known.frameworks if known else ()
+    return {d: v for d in dists if (v := _version(d)) is not None}
+
+
+# --- worker environments ----------------------------------------------------
+
+
+def config_paths() -> list[Path]:
+    """Where worker environments are registered, first match wins per backend:
+    $UNIFIED_NLP_CONFIG, <this environment's prefix>/unified_nlp.json,
+    ~/.config/unified_nlp/config.json."""
+    paths = []
+    if os.environ.get("UNIFIED_NLP_CONFIG"):
+        paths.append(Path(os.environ["UNIFIED_NLP_CONFIG"]))
+    paths.append(Path(sys.prefix) / "unified_nlp.json")
+    paths.append(Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "unified_nlp" / "config.json")
+    return paths
+
+
+def worker_python(name: str) -> str | None:
+    """The interpreter of the environment registered for `name`, if any.
+
+    $UNIFIED_NLP_<NAME>_PYTHON wins over the config files, whose form is
+    ``{"workers": {"paddlenlp": "/abs/path/to/.venv-paddle/bin/python"}}``.
+    """
+    env = os.environ.get(f"UNIFIED_NLP_{name.upper()}_PYTHON")
+    if env:
+        return env
+    for path in config_paths():
+        try:
+            workers = json.loads(path.read_text(encoding="utf-8")).get("workers", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(workers, dict) and isinstance(workers.get(name), str):
+            return workers[name]
+    return None
+
+
+def register_worker(name: str, python: str, config: Path | None = None) -> Path:
+    """Record `python` as the environment that runs backend `name` in a worker.
+
+    >>> register_worker("paddlenlp", ".venv-paddle/bin/python")  # doctest: +SKIP
+    """
+    name = canonical_name(name)
+    config = config or Path(sys.prefix) / "unified_nlp.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    data.setdefault("workers", {})[name] = str(Path(python).absolute())
+    config.parent.mkdir(parents=True, exist_ok=True)
+    tmp = config.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, config)
+    return config
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a backend runs: `in-process`, or `worker` with the interpreter to start."""
+
+    mode: str
+    python: str | None = None
+    reason: str = ""
+
+
+def placement(name: str) -> Placement:
+    """Decide where backend `name` runs, without importing anything.
+
+    Raises BackendNotInstalledError with the install command when it can run nowhere.
+    """
+    name = canonical_name(name)
+    known = KNOWN_BACKENDS.get(name)
+    if os.environ.get("UNIFIED_NLP_IN_WORKER") != "1":
+        forced = os.environ.get(f"UNIFIED_NLP_{name.upper()}_WORKER") == "1"
+        if installed_here(name):
+            loaded = [m for m in (known.crashes_after if known else ()) if m in sys.modules]
+            if loaded:
+                return Placement("worker", worker_python(name) or sys.executable,
+                                 f"importing it after {', '.join(loaded)} crashes the process")
+            if not forced:
+                return Placement("in-process")
+            return Placement("worker", worker_python(name) or sys.executable, "forced by environment")
+        python = worker_python(name)
+        if python:
+            return Placement("worker", python, "not installed in this environment")
+    elif installed_here(name):
+        return Placement("in-process")
+    raise BackendNotInstalledError(missing_message(name))
+
+
+def missing_message(name: str) -> str:
+    known = KNOWN_BACKENDS.get(name)
+    missing = [m for m in (known.modules if known else ()) if importlib.util.find_spec(m) is None]
+    text = f"backend {name!r} is not installed in this environment ({sys.executable})"
+    if missing:
+        text += f": missing module(s) {', '.join(missing)}"
+    if known:
+        text += f".\nInstall it with: {known.install}"
+        text += (
+            f"\nor run it from another environment through a worker: "
+            f"unified-nlp worker register {name} /path/to/env/bin/python"
+            f"  (or set UNIFIED_NLP_{name.upper()}_PYTHON)"
+        )
+    return text
+
+
+def load_adapter(name: str):
+    """Import and instantiate the in-process adapter registered for `name`."""
+    eps = _entry_points()
+    if name not in eps:
+        raise BackendNotInstalledError(missing_message(name))
+    try:
+        factory = eps[name].load()
+    except ImportError as e:
+        raise BackendNotInstalledError(f"{missing_message(name)}\n(import failed: {e})") from e
+    adapter = factory()
+    if getattr(adapter, "name", None) != name:
+        raise UnifiedNLPError(f"entry point {name!r} returned an adapter named {getattr(adapter, 'name', None)!r}")
+    return adapter
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    name: str
+    aliases: tuple[str, ...]
+    installed: bool
+    versions: dict
+    runs: str  # "in-process", "worker", or "unavailable"
+    environment: str  # the interpreter that runs it, or the install hint
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "aliases": list(self.aliases)}
+
+
+def _remote_versions(python: str, name: str) -> dict[str, str]:
+    import subprocess
+
+    known = KNOWN_BACKENDS.get(name)
+    dists = list(known.frameworks) if known else []
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "out = {}\n"
+        f"for d in {dists!r}:\n"
+        "    try: out[d] = m.version(d)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print(json.dumps(out))"
+    )
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=30)
+        return json.loads(done.stdout) if done.returncode == 0 else {}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return {}
+
+
+def list_backends() -> list[BackendStatus]:
+    """Every known backend, installed or not, its framework versions and where it runs.
+
+    >>> [b.name for b in list_backends()][:3]
+    ['huggingface', 'tfhub', 'paddlenlp']
+    """
+    out = []
+    for name in backend_names():
+        known = KNOWN_BACKENDS.get(name)
+        aliases = known.aliases if known else ()
+        try:
+            where = placement(name)
+        except BackendNotInstalledError:
+            out.append(BackendStatus(name, aliases, False, {}, "unavailable", known.install if known else ""))
+            continue
+        if where.mode == "in-process":
+            out.append(BackendStatus(name, aliases, True, framework_versions(name), "in-process", sys.executable))
+        else:
+            versions = _remote_versions(where.python, name)
+            out.append(BackendStatus(name, aliases, bool(versions), versions, "worker", shlex.quote(where.python)))
+    return out
