@@ -246,3 +246,19 @@ def copy_canonical(source: Path, out: Path) -> None:
         for name in ("config.json", ENCODER_FILE, HEAD_FILE, SPEC_FILE, *TOKENIZER_FILES):
             if (source / name).is_file():
                 shutil.copy2(source / name, tmp / name)
+
+
+def converted_dir(source: Path, backend: str) -> Path:
+    """Cache folder for `backend`'s native form of the canonical folder `source`.
+
+    The key covers the source's path and its files' sizes and modification
+    times, so a changed model is converted again. Adapters that load a canonical
+    folder convert into this folder once (atomically) and reuse it.
+    """
+    h = hashlib.sha256(str(source.resolve()).encode())
+    for name in sorted(("config.json", ENCODER_FILE, HEAD_FILE, SPEC_FILE, *TOKENIZER_FILES)):
+        p = source / name
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return store_dir() / "converted" / backend / h.hexdigest()[:16]
