@@ -18,7 +18,7 @@ import numpy as np
 from . import postprocess
 from .inputs import check_texts, clean_text
 from .models import ENCODER_FILE, HEAD_FILE, SPEC_FILE, TOKENIZER_FILES
-from .protocols import Encoding, Model, ModelOutput, Prediction, Tokenizer
+from .protocols import Encoding, Model, ModelOutput, Tokenizer
 from .weights import atomic_dir, save_file
 
 TOKENIZE_CHUNK = 2048  # texts tokenized at once; bounds memory on huge inputs

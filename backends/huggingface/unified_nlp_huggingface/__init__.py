@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import transformers
 from tokenizers import Tokenizer as RustTokenizer
+from transformers.utils import logging as hf_logging
 
 from unified_nlp.errors import InvalidInputError, InvalidModelError
 from unified_nlp.models import load_head
@@ -89,12 +90,17 @@ class HFModel:
     """BertModel -> mean pooling over the attention mask -> linear head."""
 
     def __init__(self, path: Path, spec: Mapping[str, Any]) -> None:
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a per-load bar is noise in a library; restored below
         try:
             self.encoder = transformers.AutoModel.from_pretrained(
                 str(path), local_files_only=True, use_safetensors=True
             )
         except (OSError, ValueError, RuntimeError) as e:
             raise InvalidModelError(f"{path}: transformers could not load the encoder: {e}") from e
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         hidden = self.encoder.config.hidden_size
         head = load_head(path, dict(spec), hidden)
         self.head = torch.nn.Linear(hidden, head["weight"].shape[0])

@@ -21,7 +21,6 @@ from tqdm.auto import tqdm
 
 from unified_nlp.benchdata import read_tsv, sst2_path
 from unified_nlp.models import DEFAULT_HEAD, DEFAULT_SPEC, minilm_dir
-from unified_nlp.protocols import Encoding
 from unified_nlp.weights import save_file
 
 from . import HFModel, HFTokenizer

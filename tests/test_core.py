@@ -1,0 +1,227 @@
+"""The core on its own: a fake tokenizer and model stand in for a framework here
+(and only here) to test batching, post-processing, errors and the registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import unified_nlp as un
+from unified_nlp import registry
+from unified_nlp.classifier import TextClassifier
+from unified_nlp.metrics import classification_report, label_ids
+from unified_nlp.postprocess import softmax, top_k
+from unified_nlp.protocols import Encoding, ModelOutput
+from unified_nlp.training import learning_rate_at
+
+
+class FakeTokenizer:
+    """One id per character (code point mod 1000), [CLS]=1 ... [SEP]=2."""
+
+    max_length = 16
+    vocab_size = 1000
+
+    def __call__(self, texts, *, max_length=None, padding="longest", truncation=True):
+        limit = max_length or self.max_length
+        rows = [[1] + [3 + ord(c) % 997 for c in t][: limit - 2] + [2] for t in texts]
+        truncated = np.array([len(t) + 2 > limit for t in texts])
+        width = max((len(r) for r in rows), default=0)
+        ids = np.zeros((len(rows), width), np.int64)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+        return Encoding(ids, (ids > 0).astype(np.int64), None, truncated)
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(i - 3) for i in ids if i > 2)
+
+
+class FakeModel:
+    """Logits depend on each row's own tokens only, so batching must not matter."""
+
+    num_labels = 3
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, enc, *, output_hidden_states=False):
+        self.calls.append(enc.input_ids.shape)
+        s = (enc.input_ids * enc.attention_mask).sum(1).astype(np.float64)
+        n = enc.lengths.astype(np.float64)
+        return ModelOutput(np.stack([s / 100.0, n, -s / 50.0], axis=1).astype(np.float32))
+
+    def state_dict(self):
+        return {}
+
+
+@pytest.fixture
+def fake():
+    return TextClassifier(FakeTokenizer(), FakeModel(), ["A", "B", "C"], "fake")
+
+
+def test_predictions_do_not_depend_on_batching(fake):
+    texts = ["a", "a much longer text here", "mid text", "", "zz", "another one"]
+    full = fake.predict_proba(texts, batch_size=64)
+    for bs in (1, 2, 5):
+        np.testing.assert_array_equal(fake.predict_proba(texts, batch_size=bs), full)
+    single = np.concatenate([fake.predict_proba([t]) for t in texts])
+    np.testing.assert_array_equal(single, full)
+
+
+def test_batches_are_trimmed_to_their_longest_text(fake):
+    fake.predict(["a", "bb", "a much longer text"], batch_size=1)
+    assert sorted(shape[1] for shape in fake.model.calls) == [3, 4, 16]
+
+
+def test_probabilities_sum_to_one_and_labels_follow_argmax(fake):
+    texts = ["abc", "xyz", ""]
+    probs = fake.predict_proba(texts)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
+    preds = fake.predict(texts)
+    assert [p.label for p in preds] == [fake.labels[i] for i in probs.argmax(1)]
+    assert all(isinstance(p, un.Prediction) for p in preds)
+
+
+def test_top_k_is_sorted_and_complete(fake):
+    rows = fake.predict(["hello"], top_k=3)[0]
+    assert [p.score for p in rows] == sorted((p.score for p in rows), reverse=True)
+    assert {p.label for p in rows} == {"A", "B", "C"}
+
+
+def test_truncation_is_reported(fake):
+    preds = fake.predict(["short", "x" * 100])
+    assert [p.truncated for p in preds] == [False, True]
+
+
+def test_empty_list_gives_empty_results(fake):
+    assert fake.predict([]) == []
+    assert fake.predict_proba([]).shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    "bad, kind, fragment",
+    [
+        ("a single string", TypeError, "single str"),
+        (["ok", None], TypeError, "index 1"),
+        (["ok", "fine", 3], TypeError, "index 2"),
+        ([b"bytes"], TypeError, "decode"),
+        (["ok", "bad \ud800 surrogate"], ValueError, "index 1"),
+        (None, TypeError, "NoneType"),
+    ],
+)
+def test_bad_input_names_the_item(fake, bad, kind, fragment):
+    with pytest.raises(un.InvalidInputError) as info:
+        fake.predict(bad)
+    assert isinstance(info.value, kind)
+    assert fragment in str(info.value)
+
+
+def test_control_characters_are_dropped_like_bert_does(fake):
+    np.testing.assert_array_equal(fake.predict_proba(["a\x00b\x07c"]), fake.predict_proba(["abc"]))
+
+
+def test_softmax_is_stable_for_huge_logits():
+    p = softmax(np.array([[1e4, 0.0], [-1e4, 1e4]]))
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p, [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_identical_logits_give_identical_predictions():
+    logits = np.array([[0.1, 2.0], [3.0, -1.0]])
+    assert top_k(softmax(logits), ["N", "P"], 1) == top_k(softmax(logits.copy()), ["N", "P"], 1)
+
+
+def test_encoding_reads_like_batch_encoding():
+    enc = FakeTokenizer()(["ab", "a"])
+    assert enc["input_ids"] is enc.input_ids
+    assert set(enc) == {"input_ids", "attention_mask", "token_type_ids"}
+    assert enc.input_ids.dtype == np.int64 and enc.lengths.tolist() == [4, 3]
+    assert enc.select([1]).input_ids.shape == (1, 3)
+
+
+def test_metrics_by_hand():
+    y_true = np.array([0, 0, 1, 1, 1])
+    y_pred = np.array([0, 1, 1, 1, 0])
+    report = classification_report(y_true, y_pred, ["N", "P"])
+    assert report["accuracy"] == pytest.approx(3 / 5)
+    assert report["confusion_matrix"].tolist() == [[1, 1], [1, 2]]
+    # P: precision 2/3, recall 2/3; N: precision 1/2, recall 1/2
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+
+
+def test_label_ids_accepts_names_and_indices_and_rejects_the_rest():
+    assert label_ids(["P", 0, np.int64(1)], ["N", "P"]).tolist() == [1, 0, 1]
+    for bad in (["X"], [2], [-1], [True]):
+        with pytest.raises(un.InvalidInputError):
+            label_ids(bad, ["N", "P"])
+
+
+def test_learning_rate_schedule_warms_up_then_decays():
+    lrs = [learning_rate_at(s, 10, 1.0, 2) for s in range(10)]
+    assert lrs[:2] == [0.5, 1.0] and lrs[-1] == 0.0
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:]))
+
+
+# --- registry and errors ---------------------------------------------------
+
+
+@pytest.mark.parametrize("alias, name", [("hf", "huggingface"), ("PyTorch", "huggingface"), ("tf", "tfhub"),
+                                         ("tensorflow", "tfhub"), ("paddle", "paddlenlp")])
+def test_aliases(alias, name):
+    assert registry.canonical_name(alias) == name
+
+
+def test_unknown_backend_lists_the_known_ones():
+    with pytest.raises(un.UnknownBackendError) as info:
+        un.load_classifier("default", backend="jax-but-misspelt")
+    text = str(info.value)
+    assert all(name in text for name in ("huggingface", "tfhub", "paddlenlp"))
+
+
+def test_missing_backend_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(registry, "installed_here", lambda name: False)
+    monkeypatch.setattr(registry, "worker_python", lambda name: None)
+    with pytest.raises(un.BackendNotInstalledError) as info:
+        un.load_classifier("default", backend="tfhub")
+    assert "pip install" in str(info.value) and "backends/tfhub" in str(info.value)
+    assert isinstance(info.value, ImportError)
+
+
+def test_unknown_model_lists_known_names(tmp_path):
+    with pytest.raises(un.ModelNotFoundError) as info:
+        un.load_classifier(str(tmp_path / "nowhere"), backend="huggingface")
+    assert "default" in str(info.value)
+
+
+def test_hub_id_not_cached_explains_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(un.ModelNotFoundError) as info:
+        un.load_classifier("someorg/somemodel", backend="huggingface")
+    assert "never downloads" in str(info.value) and "--local-dir" in str(info.value)
+
+
+def test_worker_registration_round_trip(tmp_path, monkeypatch):
+    config = tmp_path / "cfg.json"
+    monkeypatch.setenv("UNIFIED_NLP_CONFIG", str(config))
+    monkeypatch.delenv("UNIFIED_NLP_PADDLENLP_PYTHON", raising=False)
+    registry.register_worker("paddle", "/opt/envs/paddle/bin/python", config)
+    assert json.loads(config.read_text())["workers"]["paddlenlp"] == "/opt/envs/paddle/bin/python"
+    assert registry.worker_python("paddlenlp") == "/opt/envs/paddle/bin/python"
+    monkeypatch.setenv("UNIFIED_NLP_PADDLENLP_PYTHON", "/elsewhere/python")
+    assert registry.worker_python("paddlenlp") == "/elsewhere/python"
+
+
+def test_import_hygiene_no_framework_on_import_or_listing():
+    code = (
+        "import sys, unified_nlp as un\n"
+        "rows = un.list_backends()\n"
+        "assert {r.name for r in rows} >= {'huggingface', 'tfhub', 'paddlenlp'}, rows\n"
+        "heavy = [m for m in ('torch', 'tensorflow', 'paddle', 'transformers', 'paddlenlp') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,19 @@
+"""Command-line options of `unified-nlp bench` (also used by benchmarks/run.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backends", default="huggingface,tfhub,paddlenlp", help="comma-separated backend names")
+    p.add_argument("--model", default="default")
+    p.add_argument("--batch-sizes", default="1,8,32,128", help="comma-separated batch sizes for throughput")
+    p.add_argument("--max-length", type=int, default=None, help="truncate texts to this many tokens")
+    p.add_argument("--data", default=None, help="TSV (sentence<TAB>label); default SST-2 dev")
+    p.add_argument("--repeat", type=int, default=3, help="timed passes per measurement")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads for every framework")
+    p.add_argument("--out", default="benchmarks/results/latest", help="folder for JSON, CSV, Markdown and PNGs")
+    p.add_argument("--quick", action="store_true", help="a short run (fewer texts and repeats)")
+    p.add_argument("--no-reference", action="store_true", help="skip the raw-framework and pipeline rows")
+    p.add_argument("--no-progress", action="store_true")

@@ -1,0 +1,246 @@
+"""The `unified-nlp` command line.
+
+    unified-nlp backends
+    unified-nlp classify [--backend B] [--model M] [--json] TEXT...   (or one text per line from --file / stdin)
+    unified-nlp convert --to B SRC OUT
+    unified-nlp compare --backends huggingface,tfhub [--texts FILE]
+    unified-nlp fit --backend B --train FILE --validation FILE --out DIR
+    unified-nlp evaluate --backend B --model M --data FILE
+    unified-nlp bench [--backends ...] [--quick]
+    unified-nlp worker register BACKEND PYTHON
+
+Exit status: 0 success, 1 a parity check failed, 2 an error (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import InvalidInputError, UnifiedNLPError
+
+
+def _texts(args: argparse.Namespace) -> list[str]:
+    from .benchdata import read_lines
+
+    if args.file:
+        return [t for t in read_lines(args.file)]
+    if args.texts and args.texts != ["-"]:
+        return list(args.texts)
+    if sys.stdin is None or (sys.stdin.isatty() and args.texts != ["-"]):
+        raise InvalidInputError("no texts: give them as arguments, with --file, or on stdin")
+    raw = sys.stdin.buffer.read()
+    try:
+        return raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InvalidInputError(f"stdin line {line}: not valid UTF-8 (byte {raw[e.start]:#x})") from None
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from .registry import list_backends
+
+    rows = list_backends()
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        return 0
+    print(f"{'backend':<12} {'installed':<9} {'runs':<11} {'versions':<48} environment")
+    for r in rows:
+        versions = ", ".join(f"{k} {v}" for k, v in r.versions.items()) or "-"
+        print(f"{r.name:<12} {'yes' if r.installed else 'no':<9} {r.runs:<11} {versions:<48} {r.environment}")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .api import load_classifier
+
+    texts = _texts(args)
+    start = time.perf_counter()
+    clf = load_classifier(args.model, backend=args.backend)
+    loaded = time.perf_counter()
+    preds = clf.predict(texts, batch_size=args.batch_size)
+    done = time.perf_counter()
+    if args.json:
+        for text, p in zip(texts, preds):
+            print(json.dumps({"text": text, "label": p.label, "score": round(p.score, 6), "truncated": p.truncated},
+                             ensure_ascii=False))
+    else:
+        for text, p in zip(texts, preds):
+            mark = " [truncated]" if p.truncated else ""
+            shown = text if len(text) <= 80 else text[:77] + "..."
+            print(f"{p.label:<10} {p.score:.4f}  {shown}{mark}")
+    rate = len(texts) / (done - loaded) if done > loaded and texts else 0.0
+    print(f"[{clf.backend}, {clf.runs}] load {loaded - start:.2f}s, {len(texts)} texts in "
+          f"{done - loaded:.3f}s ({rate:.0f} texts/s)", file=sys.stderr)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .api import convert
+
+    start = time.perf_counter()
+    out = convert(args.source, to=args.to, out=args.out)
+    print(f"wrote {args.to} model to {out} ({time.perf_counter() - start:.1f}s)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .api import load_classifier
+    from .benchdata import read_lines, read_tsv, sst2_path
+    from .parity import compare
+
+    names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if len(names) != 2:
+        raise InvalidInputError("--backends takes exactly two names, e.g. huggingface,tfhub")
+    if args.texts:
+        texts = read_tsv(args.texts)[0] if args.texts.endswith(".tsv") else read_lines(args.texts)
+    else:
+        texts = read_tsv(sst2_path("dev"))[0]
+    a = load_classifier(args.model, backend=names[0])
+    b = load_classifier(args.model, backend=names[1])
+    report = compare(a, b, texts, tolerance=args.tolerance)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report)
+    return 0 if report.passed else 1
+
+
+def _labelled(path: str, limit: int | None = None) -> tuple[list[str], list]:
+    from .benchdata import read_tsv
+
+    texts, labels = read_tsv(path)
+    return (texts[:limit], labels[:limit]) if limit else (texts, labels)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .api import load_classifier
+
+    texts, labels = _labelled(args.train, args.max_rows)
+    label_names = args.labels.split(",") if args.labels else None
+    clf = load_classifier(args.model, backend=args.backend, labels=label_names)
+    validation = _labelled(args.validation) if args.validation else None
+    history = clf.fit(texts, labels, validation=validation, epochs=args.epochs, batch_size=args.batch_size,
+                      learning_rate=args.learning_rate, freeze_encoder=args.freeze_encoder, seed=args.seed)
+    clf.save(args.out)
+    summary = {k: history[k] for k in ("steps", "seconds", "texts_per_second", "epoch_loss", "val_accuracy")}
+    print(json.dumps({"out": args.out, **summary}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import load_classifier
+
+    texts, labels = _labelled(args.data)
+    clf = load_classifier(args.model, backend=args.backend)
+    report = clf.evaluate(texts, labels)
+    report["confusion_matrix"] = report["confusion_matrix"].tolist()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{clf.backend}: accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} on {report['n']} texts")
+        for name, m in report["per_class"].items():
+            print(f"  {name:<12} precision {m['precision']:.4f} recall {m['recall']:.4f} f1 {m['f1']:.4f} n={m['support']}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .registry import register_worker
+
+    config = register_worker(args.backend, args.python, Path(args.config) if args.config else None)
+    print(f"registered {args.python} for backend {args.backend} in {config}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.runner import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unified-nlp", description="One text-classification API over "
+                                     "Hugging Face (PyTorch), TF Hub (TensorFlow) and PaddleNLP (Paddle).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("backends", help="list backends, versions and where they run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_backends)
+
+    p = sub.add_parser("classify", help="classify texts (arguments, --file, or stdin)")
+    p.add_argument("texts", nargs="*")
+    p.add_argument("--backend", default="huggingface")
+    p.add_argument("--model", default="default")
+    p.add_argument("--file", help="one text per line (UTF-8)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("convert", help="write a model in another backend's native format")
+    p.add_argument("source", help="'default' or a model folder")
+    p.add_argument("out")
+    p.add_argument("--to", required=True)
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("compare", help="numerical parity report between two backends")
+    p.add_argument("--backends", required=True, help="two names, e.g. huggingface,tfhub")
+    p.add_argument("--model", default="default")
+    p.add_argument("--texts", help="a .tsv (sentence<TAB>label) or one text per line; default SST-2 dev")
+    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("fit", help="fine-tune on a TSV (sentence<TAB>label) and save the canonical format")
+    p.add_argument("--backend", default="huggingface")
+    p.add_argument("--model", default="default")
+    p.add_argument("--train", required=True)
+    p.add_argument("--validation")
+    p.add_argument("--out", required=True)
+    p.add_argument("--labels", help="comma-separated label names for a fresh head")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--max-rows", type=int, help="use only the first N training rows")
+    p.add_argument("--freeze-encoder", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("evaluate", help="accuracy, macro F1 and per-class figures on a TSV")
+    p.add_argument("--backend", default="huggingface")
+    p.add_argument("--model", default="default")
+    p.add_argument("--data", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="cross-framework benchmark")
+    from .bench.options import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("worker", help="register the environment that runs a backend in a worker")
+    wsub = p.add_subparsers(dest="worker_command", required=True)
+    r = wsub.add_parser("register")
+    r.add_argument("backend")
+    r.add_argument("python", help="path to that environment's bin/python")
+    r.add_argument("--config", help="config file to write (default: this environment's unified_nlp.json)")
+    r.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UnifiedNLPError as e:
+        print(f"unified-nlp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("unified-nlp: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

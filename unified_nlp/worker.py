@@ -1,0 +1,293 @@
+"""Run a backend in a worker process of another Python environment, with the same API.
+
+Why: PaddleNLP cannot share an environment with transformers 5, and importing
+paddle after tensorflow kills the process. The worker is a child process started
+with the interpreter of the environment that has the backend; it talks over a
+pipe in the format of wire.py (JSON + numpy buffers, no pickle).
+
+Lifecycle: started lazily on first use, shared by every classifier of that
+backend in this process, ended when this process exits (and it kills itself if
+its parent dies). A worker that dies or hangs past the timeout raises
+WorkerError, is reaped, and is started again on the next call.
+
+Timeouts (seconds): $UNIFIED_NLP_WORKER_TIMEOUT per call (default 300),
+$UNIFIED_NLP_WORKER_LOAD_TIMEOUT for start-up and loading (default 900).
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import errors
+from .errors import WorkerError
+from .protocols import Encoding, ModelOutput
+from .wire import PipeClosed, PipeTimeout, read_message, write_message
+
+
+def _timeout(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+class WorkerProcess:
+    """One child process serving one backend; thread-safe (one request at a time)."""
+
+    def __init__(self, backend: str, python: str) -> None:
+        self.backend, self.python = backend, python
+        self.generation = 0
+        self.info: dict[str, Any] = {}
+        self._proc: subprocess.Popen | None = None
+        self._log = None
+        self._last_returncode: int | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def _start(self) -> None:
+        if not Path(self.python).exists():
+            raise WorkerError(
+                f"the environment registered for backend {self.backend!r} has no interpreter at {self.python}; "
+                f"create it (see README, 'Worker environments') or register another with "
+                f"`unified-nlp worker register {self.backend} PATH/TO/bin/python`"
+            )
+        self._log = tempfile.TemporaryFile(prefix=f"unified-nlp-{self.backend}-", suffix=".log")
+        env = {**os.environ, "UNIFIED_NLP_IN_WORKER": "1", "UNIFIED_NLP_PARENT_PID": str(os.getpid())}
+        env.pop("PYTHONPATH", None)  # the other environment must not see this one's packages
+        self._proc = subprocess.Popen(
+            [self.python, "-m", "unified_nlp.worker_main", self.backend],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            close_fds=True,
+        )
+        self.generation += 1
+        try:
+            hello = read_message(self._proc.stdout.fileno(), _timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900))
+        except (PipeClosed, PipeTimeout, ValueError) as e:
+            raise self._failure("start", e) from None
+        if "error" in hello:
+            message = hello["error"].get("message", "")
+            self._stop(kill=True)
+            raise WorkerError(f"the {self.backend} worker ({self.python}) could not start: {message}")
+        self.info = hello
+
+    def _stderr_tail(self, limit: int = 2000) -> str:
+        if self._log is None:
+            return ""
+        try:
+            self._log.seek(0, os.SEEK_END)
+            size = self._log.tell()
+            self._log.seek(max(0, size - limit))
+            return self._log.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+
+    def _failure(self, what: str, cause: Exception) -> WorkerError:
+        hung = isinstance(cause, PipeTimeout)
+        tail = self._stderr_tail()
+        self._stop(kill=True)
+        code = self._last_returncode
+        if hung:
+            text = f"the {self.backend} worker did not answer {what!r} in time and was killed"
+        else:
+            text = f"the {self.backend} worker died during {what!r} (exit code {code})"
+        text += "; it will be restarted on the next call"
+        if tail:
+            text += f"\n--- worker stderr (last lines) ---\n{tail}"
+        return WorkerError(text)
+
+    def _stop(self, kill: bool = False) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if kill or proc.poll() is None:
+                try:
+                    if not kill:
+                        write_message(proc.stdin.fileno(), {"op": "shutdown"})
+                        proc.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired, ValueError):
+                    pass
+                if proc.poll() is None:
+                    proc.kill()
+            try:
+                proc.wait(timeout=10)  # reap: no zombies
+            except subprocess.TimeoutExpired:
+                pass
+            self._last_returncode = proc.returncode
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def request(self, message: dict[str, Any], timeout: float | None = None) -> Any:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                if self._proc is not None:
+                    self._stop(kill=True)
+                self._start()
+            if timeout is None:
+                timeout = _timeout("UNIFIED_NLP_WORKER_TIMEOUT", 300)
+            what = message.get("method") or message["op"]
+            try:
+                write_message(self._proc.stdin.fileno(), message)
+                reply = read_message(self._proc.stdout.fileno(), timeout)
+            except (PipeClosed, PipeTimeout, BrokenPipeError, ValueError) as e:
+                raise self._failure(what, e) from None
+            if "error" in reply:
+                raise _rebuild_error(reply["error"], self.backend)
+            return reply.get("ok")
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+def _rebuild_error(err: dict[str, Any], backend: str) -> Exception:
+    cls = getattr(errors, str(err.get("type")), None)
+    message = str(err.get("message", ""))
+    if isinstance(cls, type) and issubclass(cls, errors.UnifiedNLPError):
+        return cls(message)
+    return WorkerError(f"{err.get('type')} in the {backend} worker: {message}")
+
+
+_WORKERS: dict[tuple[str, str], WorkerProcess] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def get_worker(backend: str, python: str) -> WorkerProcess:
+    with _POOL_LOCK:
+        worker = _WORKERS.get((backend, python))
+        if worker is None:
+            worker = _WORKERS[(backend, python)] = WorkerProcess(backend, python)
+        return worker
+
+
+@atexit.register
+def shutdown_workers() -> None:
+    """Stop every worker this process started (also runs at interpreter exit)."""
+    with _POOL_LOCK:
+        workers = list(_WORKERS.values())
+    for worker in workers:
+        worker.close()
+
+
+class _RemoteHandle:
+    """A tokenizer+model pair living in a worker; reloaded after a worker restart."""
+
+    _ids = itertools.count()
+
+    def __init__(self, worker: WorkerProcess, path: Path, spec: dict[str, Any]) -> None:
+        self.worker, self.path, self.spec = worker, path, spec
+        self.generation = -1
+        self.trained = False
+        self.refs: dict[str, int] = {}
+        self.info: dict[str, Any] = {}
+        self.ensure_loaded()
+
+    def ensure_loaded(self) -> None:
+        if self.generation == self.worker.generation and self.worker.pid is not None:
+            return
+        if self.trained:
+            self.trained = False
+            self.generation = -2
+            raise WorkerError(
+                f"the {self.worker.backend} worker restarted and the weights trained in it were lost; "
+                "load the model again (save() after fit() keeps trained weights)"
+            )
+        reply = self.worker.request(
+            {"op": "load", "path": str(self.path), "spec": self.spec},
+            timeout=_timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900),
+        )
+        self.refs = {"tokenizer": reply["tokenizer"], "model": reply["model"]}
+        self.info = reply
+        self.generation = self.worker.generation
+
+    def call(self, target: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        with self.worker._lock:
+            self.ensure_loaded()
+            return self.worker.request(
+                {"op": "call", "obj": self.refs[target], "method": method, "args": list(args), "kwargs": kwargs}
+            )
+
+
+class RemoteTokenizer:
+    """Tokenizer protocol, served by a worker."""
+
+    def __init__(self, handle: _RemoteHandle) -> None:
+        self._handle = handle
+        self.max_length = int(handle.info["max_length"])
+        self.vocab_size = int(handle.info["vocab_size"])
+
+    def __call__(self, texts, *, max_length=None, padding="longest", truncation=True) -> Encoding:
+        return self._handle.call(
+            "tokenizer", "__call__", list(texts), max_length=max_length, padding=padding, truncation=truncation
+        )
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        return self._handle.call("tokenizer", "decode", np.asarray(ids, dtype=np.int64), skip_special_tokens)
+
+
+class RemoteModel:
+    """Model protocol, served by a worker."""
+
+    def __init__(self, handle: _RemoteHandle) -> None:
+        self._handle = handle
+        self.num_labels = int(handle.info["num_labels"])
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._handle.worker.pid
+
+    def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput:
+        return self._handle.call("model", "__call__", encoding, output_hidden_states=output_hidden_states)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self._handle.call("model", "state_dict")
+
+    def start_training(self, config: dict[str, Any]) -> None:
+        self._handle.call("model", "start_training", config)
+        self._handle.trained = True
+
+    def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
+        return float(self._handle.call("model", "train_step", encoding, np.asarray(label_ids, np.int64), learning_rate))
+
+    def end_training(self) -> None:
+        self._handle.call("model", "end_training")
+
+
+class RemoteAdapter:
+    """BackendAdapter whose work happens in a worker process."""
+
+    def __init__(self, backend: str, python: str) -> None:
+        self.name = backend
+        self.worker = get_worker(backend, python)
+
+    def load(self, path: Path, spec: dict[str, Any]) -> tuple[RemoteTokenizer, RemoteModel]:
+        handle = _RemoteHandle(self.worker, path, dict(spec))
+        return RemoteTokenizer(handle), RemoteModel(handle)
+
+    def convert(self, source: Path, out: Path) -> None:
+        self.worker.request({"op": "convert", "source": str(source), "out": str(out)},
+                            timeout=_timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900))
+
+    def export_canonical(self, source: Path, out: Path) -> None:
+        self.worker.request({"op": "export_canonical", "source": str(source), "out": str(out)},
+                            timeout=_timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900))
+

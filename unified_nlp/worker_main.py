@@ -1,0 +1,107 @@
+"""The worker's side of the pipe: `python -m unified_nlp.worker_main BACKEND`.
+
+Runs in the backend's own environment, with the adapter in-process. Protocol
+frames use private copies of stdin/stdout; anything a framework prints goes to
+stderr, which the parent keeps for error messages.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .wire import PipeClosed, read_message, write_message
+
+_METHODS = {
+    "tokenizer": {"__call__", "decode"},
+    "model": {"__call__", "state_dict", "start_training", "train_step", "end_training"},
+}
+
+
+def _die_with_parent() -> None:
+    try:  # Linux: the kernel kills us when the parent goes, even on SIGKILL
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    expected = os.environ.get("UNIFIED_NLP_PARENT_PID")
+    if expected and os.getppid() != int(expected):
+        sys.exit(0)  # the parent died before prctl took effect
+
+
+def _error(e: BaseException) -> dict[str, Any]:
+    from . import errors
+
+    name = type(e).__name__
+    known = isinstance(e, errors.UnifiedNLPError)
+    message = str(e) if known else f"{e}\n{traceback.format_exc(limit=6)}"
+    return {"error": {"type": name, "message": message}}
+
+
+def serve(backend: str, fd_in: int, fd_out: int) -> None:
+    from . import registry
+
+    try:
+        adapter = registry.load_adapter(backend)
+    except BaseException as e:  # report, then exit: the parent shows it
+        write_message(fd_out, _error(e))
+        return
+    write_message(fd_out, {"ready": True, "pid": os.getpid(), "python": sys.executable,
+                           "versions": registry.framework_versions(backend)})
+    objects: dict[int, tuple[str, Any]] = {}
+    ids = itertools.count(1)
+    while True:
+        try:
+            msg = read_message(fd_in)
+        except PipeClosed:
+            return
+        op = msg.get("op")
+        try:
+            if op == "shutdown":
+                write_message(fd_out, {"ok": None})
+                return
+            if op == "load":
+                tokenizer, model = adapter.load(Path(msg["path"]), msg["spec"])
+                t, m = next(ids), next(ids)
+                objects[t], objects[m] = ("tokenizer", tokenizer), ("model", model)
+                reply = {"tokenizer": t, "model": m, "max_length": tokenizer.max_length,
+                         "vocab_size": tokenizer.vocab_size, "num_labels": model.num_labels}
+            elif op == "call":
+                kind, obj = objects[int(msg["obj"])]
+                method = msg["method"]
+                if method not in _METHODS[kind]:
+                    raise PermissionError(f"method {method!r} is not callable through the worker")
+                target = obj if method == "__call__" else getattr(obj, method)
+                reply = target(*msg.get("args", []), **msg.get("kwargs", {}))
+            elif op == "release":
+                for key in msg.get("ids", []):
+                    objects.pop(int(key), None)
+                reply = None
+            elif op in ("convert", "export_canonical"):
+                getattr(adapter, op)(Path(msg["source"]), Path(msg["out"]))
+                reply = None
+            else:
+                raise ValueError(f"unknown worker op {op!r}")
+            write_message(fd_out, {"ok": reply})
+        except Exception as e:
+            write_message(fd_out, _error(e))
+
+
+def main() -> None:
+    _die_with_parent()
+    os.environ["UNIFIED_NLP_IN_WORKER"] = "1"
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    os.dup2(2, 1)  # frameworks print to stdout; keep the protocol stream clean
+    sys.stdout = sys.stderr
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    serve(sys.argv[1], fd_in, fd_out)
+
+
+if __name__ == "__main__":
+    main()
