@@ -137,9 +137,9 @@ def read_spec(path: Path) -> dict[str, Any]:
         and len(set(labels)) == len(labels)
     ):
         raise InvalidModelError(f"{spec_path}: 'labels' must be a non-empty list of distinct strings")
-    for key in ("encoder_dir", "head_file"):  # file names from metadata never leave the folder
-        if key in spec:
-            safe_join(path, spec[key], spec_path)
+    for key, value in spec.items():  # file names from metadata never leave the folder
+        if key.endswith(("_file", "_dir", "_path")):
+            safe_join(path, value, spec_path)
     return spec
 
 
@@ -174,6 +174,31 @@ def load_config(path: Path) -> dict[str, Any]:
     return config
 
 
+def bert_shapes(config: dict[str, Any]) -> dict[str, list[int]]:
+    """Every tensor of a Hugging Face BertModel and its shape, from config.json."""
+    h, i, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    shapes = {
+        "embeddings.word_embeddings.weight": [v, h],
+        "embeddings.position_embeddings.weight": [int(config.get("max_position_embeddings", 512)), h],
+        "embeddings.token_type_embeddings.weight": [int(config.get("type_vocab_size", 2)), h],
+        "embeddings.LayerNorm.weight": [h],
+        "embeddings.LayerNorm.bias": [h],
+    }
+    for n in range(config["num_hidden_layers"]):
+        layer = f"encoder.layer.{n}."
+        for part in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            shapes[layer + part + ".weight"] = [h, h]
+            shapes[layer + part + ".bias"] = [h]
+        shapes[layer + "intermediate.dense.weight"] = [i, h]
+        shapes[layer + "intermediate.dense.bias"] = [i]
+        shapes[layer + "output.dense.weight"] = [h, i]
+        shapes[layer + "output.dense.bias"] = [h]
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[layer + norm + ".weight"] = [h]
+            shapes[layer + norm + ".bias"] = [h]
+    return shapes
+
+
 def check_canonical(path: Path) -> dict[str, Any]:
     """Validate a canonical folder before any framework sees it; returns config.json.
 
@@ -189,13 +214,20 @@ def check_canonical(path: Path) -> dict[str, Any]:
         raise InvalidModelError(f"{weights}: missing (weights must be safetensors){extra}")
     table = read_header(weights)
     hidden, vocab = config["hidden_size"], config["vocab_size"]
-    emb = next((v for k, v in table.items() if k.endswith("embeddings.word_embeddings.weight")), None)
-    if emb is None:
+    emb_key = next((k for k in table if k.endswith("embeddings.word_embeddings.weight")), None)
+    if emb_key is None:
         raise InvalidModelError(f"{weights}: no embeddings.word_embeddings.weight tensor; not a BERT encoder")
-    if emb["shape"] != [vocab, hidden]:
-        raise InvalidModelError(
-            f"{weights}: word embeddings have shape {emb['shape']}, config.json says [{vocab}, {hidden}]"
-        )
+    prefix = emb_key[: -len("embeddings.word_embeddings.weight")]
+    expected = bert_shapes(config)
+    missing = [name for name in expected if prefix + name not in table]
+    if missing:
+        raise InvalidModelError(f"{weights}: missing {len(missing)} tensor(s), e.g. {', '.join(missing[:3])}")
+    for name, shape in expected.items():
+        if table[prefix + name]["shape"] != shape:
+            raise InvalidModelError(
+                f"{weights}: tensor {prefix + name} has shape {table[prefix + name]['shape']}, "
+                f"config.json implies {shape}"
+            )
     vocab_file = path / "vocab.txt"
     if vocab_file.is_file():
         with open(vocab_file, encoding="utf-8", errors="replace") as f:
