@@ -32,16 +32,14 @@ def sst2_train_small():
         (["a", "b"], [0, 7], "outside"),
     ],
 )
-def test_bad_training_data_fails_before_training(backend, texts, labels, fragment):
-    clf = un.load_classifier("default", backend=backend)
+def test_bad_training_data_fails_before_training(clf, texts, labels, fragment):
     before = clf.logits(["This is a great movie!"])
     with pytest.raises(un.InvalidInputError, match=fragment):
         clf.fit(texts, labels, epochs=1, progress=False)
     np.testing.assert_array_equal(clf.logits(["This is a great movie!"]), before)
 
 
-def test_unknown_fit_option_is_a_clear_error(backend):
-    clf = un.load_classifier("default", backend=backend)
+def test_unknown_fit_option_is_a_clear_error(clf):
     with pytest.raises(TypeError, match="learning_rat"):
         clf.fit(["a", "b"], [0, 1], learning_rat=1e-3)
 

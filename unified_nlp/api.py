@@ -82,15 +82,44 @@ def load_classifier(
 
 
 def convert(model: str | os.PathLike, to: str, out: str | os.PathLike) -> Path:
-    """Write `model` (a name or a canonical folder) in backend `to`'s native format
-    at `out`, atomically. Returns `out`.
+    """Write `model` in backend `to`'s native format at `out`, atomically; returns `out`.
 
-    >>> convert("default", to="tfhub", out="minilm-tfhub/")  # doctest: +SKIP
+    `model` is a name, a canonical folder, or a backend's native folder written by
+    an earlier convert: ``to="huggingface"`` turns a TF Hub or Paddle folder back
+    into the canonical format (for users leaving a stack).
+
+    >>> convert("default", to="tfhub", out="minilm-tfhub/")           # doctest: +SKIP
+    >>> convert("minilm-paddle/", to="huggingface", out="minilm-hf/")  # doctest: +SKIP
     """
+    import tempfile
+
+    from .errors import ConversionError
+
     name = registry.canonical_name(to)
     path = resolve(model).absolute()
-    model_spec(path)  # validate before the framework sees it
-    adapter, _ = _adapter(name)
     out = Path(out).absolute()
+    if out == path or path in out.parents:
+        raise ConversionError(f"the output {out} must not be the source folder or inside it")
+    fmt = read_spec(path).get("format", "huggingface")
+    if fmt == "huggingface":
+        check_canonical(path)  # validate before any framework sees it
+    else:
+        source_backend = registry.canonical_name(fmt)
+        exporter, _ = _adapter(source_backend)
+        if not hasattr(exporter, "export_canonical"):
+            raise ConversionError(f"the {source_backend} backend cannot convert its format back to the canonical one")
+        if name == "huggingface":
+            exporter.export_canonical(path, out)
+            return out
+        with tempfile.TemporaryDirectory(prefix="unified-nlp-convert-") as tmp:
+            canonical = Path(tmp) / "canonical"
+            exporter.export_canonical(path, canonical)
+            return convert(canonical, to=name, out=out)
+    if name == "huggingface":
+        from .models import copy_canonical
+
+        copy_canonical(path, out)
+        return out
+    adapter, _ = _adapter(name)
     adapter.convert(path, out)
     return out

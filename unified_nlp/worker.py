@@ -22,6 +22,7 @@ import os
 import subprocess
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ class WorkerProcess:
         self._proc: subprocess.Popen | None = None
         self._log = None
         self._last_returncode: int | None = None
+        self._pending_release: list[int] = []
         self._lock = threading.RLock()
 
     @property
@@ -100,6 +102,7 @@ class WorkerProcess:
         hung = isinstance(cause, PipeTimeout)
         tail = self._stderr_tail()
         self._stop(kill=True)
+        self._pending_release = []
         code = self._last_returncode
         if hung:
             text = f"the {self.backend} worker did not answer {what!r} in time and was killed"
@@ -136,12 +139,20 @@ class WorkerProcess:
             self._log.close()
             self._log = None
 
+    def release_later(self, generation: int, ids: list[int]) -> None:
+        """Called from finalizers: never talks to the pipe itself (it may run mid-request)."""
+        if generation == self.generation:
+            self._pending_release.extend(ids)
+
     def request(self, message: dict[str, Any], timeout: float | None = None) -> Any:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 if self._proc is not None:
                     self._stop(kill=True)
                 self._start()
+            if self._pending_release:
+                ids, self._pending_release = self._pending_release, []
+                message = {**message, "release": ids}
             if timeout is None:
                 timeout = _timeout("UNIFIED_NLP_WORKER_TIMEOUT", 300)
             what = message.get("method") or message["op"]
@@ -218,6 +229,8 @@ class _RemoteHandle:
         self.refs = {"tokenizer": reply["tokenizer"], "model": reply["model"]}
         self.info = reply
         self.generation = self.worker.generation
+        # when this handle is garbage-collected, the worker drops its objects too
+        weakref.finalize(self, self.worker.release_later, self.generation, list(self.refs.values()))
 
     def call(self, target: str, method: str, *args: Any, **kwargs: Any) -> Any:
         with self.worker._lock:

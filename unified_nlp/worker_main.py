@@ -61,6 +61,8 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
         except PipeClosed:
             return
         op = msg.get("op")
+        for key in msg.get("release", []):  # objects the parent no longer holds
+            objects.pop(int(key), None)
         try:
             if op == "shutdown":
                 write_message(fd_out, {"ok": None})
@@ -78,10 +80,6 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
                     raise PermissionError(f"method {method!r} is not callable through the worker")
                 target = obj if method == "__call__" else getattr(obj, method)
                 reply = target(*msg.get("args", []), **msg.get("kwargs", {}))
-            elif op == "release":
-                for key in msg.get("ids", []):
-                    objects.pop(int(key), None)
-                reply = None
             elif op in ("convert", "export_canonical"):
                 getattr(adapter, op)(Path(msg["source"]), Path(msg["out"]))
                 reply = None
