@@ -1,0 +1,66 @@
+"""Import paddle and PaddleNLP once: never after TensorFlow, and without their import-time noise.
+
+`import paddle` after `import tensorflow` kills the process with a segmentation
+fault (measured with paddlepaddle 3.3.1 and tensorflow 2.21), so this module
+refuses instead; the core runs the backend in a worker process in that case.
+The warnings silenced below are about paddle's C++ extension build tooling and
+setuptools, nothing a library user can act on; errors still propagate.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+from unified_nlp.errors import BackendNotInstalledError
+
+if "tensorflow" in sys.modules and "paddle" not in sys.modules:
+    raise BackendNotInstalledError(
+        "paddle cannot be imported in a process that has already imported tensorflow (it crashes with a "
+        "segmentation fault). Use the paddlenlp backend through unified_nlp.load_classifier, which runs it "
+        "in a worker process, or import paddle before tensorflow."
+    )
+
+_QUIET = (
+    "No ccache found",  # paddle.utils.cpp_extension, at import
+    "Setuptools is replacing distutils",  # paddlenlp's dependencies, at import
+)
+
+with warnings.catch_warnings():
+    for message in _QUIET:
+        warnings.filterwarnings("ignore", message=message)
+    os.environ.setdefault("GLOG_minloglevel", "2")  # paddle's C++ INFO/WARNING lines on stderr
+    import paddle
+    from paddlenlp.transformers import BertConfig, BertModel, BertTokenizer
+    from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
+    from paddlenlp.transformers.model_utils import no_init_weights
+    from paddlenlp.transformers.tokenizer_utils import _is_punctuation as is_punctuation
+    from paddlenlp.transformers.tokenizer_utils import _is_whitespace as is_whitespace
+
+
+def _threads() -> int:
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# Paddle's CPU math library runs single-threaded unless told otherwise (measured: no extra
+# thread during a matmul); torch and TensorFlow use every core. Same default here:
+# OMP_NUM_THREADS when set (the benchmark launcher sets it), else the CPUs this process may use.
+paddle.base.core.set_num_threads(_threads())
+
+__all__ = [
+    "paddle",
+    "BertConfig",
+    "BertModel",
+    "BertTokenizer",
+    "BasicTokenizer",
+    "is_punctuation",
+    "is_whitespace",
+    "no_init_weights",
+]

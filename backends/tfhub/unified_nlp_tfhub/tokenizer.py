@@ -1,0 +1,137 @@
+"""The adapter's Tokenizer: a TF Hub BERT preprocessor SavedModel behind the
+unified_nlp Tokenizer protocol."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from unified_nlp.errors import InvalidInputError, UnifiedNLPError
+from unified_nlp.protocols import Encoding
+
+from ._tf import tf
+from .savedmodel import check_preprocessor, load_saved_model
+
+NUM_SPECIAL = 2  # [CLS] text [SEP]
+_NO_LIMIT = 2**40  # the token limit when truncation=False
+SPECIAL_KEYS = ("padding_id", "start_of_sequence_id", "end_of_segment_id", "mask_id")
+
+
+def _cleanup(token: str) -> str:
+    # transformers' WordPiece decoder tidies each token's spacing this way
+    for dirty, clean in (
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" do not", " don't"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ):
+        token = token.replace(dirty, clean)
+    return token
+
+
+class TFHubTokenizer:
+    """Texts -> Encoding through a preprocessor SavedModel's ``tokenize`` and
+    ``bert_pack_inputs``, padded to the batch's longest text (not to 128 or 512).
+
+    >>> tok = TFHubTokenizer(Path("minilm-tfhub/preprocessor"), 512)   # doctest: +SKIP
+    >>> tok(["hello world"]).input_ids.tolist()                        # doctest: +SKIP
+    [[101, 7592, 2088, 102]]
+    """
+
+    def __init__(self, folder: Path, max_length: int, vocab_file: Path | None = None) -> None:
+        self._pre = load_saved_model(folder, "preprocessor")
+        check_preprocessor(self._pre, folder)
+        self.max_length = int(max_length)
+        if self.max_length < NUM_SPECIAL:
+            raise UnifiedNLPError(f"max_length must be at least {NUM_SPECIAL}, got {self.max_length}")
+        candidates = [folder / "assets" / "vocab.txt"] + ([vocab_file] if vocab_file else [])
+        self._vocab_file = next((p for p in candidates if p.is_file()), None)
+        self._vocab: list[str] | None = None
+        self._lock = threading.Lock()
+        scalar = tf.TensorSpec([], tf.int64)
+        self._encode = tf.function(
+            self._encode_graph, autograph=False, input_signature=[tf.TensorSpec([None], tf.string), scalar, scalar]
+        )
+        special = self._special_tokens()
+        self._special_ids = {int(special[k]) for k in SPECIAL_KEYS if k in special}
+        self.vocab_size = int(special["vocab_size"]) if "vocab_size" in special else len(self._decoding_tables()[0])
+
+    def _special_tokens(self) -> dict[str, int]:
+        get = getattr(self._pre.tokenize, "get_special_tokens_dict", None)
+        if get is None:
+            return {}
+        return {k: int(v.numpy()) for k, v in get().items()}
+
+    def _decoding_tables(self) -> tuple[list[str], set[int]]:
+        """The vocabulary and the ids decode skips, read once from the vocab asset."""
+        with self._lock:
+            if self._vocab is None:
+                if self._vocab_file is None:
+                    raise UnifiedNLPError(
+                        "this preprocessor SavedModel has no assets/vocab.txt, so ids cannot be decoded"
+                    )
+                self._vocab = self._vocab_file.read_text(encoding="utf-8").split("\n")
+                named = {i for i, t in enumerate(self._vocab) if t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")}
+                self._special_ids |= named
+            return self._vocab, self._special_ids
+
+    def __call__(
+        self,
+        texts: Sequence[str],
+        *,
+        max_length: int | None = None,
+        padding: bool | str = "longest",
+        truncation: bool = True,
+    ) -> Encoding:
+        texts = list(texts)
+        limit = min(max_length or self.max_length, self.max_length)
+        if limit < NUM_SPECIAL:
+            raise InvalidInputError(f"max_length must be at least {NUM_SPECIAL}, got {limit}")
+        if not texts:
+            empty = np.zeros((0, 0), dtype=np.int64)
+            return Encoding(empty, empty, empty)
+        ids, mask, types, lengths, needed = self._encode(
+            tf.constant(texts, dtype=tf.string),
+            tf.constant(limit if truncation else _NO_LIMIT, tf.int64),
+            tf.constant(limit if padding == "max_length" else 0, tf.int64),
+        )
+        lengths, needed = lengths.numpy(), needed.numpy()
+        if padding not in (True, "longest", "max_length") and len(set(lengths.tolist())) > 1:
+            raise InvalidInputError("padding=False needs texts of equal token length; use padding='longest'")
+        return Encoding(ids.numpy(), mask.numpy(), types.numpy(), truncated=(needed > limit) if truncation else None)
+
+    def _encode_graph(self, texts, limit, pad_to):
+        """tokenize, then bert_pack_inputs to the longest (truncated) text, in one graph."""
+        tokens = self._pre.tokenize(texts)  # [batch, (words), (wordpieces)]
+        merged = tokens.merge_dims(-2, -1) if tokens.ragged_rank > 1 else tokens
+        needed = merged.row_lengths() + NUM_SPECIAL
+        lengths = tf.minimum(needed, limit)
+        width = tf.maximum(tf.reduce_max(lengths), pad_to)
+        # passed as tokenize returned it: TF Hub's preprocessors trace bert_pack_inputs for that form
+        packed = self._pre.bert_pack_inputs([tokens], tf.cast(width, tf.int32))
+        return packed["input_word_ids"], packed["input_mask"], packed["input_type_ids"], lengths, needed
+
+    def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> str:
+        """Ids back to text, as transformers' BERT tokenizer decodes them."""
+        vocab, special = self._decoding_tables()
+        ids = [int(i) for i in np.asarray(ids).ravel()]
+        skip = special if skip_special_tokens else set()
+        pieces = []
+        for i in ids:
+            if i in skip:
+                continue
+            token = vocab[i] if 0 <= i < len(vocab) else "[UNK]"
+            if pieces:
+                token = token[2:] if token.startswith("##") else " " + token
+            pieces.append(_cleanup(token))
+        return "".join(pieces)

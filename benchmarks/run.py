@@ -1,0 +1,47 @@
+"""Reproduce the cross-framework benchmark table of benchmarks/README.md.
+
+    UNIFIED_NLP_HOME=.store .venv/bin/python benchmarks/run.py
+
+is `unified-nlp bench --out benchmarks/results/latest` (all three backends, batch
+sizes 1,8,32,128, 3 timed passes, 2 threads, SST-2 dev) followed by copying the
+Markdown table into benchmarks/README.md between its `results` markers. Extra
+arguments go to `unified-nlp bench` (e.g. --quick, --backends huggingface);
+--out other than the default leaves the README alone.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from unified_nlp.cli import main as cli_main
+
+HERE = Path(__file__).resolve().parent
+LATEST = HERE / "results" / "latest"
+README = HERE / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def update_readme(table: str) -> bool:
+    """Put `table` between the markers of benchmarks/README.md; False if the markers are missing."""
+    text = README.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        return False
+    README.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table.strip()}\n{END}", text), encoding="utf-8")
+    return True
+
+
+def main(argv: list[str]) -> int:
+    custom_out = any(a == "--out" or a.startswith("--out=") for a in argv)
+    args = ["bench", *argv] if custom_out else ["bench", "--out", str(LATEST), *argv]
+    code = cli_main(args)
+    if code == 0 and not custom_out and "--quick" not in argv and (LATEST / "results.md").is_file():
+        if update_readme((LATEST / "results.md").read_text(encoding="utf-8")):
+            print(f"updated the table in {README}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,504 @@
+"""The PaddleNLP adapter in-process, run inside the Paddle environment:
+
+    UNIFIED_NLP_TEST_MODEL=/path/to/canonical/folder .venv-paddle/bin/python -m pytest tests/test_paddlenlp_inprocess.py
+
+The Hugging Face reference (token ids, logits, hidden states, decoded text,
+training losses) cannot be computed here (transformers 5 does not install next
+to PaddleNLP), so it comes from backends/paddlenlp/reference/, written in the
+main environment by make_reference.py with the reference adapter.
+
+Skips when paddle/PaddleNLP are not importable (the main environment collects
+this module too), unless $UNIFIED_NLP_REQUIRE_BACKENDS lists "paddlenlp-inprocess".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import REPO, REQUIRED
+
+NEEDED = "paddlenlp-inprocess" in REQUIRED or "paddlenlp-inprocess" in os.environ.get(
+    "UNIFIED_NLP_REQUIRE_BACKENDS", ""
+)
+
+
+def _unavailable(reason: str) -> None:
+    if NEEDED:
+        pytest.fail(f"paddlenlp-inprocess is required here: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+_missing = [m for m in ("paddle", "paddlenlp", "unified_nlp_paddlenlp") if importlib.util.find_spec(m) is None]
+if _missing:
+    _unavailable(f"not importable here: {', '.join(_missing)} (run in the Paddle environment, .venv-paddle)")
+if "tensorflow" in sys.modules and "paddle" not in sys.modules:
+    _unavailable("tensorflow is already imported in this process, and importing paddle now would crash it")
+pytest.importorskip("paddlenlp")  # through a real import: a broken install skips (or fails when required) here
+
+from unified_nlp_paddlenlp import PaddleNLPBackend  # noqa: E402
+
+import unified_nlp as un  # noqa: E402
+from unified_nlp.errors import ConversionError, InvalidModelError  # noqa: E402
+from unified_nlp.protocols import Model, Tokenizer  # noqa: E402
+from unified_nlp.weights import load_file, save_file  # noqa: E402
+
+REFERENCE = REPO / "backends" / "paddlenlp" / "reference" / "hf_minilm_reference.safetensors"
+CLEAR = [
+    ("This is a great movie!", "POSITIVE"),
+    ("A wonderful, moving and beautifully acted film.", "POSITIVE"),
+    ("Terrible. A waste of two hours.", "NEGATIVE"),
+    ("The plot is dull and the acting is awful.", "NEGATIVE"),
+]
+
+
+# --- fixtures ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def canonical() -> Path:
+    value = os.environ.get("UNIFIED_NLP_TEST_MODEL")
+    if not value:
+        message = (
+            "set UNIFIED_NLP_TEST_MODEL to a canonical model folder (the Makefile does); for the default model: "
+            ".venv/bin/python -c 'from unified_nlp.models import default_model_dir; print(default_model_dir())'"
+        )
+        if NEEDED:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    path = Path(value)
+    assert (path / "config.json").is_file(), f"UNIFIED_NLP_TEST_MODEL={value} is not a canonical folder"
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store(tmp_path_factory):
+    """Conversions of this session go to a fresh store, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UNIFIED_NLP_HOME", str(tmp_path_factory.mktemp("store")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def backend() -> PaddleNLPBackend:
+    return PaddleNLPBackend()
+
+
+@pytest.fixture(scope="session")
+def clf(canonical):
+    return un.load_classifier(canonical, backend="paddlenlp")
+
+
+@pytest.fixture(scope="session")
+def paddle_dir(canonical, backend, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("paddle") / "model"
+    backend.convert(canonical, out)
+    return out
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n))["__metadata__"]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def ref(canonical):
+    """The Hugging Face reference; it holds for the model it was made from only."""
+    meta = _metadata(REFERENCE)
+    if _sha256(canonical / "vocab.txt") != meta["vocab_sha256"]:
+        pytest.skip(
+            "the committed reference is for the default model's vocabulary; regenerate it for this model "
+            "with backends/paddlenlp/reference/make_reference.py --model"
+        )
+    tensors = load_file(REFERENCE)
+
+    def unflat(name):
+        ids, off = tensors[f"{name}_ids"], tensors[f"{name}_offsets"]
+        return [ids[off[i] : off[i + 1]].tolist() for i in range(len(off) - 1)]
+
+    def expand(item):
+        return (
+            item
+            if isinstance(item, str)
+            else (item["repeat"] * (item["length"] // len(item["repeat"]) + 1))[: item["length"]]
+        )
+
+    same_weights = (
+        _sha256(canonical / "model.safetensors") == meta["encoder_sha256"]
+        and _sha256(canonical / "head.safetensors") == meta["head_sha256"]
+    )
+    return {
+        **tensors,
+        "meta": meta,
+        "sst2": unflat("sst2"),
+        "awkward": unflat("awkward"),
+        "awkward_cleaned": unflat("awkward_cleaned"),
+        "awkward_texts": [expand(t) for t in json.loads(meta["awkward_texts"])],
+        "same_weights": same_weights,
+    }
+
+
+def _rows(enc) -> list[list[int]]:
+    return [enc.input_ids[i, : enc.lengths[i]].tolist() for i in range(enc.num_texts)]
+
+
+# --- conversion ---------------------------------------------------------------------
+
+
+def test_round_trip_hf_paddle_hf_is_bit_exact(canonical, backend, paddle_dir, tmp_path):
+    back = tmp_path / "back"
+    backend.export_canonical(paddle_dir, back)
+    original, again = load_file(canonical / "model.safetensors"), load_file(back / "model.safetensors")
+    assert sorted(again) == sorted(original)  # the position_ids buffer included
+    for name, array in original.items():
+        assert again[name].dtype == array.dtype and again[name].tobytes() == array.tobytes(), name
+    for name in ("config.json", "head.safetensors", "vocab.txt", "tokenizer.json"):
+        if (canonical / name).is_file():
+            assert (back / name).read_bytes() == (canonical / name).read_bytes(), name
+    assert (
+        json.loads((back / "unified_nlp.json").read_text())["labels"]
+        == json.loads((canonical / "unified_nlp.json").read_text())["labels"]
+    )
+
+
+def test_paddle_folder_holds_paddlenlp_names_and_transposed_linears(canonical, paddle_dir):
+    hf, pd = load_file(canonical / "model.safetensors"), load_file(paddle_dir / "paddlenlp" / "model.safetensors")
+    np.testing.assert_array_equal(
+        pd["encoder.layers.0.self_attn.q_proj.weight"], hf["encoder.layer.0.attention.self.query.weight"].T
+    )
+    np.testing.assert_array_equal(
+        pd["encoder.layers.1.linear1.weight"], hf["encoder.layer.1.intermediate.dense.weight"].T
+    )
+    np.testing.assert_array_equal(pd["encoder.layers.2.norm2.bias"], hf["encoder.layer.2.output.LayerNorm.bias"])
+    np.testing.assert_array_equal(pd["embeddings.layer_norm.weight"], hf["embeddings.LayerNorm.weight"])
+    assert not any(k.startswith("encoder.layer.") for k in pd) and "embeddings.position_ids" not in pd
+    spec = json.loads((paddle_dir / "unified_nlp.json").read_text())
+    assert spec["format"] == "paddlenlp" and spec["encoder_dir"] == "paddlenlp"
+    assert not list(paddle_dir.rglob("*.pdparams"))
+
+
+def test_paddlenlp_itself_loads_the_paddle_folder(canonical, paddle_dir):
+    from paddlenlp.transformers import BertModel, BertTokenizer
+
+    model = BertModel.from_pretrained(str(paddle_dir / "paddlenlp"))  # a local folder: nothing is downloaded
+    ours = load_file(paddle_dir / "paddlenlp" / "model.safetensors")
+    state = model.state_dict()
+    assert set(state) == set(ours)
+    assert all(np.array_equal(state[k].numpy(), ours[k]) for k in ours)
+    assert BertTokenizer.from_pretrained(str(paddle_dir / "paddlenlp")).vocab_size == 30522
+
+
+def test_export_of_a_paddlenlp_save_pretrained_folder(canonical, clf, tmp_path):
+    """Users leaving PaddleNLP: a folder PaddleNLP's own save_pretrained wrote becomes canonical."""
+    native = tmp_path / "native"
+    clf.model.encoder.save_pretrained(str(native), safe_serialization=True)
+    shutil.copy2(canonical / "vocab.txt", native / "vocab.txt")
+    out = tmp_path / "canonical"
+    PaddleNLPBackend().export_canonical(native, out)
+    original, again = load_file(canonical / "model.safetensors"), load_file(out / "model.safetensors")
+    assert sorted(again) == sorted(k for k in original if k != "embeddings.position_ids")
+    assert all(np.array_equal(again[k], original[k]) for k in again)
+    with pytest.raises(InvalidModelError, match="export_canonical"):
+        PaddleNLPBackend().load(
+            native, {"format": "huggingface", "labels": ["a", "b"], "num_labels": 2, "max_length": 512}
+        )
+
+
+def test_convert_refuses_bad_weights_and_leaves_nothing(canonical, backend, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(canonical, bad)
+    tensors = load_file(bad / "model.safetensors")
+    tensors["encoder.layer.0.attention.self.unknown.weight"] = np.zeros(3, np.float32)
+    save_file(tensors, bad / "model.safetensors")
+    with pytest.raises(ConversionError, match="outside the BERT architecture"):
+        backend.convert(bad, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]  # no output, no partial folder
+
+
+def test_a_second_load_reuses_the_conversion(canonical, clf):
+    from unified_nlp.models import converted_dir
+
+    folder = converted_dir(canonical, "paddlenlp")
+    stamp = (folder / "paddlenlp" / "model.safetensors").stat().st_mtime_ns
+    un.load_classifier(canonical, backend="paddlenlp")
+    assert (folder / "paddlenlp" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_loading_the_paddle_folder_directly_and_saving_canonical(canonical, paddle_dir, clf, tmp_path):
+    direct = un.load_classifier(paddle_dir, backend="paddlenlp")
+    texts = [t for t, _ in CLEAR]
+    np.testing.assert_array_equal(direct.logits(texts), clf.logits(texts))
+    saved = direct.save(tmp_path / "saved")
+    assert (saved / "config.json").read_bytes() == (canonical / "config.json").read_bytes()
+    original, again = load_file(canonical / "model.safetensors"), load_file(saved / "model.safetensors")
+    for name in again:
+        assert again[name].tobytes() == original[name].tobytes(), name
+    assert json.loads((saved / "unified_nlp.json").read_text())["format"] == "huggingface"
+
+
+# --- tokenizer ------------------------------------------------------------------------
+
+
+def test_token_ids_equal_huggingface_on_sst2_dev(clf, ref, sst2_dev):
+    rows = _rows(clf.tokenizer(sst2_dev[0]))
+    same = sum(a == b for a, b in zip(rows, ref["sst2"]))
+    assert same == len(ref["sst2"]) == 872
+
+
+def test_token_ids_equal_huggingface_on_awkward_text(clf, ref):
+    texts = ref["awkward_texts"]
+    enc = clf.tokenizer(texts)
+    for text, mine, theirs in zip(texts, _rows(enc), ref["awkward"]):
+        assert mine == theirs, text[:80]
+    np.testing.assert_array_equal(enc.truncated, ref["awkward_truncated"])
+    # two 100,000-character texts are cut to 512 tokens; the third, "xxx...", is one word: one [UNK]
+    assert enc.input_ids.shape[1] == 512 and enc.truncated.tolist()[-3:] == [True, True, False]
+    # through the core's pipeline too, which drops control characters before any tokenizer
+    assert _rows(clf.tokenizer(clf.preprocess(texts))) == ref["awkward_cleaned"]
+
+
+def test_decode_equals_huggingface(clf, ref):
+    enc = clf.tokenizer(ref["awkward_texts"])
+    decoded = [clf.tokenizer.decode(enc.input_ids[i, : enc.lengths[i]]) for i in range(enc.num_texts)]
+    assert decoded == json.loads(ref["meta"]["decoded_awkward"])
+    sst2 = [np.asarray(r) for r in ref["sst2"][:50]]
+    assert [clf.tokenizer.decode(r, skip_special_tokens=False) for r in sst2] == json.loads(
+        ref["meta"]["decoded_sst2_with_special"]
+    )
+
+
+def test_tokenizer_protocol(clf):
+    tok = clf.tokenizer
+    assert isinstance(tok, Tokenizer) and tok.max_length == 512 and tok.vocab_size == 30522
+    enc = tok(["a great movie", "", "x " * 1000], max_length=16)
+    assert enc.input_ids.dtype == np.int64 and enc.input_ids.shape == (3, 16)
+    assert enc.truncated.tolist() == [False, False, True]
+    assert enc.input_ids[1, :2].tolist() == [101, 102] and enc.attention_mask[1].sum() == 2
+    assert tok(["a b"], padding="max_length", max_length=8).input_ids.shape == (1, 8)
+    assert tok(["word " * 600], truncation=False).input_ids.shape == (1, 602)
+
+
+# --- model --------------------------------------------------------------------------
+
+
+def test_clear_sentences(clf):
+    assert [p.label for p in clf.predict([t for t, _ in CLEAR])] == [label for _, label in CLEAR]
+    assert isinstance(clf.model, Model) and clf.model.num_labels == 2
+
+
+def test_hidden_states_match_huggingface(clf, ref):
+    if not ref["same_weights"]:
+        pytest.skip("the reference logits are for the default model's weights")
+    enc = clf.tokenizer(json.loads(ref["meta"]["clear_texts"]))
+    np.testing.assert_array_equal(enc.input_ids, ref["clear_input_ids"])
+    out = clf.model(enc, output_hidden_states=True)
+    assert out.logits.dtype == np.float32 and out.last_hidden_state.shape == ref["clear_last_hidden_state"].shape
+    mask = enc.attention_mask.astype(bool)
+    np.testing.assert_allclose(out.last_hidden_state[mask], ref["clear_last_hidden_state"][mask], atol=2e-5)
+    np.testing.assert_allclose(out.pooled, ref["clear_pooled"], atol=2e-5)
+    np.testing.assert_allclose(out.logits, ref["clear_logits"], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_logits_match_huggingface_on_sst2_dev(clf, ref, sst2_dev):
+    if not ref["same_weights"]:
+        pytest.skip("the reference logits are for the default model's weights")
+    logits = clf.logits(sst2_dev[0])
+    diff = np.abs(logits - ref["sst2_logits"])
+    assert diff.max() <= 1e-4, f"max |diff| {diff.max():.3e}"
+    assert (logits.argmax(1) == ref["sst2_logits"].argmax(1)).all()
+
+
+def test_state_dict_uses_canonical_names(canonical, clf):
+    state = clf.model.state_dict()
+    original = load_file(canonical / "model.safetensors")
+    assert sorted(state) == sorted(
+        [k for k in original if k != "embeddings.position_ids"] + ["head.weight", "head.bias"]
+    )
+    for name in original:
+        if name in state:
+            assert state[name].tobytes() == original[name].tobytes(), name
+
+
+def test_concurrent_predictions_equal_sequential(clf, sst2_dev):
+    texts = sst2_dev[0][:64]
+    expected = clf.logits(texts)
+    results, errors = [None] * 4, []
+
+    def run(i):
+        try:
+            results[i] = clf.logits(texts, batch_size=8 + i)
+        except Exception as e:  # noqa: BLE001  (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for r in results:
+        np.testing.assert_allclose(r, expected, atol=1e-5)
+
+
+def test_empty_batch(clf):
+    assert clf.predict([]) == []
+    assert clf.model(clf.tokenizer([]), output_hidden_states=True).logits.shape == (0, 2)
+
+
+# --- training -----------------------------------------------------------------------
+
+
+def test_training_steps_match_huggingface(canonical, ref, sst2_dev):
+    if not ref["same_weights"]:
+        pytest.skip("the reference losses are for the default model's weights")
+    train = json.loads(ref["meta"]["train"])
+    fresh = un.load_classifier(canonical, backend="paddlenlp")
+    enc = fresh.tokenizer(sst2_dev[0])
+    labels = np.asarray(sst2_dev[1])
+    fresh.model.start_training(train["config"])
+    losses = []
+    for s in range(train["steps"]):
+        rows = np.arange(s * train["batch"], (s + 1) * train["batch"])
+        losses.append(fresh.model.train_step(enc.select(rows), labels[rows], train["learning_rate"]))
+    fresh.model.end_training()
+    np.testing.assert_allclose(losses, ref["train_losses"], rtol=1e-3)
+    state = fresh.model.state_dict()
+    np.testing.assert_allclose(state["head.weight"], ref["train_head_weight"], atol=1e-5)
+    np.testing.assert_allclose(
+        state["encoder.layer.0.attention.self.query.weight"][:4], ref["train_query_weight_rows"], atol=1e-5
+    )
+    original = load_file(canonical / "model.safetensors")
+    assert np.array_equal(
+        state["pooler.dense.weight"], original["pooler.dense.weight"]
+    )  # unused: untouched, as in torch
+
+
+def test_a_short_run_lowers_the_loss(canonical, sst2_dev):
+    texts, labels = sst2_dev[0][:48], sst2_dev[1][:48]
+    fresh = un.load_classifier(canonical, backend="paddlenlp", labels=["neg", "pos"])  # a fresh head
+    history = fresh.fit(
+        texts,
+        labels,
+        epochs=4,
+        batch_size=16,
+        learning_rate=1e-3,
+        freeze_encoder=True,
+        warmup_ratio=0.0,
+        seed=0,
+        progress=False,
+    )
+    assert history["epoch_loss"][-1] < history["epoch_loss"][0]
+    before = load_file(canonical / "model.safetensors")["encoder.layer.0.output.dense.weight"]
+    assert np.array_equal(fresh.model.state_dict()["encoder.layer.0.output.dense.weight"], before)  # frozen
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+def _broken_copy(paddle_dir: Path, tmp_path: Path) -> Path:
+    bad = tmp_path / "bad"
+    shutil.copytree(paddle_dir, bad)
+    return bad
+
+
+def test_pdparams_only_is_refused_without_unpickling(paddle_dir, backend, tmp_path):
+    bad = _broken_copy(paddle_dir, tmp_path)
+    (bad / "paddlenlp" / "model.safetensors").unlink()
+    (bad / "paddlenlp" / "model_state.pdparams").write_bytes(b"\x80\x04not a pickle, never read")
+    with pytest.raises(InvalidModelError, match=r"model\.safetensors: missing.*model_state\.pdparams.*never loaded"):
+        un.load_classifier(bad, backend="paddlenlp")
+
+
+def test_truncated_weights_name_the_file(paddle_dir, tmp_path):
+    bad = _broken_copy(paddle_dir, tmp_path)
+    weights = bad / "paddlenlp" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1_000_000])
+    with pytest.raises(InvalidModelError, match=r"paddlenlp/model\.safetensors.*truncated"):
+        un.load_classifier(bad, backend="paddlenlp")
+
+
+def test_wrong_shape_names_the_tensor(paddle_dir, tmp_path):
+    bad = _broken_copy(paddle_dir, tmp_path)
+    weights = bad / "paddlenlp" / "model.safetensors"
+    tensors = load_file(weights)
+    tensors["encoder.layers.3.linear1.bias"] = tensors["encoder.layers.3.linear1.bias"][:-1]
+    save_file(tensors, weights)
+    with pytest.raises(InvalidModelError, match=r"encoder\.layers\.3\.linear1\.bias.*shape"):
+        un.load_classifier(bad, backend="paddlenlp")
+
+
+def test_missing_paddle_config_names_the_file(paddle_dir, tmp_path):
+    bad = _broken_copy(paddle_dir, tmp_path)
+    (bad / "paddlenlp" / "config.json").unlink()
+    with pytest.raises(InvalidModelError, match=r"paddlenlp/config\.json: missing"):
+        un.load_classifier(bad, backend="paddlenlp")
+
+
+def test_canonical_folder_with_only_a_pickle(canonical, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("config.json", "vocab.txt"):
+        shutil.copy2(canonical / name, bad / name)
+    (bad / "pytorch_model.bin").write_bytes(b"\x80\x04never unpickled")
+    with pytest.raises(InvalidModelError, match="never loaded"):
+        un.load_classifier(bad, backend="paddlenlp", labels=["a", "b"])
+
+
+# --- process hygiene ----------------------------------------------------------------
+
+
+def test_import_is_light_and_use_is_quiet(canonical):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import unified_nlp_paddlenlp
+        assert "paddle" not in sys.modules, "importing the adapter must not import paddle"
+        import unified_nlp as un
+        clf = un.load_classifier({str(canonical)!r}, backend="paddlenlp")
+        assert clf.predict(["This is a great movie!"])[0].label == "POSITIVE"
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == "" and done.stderr == "", (done.stdout + done.stderr)[-2000:]
+
+
+def test_refuses_to_import_paddle_after_tensorflow():
+    script = textwrap.dedent(
+        """
+        import sys, types
+        sys.modules["tensorflow"] = types.ModuleType("tensorflow")  # stands in: the real one would crash us
+        from unified_nlp.errors import BackendNotInstalledError
+        try:
+            import unified_nlp_paddlenlp._framework
+        except BackendNotInstalledError as e:
+            print("refused:", e)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("refused:") and "segmentation fault" in done.stdout
+
+
+def test_entry_point_is_registered():
+    from unified_nlp import registry
+
+    assert isinstance(registry.load_adapter("paddlenlp"), PaddleNLPBackend)
+    assert registry.placement("paddle").mode == "in-process"

@@ -1,0 +1,164 @@
+"""Write a benchmark's results: results.json (everything), results.csv (one row per
+target), results.md (the tables) and the PNG plots (plots.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+LATENCY_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "stdev_ms", "mean_ms")
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _label(run: dict[str, Any]) -> str:
+    names = {"torch-raw": "raw torch call (reference)", "hf-pipeline": "transformers pipeline (reference)"}
+    return names.get(run["name"], run["name"])
+
+
+def _through(run: dict[str, Any], bs: int) -> dict[str, Any] | None:
+    return next((t for t in run.get("throughput", []) if t["batch_size"] == bs), None)
+
+
+def _best(run: dict[str, Any]) -> dict[str, Any] | None:
+    rows = run.get("throughput") or []
+    return max(rows, key=lambda t: t["tokens_per_s"]) if rows else None
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The Markdown report: throughput table, latency/start-up/memory table, targets, errors."""
+    cfg, machine = results["config"], results["machine"]
+    sizes = cfg["batch_sizes"]
+    runs = [r for r in results["runs"] if r.get("kind") != "ceiling"]
+    lines = [
+        f"Benchmark of {cfg['model']} on {cfg['n_texts']} texts of {cfg['data']}, {cfg['threads']} threads, "
+        f"{cfg['repeat']} timed passes per figure, {results['created']}.",
+        f"Machine: {machine.get('cpu_model')}, {machine.get('logical_cores')} logical cores; "
+        f"load average at the end {machine.get('load_average_end')}.",
+        "",
+    ]
+    ceiling = next((r for r in results["runs"] if r.get("kind") == "ceiling"), None)
+    if ceiling and ceiling.get("status") == "ok":
+        c = ceiling["ceiling"]
+        ok_run = next((r for r in runs if r.get("ceiling_tokens_per_s")), None)
+        extra = ""
+        if ok_run:
+            extra = (f"; at {ok_run['flops_per_token'] / 1e6:.2f} MFLOP per token that is "
+                     f"{ok_run['ceiling_tokens_per_s']:,.0f} tokens/s ({ok_run['ceiling_texts_per_s']:,.0f} texts/s)")
+        lines += [f"Ceiling: float32 {c['size']}x{c['size']} matmul, numpy {c['numpy_gflops']:.0f} GFLOP/s, "
+                  f"torch {_fmt(c.get('torch_gflops'), 0)} GFLOP/s{extra}.", ""]
+
+    head = ["target", "status", *[f"b{b} texts/s" for b in sizes], "best tokens/s", "% of ceiling", "accuracy",
+            "CPU share"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        ok = r.get("status") == "ok"
+        best = _best(r) if ok else None
+        cells = [_label(r), r.get("status", "?")]
+        cells += [_fmt((_through(r, b) or {}).get("texts_per_s")) for b in sizes]
+        cells += [_fmt(best["tokens_per_s"], 0) if best else "-",
+                  _pct(best.get("ceiling_fraction")) if best else "-", _fmt(r.get("accuracy"), 4),
+                  _fmt(min((t["cpu_share"] for t in r.get("throughput", [])), default=None), 2)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Throughput: texts / fastest timed pass. CPU share: process CPU time / (wall time x threads), the "
+              "lowest over batch sizes; well below 1, other processes were competing for the cores."]
+
+    head = ["target", "runs", "import s", "load s", "first prediction s", "p50 ms", "p90 ms", "p95 ms", "p99 ms",
+            "stdev ms", "tokenizer texts/s", "peak RSS MiB"]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        if r.get("status") != "ok":
+            continue
+        lat = r.get("latency_b1") or {}
+        cells = [_label(r), r.get("runs", "-"), _fmt(r.get("import_s"), 2), _fmt(r.get("load_s"), 2),
+                 _fmt(r.get("first_prediction_s"), 3), *[_fmt(lat.get(k), 2) for k in LATENCY_KEYS[:5]],
+                 _fmt((r.get("tokenizer") or {}).get("texts_per_s"), 0), _fmt(r.get("peak_rss_mb"), 0)]
+        lines.append("| " + " | ".join(cells) + " |")
+
+    split = [(r, b) for r in runs if r.get("status") == "ok" for b in r.get("breakdown", []) if "model_s" in b]
+    if split:
+        lines += ["", "Where the time of one predict_proba pass goes (the warm-up pass, timed by call):", "",
+                  "| backend | batch | pass s | tokenizer | model (framework + adapter) | unified_nlp core |",
+                  "|---|---|---|---|---|---|"]
+        for r, b in split:
+            total = b["total_s"]
+            lines.append(f"| {r['name']} | {b['batch_size']} | {total:.2f} | {_pct(b['tokenizer_s'] / total)} | "
+                         f"{_pct(b['model_s'] / total)} | {_pct(b['other_s'] / total)} |")
+
+    targets = results.get("summary", {}).get("targets") or []
+    if targets:
+        lines += ["", "| target (issue #6) | measured | met |", "|---|---|---|"]
+        for t in targets:
+            met = {True: "yes", False: "no", None: "-"}[t["met"]]
+            lines.append(f"| {t['target']} | {_fmt(t['measured'], 3)} | {met} |")
+    failed = [r for r in results["runs"] if r.get("status") != "ok"]
+    if failed:
+        lines += ["", "Not measured:"]
+        for r in failed:
+            first = (r.get("error") or "").strip().splitlines()
+            lines.append(f"- {r['name']}: {r.get('status')}: {first[0] if first else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(results: dict[str, Any]) -> str:
+    """One row per target; throughput columns per batch size."""
+    sizes = sorted({t["batch_size"] for r in results["runs"] for t in r.get("throughput", [])})
+    fields = ["name", "kind", "status", "runs", "python", "import_s", "load_s", "first_prediction_s",
+              *[f"latency_{k}" for k in LATENCY_KEYS], "tokenizer_texts_per_s", "tokens_mean",
+              *[f"b{b}_{m}" for b in sizes for m in ("texts_per_s", "tokens_per_s", "ceiling_fraction")],
+              "peak_rss_mb", "accuracy", "ceiling_gflops", "error"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in results["runs"]:
+        row: dict[str, Any] = {k: r.get(k) for k in ("name", "kind", "status", "runs", "python", "import_s",
+                                                      "load_s", "first_prediction_s", "peak_rss_mb", "accuracy")}
+        for k in LATENCY_KEYS:
+            row[f"latency_{k}"] = (r.get("latency_b1") or {}).get(k)
+        row["tokenizer_texts_per_s"] = (r.get("tokenizer") or {}).get("texts_per_s")
+        row["tokens_mean"] = (r.get("tokens") or {}).get("mean")
+        for t in r.get("throughput", []):
+            for m in ("texts_per_s", "tokens_per_s", "ceiling_fraction"):
+                row[f"b{t['batch_size']}_{m}"] = t.get(m)
+        row["ceiling_gflops"] = (r.get("ceiling") or {}).get("gflops")
+        row["error"] = (r.get("error") or "").strip().splitlines()[0] if r.get("error") else None
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_all(results: dict[str, Any], out: Path) -> list[str]:
+    """Write every output file into `out` (created if needed); returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in (("results.md", markdown(results)), ("results.csv", csv_text(results))):
+        _write(out / name, text)
+        written.append(str(out / name))
+    try:
+        from .plots import plot_all
+
+        written += [str(p) for p in plot_all(results, out)]
+    except ImportError as e:  # matplotlib is the optional `bench` extra
+        results.setdefault("notes", []).append(f"plots skipped: {e} (pip install 'unified-nlp[bench]')")
+    results["files"] = [*written, str(out / "results.json")]
+    _write(out / "results.json", json.dumps(results, indent=1) + "\n")
+    return results["files"]

@@ -1,0 +1,277 @@
+"""`unified-nlp bench` and `unified_nlp.bench.run`: plan the targets, launch each in
+its own fresh process (launcher.py), one at a time, then derive the comparisons
+and write the report (report.py).
+
+Order of the targets: the matmul ceiling, then each backend, with the raw torch
+call right after the huggingface backend (the pair whose difference is our
+overhead, measured as close in time as possible), then the transformers pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import scenario
+from .flops import ceiling_fraction, encoder_flops_per_token, model_summary
+from .launcher import interpreter, launch
+from .tracker import load_average, machine, now
+
+DEFAULT_BACKENDS = ("huggingface", "tfhub", "paddlenlp")
+DEFAULT_BATCH_SIZES = (1, 8, 32, 128)
+QUICK_BATCH_SIZES = (1, 32)
+DEFAULT_REPEAT = 3
+QUICK_REPEAT = 1
+QUICK_EVERY = 4  # --quick keeps every 4th text: 218 of SST-2 dev, same length distribution
+PIPELINE_BATCH = 32
+DEFAULT_TIMEOUT = 900.0
+
+
+def _split(value: str | Sequence | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _data(path: str | None) -> tuple[list[str], list, str]:
+    from unified_nlp.benchdata import read_lines, read_tsv, sst2_path
+
+    if path is None:
+        source = sst2_path("dev")
+        texts, labels = read_tsv(source)
+        return texts, labels, f"SST-2 dev ({source.name})"
+    if str(path).endswith(".tsv"):
+        texts, labels = read_tsv(path)
+        return texts, labels, str(path)
+    return [t for t in read_lines(path) if t.strip()], [], str(path)
+
+
+def plan(
+    backends: Sequence[str], model_dir: Path, texts: list[str], labels: list, batch_sizes: list[int],
+    repeat: int, threads: int, max_length: int | None, reference: bool,
+) -> list[dict[str, Any]]:
+    """One configuration per target, in launch order."""
+    common = {"model_dir": str(model_dir), "texts": texts, "labels": labels, "threads": threads,
+              "repeat": repeat, "max_length": max_length, "ceiling_seconds": 1.5 if repeat > 1 else 0.5}
+    targets: list[dict[str, Any]] = []
+    if reference:
+        targets.append({**common, "kind": "ceiling", "name": "matmul-ceiling", "texts": [], "labels": []})
+    for name in backends:
+        targets.append({**common, "kind": "backend", "name": name, "batch_sizes": batch_sizes})
+        if reference and name.strip().lower() in ("huggingface", "hf", "torch", "pytorch", "transformers"):
+            targets.append({**common, "kind": "torch-raw", "name": "torch-raw", "batch_sizes": batch_sizes,
+                            "latency": False})
+    if reference:
+        targets.append({**common, "kind": "hf-pipeline", "name": "hf-pipeline", "batch_sizes": [PIPELINE_BATCH],
+                        "latency": False, "tokenizer": False})
+    return targets
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, file=sys.stderr, unit="step", dynamic_ncols=True, leave=True)
+
+
+def run(
+    backends: str | Sequence[str] = DEFAULT_BACKENDS,
+    model: str = "default",
+    batch_sizes: str | Sequence[int] | None = None,
+    max_length: int | None = None,
+    data: str | None = None,
+    repeat: int | None = None,
+    threads: int = 2,
+    out: str | Path | None = None,
+    quick: bool = False,
+    reference: bool = True,
+    progress: bool = True,
+    timeout: float | None = None,
+    texts_limit: int | None = None,
+) -> dict[str, Any]:
+    """Benchmark backends side by side, each in its own fresh process; returns the results
+    dict and, with `out`, writes results.json/.csv/.md and PNG plots there.
+
+    A backend that is unknown, missing or fails is a row with its status and error,
+    never an exception.
+
+    >>> from unified_nlp import bench
+    >>> results = bench.run(backends="huggingface", quick=True, out="bench-out/")  # doctest: +SKIP
+    >>> results["runs"][1]["throughput"][0]["texts_per_s"]                          # doctest: +SKIP
+    """
+    from unified_nlp.models import resolve
+
+    started_wall, started, load_start = now(), time.perf_counter(), load_average()
+    names = _split(backends) or list(DEFAULT_BACKENDS)
+    sizes = [int(b) for b in _split(batch_sizes)] or list(QUICK_BATCH_SIZES if quick else DEFAULT_BATCH_SIZES)
+    if any(b < 1 for b in sizes):
+        raise ValueError(f"batch sizes must be positive, got {sizes}")
+    repeat = int(repeat or (QUICK_REPEAT if quick else DEFAULT_REPEAT))
+    texts, labels, source = _data(data)
+    if quick:
+        texts, labels = texts[::QUICK_EVERY], labels[::QUICK_EVERY]
+    if texts_limit:
+        texts, labels = texts[:texts_limit], labels[:texts_limit]
+    if not texts:
+        raise ValueError(f"no texts in {source}")
+    model_dir = resolve(model).absolute()
+    targets = plan(names, model_dir, texts, labels, sizes, repeat, int(threads), max_length, reference)
+    timeout = float(timeout or DEFAULT_TIMEOUT)
+
+    bar = _progress(sum(scenario.count_steps(t) for t in targets), progress)
+    runs: list[dict[str, Any]] = []
+    try:
+        for cfg in targets:
+            base = {"name": cfg["name"], "kind": cfg["kind"]}
+            if bar is not None:
+                bar.set_description(cfg["name"])
+            expected, seen = scenario.count_steps(cfg), 0
+            try:
+                python, chosen = interpreter(cfg["kind"], cfg["name"])
+            except Exception as e:  # unknown or missing backend: a row, not a crash
+                runs.append({**base, "status": "missing", "error": f"{type(e).__name__}: {e}"})
+                if bar is not None:
+                    bar.update(expected)
+                continue
+
+            def on_event(event: dict[str, Any], name: str = cfg["name"]) -> None:
+                nonlocal seen
+                if bar is not None and "step" in event:
+                    seen += 1
+                    bar.set_description(f"{name}: {event['step']}")
+                    bar.update(1)
+
+            result = launch(python, cfg, int(threads), timeout, on_event)
+            if bar is not None and seen < expected:
+                bar.update(expected - seen)
+            runs.append({**base, **result, "python": python, "environment_chosen": chosen})
+    finally:
+        if bar is not None:
+            bar.close()
+
+    results = {
+        "schema": 1,
+        "created": started_wall,
+        "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
+        "config": {
+            "backends": names, "model": str(model), "model_dir": str(model_dir), "data": source,
+            "n_texts": len(texts), "batch_sizes": sizes, "repeat": repeat, "threads": int(threads),
+            "max_length": max_length, "quick": bool(quick), "reference": bool(reference),
+            "throughput_statistic": "texts / fastest of `repeat` timed passes (after one warm-up pass)",
+        },
+        "machine": {**machine(), "load_average_start": load_start, "load_average_end": load_average()},
+        "model": model_summary(model_dir),
+        "runs": runs,
+    }
+    derive(results)
+    results["wall_s"] = time.perf_counter() - started
+    if out is not None:
+        from .report import write_all
+
+        results["files"] = write_all(results, Path(out))
+    return results
+
+
+def _row(results: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((r for r in results["runs"] if r.get("name") == name and r.get("status") == "ok"), None)
+
+
+def _at(run: dict[str, Any] | None, batch_size: int) -> float | None:
+    if not run:
+        return None
+    return next((t["texts_per_s"] for t in run.get("throughput", []) if t["batch_size"] == batch_size), None)
+
+
+def derive(results: dict[str, Any]) -> None:
+    """Ceiling fractions per row and batch size, and the comparisons the issue asks for."""
+    ceiling_run = _row(results, "matmul-ceiling")
+    ceiling = ceiling_run["ceiling"]["gflops"] if ceiling_run else None
+    config = results["model"]
+    results["ceiling_gflops"] = ceiling
+    for run in results["runs"]:
+        if run.get("status") != "ok" or "tokens" not in run:
+            continue
+        fpt = encoder_flops_per_token(config, run["tokens"]["mean"])
+        run["flops_per_token"] = fpt
+        if ceiling:
+            run["ceiling_tokens_per_s"] = ceiling * 1e9 / fpt
+            run["ceiling_texts_per_s"] = run["ceiling_tokens_per_s"] / run["tokens"]["mean"]
+        for t in run.get("throughput", []):
+            t["ceiling_fraction"] = ceiling_fraction(t["tokens_per_s"], fpt, ceiling)
+
+    backends = [r for r in results["runs"] if r.get("kind") == "backend" and r.get("status") == "ok"]
+    summary: dict[str, Any] = {}
+    hf, raw, pipe = _row(results, "huggingface"), _row(results, "torch-raw"), _row(results, "hf-pipeline")
+    if hf and raw:
+        summary["huggingface_vs_torch_raw"] = {
+            str(t["batch_size"]): t["texts_per_s"] / r
+            for t in hf["throughput"] if (r := _at(raw, t["batch_size"]))
+        }
+    common = set.intersection(*({t["batch_size"] for t in r["throughput"]} for r in backends)) if backends else set()
+    headline = PIPELINE_BATCH if PIPELINE_BATCH in common else max(common, default=None)
+    rates = {r["name"]: _at(r, headline) for r in backends} if headline else {}
+    if rates:
+        fastest = max(rates, key=rates.get)
+        summary["headline_batch_size"] = headline
+        summary["fastest_backend"] = fastest
+        summary["ratio_to_fastest"] = {k: v / rates[fastest] for k, v in rates.items()}
+        if headline == PIPELINE_BATCH and pipe and _at(pipe, PIPELINE_BATCH):
+            summary["best_backend_vs_pipeline_at_32"] = rates[fastest] / _at(pipe, PIPELINE_BATCH)
+    fractions = {r["name"]: max((t.get("ceiling_fraction") or 0.0) for t in r["throughput"])
+                 for r in backends if r.get("throughput")}
+    if ceiling and fractions:
+        summary["best_ceiling_fraction"] = max(fractions.values())
+        summary["ceiling_fraction_by_backend"] = fractions
+    summary["targets"] = _targets(summary)
+    results["summary"] = summary
+
+
+def _targets(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures of issue #6, each with the measured value and whether it is met."""
+    out = []
+
+    def add(goal: str, value: float | None, ok: bool | None) -> None:
+        out.append({"target": goal, "measured": value, "met": ok})
+
+    ratios = s.get("huggingface_vs_torch_raw")
+    if ratios:
+        worst = min(ratios.values())
+        add("huggingface backend within 3% of the raw torch call (worst batch size)", worst, worst >= 0.97)
+    if "best_backend_vs_pipeline_at_32" in s:
+        v = s["best_backend_vs_pipeline_at_32"]
+        add("best backend >= 1.5x transformers pipeline at batch 32", v, v >= 1.5)
+    if "best_ceiling_fraction" in s:
+        v = s["best_ceiling_fraction"]
+        add("best backend >= 70% of the matmul ceiling", v, v >= 0.70)
+    if s.get("ratio_to_fastest"):
+        v = min(s["ratio_to_fastest"].values())
+        add(f"every backend >= 0.6x the fastest (batch {s['headline_batch_size']})", v, v >= 0.6)
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of `unified-nlp bench` (see options.py for the arguments)."""
+    results = run(
+        backends=args.backends, model=args.model, batch_sizes=args.batch_sizes, max_length=args.max_length,
+        data=args.data, repeat=args.repeat, threads=args.threads, out=args.out, quick=args.quick,
+        reference=not args.no_reference, progress=not args.no_progress,
+        timeout=getattr(args, "timeout", None), texts_limit=getattr(args, "texts", None),
+    )
+    from .report import markdown
+
+    print(markdown(results))
+    if results.get("files"):
+        print(f"wrote {', '.join(results['files'])}", file=sys.stderr)
+    failed = [r["name"] for r in results["runs"] if r.get("status") != "ok"]
+    if failed:
+        print(f"unified-nlp bench: not measured: {', '.join(failed)} (see the error column)", file=sys.stderr)
+    return 0
