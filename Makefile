@@ -18,7 +18,7 @@ MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-ker
 	pytest hypothesis psutil matplotlib tqdm ruff
 # paddlenlp 2.8.1 imports only with huggingface_hub<1 and aistudio-sdk<0.3 (see DESIGN.md)
 PADDLE_PINS := paddlepaddle==3.3.1 paddlenlp==2.8.1 'huggingface_hub<1' 'aistudio-sdk<0.3' 'numpy>=2' \
-	safetensors pytest hypothesis psutil tqdm
+	safetensors pytest hypothesis psutil tqdm 'setuptools>=68,<81' wheel
 
 export UNIFIED_NLP_HOME ?= $(CURDIR)/.store
 export TF_CPP_MIN_LOG_LEVEL ?= 2
