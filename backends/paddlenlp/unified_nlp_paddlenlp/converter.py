@@ -245,12 +245,13 @@ def export_canonical(source: Path, out: Path) -> None:
     if spec.get("format") == FORMAT:
         enc = encoder_dir(source, spec)
         config = read_paddle_config(enc)
-        canonical = read_json(source / "config.json")
+        read_json(source / "config.json")  # the canonical config, copied below, must be there
         buffers = [b for b in spec.get("canonical_buffers", []) if b in names.BUFFERS]
         copy_from = source
     elif not spec and is_paddle_native(source):  # PaddleNLP's own save_pretrained folder
         enc, config, buffers, copy_from = source, read_paddle_config(source), [], None
-        canonical = canonical_config(config)
+        if not (enc / "vocab.txt").is_file():
+            raise InvalidModelError(f"{enc / 'vocab.txt'}: missing (save the tokenizer next to the model)")
     else:
         raise InvalidModelError(
             f"{source}: not a PaddleNLP folder ({SPEC_FILE} with format 'paddlenlp', or PaddleNLP's own "
@@ -263,17 +264,13 @@ def export_canonical(source: Path, out: Path) -> None:
                 if (copy_from / name).is_file():
                     shutil.copy2(copy_from / name, tmp / name)
         else:
-            write_json(tmp / "config.json", canonical)
+            write_json(tmp / "config.json", canonical_config(config))
             shutil.copy2(enc / "vocab.txt", tmp / "vocab.txt")
             if (enc / "special_tokens_map.json").is_file():
                 shutil.copy2(enc / "special_tokens_map.json", tmp / "special_tokens_map.json")
             tok = read_json(enc / TOKENIZER_CONFIG) if (enc / TOKENIZER_CONFIG).is_file() else {}
-            drop = (
-                "special_tokens_map_file",
-                "name_or_path",
-                "tokenizer_file",
-                "chat_template",
-            )  # paths of the source machine
+            # paths of the machine that wrote the folder mean nothing elsewhere
+            drop = ("special_tokens_map_file", "name_or_path", "tokenizer_file", "chat_template")
             tok = {k: v for k, v in tok.items() if k not in drop} | {"tokenizer_class": "BertTokenizer"}
             write_json(tmp / "tokenizer_config.json", tok)
         save_file(tensors, tmp / ENCODER_FILE, metadata={"format": "pt"})
