@@ -23,12 +23,14 @@ import numpy as np
 import pytest
 
 if "tfhub" in os.environ.get("UNIFIED_NLP_REQUIRE_BACKENDS", ""):
-    import tensorflow_hub  # noqa: F401  (required here: a missing backend is a failure)
+    # required here: a missing backend (or the reference it is checked against) is a failure
+    import tensorflow_hub  # noqa: F401
+    import unified_nlp_huggingface  # noqa: F401
     import unified_nlp_tfhub
 else:
     pytest.importorskip("tensorflow_hub")
+    pytest.importorskip("unified_nlp_huggingface")
     unified_nlp_tfhub = pytest.importorskip("unified_nlp_tfhub")
-pytest.importorskip("unified_nlp_huggingface")
 
 import unified_nlp as un  # noqa: E402
 from unified_nlp.benchdata import read_tsv, sst2_path  # noqa: E402
@@ -92,7 +94,9 @@ def sst2():
 
 def run_python(code: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL")}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 # --- conversion and round trip -------------------------------------------------
@@ -100,8 +104,15 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 
 def test_export_layout_and_metadata(tfhub_default):
     export = tfhub_default.export
-    for name in ("encoder/saved_model.pb", "preprocessor/saved_model.pb", "preprocessor/assets/vocab.txt",
-                 "head.safetensors", "config.json", "vocab.txt", "tokenizer_config.json"):
+    for name in (
+        "encoder/saved_model.pb",
+        "preprocessor/saved_model.pb",
+        "preprocessor/assets/vocab.txt",
+        "head.safetensors",
+        "config.json",
+        "vocab.txt",
+        "tokenizer_config.json",
+    ):
         assert (export / name).is_file(), name
     meta = json.loads((export / "unified_nlp.json").read_text())
     assert meta["format"] == "tfhub"
@@ -232,8 +243,12 @@ def test_exported_savedmodels_follow_the_tf_hub_contract_in_a_fresh_process(tfhu
     assert got["layers"] == 6 and got["pooled_is_default"] and got["trainable"] == 103
     assert got["shapes"] == {"sequence_output": [2, 128, 384], "pooled_output": [2, 384], "default": [2, 384]}
     assert got["sig_in"] == {k: ["int32", 2] for k in ("input_word_ids", "input_mask", "input_type_ids")}
-    assert got["sig_out"] == {"sequence_output": ["float32", 3], "pooled_output": ["float32", 2],
-                              "default": ["float32", 2], "encoder_outputs": ["float32", 4]}
+    assert got["sig_out"] == {
+        "sequence_output": ["float32", 3],
+        "pooled_output": ["float32", 2],
+        "default": ["float32", 2],
+        "encoder_outputs": ["float32", 4],
+    }
     assert got["tokens_rank"] == 3 and got["tokens_dtype"] == "int32"
     assert got["packed"] == [[101, 7592, 2088, 102] + [0] * 12]
 
@@ -323,7 +338,9 @@ def _break_missing_pb(encoder: Path) -> str:
     return "saved_model.pb"
 
 
-@pytest.mark.parametrize("breaker", [_break_garbage, _break_no_variables, _break_truncated_variables, _break_missing_pb])
+@pytest.mark.parametrize(
+    "breaker", [_break_garbage, _break_no_variables, _break_truncated_variables, _break_missing_pb]
+)
 def test_a_corrupt_savedmodel_gets_a_clear_error_naming_the_file(tfhub_default, tmp_path, breaker):
     folder = _pair(tmp_path, tfhub_default.export)
     name = breaker(folder / "encoder")
@@ -354,8 +371,9 @@ def test_token_ids_equal_huggingface_on_awkward_text(tfhub_default, hf_default):
     assert ours.input_ids[0, :2].tolist() == [101, 102]  # the empty string is [CLS] [SEP]
 
 
-@pytest.mark.parametrize("options", [{"max_length": 8}, {"padding": "max_length", "max_length": 16},
-                                     {"truncation": False}])
+@pytest.mark.parametrize(
+    "options", [{"max_length": 8}, {"padding": "max_length", "max_length": 16}, {"truncation": False}]
+)
 def test_tokenizer_options_match_huggingface(tfhub_default, hf_default, options):
     texts = ["a short one", "a much longer sentence that needs more than eight tokens", ""]
     ours, theirs = tfhub_default.clf.tokenizer(texts, **options), hf_default.tokenizer(texts, **options)

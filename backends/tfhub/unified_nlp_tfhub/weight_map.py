@@ -18,64 +18,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# (Hugging Face name, TF variable name, transform HF -> TF)
+# (Hugging Face name, TF variable name, transform HF -> TF); one line per tensor family
+# fmt: off
 EMBEDDING_WEIGHTS: tuple[tuple[str, str, str], ...] = (
-    ("embeddings.word_embeddings.weight", "word_embeddings/embeddings", "identity"),
-    ("embeddings.position_embeddings.weight", "position_embedding/embeddings", "identity"),
-    ("embeddings.token_type_embeddings.weight", "type_embeddings/embeddings", "identity"),
-    ("embeddings.LayerNorm.weight", "embeddings/layer_norm/gamma", "identity"),
-    ("embeddings.LayerNorm.bias", "embeddings/layer_norm/beta", "identity"),
+    ("embeddings.word_embeddings.weight",       "word_embeddings/embeddings",    "identity"),
+    ("embeddings.position_embeddings.weight",   "position_embedding/embeddings", "identity"),
+    ("embeddings.token_type_embeddings.weight", "type_embeddings/embeddings",    "identity"),
+    ("embeddings.LayerNorm.weight",             "embeddings/layer_norm/gamma",   "identity"),
+    ("embeddings.LayerNorm.bias",               "embeddings/layer_norm/beta",    "identity"),
 )
 LAYER_WEIGHTS: tuple[tuple[str, str, str], ...] = (
-    (
-        "encoder.layer.{i}.attention.self.query.weight",
-        "transformer/layer_{i}/self_attention/query/kernel",
-        "transpose+split_heads",
-    ),
-    ("encoder.layer.{i}.attention.self.query.bias", "transformer/layer_{i}/self_attention/query/bias", "split_heads"),
-    (
-        "encoder.layer.{i}.attention.self.key.weight",
-        "transformer/layer_{i}/self_attention/key/kernel",
-        "transpose+split_heads",
-    ),
-    ("encoder.layer.{i}.attention.self.key.bias", "transformer/layer_{i}/self_attention/key/bias", "split_heads"),
-    (
-        "encoder.layer.{i}.attention.self.value.weight",
-        "transformer/layer_{i}/self_attention/value/kernel",
-        "transpose+split_heads",
-    ),
-    ("encoder.layer.{i}.attention.self.value.bias", "transformer/layer_{i}/self_attention/value/bias", "split_heads"),
-    (
-        "encoder.layer.{i}.attention.output.dense.weight",
-        "transformer/layer_{i}/self_attention/attention_output/kernel",
-        "transpose+merge_heads",
-    ),
-    (
-        "encoder.layer.{i}.attention.output.dense.bias",
-        "transformer/layer_{i}/self_attention/attention_output/bias",
-        "identity",
-    ),
-    (
-        "encoder.layer.{i}.attention.output.LayerNorm.weight",
-        "transformer/layer_{i}/self_attention_layer_norm/gamma",
-        "identity",
-    ),
-    (
-        "encoder.layer.{i}.attention.output.LayerNorm.bias",
-        "transformer/layer_{i}/self_attention_layer_norm/beta",
-        "identity",
-    ),
-    ("encoder.layer.{i}.intermediate.dense.weight", "transformer/layer_{i}/intermediate/kernel", "transpose"),
-    ("encoder.layer.{i}.intermediate.dense.bias", "transformer/layer_{i}/intermediate/bias", "identity"),
-    ("encoder.layer.{i}.output.dense.weight", "transformer/layer_{i}/output/kernel", "transpose"),
-    ("encoder.layer.{i}.output.dense.bias", "transformer/layer_{i}/output/bias", "identity"),
-    ("encoder.layer.{i}.output.LayerNorm.weight", "transformer/layer_{i}/output_layer_norm/gamma", "identity"),
-    ("encoder.layer.{i}.output.LayerNorm.bias", "transformer/layer_{i}/output_layer_norm/beta", "identity"),
+    ("encoder.layer.{i}.attention.self.query.weight",        "transformer/layer_{i}/self_attention/query/kernel",            "transpose+split_heads"),
+    ("encoder.layer.{i}.attention.self.query.bias",          "transformer/layer_{i}/self_attention/query/bias",              "split_heads"),
+    ("encoder.layer.{i}.attention.self.key.weight",          "transformer/layer_{i}/self_attention/key/kernel",              "transpose+split_heads"),
+    ("encoder.layer.{i}.attention.self.key.bias",            "transformer/layer_{i}/self_attention/key/bias",                "split_heads"),
+    ("encoder.layer.{i}.attention.self.value.weight",        "transformer/layer_{i}/self_attention/value/kernel",            "transpose+split_heads"),
+    ("encoder.layer.{i}.attention.self.value.bias",          "transformer/layer_{i}/self_attention/value/bias",              "split_heads"),
+    ("encoder.layer.{i}.attention.output.dense.weight",      "transformer/layer_{i}/self_attention/attention_output/kernel", "transpose+merge_heads"),
+    ("encoder.layer.{i}.attention.output.dense.bias",        "transformer/layer_{i}/self_attention/attention_output/bias",   "identity"),
+    ("encoder.layer.{i}.attention.output.LayerNorm.weight",  "transformer/layer_{i}/self_attention_layer_norm/gamma",        "identity"),
+    ("encoder.layer.{i}.attention.output.LayerNorm.bias",    "transformer/layer_{i}/self_attention_layer_norm/beta",         "identity"),
+    ("encoder.layer.{i}.intermediate.dense.weight",          "transformer/layer_{i}/intermediate/kernel",                    "transpose"),
+    ("encoder.layer.{i}.intermediate.dense.bias",            "transformer/layer_{i}/intermediate/bias",                      "identity"),
+    ("encoder.layer.{i}.output.dense.weight",                "transformer/layer_{i}/output/kernel",                          "transpose"),
+    ("encoder.layer.{i}.output.dense.bias",                  "transformer/layer_{i}/output/bias",                            "identity"),
+    ("encoder.layer.{i}.output.LayerNorm.weight",            "transformer/layer_{i}/output_layer_norm/gamma",                "identity"),
+    ("encoder.layer.{i}.output.LayerNorm.bias",              "transformer/layer_{i}/output_layer_norm/beta",                 "identity"),
 )
 POOLER_WEIGHTS: tuple[tuple[str, str, str], ...] = (
     ("pooler.dense.weight", "pooler_transform/kernel", "transpose"),
-    ("pooler.dense.bias", "pooler_transform/bias", "identity"),
+    ("pooler.dense.bias",   "pooler_transform/bias",   "identity"),
 )
+# fmt: on
 # in model.safetensors but not weights: transformers rebuilds it (arange), so do we
 IGNORED = ("embeddings.position_ids",)
 
