@@ -67,10 +67,12 @@ def test_reference_rows_and_comparisons(tiny):
     results, _ = tiny
     by_name = {r["name"]: r for r in results["runs"]}
     assert [r["name"] for r in results["runs"]] == [
-        "matmul-ceiling", "huggingface", "torch-raw", "no-such-backend", "hf-pipeline"]
+        "matmul-ceiling", "huggingface", "torch-raw", "no-such-backend", "hf-pipeline", "matmul-ceiling-end"]
     ceiling = by_name["matmul-ceiling"]["ceiling"]
     assert ceiling["numpy_gflops"] > 0 and ceiling["torch_gflops"] > 0
-    assert results["ceiling_gflops"] == max(ceiling["numpy_gflops"], ceiling["torch_gflops"])
+    end = by_name["matmul-ceiling-end"]["ceiling"]
+    assert results["ceiling_gflops"] == max(ceiling["gflops"], end["gflops"])
+    assert ceiling["gflops"] == max(ceiling["numpy_gflops"], ceiling["torch_gflops"])
     for name in ("torch-raw", "hf-pipeline"):
         assert by_name[name]["status"] == "ok", by_name[name].get("error")
         assert by_name[name]["accuracy"] == by_name["huggingface"]["accuracy"]  # same function, same answers

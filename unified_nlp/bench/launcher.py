@@ -87,7 +87,7 @@ def launch(
                 events.put(None)
 
             threading.Thread(target=read, daemon=True).start()
-            timed_out = False
+            timed_out, partial = False, {}
             try:
                 while True:
                     left = timeout - (time.perf_counter() - started)
@@ -100,6 +100,7 @@ def launch(
                         continue
                     if event is None:  # the probe closed its progress stream: it is exiting
                         break
+                    partial = event.pop("partial", None) or partial
                     on_event(event)
                 if not timed_out:
                     try:
@@ -123,5 +124,5 @@ def launch(
             code = proc.returncode
             what = f"signal {-code}" if code < 0 else f"exit code {code}"
             error = f"the probe process died ({what}) without a result"
-        return {"status": "timeout" if timed_out else "error", "error": error, "wall_s": elapsed,
+        return {**partial, "status": "timeout" if timed_out else "error", "error": error, "wall_s": elapsed,
                 "stderr_tail": _tail(log_path)}

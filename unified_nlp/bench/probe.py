@@ -42,7 +42,11 @@ def run(cfg: dict[str, Any], emit) -> dict[str, Any]:
     start = time.perf_counter()
 
     def step(phase: str) -> None:
-        emit({"step": phase})
+        # the measurements so far ride along, so a target killed at its timeout still reports them
+        partial = dict(cfg.get("_partial", {}))
+        if "latency_b1" in partial:
+            partial["latency_b1"] = {k: v for k, v in partial["latency_b1"].items() if k != "samples_ms"}
+        emit({"step": phase, "partial": partial})
 
     try:
         if cfg["kind"] == "ceiling":

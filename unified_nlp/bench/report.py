@@ -39,6 +39,19 @@ def _best(run: dict[str, Any]) -> dict[str, Any] | None:
     return max(rows, key=lambda t: t["tokens_per_s"]) if rows else None
 
 
+def contention_warning(results: dict[str, Any]) -> str | None:
+    """A sentence when other processes competed for the cores during the run, else None."""
+    shares = [t["cpu_share"] for r in results["runs"] for t in r.get("throughput", []) if "cpu_share" in t]
+    cores = results["machine"].get("logical_cores") or 1
+    load = (results["machine"].get("load_average_start") or [0.0])[0]  # before any probe of ours ran
+    low = min(shares, default=1.0)
+    if low < 0.8 or load > cores:
+        return (f"other processes competed for the cores during this run (lowest CPU share {low:.2f}, "
+                f"load average {load:.1f} on {cores} cores at the start); absolute figures are low and noisy, "
+                "and rows measured at different times are not comparable")
+    return None
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The Markdown report: throughput table, latency/start-up/memory table, targets, errors."""
     cfg, machine = results["config"], results["machine"]
@@ -51,16 +64,20 @@ def markdown(results: dict[str, Any]) -> str:
         f"load average at the end {machine.get('load_average_end')}.",
         "",
     ]
-    ceiling = next((r for r in results["runs"] if r.get("kind") == "ceiling"), None)
-    if ceiling and ceiling.get("status") == "ok":
-        c = ceiling["ceiling"]
+    warning = contention_warning(results)
+    if warning:
+        lines += [f"**Warning: {warning}**", ""]
+    ceilings = [r["ceiling"] for r in results["runs"] if r.get("kind") == "ceiling" and r.get("status") == "ok"]
+    if ceilings:
+        c = max(ceilings, key=lambda x: x["gflops"])
+        others = ", ".join(f"{x['gflops']:.0f}" for x in ceilings)
         ok_run = next((r for r in runs if r.get("ceiling_tokens_per_s")), None)
         extra = ""
         if ok_run:
             extra = (f"; at {ok_run['flops_per_token'] / 1e6:.2f} MFLOP per token that is "
                      f"{ok_run['ceiling_tokens_per_s']:,.0f} tokens/s ({ok_run['ceiling_texts_per_s']:,.0f} texts/s)")
         lines += [f"Ceiling: float32 {c['size']}x{c['size']} matmul, numpy {c['numpy_gflops']:.0f} GFLOP/s, "
-                  f"torch {_fmt(c.get('torch_gflops'), 0)} GFLOP/s{extra}.", ""]
+                  f"torch {_fmt(c.get('torch_gflops'), 0)} GFLOP/s (best of the runs at the start and the end: {others}){extra}.", ""]
 
     head = ["target", "status", *[f"b{b} texts/s" for b in sizes], "best tokens/s", "% of ceiling", "accuracy",
             "CPU share"]

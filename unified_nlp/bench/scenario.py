@@ -106,7 +106,7 @@ def measure(subject: Subject, cfg: dict[str, Any], step: Callable[[str], None]) 
     texts: list[str] = list(cfg["texts"])
     threads = int(cfg["threads"])
     repeat = int(cfg["repeat"])
-    res: dict[str, Any] = cfg.setdefault("_partial", {})
+    res: dict[str, Any] = cfg.setdefault("_partial", {})  # probe.py reports it after each step
     res["load_average_start"] = load_average()
 
     t0 = time.perf_counter()
