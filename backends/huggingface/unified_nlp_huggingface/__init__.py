@@ -172,7 +172,7 @@ class HFModel:
         with torch.enable_grad():
             logits, _, _ = self._logits(encoding)
             loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(np.asarray(label_ids, np.int64)))
-            self._optimizer.zero_grad(set_to_none=True)
+            self._optimizer.zero_grad(set_to_none=False)  # reuse grad buffers: fresh 47 MB embedding grads each step cost page faults
             loss.backward()
             if self._clip > 0:
                 torch.nn.utils.clip_grad_norm_([p for g in self._optimizer.param_groups for p in g["params"]], self._clip)
@@ -182,6 +182,8 @@ class HFModel:
         return float(loss.detach())
 
     def end_training(self) -> None:
+        if self._optimizer is not None:
+            self._optimizer.zero_grad(set_to_none=True)  # free the gradient buffers
         self._optimizer = None
         self.encoder.requires_grad_(True)
         self.encoder.eval()
