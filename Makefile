@@ -63,7 +63,7 @@ lint: $(VENV)/.ready
 	$(VENV)/bin/ruff check unified_nlp backends tests benchmarks
 
 bench: setup
-	$(VPY) -m unified_nlp.cli bench --out benchmarks/results/latest
+	$(VPY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) $(PVENV) .store
