@@ -112,7 +112,7 @@ def test_cli_classify_json_and_fresh_process_determinism(clf):
 
 
 def test_cli_reads_stdin_and_rejects_invalid_utf8(backend):
-    done = _cli("classify", "--backend", backend, stdin="great fun\n\nawful\n".encode())
+    done = _cli("classify", "--backend", backend, stdin=b"great fun\n\nawful\n")
     assert done.returncode == 0, done.stderr.decode()
     assert len(done.stdout.decode().splitlines()) == 3
     bad = _cli("classify", "--backend", backend, stdin=b"fine\n\xff\xfe broken\n")

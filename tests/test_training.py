@@ -67,7 +67,7 @@ def test_first_step_loss_agrees_across_backends(sst2_train_small):
                           progress=False)
         losses[name] = history["loss"]
     ref = losses["huggingface"]
-    for name, loss in losses.items():
+    for loss in losses.values():
         assert abs(loss[0] - ref[0]) / abs(ref[0]) < 1e-3, losses
         assert abs(loss[1] - ref[1]) / abs(ref[1]) < 1e-3, losses  # after one optimisation step
 
