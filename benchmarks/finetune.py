@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -54,7 +55,7 @@ def train_one(backend: str, rows: int, out: Path, epochs: int, learning_rate: fl
         "loss": history["loss"],
         "first_step_loss": history["loss"][0],
         "second_step_loss": history["loss"][1],
-        "saved": str(saved),
+        "saved": os.path.relpath(saved),  # relative: results are committed
     }
 
 
