@@ -10,6 +10,7 @@ overhead, measured as close in time as possible), then the transformers pipeline
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -165,7 +166,8 @@ def run(
             result = launch(python, cfg, int(threads), timeout, on_event)
             if bar is not None and seen < expected:
                 bar.update(expected - seen)
-            runs.append({**base, **result, "python": python, "environment_chosen": chosen})
+            shown = os.path.relpath(python) if os.path.abspath(python).startswith(os.getcwd() + os.sep) else python
+            runs.append({**base, **result, "python": shown, "environment_chosen": chosen})  # results get committed
     finally:
         if bar is not None:
             bar.close()
