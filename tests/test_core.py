@@ -16,6 +16,7 @@ from unified_nlp.classifier import TextClassifier
 from unified_nlp.metrics import classification_report, label_ids
 from unified_nlp.postprocess import softmax, top_k
 from unified_nlp.protocols import Encoding, ModelOutput
+from unified_nlp.tokens import encoding_from_rows, join_wordpieces
 from unified_nlp.training import learning_rate_at
 
 
@@ -140,6 +141,25 @@ def test_encoding_reads_like_batch_encoding():
     assert set(enc) == {"input_ids", "attention_mask", "token_type_ids"}
     assert enc.input_ids.dtype == np.int64 and enc.lengths.tolist() == [4, 3]
     assert enc.select([1]).input_ids.shape == (1, 3)
+
+
+def test_rows_are_padded_into_an_encoding():
+    rows, types = [[101, 7, 8, 102], [101, 102]], [[0, 0, 1, 1], [0, 0]]
+    enc = encoding_from_rows(rows, pad_id=0, padding="longest", limit=512, type_rows=types, truncated=[True, False])
+    assert enc.input_ids.tolist() == [[101, 7, 8, 102], [101, 102, 0, 0]]
+    assert enc.attention_mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert enc.token_type_ids.tolist() == [[0, 0, 1, 1], [0, 0, 0, 0]]
+    assert enc.truncated.tolist() == [True, False]
+    assert encoding_from_rows(rows, pad_id=9, padding="max_length", limit=6).input_ids[1].tolist() == [101, 102] + [9] * 4
+    assert encoding_from_rows([], pad_id=0, padding="longest", limit=8).input_ids.shape == (0, 0)
+    with pytest.raises(un.InvalidInputError, match="equal token length"):
+        encoding_from_rows(rows, pad_id=0, padding=False, limit=512)
+
+
+def test_wordpieces_join_like_the_bert_decoder():
+    assert join_wordpieces(["hello", "world", "##s", "!"]) == "hello worlds!"
+    assert join_wordpieces(["do", "n't", "stop", "."]) == "don't stop."
+    assert join_wordpieces([]) == ""
 
 
 def test_metrics_by_hand():

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -168,27 +167,6 @@ def test_inference_is_one_graph_for_every_batch_shape(tfhub_default):
     for texts in (["a"], ["a b c d e f", "g"], ["x"] * 7):
         model(tok(texts), output_hidden_states=True)
     assert model._infer.experimental_get_tracing_count() == 1
-
-
-def test_concurrent_inference_gives_the_same_answers(tfhub_default, sst2):
-    clf, texts = tfhub_default.clf, sst2[0][:64]
-    expected = clf.logits(texts)
-    results, errors = [None] * 4, []
-
-    def work(i):
-        try:
-            results[i] = clf.logits(texts, batch_size=8 + i)
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for r in results:
-        np.testing.assert_allclose(r, expected, atol=1e-5)
 
 
 def test_protocol_conformance(tfhub_default):

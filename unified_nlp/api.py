@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 from . import registry
 from .classifier import TextClassifier
 from .errors import InvalidInputError, InvalidModelError
-from .models import SPEC_FILE, check_canonical, read_spec, resolve
+from .models import SPEC_FILE, check_canonical, read_spec, resolve, token_limit
 
 
 def _adapter(backend: str):
@@ -29,14 +28,7 @@ def model_spec(path: Path, labels: Sequence[str] | None = None) -> dict[str, Any
     fmt = spec.get("format", "huggingface")
     spec["format"] = fmt
     if fmt == "huggingface":
-        config = check_canonical(path)
-        limit = int(config.get("max_position_embeddings", 512))
-        try:
-            tok_config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
-            limit = min(limit, int(tok_config.get("model_max_length", limit)))
-        except (OSError, ValueError, TypeError):
-            pass
-        spec["max_length"] = min(int(spec.get("max_length", limit)), limit)
+        spec["max_length"] = token_limit(path, check_canonical(path), spec)
     if labels is not None:
         labels = [str(x) for x in labels]
         if len(labels) < 2 or len(set(labels)) != len(labels):

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,17 +121,62 @@ def _looks_like_hub_id(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a model folder, or an InvalidModelError naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidModelError(f"{path}: missing") from None
+    except OSError as e:
+        raise InvalidModelError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidModelError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise InvalidModelError(f"{path}: expected a JSON object")
+    return data
+
+
+def token_limit(path: Path, config: dict[str, Any], spec: dict[str, Any]) -> int:
+    """The longest input in tokens for a canonical folder: the least of the position
+    embeddings, tokenizer_config.json's model_max_length and the spec's max_length."""
+    limit = int(config.get("max_position_embeddings", 512))
+    if (path / "tokenizer_config.json").is_file():
+        stated = read_json(path / "tokenizer_config.json").get("model_max_length")
+        if isinstance(stated, (int, float)) and not isinstance(stated, bool) and stated >= 2:
+            limit = min(limit, int(min(stated, limit)))
+    wanted = spec.get("max_length", limit)
+    if not isinstance(wanted, int) or isinstance(wanted, bool) or wanted < 2:
+        raise InvalidModelError(f"{path / SPEC_FILE}: 'max_length' must be an integer >= 2, got {wanted!r}")
+    return min(wanted, limit)
+
+
+def check_shapes(
+    found: Mapping[str, Sequence[int]],
+    expected: Mapping[str, Sequence[int]],
+    source: Path,
+    *,
+    error: type[Exception] = InvalidModelError,
+    allow_extra: Callable[[str], bool] | None = None,
+) -> None:
+    """Every expected tensor is in `found` (name -> shape) with the shape config.json
+    implies; a tensor beyond `expected` is refused unless allow_extra(name)."""
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise error(f"{source}: missing {len(missing)} tensor(s), e.g. {', '.join(missing[:3])}")
+    unknown = sorted(k for k in found if k not in expected and not (allow_extra and allow_extra(k)))
+    if unknown:
+        raise error(f"{source}: tensor(s) outside the BERT architecture, e.g. {', '.join(unknown[:3])}")
+    for name, shape in expected.items():
+        if tuple(found[name]) != tuple(shape):
+            raise error(f"{source}: tensor {name!r} has shape {list(found[name])}, config.json implies {list(shape)}")
+
+
 def read_spec(path: Path) -> dict[str, Any]:
     """unified_nlp.json of a model folder; {} for a plain Hugging Face encoder folder."""
     spec_path = path / SPEC_FILE
     if not spec_path.exists():
         return {}
-    try:
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidModelError(f"{spec_path}: not valid JSON ({e})") from None
-    if not isinstance(spec, dict):
-        raise InvalidModelError(f"{spec_path}: expected a JSON object")
+    spec = read_json(spec_path)
     labels = spec.get("labels")
     if labels is not None and not (
         isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)
@@ -160,12 +206,7 @@ def load_config(path: Path) -> dict[str, Any]:
         pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES) if path.is_dir() else []
         extra = f" (found only {', '.join(pickles)}: pickle checkpoints are never loaded; convert them to safetensors)" if pickles else ""
         raise InvalidModelError(f"{config_path}: missing config.json{extra}")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidModelError(f"{config_path}: not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise InvalidModelError(f"{config_path}: expected a JSON object")
+    config = read_json(config_path)
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size"):
         if not isinstance(config.get(key), int) or config[key] <= 0:
             raise InvalidModelError(f"{config_path}: '{key}' must be a positive integer")
@@ -218,16 +259,8 @@ def check_canonical(path: Path) -> dict[str, Any]:
     if emb_key is None:
         raise InvalidModelError(f"{weights}: no embeddings.word_embeddings.weight tensor; not a BERT encoder")
     prefix = emb_key[: -len("embeddings.word_embeddings.weight")]
-    expected = bert_shapes(config)
-    missing = [name for name in expected if prefix + name not in table]
-    if missing:
-        raise InvalidModelError(f"{weights}: missing {len(missing)} tensor(s), e.g. {', '.join(missing[:3])}")
-    for name, shape in expected.items():
-        if table[prefix + name]["shape"] != shape:
-            raise InvalidModelError(
-                f"{weights}: tensor {prefix + name} has shape {table[prefix + name]['shape']}, "
-                f"config.json implies {shape}"
-            )
+    found = {k.removeprefix(prefix): v["shape"] for k, v in table.items() if k.startswith(prefix)}
+    check_shapes(found, bert_shapes(config), weights, allow_extra=lambda name: True)
     vocab_file = path / "vocab.txt"
     if vocab_file.is_file():
         with open(vocab_file, encoding="utf-8", errors="replace") as f:

@@ -20,6 +20,7 @@ from transformers.utils import logging as hf_logging
 from unified_nlp.errors import InvalidInputError, InvalidModelError
 from unified_nlp.models import load_head
 from unified_nlp.protocols import Encoding, ModelOutput
+from unified_nlp.tokens import encoding_from_rows
 from unified_nlp.training import no_decay
 
 __all__ = ["HuggingFaceBackend", "HFTokenizer", "HFModel"]
@@ -63,24 +64,14 @@ class HFTokenizer:
     ) -> Encoding:
         limit = min(max_length or self.max_length, self.max_length)
         encs = self._rust(limit if truncation else None).encode_batch(list(texts))
-        lengths = [len(e.ids) for e in encs]
-        if padding == "max_length":
-            width = limit
-        elif padding in (True, "longest") or len(set(lengths)) <= 1:
-            width = max(lengths, default=0)
-        else:
-            raise InvalidInputError("padding=False needs texts of equal token length; use padding='longest'")
-        n = len(encs)
-        ids = np.full((n, width), self._pad_id, dtype=np.int64)
-        mask = np.zeros((n, width), dtype=np.int64)
-        types = np.zeros((n, width), dtype=np.int64)
-        for i, e in enumerate(encs):
-            k = lengths[i]
-            ids[i, :k] = e.ids
-            mask[i, :k] = 1
-            types[i, :k] = e.type_ids
-        truncated = np.array([bool(e.overflowing) for e in encs], dtype=bool)
-        return Encoding(ids, mask, types, truncated)
+        return encoding_from_rows(
+            [e.ids for e in encs],
+            pad_id=self._pad_id,
+            padding=padding,
+            limit=limit,
+            type_rows=[e.type_ids for e in encs],
+            truncated=[bool(e.overflowing) for e in encs],
+        )
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         return self._hf.decode([int(i) for i in np.asarray(ids).ravel()], skip_special_tokens=skip_special_tokens)

@@ -31,8 +31,11 @@ from unified_nlp.models import (
     SPEC_FILE,
     TOKENIZER_FILES,
     check_canonical,
+    check_shapes,
+    read_json,
     read_spec,
     safe_join,
+    token_limit,
 )
 from unified_nlp.weights import atomic_dir, load_file, read_header, save_file
 
@@ -57,19 +60,13 @@ def to_paddle(tensors: dict[str, np.ndarray], config: dict, source: Path) -> tup
     """
     if tensors and all(k.startswith("bert.") for k in tensors if "embeddings." in k or "encoder." in k):
         tensors = {k.removeprefix("bert."): v for k, v in tensors.items()}  # a BertFor... checkpoint
-    expected = names.canonical_shapes(config)
-    missing = sorted(set(expected) - set(tensors))
-    if missing:
-        raise ConversionError(f"{source}: missing {len(missing)} encoder tensor(s), e.g. {missing[:3]}")
-    ours = set(expected) | set(names.BUFFERS)
-    unknown = sorted(k for k in tensors if k.startswith(("embeddings.", "encoder.", "pooler.")) and k not in ours)
-    if unknown:
-        raise ConversionError(f"{source}: tensor(s) outside the BERT architecture we convert: {unknown[:3]}")
-    for name, shape in expected.items():
-        if tuple(tensors[name].shape) != shape:
-            raise ConversionError(
-                f"{source}: tensor {name!r} has shape {list(tensors[name].shape)}, config.json implies {list(shape)}"
-            )
+    check_shapes(
+        {k: v.shape for k, v in tensors.items()},
+        names.canonical_shapes(config),
+        source,
+        error=ConversionError,
+        allow_extra=lambda name: name in names.BUFFERS or not name.startswith(("embeddings.", "encoder.", "pooler.")),
+    )
     buffers = []
     for name, build in names.BUFFERS.items():
         if name in tensors:
@@ -124,18 +121,6 @@ def canonical_config(config: dict) -> dict[str, Any]:
 # --- reading folders ---------------------------------------------------------
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidModelError(f"{path}: missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidModelError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise InvalidModelError(f"{path}: expected a JSON object")
-    return data
-
-
 def weights_file(folder: Path) -> Path:
     """The safetensors weights of a PaddleNLP folder; a clear error for pickles, never unpickled."""
     path = folder / WEIGHTS
@@ -177,23 +162,6 @@ def is_paddle_native(path: Path) -> bool:
 # --- whole folders -------------------------------------------------------------
 
 
-def max_length_of(source: Path, config: dict, spec: dict) -> int:
-    """The longest input in tokens, as unified_nlp.api.model_spec computes it for canonical folders."""
-    limit = int(config.get("max_position_embeddings", 512))
-    try:
-        limit = min(
-            limit,
-            int(
-                json.loads((source / "tokenizer_config.json").read_text(encoding="utf-8")).get(
-                    "model_max_length", limit
-                )
-            ),
-        )
-    except (OSError, ValueError, TypeError):
-        pass
-    return min(int(spec.get("max_length", limit)), limit)
-
-
 def convert(source: Path, out: Path) -> None:
     """Write the PaddleNLP format of the canonical folder `source` to `out`, atomically."""
     source, out = Path(source), Path(out)
@@ -208,7 +176,7 @@ def convert(source: Path, out: Path) -> None:
         )
     pd_config = paddle_config(config, source)
     tensors, buffers = to_paddle(load_file(source / ENCODER_FILE), config, source / ENCODER_FILE)
-    tok_config = paddle_tokenizer_config(source, max_length_of(source, config, spec))
+    tok_config = paddle_tokenizer_config(source, token_limit(source, config, spec))
     vocab = vocabulary(source)
     meta = {
         "format": FORMAT,
@@ -216,7 +184,7 @@ def convert(source: Path, out: Path) -> None:
         "encoder_dir": ENCODER_DIR,
         **{k: spec[k] for k in ("labels",) if k in spec},
         "pooling": spec.get("pooling", "mean"),
-        "max_length": max_length_of(source, config, spec),
+        "max_length": token_limit(source, config, spec),
         "canonical_buffers": buffers,
         "converted_from": "huggingface",
     }

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from unified_nlp.errors import InvalidInputError, InvalidModelError
-from unified_nlp.models import load_head
+from unified_nlp.models import check_shapes, load_head
 from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.weights import load_file
 
@@ -43,17 +43,7 @@ def build_encoder(folder: Path) -> tuple[BertModel, dict[str, Any]]:
         if isinstance(layer, paddle.nn.LayerNorm):
             layer._epsilon = eps
     expected = {k: tuple(v.shape) for k, v in encoder.state_dict().items()}
-    missing = sorted(set(expected) - set(tensors))
-    if missing:
-        raise InvalidModelError(f"{path}: missing {len(missing)} tensor(s), e.g. {missing[:3]}")
-    unknown = sorted(set(tensors) - set(expected))
-    if unknown:
-        raise InvalidModelError(f"{path}: tensor(s) PaddleNLP's BertModel does not have, e.g. {unknown[:3]}")
-    for name, shape in expected.items():
-        if tuple(tensors[name].shape) != shape:
-            raise InvalidModelError(
-                f"{path}: tensor {name!r} has shape {list(tensors[name].shape)}, config.json implies {list(shape)}"
-            )
+    check_shapes({k: v.shape for k, v in tensors.items()}, expected, path)
     encoder.set_state_dict({k: v.astype(np.float32, copy=False) for k, v in tensors.items()})
     encoder.eval()
     return encoder, config

@@ -30,7 +30,6 @@ for that word), and a text stops being tokenized once it is known to be truncate
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -38,8 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from unified_nlp.errors import InvalidInputError, InvalidInputTypeError, InvalidModelError
+from unified_nlp.errors import InvalidInputTypeError, InvalidModelError
+from unified_nlp.models import read_json
 from unified_nlp.protocols import Encoding
+from unified_nlp.tokens import encoding_from_rows, join_wordpieces
 
 from ._framework import BasicTokenizer, BertTokenizer, is_punctuation, is_whitespace
 
@@ -114,10 +115,7 @@ class PaddleTokenizer:
     """
 
     def __init__(self, folder: Path, max_length: int) -> None:
-        try:
-            settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InvalidModelError(f"{folder / 'tokenizer_config.json'}: cannot read ({e})") from None
+        settings = read_json(folder / "tokenizer_config.json")
         if not (folder / "vocab.txt").is_file():
             raise InvalidModelError(f"{folder / 'vocab.txt'}: missing")
         specials = {
@@ -230,22 +228,9 @@ class PaddleTokenizer:
             ids, truncated = self.encode_one(text, max(limit - 2, 0) if truncation else None)
             rows.append(ids)
             cut.append(truncated)
-        lengths = [len(r) + 2 for r in rows]
-        if padding == "max_length":
-            width = max([limit, *lengths])
-        elif padding in (True, "longest") or len(set(lengths)) <= 1:
-            width = max(lengths, default=0)
-        else:
-            raise InvalidInputError("padding=False needs texts of equal token length; use padding='longest'")
-        n = len(rows)
-        input_ids = np.full((n, width), self._pad, dtype=np.int64)
-        mask = np.zeros((n, width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            k = lengths[i]
-            input_ids[i, 0], input_ids[i, k - 1] = self._cls, self._sep
-            input_ids[i, 1 : k - 1] = row
-            mask[i, :k] = 1
-        return Encoding(input_ids, mask, np.zeros_like(input_ids), np.asarray(cut, dtype=bool))
+        return encoding_from_rows(
+            [[self._cls, *row, self._sep] for row in rows], pad_id=self._pad, padding=padding, limit=limit, truncated=cut
+        )
 
     def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> str:
         """Text of token ids, joined as transformers' WordPiece decoder does (with its
@@ -256,30 +241,4 @@ class PaddleTokenizer:
             for i in (int(x) for x in np.asarray(ids).ravel())
             if not (skip_special_tokens and i in specials)
         ]
-        out = []
-        for i, token in enumerate(tokens):
-            if i:
-                token = token[2:] if token.startswith("##") else " " + token
-            out.append(_cleanup(token))
-        return "".join(out)
-
-
-_CLEANUP = (
-    (" .", "."),
-    (" ?", "?"),
-    (" !", "!"),
-    (" ,", ","),
-    (" ' ", "'"),
-    (" n't", "n't"),
-    (" 'm", "'m"),
-    (" do not", " don't"),
-    (" 's", "'s"),
-    (" 've", "'ve"),
-    (" 're", "'re"),
-)
-
-
-def _cleanup(token: str) -> str:
-    for old, new in _CLEANUP:
-        token = token.replace(old, new)
-    return token
+        return join_wordpieces(tokens)

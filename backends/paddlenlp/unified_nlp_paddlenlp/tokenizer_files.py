@@ -7,11 +7,11 @@ cannot reproduce is refused with ConversionError instead of tokenizing different
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from unified_nlp.errors import ConversionError, InvalidModelError
+from unified_nlp.models import read_json
 
 SPECIAL_KEYS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 DEFAULT_SPECIALS = {
@@ -21,16 +21,6 @@ DEFAULT_SPECIALS = {
     "cls_token": "[CLS]",
     "mask_token": "[MASK]",
 }
-
-
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidModelError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise InvalidModelError(f"{path}: expected a JSON object")
-    return data
 
 
 def _token(value: Any, default: str) -> str:
@@ -49,7 +39,7 @@ def vocabulary(source: Path) -> list[str]:
         if vocab_txt is None:
             raise InvalidModelError(f"{source}: no tokenizer files (vocab.txt or tokenizer.json)")
         return vocab_txt
-    model = _load(source / "tokenizer.json").get("model") or {}
+    model = read_json(source / "tokenizer.json").get("model") or {}
     table = model.get("vocab")
     if not isinstance(table, dict) or sorted(table.values()) != list(range(len(table))):
         raise ConversionError(f"{source / 'tokenizer.json'}: model.vocab is not a WordPiece vocabulary with ids 0..n-1")
@@ -67,7 +57,7 @@ def vocabulary(source: Path) -> list[str]:
 
 def paddle_tokenizer_config(source: Path, max_length: int) -> dict[str, Any]:
     """PaddleNLP BertTokenizer settings (its tokenizer_config.json) equivalent to the canonical tokenizer."""
-    tok_config = _load(source / "tokenizer_config.json") if (source / "tokenizer_config.json").is_file() else {}
+    tok_config = read_json(source / "tokenizer_config.json") if (source / "tokenizer_config.json").is_file() else {}
     settings: dict[str, Any] = {
         "tokenizer_class": "BertTokenizer",
         "do_lower_case": bool(tok_config.get("do_lower_case", True)),
@@ -84,7 +74,7 @@ def paddle_tokenizer_config(source: Path, max_length: int) -> dict[str, Any]:
 
 
 def _from_tokenizer_json(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    data = _load(path)
+    data = read_json(path)
     norm, pre, model = data.get("normalizer") or {}, data.get("pre_tokenizer") or {}, data.get("model") or {}
 
     def refuse(what: str) -> ConversionError:

@@ -33,8 +33,10 @@ from unified_nlp.models import (
     bert_shapes,
     check_canonical,
     load_config,
+    read_json,
     read_spec,
     safe_join,
+    token_limit,
 )
 from unified_nlp.weights import atomic_dir, load_file, save_file
 
@@ -70,25 +72,14 @@ def _vocab_file(source: Path, scratch: Path) -> Path:
     """vocab.txt, or one written from tokenizer.json's WordPiece vocabulary."""
     if (source / "vocab.txt").is_file():
         return source / "vocab.txt"
-    tok = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
-    model = tok.get("model") or {}
-    if model.get("type") != "WordPiece":
-        raise InvalidModelError(f"{source / 'tokenizer.json'}: a {model.get('type')!r} tokenizer; BERT WordPiece only")
+    model = read_json(source / "tokenizer.json").get("model") or {}
+    if not isinstance(model, dict) or model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        kind = model.get("type") if isinstance(model, dict) else None
+        raise InvalidModelError(f"{source / 'tokenizer.json'}: a {kind!r} tokenizer; BERT WordPiece only")
     vocab = sorted(model["vocab"].items(), key=lambda kv: kv[1])
     out = scratch / "vocab.txt"
     out.write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
     return out
-
-
-def max_length(source: Path, config: dict[str, Any], spec: dict[str, Any]) -> int:
-    """The token limit, as unified_nlp.api.model_spec computes it for a canonical folder."""
-    limit = int(config.get("max_position_embeddings", 512))
-    try:
-        tok_config = json.loads((source / "tokenizer_config.json").read_text(encoding="utf-8"))
-        limit = min(limit, int(tok_config.get("model_max_length", limit)))
-    except (OSError, ValueError, TypeError):
-        pass
-    return min(int(spec.get("max_length", limit)), limit)
 
 
 def export(source: Path, out: Path) -> None:
@@ -121,7 +112,7 @@ def export(source: Path, out: Path) -> None:
                 "architecture": "bert",
                 "labels": spec.get("labels"),
                 "pooling": spec.get("pooling", "mean"),
-                "max_length": max_length(source, config, spec),
+                "max_length": token_limit(source, config, spec),
                 "encoder_dir": ENCODER_DIR,
                 "preprocessor_dir": PREPROCESSOR_DIR,
                 "export_version": EXPORT_VERSION,

@@ -17,11 +17,11 @@ transformers' for any input.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from unified_nlp.errors import InvalidModelError
+from unified_nlp.models import read_json
 
 from ._tf import text, tf
 
@@ -43,16 +43,6 @@ _CJK = (
 _PUNCTUATION = r"[!-/:-@\[-`{-~\p{P}]"
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidModelError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise InvalidModelError(f"{path}: expected a JSON object")
-    return data
-
-
 def read_tokenizer_options(folder: Path) -> dict:
     """The preprocessor's options for a canonical folder (lower_case, strip_accents,
     split_cjk, special_tokens), from tokenizer_config.json and tokenizer.json;
@@ -60,12 +50,12 @@ def read_tokenizer_options(folder: Path) -> dict:
     InvalidModelError: its ids could not be reproduced."""
     options = {"lower_case": True, "strip_accents": None, "split_cjk": True, "special_tokens": list(SPECIAL_TOKENS)}
     if (folder / "tokenizer_config.json").is_file():
-        config = _read_json(folder / "tokenizer_config.json")
+        config = read_json(folder / "tokenizer_config.json")
         options["lower_case"] = bool(config.get("do_lower_case", True))
         options["strip_accents"] = config.get("strip_accents")
         options["split_cjk"] = bool(config.get("tokenize_chinese_chars", True))
     if (folder / "tokenizer.json").is_file():  # what transformers actually runs, so it wins
-        tok = _read_json(folder / "tokenizer.json")
+        tok = read_json(folder / "tokenizer.json")
         parts = {
             "normalizer": ((tok.get("normalizer") or {}).get("type"), "BertNormalizer"),
             "pre_tokenizer": ((tok.get("pre_tokenizer") or {}).get("type"), "BertPreTokenizer"),

@@ -11,6 +11,7 @@ import numpy as np
 
 from unified_nlp.errors import InvalidInputError, UnifiedNLPError
 from unified_nlp.protocols import Encoding
+from unified_nlp.tokens import join_wordpieces, padded_width
 
 from ._tf import tf
 from .savedmodel import check_preprocessor, load_saved_model
@@ -18,25 +19,6 @@ from .savedmodel import check_preprocessor, load_saved_model
 NUM_SPECIAL = 2  # [CLS] text [SEP]
 _NO_LIMIT = 2**40  # the token limit when truncation=False
 SPECIAL_KEYS = ("padding_id", "start_of_sequence_id", "end_of_segment_id", "mask_id")
-
-
-def _cleanup(token: str) -> str:
-    # transformers' WordPiece decoder tidies each token's spacing this way
-    for dirty, clean in (
-        (" .", "."),
-        (" ?", "?"),
-        (" !", "!"),
-        (" ,", ","),
-        (" ' ", "'"),
-        (" n't", "n't"),
-        (" 'm", "'m"),
-        (" do not", " don't"),
-        (" 's", "'s"),
-        (" 've", "'ve"),
-        (" 're", "'re"),
-    ):
-        token = token.replace(dirty, clean)
-    return token
 
 
 class TFHubTokenizer:
@@ -106,8 +88,7 @@ class TFHubTokenizer:
             tf.constant(limit if padding == "max_length" else 0, tf.int64),
         )
         lengths, needed = lengths.numpy(), needed.numpy()
-        if padding not in (True, "longest", "max_length") and len(set(lengths.tolist())) > 1:
-            raise InvalidInputError("padding=False needs texts of equal token length; use padding='longest'")
+        padded_width(lengths.tolist(), padding, limit)  # raises for padding=False on rows of unequal length
         return Encoding(ids.numpy(), mask.numpy(), types.numpy(), truncated=(needed > limit) if truncation else None)
 
     def _encode_graph(self, texts, limit, pad_to):
@@ -126,12 +107,5 @@ class TFHubTokenizer:
         vocab, special = self._decoding_tables()
         ids = [int(i) for i in np.asarray(ids).ravel()]
         skip = special if skip_special_tokens else set()
-        pieces = []
-        for i in ids:
-            if i in skip:
-                continue
-            token = vocab[i] if 0 <= i < len(vocab) else "[UNK]"
-            if pieces:
-                token = token[2:] if token.startswith("##") else " " + token
-            pieces.append(_cleanup(token))
-        return "".join(pieces)
+        tokens = [vocab[i] if 0 <= i < len(vocab) else "[UNK]" for i in ids if i not in skip]
+        return join_wordpieces(tokens)
