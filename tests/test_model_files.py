@@ -59,6 +59,20 @@ def test_config_that_is_not_json(backend, model_copy):
     _expect(backend, model_copy, "config.json", "not valid JSON")
 
 
+@pytest.mark.parametrize("content", ["[1, 2]", "{not json", '{"model_max_length": 512', "\udcff"])
+def test_tokenizer_config_that_is_not_a_json_object(backend, model_copy, content):
+    (model_copy / "tokenizer_config.json").write_bytes(content.encode("utf-8", "surrogateescape"))
+    _expect(backend, model_copy, "tokenizer_config.json")
+
+
+@pytest.mark.parametrize("value", ["512", 1, 1.5, None])
+def test_max_length_that_is_not_a_usable_integer(backend, model_copy, value):
+    spec = json.loads((model_copy / "unified_nlp.json").read_text())
+    spec["max_length"] = value
+    (model_copy / "unified_nlp.json").write_text(json.dumps(spec))
+    _expect(backend, model_copy, "unified_nlp.json", "max_length")
+
+
 def test_missing_weights(backend, model_copy):
     (model_copy / "model.safetensors").unlink()
     _expect(backend, model_copy, "model.safetensors", "missing")
