@@ -1,6 +1,6 @@
 """Recorded fine-tuning run per backend: the same fit() call on all three stacks.
 
-    .venv/bin/python benchmarks/finetune.py --rows 20000 --out benchmarks/results/finetune
+    .venv/bin/python benchmarks/finetune.py --rows 12000 --out benchmarks/results/finetune
 
 Each backend runs in its own fresh process: the default model (MiniLM encoder +
 the SST-2 head), full fine-tuning (encoder not frozen), on the first --rows of a
@@ -129,7 +129,7 @@ def markdown(results: list[dict], cross: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--rows", type=int, default=12000)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune"))
