@@ -143,7 +143,7 @@ def token_limit(path: Path, config: dict[str, Any], spec: dict[str, Any]) -> int
     if (path / "tokenizer_config.json").is_file():
         stated = read_json(path / "tokenizer_config.json").get("model_max_length")
         if isinstance(stated, (int, float)) and not isinstance(stated, bool) and stated >= 2:
-            limit = min(limit, int(min(stated, limit)))
+            limit = int(min(stated, limit))
     wanted = spec.get("max_length", limit)
     if not isinstance(wanted, int) or isinstance(wanted, bool) or wanted < 2:
         raise InvalidModelError(f"{path / SPEC_FILE}: 'max_length' must be an integer >= 2, got {wanted!r}")

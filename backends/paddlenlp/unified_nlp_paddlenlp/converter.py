@@ -176,7 +176,8 @@ def convert(source: Path, out: Path) -> None:
         )
     pd_config = paddle_config(config, source)
     tensors, buffers = to_paddle(load_file(source / ENCODER_FILE), config, source / ENCODER_FILE)
-    tok_config = paddle_tokenizer_config(source, token_limit(source, config, spec))
+    max_length = token_limit(source, config, spec)
+    tok_config = paddle_tokenizer_config(source, max_length)
     vocab = vocabulary(source)
     meta = {
         "format": FORMAT,
@@ -184,7 +185,7 @@ def convert(source: Path, out: Path) -> None:
         "encoder_dir": ENCODER_DIR,
         **{k: spec[k] for k in ("labels",) if k in spec},
         "pooling": spec.get("pooling", "mean"),
-        "max_length": token_limit(source, config, spec),
+        "max_length": max_length,
         "canonical_buffers": buffers,
         "converted_from": "huggingface",
     }
