@@ -19,7 +19,7 @@ MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-ker
 # paddlenlp 2.8.1 imports only with huggingface_hub<1 and aistudio-sdk<0.3 (see DESIGN.md); setuptools<66
 # keeps jieba (a paddlenlp dependency) from warning about pkg_resources on every import
 PADDLE_PINS := paddlepaddle==3.3.1 paddlenlp==2.8.1 'huggingface_hub<1' 'aistudio-sdk<0.3' 'numpy>=2' \
-	safetensors pytest hypothesis psutil tqdm 'setuptools>=64,<66' wheel
+	safetensors tokenizers pytest hypothesis psutil tqdm 'setuptools>=64,<66' wheel
 
 export UNIFIED_NLP_HOME ?= $(CURDIR)/.store
 export TF_CPP_MIN_LOG_LEVEL ?= 2

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
+from .checkpoint import describe
 from .classifier import TextClassifier
 from .errors import InvalidInputError, InvalidModelError
-from .models import SPEC_FILE, check_canonical, read_spec, resolve, token_limit
+from .models import SPEC_FILE, check_canonical, read_spec, resolve
 
 
 def _adapter(backend: str):
@@ -22,13 +23,16 @@ def _adapter(backend: str):
     return RemoteAdapter(backend, where.python), where
 
 
-def model_spec(path: Path, labels: Sequence[str] | None = None) -> dict[str, Any]:
+def model_spec(
+    path: Path, labels: Sequence[str] | None = None, problem_type: str | None = None, seed: int = 0
+) -> dict[str, Any]:
     """What an adapter needs to know about a model folder, validated by the core."""
     spec = read_spec(path)
     fmt = spec.get("format", "huggingface")
-    spec["format"] = fmt
     if fmt == "huggingface":
-        spec["max_length"] = token_limit(path, check_canonical(path), spec)
+        return describe(path, labels, problem_type=problem_type, seed=seed)
+    # a backend's own format written by convert: its unified_nlp.json says what it holds
+    spec["format"] = fmt
     if labels is not None:
         labels = [str(x) for x in labels]
         if len(labels) < 2 or len(set(labels)) != len(labels):
@@ -42,7 +46,12 @@ def model_spec(path: Path, labels: Sequence[str] | None = None) -> dict[str, Any
             "pass labels=[...] to start a fresh head, then fit it"
         )
     spec["num_labels"] = len(spec["labels"])
+    spec.setdefault("architecture", "bert")
+    spec.setdefault("head", "mean" if spec.get("pooling", "mean") == "mean" else "native")
+    spec.setdefault("problem_type", "single_label_classification")
+    spec.setdefault("token_types", True)
     spec.setdefault("pooling", "mean")
+    spec.setdefault("seed", seed)
     return spec
 
 
@@ -51,13 +60,19 @@ def load_classifier(
     backend: str = "huggingface",
     *,
     labels: Sequence[str] | None = None,
+    problem_type: str | None = None,
+    seed: int = 0,
 ) -> TextClassifier:
     """Load a text classifier on one backend, offline.
 
     `model` is "default" (the embedded MiniLM sentiment model), a local folder
     in the canonical format or in a backend's own format (written by `convert`),
-    or a Hugging Face id already in the local cache. `labels` different from the
-    saved ones start a fresh, untrained head (see `fit`).
+    or a Hugging Face id already in the local cache. A Hugging Face classifier
+    folder (any supported architecture, see `unified_nlp.architectures`) loads with
+    its own head and its id2label labels. `labels` different from the saved ones
+    start a fresh, untrained head drawn from `seed` (see `fit`); placeholder labels
+    (LABEL_0, ...) are only renamed. `problem_type="multi_label_classification"`
+    makes a fresh head multi-label (sigmoid per label).
 
     >>> clf = load_classifier("default", backend="tfhub")   # doctest: +SKIP
     >>> clf.predict(["This is a great movie!"])[0].label    # doctest: +SKIP
@@ -66,7 +81,7 @@ def load_classifier(
     name = registry.canonical_name(backend)
     where = registry.placement(name)  # fails early, before any file work, if it can run nowhere
     path = resolve(model).absolute()
-    spec = model_spec(path, labels)
+    spec = model_spec(path, labels, problem_type, seed)
     adapter, where = _adapter(name)
     tokenizer, net = adapter.load(path, spec)
     source = path if (path / "config.json").is_file() else None

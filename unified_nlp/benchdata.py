@@ -21,17 +21,27 @@ def sst2_path(split: str) -> Path:
     candidates = []
     if os.environ.get("UNIFIED_NLP_DATA"):
         candidates.append(Path(os.environ["UNIFIED_NLP_DATA"]) / "sst2" / f"{split}.tsv")
-    candidates.append(_ASSETS / "sst2-dev.tsv" if split == "dev" else Path(__file__).parents[1] / "benchmarks" / "data" / "sst2" / "train.tsv")
+    candidates.append(
+        _ASSETS / "sst2-dev.tsv"
+        if split == "dev"
+        else Path(__file__).parents[1] / "benchmarks" / "data" / "sst2" / "train.tsv"
+    )
     candidates.append(Path.cwd() / "benchmarks" / "data" / "sst2" / f"{split}.tsv")
     for path in candidates:
         if path.is_file():
             return path
-    raise ModelNotFoundError(f"SST-2 {split} not found (looked in {', '.join(map(str, candidates))}); set UNIFIED_NLP_DATA")
+    raise ModelNotFoundError(
+        f"SST-2 {split} not found (looked in {', '.join(map(str, candidates))}); set UNIFIED_NLP_DATA"
+    )
 
 
-def read_tsv(path: str | os.PathLike, label_names: list[str] | None = None) -> tuple[list[str], list]:
-    """Read `sentence<TAB>label` rows (one header line). Labels are returned as ints
-    when they are all integers, else as strings. Errors name the line.
+def read_tsv(
+    path: str | os.PathLike, label_names: list[str] | None = None, *, pairs: bool = False
+) -> tuple[list, list]:
+    """Read `sentence<TAB>label` rows (one optional header line), or with ``pairs=True``
+    `sentence1<TAB>sentence2<TAB>label` rows, whose texts come back as (text, text_pair)
+    tuples. Labels are returned as ints when they are all integers, else as strings.
+    Errors name the line.
 
     >>> texts, labels = read_tsv(sst2_path("dev"))
     >>> len(texts), sorted(set(labels))
@@ -50,18 +60,38 @@ def read_tsv(path: str | os.PathLike, label_names: list[str] | None = None) -> t
     if not lines:
         raise InvalidInputError(f"{path}: empty file")
     texts, labels = [], []
-    start = 1 if lines[0].strip().lower().startswith("sentence\t") else 0
+    start = 1 if lines[0].strip().lower().startswith(("sentence\t", "sentence1\t", "text\t")) else 0
     for number, line in enumerate(lines[start:], start=start + 1):
         if not line.strip():
             continue
-        text, sep, label = line.rpartition("\t")
-        if not sep:
-            raise InvalidInputError(f"{path}:{number}: expected 'sentence<TAB>label'")
-        texts.append(text)
+        if pairs:
+            parts = line.split("\t")
+            if len(parts) != 3:
+                raise InvalidInputError(
+                    f"{path}:{number}: expected 'sentence1<TAB>sentence2<TAB>label', got {len(parts)} columns"
+                )
+            texts.append((parts[0], parts[1]))
+            label = parts[2]
+        else:
+            text, sep, label = line.rpartition("\t")
+            if not sep:
+                raise InvalidInputError(f"{path}:{number}: expected 'sentence<TAB>label'")
+            texts.append(text)
         labels.append(label.strip())
     if all(x.lstrip("-").isdigit() for x in labels):
         labels = [int(x) for x in labels]
     return texts, labels
+
+
+def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """One sentence pair per line, `text<TAB>text_pair` (UTF-8); errors name the line."""
+    out = []
+    for number, line in enumerate(read_lines(path), start=1):
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise InvalidInputError(f"{path}:{number}: expected 'text<TAB>text_pair', got {len(parts)} columns")
+        out.append((parts[0], parts[1]))
+    return out
 
 
 def read_lines(path: str | os.PathLike) -> list[str]:

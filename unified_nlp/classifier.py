@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from . import postprocess
-from .inputs import check_texts, clean_text
+from .batching import batches_by_length
+from .inputs import check_pairs, check_texts, clean_pairs, clean_text
 from .models import ENCODER_FILE, HEAD_FILE, SPEC_FILE, TOKENIZER_FILES
 from .protocols import Encoding, Model, ModelOutput, Tokenizer
 from .weights import atomic_dir, save_file
@@ -60,46 +61,80 @@ class TextClassifier:
 
     # --- inference -------------------------------------------------------
 
-    def predict(self, texts: Sequence[str], *, batch_size: int = 32, top_k: int | None = None):
-        """Label and probability of the most likely class per text.
+    @property
+    def multi_label(self) -> bool:
+        """True for a multi-label head (problem_type multi_label_classification): one sigmoid per label."""
+        return self.spec.get("problem_type") == "multi_label_classification"
 
-        With ``top_k=k`` each item is a list of the k best Predictions instead.
-        Text longer than the model's maximum is truncated; ``Prediction.truncated``
-        says so.
+    def predict(
+        self,
+        texts: Sequence[str] | Sequence[tuple[str, str]],
+        *,
+        text_pair: Sequence[str] | None = None,
+        batch_size: int = 32,
+        top_k: int | None = None,
+        threshold: float = 0.5,
+    ):
+        """Label and score of the most likely class per text.
+
+        A sentence pair is a tuple ``(text, text_pair)``, or pass ``text_pair=[...]``.
+        With ``top_k=k`` each item is a list of the k best Predictions instead. A
+        multi-label classifier returns, per text, the list of every label whose
+        sigmoid score reaches `threshold`, best first. Text longer than the model's
+        maximum is truncated; ``Prediction.truncated`` says so.
+
+        >>> clf.predict([("A man plays a guitar.", "A person makes music.")])  # doctest: +SKIP
+        [Prediction(label='entailment', score=0.91)]
         """
-        probs, truncated = self._probabilities(texts, batch_size)
+        probs, truncated = self._probabilities(texts, text_pair, batch_size)
+        if self.multi_label:
+            return postprocess.multi_label(probs, self.labels, float(threshold), truncated)
         if top_k is not None:
-            return postprocess.top_k(probs, self.labels, top_k)
+            return postprocess.top_k(probs, self.labels, top_k, truncated)
         return postprocess.predictions(probs, self.labels, truncated)
 
-    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
-        """Probabilities, numpy float32 [n_texts, num_labels], rows sum to 1, columns in `labels` order."""
-        return self._probabilities(texts, batch_size)[0]
+    def predict_proba(self, texts, *, text_pair: Sequence[str] | None = None, batch_size: int = 32) -> np.ndarray:
+        """Scores, numpy float32 [n_texts, num_labels], columns in `labels` order: softmax
+        probabilities (rows sum to 1), or per-label sigmoids for a multi-label classifier."""
+        return self._probabilities(texts, text_pair, batch_size)[0]
 
-    def logits(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+    def logits(self, texts, *, text_pair: Sequence[str] | None = None, batch_size: int = 32) -> np.ndarray:
         """Raw logits [n_texts, num_labels], in input order."""
-        return self._run(texts, batch_size)[0]
+        return self._run(texts, text_pair, batch_size)[0]
 
-    def _probabilities(self, texts, batch_size):
-        logits, truncated = self._run(texts, batch_size)
-        return postprocess.softmax(logits), truncated
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        """Logits to scores as this head defines them (softmax, or sigmoid for multi-label)."""
+        return postprocess.sigmoid(logits) if self.multi_label else postprocess.softmax(logits)
+
+    def _probabilities(self, texts, text_pair, batch_size):
+        logits, truncated = self._run(texts, text_pair, batch_size)
+        return self.scores(logits), truncated
 
     def preprocess(self, texts: Sequence[str]) -> list[str]:
+        """Validated, cleaned single texts (see `prepare` for input that may hold pairs)."""
         return [clean_text(t) for t in check_texts(texts)]
 
-    def _run(self, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        texts = self.preprocess(texts)
-        if not isinstance(batch_size, int) or batch_size < 1:
+    def prepare(self, texts, text_pair=None) -> tuple[list[str], list[str] | None]:
+        """Validated, cleaned first texts and second texts (None unless sentence pairs)."""
+        return clean_pairs(*check_pairs(texts, text_pair))
+
+    def encode(self, first: Sequence[str], second: Sequence[str] | None = None) -> Encoding:
+        """Tokenize cleaned texts (and pairs) with this classifier's tokenizer."""
+        if second is None:
+            return self.tokenizer(first)
+        return self.tokenizer(first, text_pair=second)
+
+    def _run(self, texts, text_pair, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        first, second = self.prepare(texts, text_pair)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        truncated = np.zeros(len(texts), dtype=bool)
-        for start in range(0, len(texts), TOKENIZE_CHUNK):
-            enc = self.tokenizer(texts[start : start + TOKENIZE_CHUNK])
+        logits = np.zeros((len(first), len(self.labels)), dtype=np.float32)
+        truncated = np.zeros(len(first), dtype=bool)
+        for start in range(0, len(first), TOKENIZE_CHUNK):
+            stop = start + TOKENIZE_CHUNK
+            enc = self.encode(first[start:stop], None if second is None else second[start:stop])
             truncated[start : start + enc.num_texts] = enc.truncated
-            # longest first, so padding is cut to each batch's own longest text
-            order = np.argsort(-enc.lengths, kind="stable")
-            for b in range(0, len(order), batch_size):
-                rows = order[b : b + batch_size]
+            for rows in batches_by_length(enc.lengths, batch_size):
                 logits[start + rows] = self._forward(enc.select(rows)).logits
         return logits, truncated
 
@@ -108,30 +143,38 @@ class TextClassifier:
 
     # --- training and evaluation ------------------------------------------
 
-    def label_ids(self, labels: Sequence[str | int]) -> np.ndarray:
-        """Label names or integer indices to indices into `labels`, validated."""
-        from .metrics import label_ids
+    def label_ids(self, labels) -> np.ndarray:
+        """Label names or integer indices to indices into `labels` (int64 [n]); for a
+        multi-label classifier, each item is a list of names or indices (or a 0/1 row),
+        giving a float32 multi-hot matrix [n, num_labels]."""
+        from .metrics import label_ids, multi_hot
 
-        return label_ids(labels, self.labels)
+        return multi_hot(labels, self.labels) if self.multi_label else label_ids(labels, self.labels)
 
-    def evaluate(self, texts: Sequence[str], labels: Sequence[str | int], *, batch_size: int = 32) -> dict[str, Any]:
-        """Accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix.
+    def evaluate(
+        self, texts, labels, *, text_pair: Sequence[str] | None = None, batch_size: int = 32
+    ) -> dict[str, Any]:
+        """Accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix;
+        for a multi-label classifier: subset accuracy, micro and macro F1 and per-label
+        figures at the 0.5 threshold.
 
         >>> clf.evaluate(["great", "awful"], ["POSITIVE", "NEGATIVE"])["accuracy"]  # doctest: +SKIP
         1.0
         """
-        from .metrics import classification_report
+        from .errors import InvalidInputError
+        from .metrics import classification_report, multi_label_report
 
         y_true = self.label_ids(labels)
-        if len(y_true) != len(texts):
-            from .errors import InvalidInputError
+        logits = self.logits(texts, text_pair=text_pair, batch_size=batch_size)
+        if len(y_true) != len(logits):
+            raise InvalidInputError(f"{len(logits)} texts but {len(y_true)} labels")
+        if self.multi_label:
+            return multi_label_report(y_true > 0.5, self.scores(logits) >= 0.5, self.labels)
+        return classification_report(y_true, np.argmax(logits, axis=-1), self.labels)
 
-            raise InvalidInputError(f"{len(texts)} texts but {len(y_true)} labels")
-        y_pred = np.argmax(self.logits(texts, batch_size=batch_size), axis=-1)
-        return classification_report(y_true, y_pred, self.labels)
-
-    def fit(self, texts: Sequence[str], labels: Sequence[str | int], **options: Any) -> dict[str, Any]:
-        """Fine-tune on this backend's framework; see unified_nlp.training.fit for options."""
+    def fit(self, texts, labels, **options: Any) -> dict[str, Any]:
+        """Fine-tune on this backend's framework (cross-entropy, or binary cross-entropy
+        for multi-label); see unified_nlp.training.fit for the options."""
         from .training import fit
 
         return fit(self, texts, labels, **options)
@@ -139,32 +182,45 @@ class TextClassifier:
     # --- persistence ------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the canonical format (Hugging Face style folder + head + unified_nlp.json),
-        atomically: a failure leaves any previous model at `path` intact.
+        """Write the canonical format, atomically: a failure leaves any previous model
+        at `path` intact.
 
-        The folder loads on every backend: ``un.load_classifier(path, backend="tfhub")``.
+        A native head gives a plain Hugging Face classifier folder (config.json with
+        architectures, id2label/label2id and problem_type; model.safetensors with the
+        encoder and head under transformers' names; the tokenizer files), which
+        ``transformers.AutoModelForSequenceClassification.from_pretrained`` loads as it
+        is. A mean-pooling head (the default model's) is the documented extension:
+        the encoder folder plus head.safetensors and unified_nlp.json. Either loads on
+        every backend: ``un.load_classifier(path, backend="tfhub")``.
         """
+        from .checkpoint import classifier_config, write_config
+        from .models import read_json
+
         if self.source is None or not (self.source / "config.json").is_file():
             from .errors import UnifiedNLPError
 
             raise UnifiedNLPError("this classifier was not loaded from a folder with config.json; it cannot be saved")
         state = self.model.state_dict()
-        head = {"weight": state.pop("head.weight"), "bias": state.pop("head.bias")}
+        config = classifier_config(read_json(self.source / "config.json"), {**self.spec, "labels": self.labels})
         target = Path(path)
         with atomic_dir(target) as tmp:
-            shutil.copy2(self.source / "config.json", tmp / "config.json")
+            write_config(config, tmp / "config.json")
             for name in TOKENIZER_FILES:
                 if (self.source / name).is_file():
                     shutil.copy2(self.source / name, tmp / name)
+            if self.spec.get("head") == "mean":
+                head = {"weight": state.pop("head.weight"), "bias": state.pop("head.bias")}
+                save_file(head, tmp / HEAD_FILE)
+                spec = {
+                    "format": "huggingface",
+                    "architecture": config["model_type"],
+                    "head": "mean",
+                    "labels": list(self.labels),
+                    "pooling": "mean",
+                    "problem_type": config["problem_type"],
+                    "max_length": int(self.tokenizer.max_length),
+                    "saved_from": self.backend,
+                }
+                (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
             save_file(state, tmp / ENCODER_FILE, metadata={"format": "pt"})
-            save_file(head, tmp / HEAD_FILE)
-            spec = {
-                "format": "huggingface",
-                "architecture": "bert",
-                "labels": list(self.labels),
-                "pooling": self.spec.get("pooling", "mean"),
-                "max_length": int(self.tokenizer.max_length),
-                "saved_from": self.backend,
-            }
-            (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
         return target

@@ -23,21 +23,43 @@ from pathlib import Path
 from .errors import InvalidInputError, UnifiedNLPError
 
 
-def _texts(args: argparse.Namespace) -> list[str]:
-    from .benchdata import read_lines
+def _split_pairs(lines: list[str], where: str) -> list[tuple[str, str]]:
+    out = []
+    for number, line in enumerate(lines, start=1):
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise InvalidInputError(
+                f"{where} {number}: expected 'text<TAB>text_pair' with --pairs, got {len(parts)} columns"
+            )
+        out.append((parts[0], parts[1]))
+    return out
+
+
+def _texts(args: argparse.Namespace) -> list:
+    from .benchdata import read_lines, read_pairs
 
     if args.file:
-        return [t for t in read_lines(args.file)]
+        return read_pairs(args.file) if args.pairs else read_lines(args.file)
     if args.texts and args.texts != ["-"]:
-        return list(args.texts)
+        return _split_pairs(list(args.texts), "argument") if args.pairs else list(args.texts)
     if sys.stdin is None or (sys.stdin.isatty() and args.texts != ["-"]):
         raise InvalidInputError("no texts: give them as arguments, with --file, or on stdin")
     raw = sys.stdin.buffer.read()
     try:
-        return raw.decode("utf-8").splitlines()
+        lines = raw.decode("utf-8").splitlines()
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise InvalidInputError(f"stdin line {line}: not valid UTF-8 (byte {raw[e.start]:#x})") from None
+    return _split_pairs(lines, "stdin line") if args.pairs else lines
+
+
+def _shown(text) -> str:
+    text = " ||| ".join(text) if isinstance(text, tuple) else text
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _as_json_text(text) -> dict:
+    return {"text": text[0], "text_pair": text[1]} if isinstance(text, tuple) else {"text": text}
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -63,18 +85,27 @@ def cmd_classify(args: argparse.Namespace) -> int:
     loaded = time.perf_counter()
     preds = clf.predict(texts, batch_size=args.batch_size)
     done = time.perf_counter()
-    if args.json:
+    if clf.multi_label:  # every label above the threshold, best first
+        for text, found in zip(texts, preds):
+            if args.json:
+                row = {**_as_json_text(text), "labels": [{"label": p.label, "score": round(p.score, 6)} for p in found]}
+                print(json.dumps(row, ensure_ascii=False))
+            else:
+                print(f"{','.join(p.label for p in found) or '-':<20} {_shown(text)}")
+    elif args.json:
         for text, p in zip(texts, preds):
-            print(json.dumps({"text": text, "label": p.label, "score": round(p.score, 6), "truncated": p.truncated},
-                             ensure_ascii=False))
+            row = {**_as_json_text(text), "label": p.label, "score": round(p.score, 6), "truncated": p.truncated}
+            print(json.dumps(row, ensure_ascii=False))
     else:
         for text, p in zip(texts, preds):
             mark = " [truncated]" if p.truncated else ""
-            shown = text if len(text) <= 80 else text[:77] + "..."
-            print(f"{p.label:<10} {p.score:.4f}  {shown}{mark}")
+            print(f"{p.label:<10} {p.score:.4f}  {_shown(text)}{mark}")
     rate = len(texts) / (done - loaded) if done > loaded and texts else 0.0
-    print(f"[{clf.backend}, {clf.runs}] load {loaded - start:.2f}s, {len(texts)} texts in "
-          f"{done - loaded:.3f}s ({rate:.0f} texts/s)", file=sys.stderr)
+    print(
+        f"[{clf.backend}, {clf.runs}] load {loaded - start:.2f}s, {len(texts)} texts in "
+        f"{done - loaded:.3f}s ({rate:.0f} texts/s)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -89,13 +120,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .api import load_classifier
-    from .benchdata import read_lines, read_tsv, sst2_path
+    from .benchdata import read_lines, read_pairs, read_tsv, sst2_path
     from .parity import compare
 
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if len(names) != 2:
         raise InvalidInputError("--backends takes exactly two names, e.g. huggingface,tfhub")
-    if args.texts:
+    if args.texts and args.pairs:
+        texts = read_tsv(args.texts, pairs=True)[0] if args.texts.endswith(".tsv") else read_pairs(args.texts)
+    elif args.texts:
         texts = read_tsv(args.texts)[0] if args.texts.endswith(".tsv") else read_lines(args.texts)
     else:
         texts = read_tsv(sst2_path("dev"))[0]
@@ -106,22 +139,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def _labelled(path: str, limit: int | None = None) -> tuple[list[str], list]:
+def _labelled(path: str, limit: int | None = None, *, pairs: bool = False, multi_label: bool = False):
+    """Texts (or pairs) and labels of a TSV; a multi-label row's labels are comma-separated."""
     from .benchdata import read_tsv
 
-    texts, labels = read_tsv(path)
+    texts, labels = read_tsv(path, pairs=pairs)
+    if multi_label:
+        labels = [[x.strip() for x in str(label).split(",") if x.strip()] for label in labels]
     return (texts[:limit], labels[:limit]) if limit else (texts, labels)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from .api import load_classifier
 
-    texts, labels = _labelled(args.train, args.max_rows)
     label_names = args.labels.split(",") if args.labels else None
-    clf = load_classifier(args.model, backend=args.backend, labels=label_names)
-    validation = _labelled(args.validation) if args.validation else None
-    history = clf.fit(texts, labels, validation=validation, epochs=args.epochs, batch_size=args.batch_size,
-                      learning_rate=args.learning_rate, freeze_encoder=args.freeze_encoder, seed=args.seed)
+    problem = "multi_label_classification" if args.multi_label else None
+    clf = load_classifier(args.model, backend=args.backend, labels=label_names, problem_type=problem)
+    options = dict(pairs=args.pairs, multi_label=clf.multi_label)
+    texts, labels = _labelled(args.train, args.max_rows, **options)
+    validation = _labelled(args.validation, **options) if args.validation else None
+    history = clf.fit(
+        texts,
+        labels,
+        validation=validation,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        freeze_encoder=args.freeze_encoder,
+        seed=args.seed,
+    )
     clf.save(args.out)
     summary = {k: history[k] for k in ("steps", "seconds", "texts_per_second", "epoch_loss", "val_accuracy")}
     print(json.dumps({"out": args.out, **summary}, indent=2))
@@ -131,16 +177,22 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import load_classifier
 
-    texts, labels = _labelled(args.data)
     clf = load_classifier(args.model, backend=args.backend)
+    texts, labels = _labelled(args.data, pairs=args.pairs, multi_label=clf.multi_label)
     report = clf.evaluate(texts, labels)
-    report["confusion_matrix"] = report["confusion_matrix"].tolist()
+    if "confusion_matrix" in report:
+        report["confusion_matrix"] = report["confusion_matrix"].tolist()
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{clf.backend}: accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} on {report['n']} texts")
+        micro = f", micro F1 {report['micro_f1']:.4f}" if "micro_f1" in report else ""
+        print(
+            f"{clf.backend}: accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f}{micro} on {report['n']} texts"
+        )
         for name, m in report["per_class"].items():
-            print(f"  {name:<12} precision {m['precision']:.4f} recall {m['recall']:.4f} f1 {m['f1']:.4f} n={m['support']}")
+            print(
+                f"  {name:<12} precision {m['precision']:.4f} recall {m['recall']:.4f} f1 {m['f1']:.4f} n={m['support']}"
+            )
     return 0
 
 
@@ -159,8 +211,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unified-nlp", description="One text-classification API over "
-                                     "Hugging Face (PyTorch), TF Hub (TensorFlow) and PaddleNLP (Paddle).")
+    parser = argparse.ArgumentParser(
+        prog="unified-nlp",
+        description="One text-classification API over "
+        "Hugging Face (PyTorch), TF Hub (TensorFlow) and PaddleNLP (Paddle).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("backends", help="list backends, versions and where they run")
@@ -174,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="one text per line (UTF-8)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--pairs", action="store_true", help="each text is a sentence pair: 'text<TAB>text_pair'")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("convert", help="write a model in another backend's native format")
@@ -187,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="default")
     p.add_argument("--texts", help="a .tsv (sentence<TAB>label) or one text per line; default SST-2 dev")
     p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--pairs", action="store_true", help="sentence pairs: 'text<TAB>text_pair' (.tsv: plus a label)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
 
@@ -203,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int, help="use only the first N training rows")
     p.add_argument("--freeze-encoder", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pairs", action="store_true", help="rows are 'sentence1<TAB>sentence2<TAB>label'")
+    p.add_argument(
+        "--multi-label", action="store_true", help="a fresh multi-label head; labels comma-separated per row"
+    )
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("evaluate", help="accuracy, macro F1 and per-class figures on a TSV")
@@ -210,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="default")
     p.add_argument("--data", required=True)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--pairs", action="store_true", help="rows are 'sentence1<TAB>sentence2<TAB>label'")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="cross-framework benchmark")

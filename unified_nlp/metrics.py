@@ -50,10 +50,68 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, names: Sequenc
         "accuracy": float(tp.sum() / n) if n else float("nan"),
         "macro_f1": float(f1.mean()),
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(cm[i].sum())}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(cm[i].sum()),
+            }
             for i, name in enumerate(names)
         },
         "confusion_matrix": cm,
+        "labels": list(names),
+        "n": n,
+    }
+
+
+def multi_hot(labels, names: Sequence[str]) -> np.ndarray:
+    """Multi-label targets to a float32 0/1 matrix [n, len(names)]: each item is a list
+    of label names or indices, or a 0/1 row of len(names).
+
+    >>> multi_hot([["b"], [], ["a", 1]], ["a", "b"]).tolist()
+    [[0.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
+    """
+    if isinstance(labels, (str, bytes)):
+        raise InvalidInputError("labels must be a list with one list of labels per text, got a single string")
+    if isinstance(labels, np.ndarray) and labels.ndim == 2:
+        if labels.shape[1] != len(names) or not np.isin(labels, (0, 1)).all():
+            raise InvalidInputError(f"a label matrix must be 0/1 of shape [n, {len(names)}], got {labels.shape}")
+        return labels.astype(np.float32)
+    out = np.zeros((len(labels), len(names)), dtype=np.float32)
+    for i, item in enumerate(labels):
+        if isinstance(item, (str, bytes)) or not isinstance(item, (list, tuple, set, frozenset, np.ndarray)):
+            raise InvalidInputError(
+                f"labels at index {i} is {item!r}; a multi-label target is a list of label names, e.g. ['sports']"
+            )
+        out[i, label_ids(list(item), names)] = 1.0
+    return out
+
+
+def multi_label_report(y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    """Subset accuracy (every label right), micro and macro F1, per-label figures;
+    y_true and y_pred are bool [n, num_labels]."""
+    tp = (y_true & y_pred).sum(axis=0).astype(np.float64)
+    fp = (~y_true & y_pred).sum(axis=0).astype(np.float64)
+    fn = (y_true & ~y_pred).sum(axis=0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.nan_to_num(tp / (tp + fp))
+        recall = np.nan_to_num(tp / (tp + fn))
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+        micro = float(np.nan_to_num(2 * tp.sum() / (2 * tp.sum() + fp.sum() + fn.sum())))
+    n = len(y_true)
+    return {
+        "accuracy": float((y_true == y_pred).all(axis=1).mean()) if n else float("nan"),
+        "micro_f1": micro,
+        "macro_f1": float(f1.mean()),
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(y_true[:, i].sum()),
+            }
+            for i, name in enumerate(names)
+        },
         "labels": list(names),
         "n": n,
     }

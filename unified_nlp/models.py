@@ -21,12 +21,22 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidModelError, ModelNotFoundError
-from .weights import atomic_dir, load_file, read_header
+from .weights import atomic_dir, load_file
 
 SPEC_FILE = "unified_nlp.json"
 HEAD_FILE = "head.safetensors"
 ENCODER_FILE = "model.safetensors"
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+TOKENIZER_FILES = (  # every family's: WordPiece, byte-level BPE, SentencePiece
+    "vocab.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+)
 KNOWN_MODELS = ("default",)
 _ASSETS = Path(__file__).parent / "assets"
 DEFAULT_HEAD = _ASSETS / "default_head.safetensors"
@@ -136,10 +146,11 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def token_limit(path: Path, config: dict[str, Any], spec: dict[str, Any]) -> int:
+def token_limit(path: Path, config: dict[str, Any], spec: dict[str, Any], positions: int | None = None) -> int:
     """The longest input in tokens for a canonical folder: the least of the position
-    embeddings, tokenizer_config.json's model_max_length and the spec's max_length."""
-    limit = int(config.get("max_position_embeddings", 512))
+    embeddings (`positions`, else config.json's), tokenizer_config.json's
+    model_max_length and the spec's max_length."""
+    limit = int(positions if positions is not None else config.get("max_position_embeddings", 512))
     if (path / "tokenizer_config.json").is_file():
         stated = read_json(path / "tokenizer_config.json").get("model_max_length")
         if isinstance(stated, (int, float)) and not isinstance(stated, bool) and stated >= 2:
@@ -179,7 +190,9 @@ def read_spec(path: Path) -> dict[str, Any]:
     spec = read_json(spec_path)
     labels = spec.get("labels")
     if labels is not None and not (
-        isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)
+        isinstance(labels, list)
+        and labels
+        and all(isinstance(x, str) and x for x in labels)
         and len(set(labels)) == len(labels)
     ):
         raise InvalidModelError(f"{spec_path}: 'labels' must be a non-empty list of distinct strings")
@@ -204,14 +217,20 @@ def load_config(path: Path) -> dict[str, Any]:
     config_path = path / "config.json"
     if not config_path.is_file():
         pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES) if path.is_dir() else []
-        extra = f" (found only {', '.join(pickles)}: pickle checkpoints are never loaded; convert them to safetensors)" if pickles else ""
+        extra = (
+            f" (found only {', '.join(pickles)}: pickle checkpoints are never loaded; convert them to safetensors)"
+            if pickles
+            else ""
+        )
         raise InvalidModelError(f"{config_path}: missing config.json{extra}")
     config = read_json(config_path)
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size"):
         if not isinstance(config.get(key), int) or config[key] <= 0:
             raise InvalidModelError(f"{config_path}: '{key}' must be a positive integer")
     if config.get("model_type", "bert") != "bert":
-        raise InvalidModelError(f"{config_path}: model_type {config.get('model_type')!r} is not supported (BERT family only)")
+        raise InvalidModelError(
+            f"{config_path}: model_type {config.get('model_type')!r} is not supported (BERT family only)"
+        )
     return config
 
 
@@ -243,47 +262,12 @@ def bert_shapes(config: dict[str, Any]) -> dict[str, list[int]]:
 def check_canonical(path: Path) -> dict[str, Any]:
     """Validate a canonical folder before any framework sees it; returns config.json.
 
-    Catches what would otherwise be a framework stack trace or a silent wrong
-    answer: missing or pickle-only weights, truncated safetensors, shapes that do
-    not match config.json, a vocabulary that does not match the embedding size.
+    See unified_nlp.checkpoint.check for what is checked; the head is checked
+    against the labels when the folder is loaded (checkpoint.describe).
     """
-    config = load_config(path)
-    weights = path / ENCODER_FILE
-    if not weights.is_file():
-        pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-        extra = f"; found {', '.join(pickles)}, which is a pickle format that is never loaded" if pickles else ""
-        raise InvalidModelError(f"{weights}: missing (weights must be safetensors){extra}")
-    table = read_header(weights)
-    hidden, vocab = config["hidden_size"], config["vocab_size"]
-    emb_key = next((k for k in table if k.endswith("embeddings.word_embeddings.weight")), None)
-    if emb_key is None:
-        raise InvalidModelError(f"{weights}: no embeddings.word_embeddings.weight tensor; not a BERT encoder")
-    prefix = emb_key[: -len("embeddings.word_embeddings.weight")]
-    found = {k.removeprefix(prefix): v["shape"] for k, v in table.items() if k.startswith(prefix)}
-    check_shapes(found, bert_shapes(config), weights, allow_extra=lambda name: True)
-    vocab_file = path / "vocab.txt"
-    if vocab_file.is_file():
-        with open(vocab_file, encoding="utf-8", errors="replace") as f:
-            n_vocab = sum(1 for _ in f)
-        if n_vocab > vocab:
-            raise InvalidModelError(
-                f"{vocab_file}: {n_vocab} tokens, but the embedding matrix has only {vocab} rows"
-            )
-    elif not (path / "tokenizer.json").is_file():
-        raise InvalidModelError(f"{path}: no tokenizer files (vocab.txt or tokenizer.json)")
-    if (path / HEAD_FILE).exists():
-        head = read_header(path / HEAD_FILE)
-        w, b = head.get("weight"), head.get("bias")
-        if w is None or b is None or len(w["shape"]) != 2 or w["shape"][1] != hidden or b["shape"] != [w["shape"][0]]:
-            raise InvalidModelError(
-                f"{path / HEAD_FILE}: expected 'weight' [num_labels, {hidden}] and 'bias' [num_labels]"
-            )
-        labels = read_spec(path).get("labels")
-        if labels is not None and len(labels) != w["shape"][0]:
-            raise InvalidModelError(
-                f"{path / HEAD_FILE}: {w['shape'][0]} outputs, but {SPEC_FILE} lists {len(labels)} labels"
-            )
-    return config
+    from .checkpoint import check
+
+    return check(path)[0]
 
 
 def initial_head(num_labels: int, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -305,12 +289,19 @@ def load_head(path: Path, spec: dict[str, Any], hidden: int) -> dict[str, np.nda
     return {"weight": head["weight"].astype(np.float32), "bias": head["bias"].astype(np.float32)}
 
 
+def canonical_files(source: Path) -> list[Path]:
+    """The files of a canonical folder that make the model: config, weights, head, tokenizer."""
+    from .checkpoint import SAFETENSORS_INDEX, TORCH_INDEX, weight_files
+
+    names = ("config.json", HEAD_FILE, SPEC_FILE, SAFETENSORS_INDEX, TORCH_INDEX, *TOKENIZER_FILES)
+    return [source / n for n in names if (source / n).is_file()] + weight_files(source)
+
+
 def copy_canonical(source: Path, out: Path) -> None:
     """Copy a canonical folder's files (and only those) to `out`, atomically."""
     with atomic_dir(out) as tmp:
-        for name in ("config.json", ENCODER_FILE, HEAD_FILE, SPEC_FILE, *TOKENIZER_FILES):
-            if (source / name).is_file():
-                shutil.copy2(source / name, tmp / name)
+        for file in canonical_files(source):
+            shutil.copy2(file, tmp / file.name)
 
 
 def converted_dir(source: Path, backend: str) -> Path:
@@ -321,9 +312,7 @@ def converted_dir(source: Path, backend: str) -> Path:
     folder convert into this folder once (atomically) and reuse it.
     """
     h = hashlib.sha256(str(source.resolve()).encode())
-    for name in sorted(("config.json", ENCODER_FILE, HEAD_FILE, SPEC_FILE, *TOKENIZER_FILES)):
-        p = source / name
-        if p.is_file():
-            st = p.stat()
-            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for p in sorted(canonical_files(source)):
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return store_dir() / "converted" / backend / h.hexdigest()[:16]

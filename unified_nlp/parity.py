@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .batching import batches_by_length
 from .errors import ParityError
-from .postprocess import softmax
 
 if TYPE_CHECKING:
     from .classifier import TextClassifier
@@ -76,23 +76,22 @@ def compare(
     """
     if tuple(clf_a.labels) != tuple(clf_b.labels):
         raise ParityError(f"the classifiers have different labels: {clf_a.labels} vs {clf_b.labels}")
-    texts = clf_a.preprocess(texts)
-    n = len(texts)
+    first, second = clf_a.prepare(texts)
+    n = len(first)
     logits = [np.zeros((n, len(clf_a.labels)), np.float64) for _ in range(2)]
     same_ids = np.zeros(n, dtype=bool)
     h_max, h_sum, h_count = 0.0, 0.0, 0
     chunk = 512
     for start in range(0, n, chunk):
-        part = texts[start : start + chunk]
-        enc_a, enc_b = clf_a.tokenizer(part), clf_b.tokenizer(part)
+        part = first[start : start + chunk]
+        pairs = None if second is None else second[start : start + chunk]
+        enc_a, enc_b = clf_a.encode(part, pairs), clf_b.encode(part, pairs)
         la, lb = enc_a.lengths, enc_b.lengths
         for i in range(len(part)):
             same_ids[start + i] = la[i] == lb[i] and np.array_equal(
                 enc_a.input_ids[i, : la[i]], enc_b.input_ids[i, : lb[i]]
             )
-        order = np.argsort(-la, kind="stable")
-        for b in range(0, len(order), batch_size):
-            rows = order[b : b + batch_size]
+        for rows in batches_by_length(la, batch_size):
             out_a = clf_a.model(enc_a.select(rows), output_hidden_states=True)
             out_b = clf_b.model(enc_b.select(rows), output_hidden_states=True)
             logits[0][start + rows] = out_a.logits
@@ -106,9 +105,12 @@ def compare(
                 h_sum += float(d.sum())
                 h_count += d.size
     diff = np.abs(logits[0] - logits[1])
-    pa, pb = softmax(logits[0]), softmax(logits[1])
+    pa, pb = clf_a.scores(logits[0]), clf_b.scores(logits[1])
     pdiff = np.abs(pa.astype(np.float64) - pb)
-    agree = np.argmax(logits[0], axis=1) == np.argmax(logits[1], axis=1)
+    if clf_a.multi_label:  # the same set of labels above the threshold
+        agree = ((pa >= 0.5) == (pb >= 0.5)).all(axis=1)
+    else:
+        agree = np.argmax(logits[0], axis=1) == np.argmax(logits[1], axis=1)
     ok_tokens = bool(same_ids.all())
     logits_max = float(diff.max()) if n else 0.0
     return ParityReport(

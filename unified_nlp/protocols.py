@@ -137,7 +137,9 @@ class ModelOutput:
 
 @runtime_checkable
 class Tokenizer(Protocol):
-    """Texts in, an `Encoding` out. Adapters wrap their framework's own tokenizer."""
+    """Texts (and optionally their pair texts) in, an `Encoding` out, with token
+    type ids 0 for the first text and 1 for the second where the model has them.
+    Adapters wrap their framework's own tokenizer."""
 
     max_length: int
     vocab_size: int
@@ -145,6 +147,7 @@ class Tokenizer(Protocol):
     def __call__(
         self,
         texts: Sequence[str],
+        text_pair: Sequence[str] | None = None,
         *,
         max_length: int | None = None,
         padding: bool | str = "longest",
@@ -161,7 +164,9 @@ class Model(Protocol):
     Training (used by TextClassifier.fit) is three calls, so that data order,
     learning-rate schedule and progress are shared code in the core:
     ``start_training(config)``, ``train_step(encoding, label_ids, learning_rate)``
-    returning the batch loss, and ``end_training()``.
+    returning the batch loss, and ``end_training()``. ``config["problem_type"]`` says
+    which loss: cross-entropy on int64 label ids [batch], or, for
+    ``multi_label_classification``, binary cross-entropy on float32 0/1 [batch, labels].
     """
 
     num_labels: int
@@ -169,7 +174,9 @@ class Model(Protocol):
     def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput: ...
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Weights under canonical Hugging Face BERT names, plus `head.weight`/`head.bias`."""
+        """Weights under transformers' names: those of the architecture's classifier
+        class for a native head (``bert.encoder...``, ``classifier.weight``), or of the
+        bare encoder plus ``head.weight``/``head.bias`` for the mean-pooling head."""
         ...
 
 

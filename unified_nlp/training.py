@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InvalidInputError
-from .metrics import label_ids
+from .metrics import label_ids, multi_hot
 
 if TYPE_CHECKING:
     from .classifier import TextClassifier
@@ -47,16 +47,19 @@ def learning_rate_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * max(0.0, (total - step - 1) / max(1, total - warmup))
 
 
-def check_training_data(texts: Sequence[str], labels: Sequence[str | int], names: Sequence[str]) -> np.ndarray:
-    """Validate before any training starts; returns label indices."""
-    from .inputs import check_texts
+def check_training_data(texts, labels, names: Sequence[str], multi_label: bool = False) -> np.ndarray:
+    """Validate before any training starts; returns label indices (a multi-hot float
+    matrix for multi-label). `texts` may be sentence pairs."""
+    from .inputs import check_pairs
 
-    texts = check_texts(texts)
-    y = label_ids(labels, names)
+    texts, _ = check_pairs(texts)
+    y = multi_hot(labels, names) if multi_label else label_ids(labels, names)
     if len(texts) != len(y):
         raise InvalidInputError(f"{len(texts)} texts but {len(y)} labels")
     if len(texts) == 0:
         raise InvalidInputError("the training set is empty")
+    if multi_label:
+        return y
     present = np.unique(y)
     if len(present) < 2:
         raise InvalidInputError(
@@ -89,7 +92,9 @@ def fit(
     Options (defaults in DEFAULTS): epochs, batch_size, learning_rate,
     warmup_ratio, weight_decay, max_grad_norm, dropout, freeze_encoder, seed.
     AdamW with linear warm-up/decay; the same seed gives the same data order on
-    every backend.
+    every backend. Texts may be sentence pairs ``(text, text_pair)``; a multi-label
+    classifier takes one list of label names per text and trains with binary
+    cross-entropy.
 
     >>> history = clf.fit(texts, labels, epochs=1, seed=0)  # doctest: +SKIP
     >>> history["loss"][:2]                                 # doctest: +SKIP
@@ -101,12 +106,17 @@ def fit(
     config = {**DEFAULTS, **options}
     if int(config["epochs"]) < 1 or int(config["batch_size"]) < 1 or float(config["learning_rate"]) <= 0:
         raise InvalidInputError("epochs and batch_size must be >= 1 and learning_rate > 0")
-    y = check_training_data(texts, labels, clf.labels)
+    y = check_training_data(texts, labels, clf.labels, clf.multi_label)
+    config["problem_type"] = clf.spec.get("problem_type", "single_label_classification")
     val = None
     if validation is not None:
         val_texts, val_labels = validation
-        val = (list(val_texts), check_training_data(val_texts, val_labels, clf.labels) if len(val_texts) else None)
-    enc = clf.tokenizer(clf.preprocess(texts))
+        val_texts = list(val_texts)
+        val = (
+            val_texts,
+            check_training_data(val_texts, val_labels, clf.labels, clf.multi_label) if val_texts else None,
+        )
+    enc = clf.encode(*clf.prepare(texts))
     batch_size, epochs = int(config["batch_size"]), int(config["epochs"])
     steps_per_epoch = math.ceil(len(y) / batch_size)
     total = steps_per_epoch * epochs

@@ -6,133 +6,151 @@ Loads only local folders, only safetensors.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import transformers
-from tokenizers import Tokenizer as RustTokenizer
 from transformers.utils import logging as hf_logging
 
+from unified_nlp.architectures import get as get_architecture
 from unified_nlp.errors import InvalidInputError, InvalidModelError
+from unified_nlp.fast_tokenizer import FastTokenizer
 from unified_nlp.models import load_head
 from unified_nlp.protocols import Encoding, ModelOutput
-from unified_nlp.tokens import encoding_from_rows
 from unified_nlp.training import no_decay
 
 __all__ = ["HuggingFaceBackend", "HFTokenizer", "HFModel"]
 
 
-class HFTokenizer:
-    """transformers' fast BERT tokenizer, driven through its Rust core for speed;
-    ids are identical to ``AutoTokenizer(...)(texts)``."""
+class HFTokenizer(FastTokenizer):
+    """transformers' fast tokenizer of the folder (WordPiece, byte-level BPE or
+    SentencePiece), driven through its Rust core for speed; ids are identical to
+    ``AutoTokenizer(...)(texts)`` and ``AutoTokenizer(...)(texts, text_pair)``."""
 
-    def __init__(self, path: Path, max_length: int) -> None:
+    def __init__(self, path: Path, max_length: int, token_types: bool = True) -> None:
         fast = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
-        self._json = fast.backend_tokenizer.to_str()
-        self._pad_id = int(fast.pad_token_id or 0)
-        self._hf = fast
-        self.max_length = int(max_length)
-        self.vocab_size = int(fast.vocab_size)
-        self._by_length: dict[int | None, RustTokenizer] = {}
-        self._lock = threading.Lock()
-
-    def _rust(self, max_length: int | None) -> RustTokenizer:
-        # one configured copy per truncation length: enable_truncation mutates, encode does not
-        with self._lock:
-            tok = self._by_length.get(max_length)
-            if tok is None:
-                tok = RustTokenizer.from_str(self._json)
-                tok.no_padding()
-                if max_length is None:
-                    tok.no_truncation()
-                else:
-                    tok.enable_truncation(max_length)
-                self._by_length[max_length] = tok
-            return tok
-
-    def __call__(
-        self,
-        texts: Sequence[str],
-        *,
-        max_length: int | None = None,
-        padding: bool | str = "longest",
-        truncation: bool = True,
-    ) -> Encoding:
-        limit = min(max_length or self.max_length, self.max_length)
-        encs = self._rust(limit if truncation else None).encode_batch(list(texts))
-        return encoding_from_rows(
-            [e.ids for e in encs],
-            pad_id=self._pad_id,
-            padding=padding,
-            limit=limit,
-            type_rows=[e.type_ids for e in encs],
-            truncated=[bool(e.overflowing) for e in encs],
+        super().__init__(
+            fast.backend_tokenizer.to_str(),
+            pad_id=int(fast.pad_token_id or 0),
+            max_length=max_length,
+            token_types=token_types,  # RoBERTa's hands the model none: they stay 0, as in transformers
         )
+        self._hf = fast
+        self.vocab_size = int(fast.vocab_size)
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         return self._hf.decode([int(i) for i in np.asarray(ids).ravel()], skip_special_tokens=skip_special_tokens)
 
 
+def _quiet_load(load, path: Path, what: str):
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a per-load bar is noise in a library; restored below
+    try:
+        return load()
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise InvalidModelError(f"{path}: transformers could not load the {what}: {e}") from e
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 class HFModel:
-    """BertModel -> mean pooling over the attention mask -> linear head."""
+    """The folder's own transformers classifier (``AutoModelForSequenceClassification``:
+    each architecture's head as transformers defines it), or, for the mean-pooling
+    extension, ``AutoModel`` -> mean pooling over the attention mask -> linear head."""
 
     def __init__(self, path: Path, spec: Mapping[str, Any]) -> None:
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # a per-load bar is noise in a library; restored below
-        try:
-            self.encoder = transformers.AutoModel.from_pretrained(
-                str(path), local_files_only=True, use_safetensors=True
+        self.mean = spec.get("head") == "mean"
+        self.num_labels = int(spec["num_labels"])
+        labels = list(spec["labels"])
+        if self.mean:
+            self.encoder = _quiet_load(
+                lambda: transformers.AutoModel.from_pretrained(str(path), local_files_only=True), path, "encoder"
             )
-        except (OSError, ValueError, RuntimeError) as e:
-            raise InvalidModelError(f"{path}: transformers could not load the encoder: {e}") from e
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
-        hidden = self.encoder.config.hidden_size
-        head = load_head(path, dict(spec), hidden)
-        self.head = torch.nn.Linear(hidden, head["weight"].shape[0])
-        with torch.no_grad():
-            self.head.weight.copy_(torch.from_numpy(head["weight"]))
-            self.head.bias.copy_(torch.from_numpy(head["bias"]))
-        self.max_positions = int(self.encoder.config.max_position_embeddings)
-        self.num_labels = int(head["weight"].shape[0])
-        self.encoder.eval()
+            hidden = self.encoder.config.hidden_size
+            head = load_head(path, dict(spec), hidden)
+            self.head = torch.nn.Linear(hidden, head["weight"].shape[0])
+            with torch.no_grad():
+                self.head.weight.copy_(torch.from_numpy(head["weight"]))
+                self.head.bias.copy_(torch.from_numpy(head["bias"]))
+            self.net = torch.nn.ModuleDict({"encoder": self.encoder, "head": self.head})
+        else:
+            config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
+            config.num_labels = self.num_labels
+            config.id2label = dict(enumerate(labels))
+            config.label2id = {name: i for i, name in enumerate(labels)}
+            config.problem_type = spec.get("problem_type", "single_label_classification")
+            self.encoder = _quiet_load(
+                lambda: transformers.AutoModelForSequenceClassification.from_pretrained(
+                    str(path),
+                    config=config,
+                    local_files_only=True,
+                    ignore_mismatched_sizes=bool(spec.get("fresh_head")),
+                ),
+                path,
+                "classifier",
+            )
+            if spec.get("fresh_head"):  # drawn in numpy by the core: the same start on every backend
+                fresh = get_architecture(spec["architecture"]).fresh_head(
+                    config.to_dict(), self.num_labels, int(spec.get("seed", 0))
+                )
+                own = self.encoder.state_dict()
+                with torch.no_grad():
+                    for name, value in fresh.items():
+                        own[name].copy_(torch.from_numpy(value))
+            self.head = None
+            self.net = self.encoder
+        self.max_positions = get_architecture(spec["architecture"]).position_limit(self.encoder.config.to_dict())
+        self.token_types = get_architecture(spec["architecture"]).reads_token_types
+        self.net.eval()
         self._optimizer: torch.optim.Optimizer | None = None
 
     def _logits(self, enc: Encoding, hidden: bool = False):
+        if enc.input_ids.shape[1] == 0:  # an empty batch: nothing for the framework to run
+            return torch.zeros((enc.num_texts, self.num_labels)), None, None
         if enc.input_ids.shape[1] > self.max_positions:
             raise InvalidInputError(
                 f"sequence of {enc.input_ids.shape[1]} tokens exceeds the model's {self.max_positions}; "
                 "tokenize with truncation=True"
             )
-        ids, mask, types = (torch.from_numpy(enc[k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
-        states = self.encoder(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
-        weights = mask.unsqueeze(-1).to(states.dtype)
+        inputs = {k: torch.from_numpy(enc[k]) for k in ("input_ids", "attention_mask")}
+        if self.token_types:
+            inputs["token_type_ids"] = torch.from_numpy(enc["token_type_ids"])
+        if not self.mean:
+            out = self.encoder(**inputs, output_hidden_states=hidden)
+            return out.logits, out.hidden_states[-1] if hidden else None, None
+        states = self.encoder(**inputs).last_hidden_state
+        weights = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
         pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
         return self.head(pooled), states, pooled
 
     def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput:
-        training = self.encoder.training
+        training = self.net.training
         if training:  # inference never applies dropout, even mid-fit (validation)
-            self.encoder.eval()
+            self.net.eval()
         try:
             with torch.inference_mode():
-                logits, states, pooled = self._logits(encoding)
+                logits, states, pooled = self._logits(encoding, output_hidden_states)
         finally:
             if training:
-                self.encoder.train(True)
+                self.net.train(True)
         if not output_hidden_states:
             return ModelOutput(logits.numpy())
-        return ModelOutput(logits.numpy(), states.numpy(), pooled.numpy())
+        return ModelOutput(logits.numpy(), states.numpy(), None if pooled is None else pooled.numpy())
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        out = {k: v.detach().cpu().numpy().copy() for k, v in self.encoder.state_dict().items()}
-        out["head.weight"] = self.head.weight.detach().cpu().numpy().copy()
-        out["head.bias"] = self.head.bias.detach().cpu().numpy().copy()
+        # position_ids and similar buffers are rebuilt by transformers; saving them is noise
+        out = {
+            k: v.detach().cpu().numpy().copy()
+            for k, v in self.encoder.state_dict().items()
+            if not k.endswith("position_ids")
+        }
+        if self.mean:
+            out["head.weight"] = self.head.weight.detach().cpu().numpy().copy()
+            out["head.bias"] = self.head.bias.detach().cpu().numpy().copy()
         return out
 
     # --- training: the core drives data order, schedule and progress -------
@@ -140,15 +158,25 @@ class HFModel:
     def start_training(self, config: Mapping[str, Any]) -> None:
         torch.manual_seed(int(config.get("seed", 0)))
         dropout = float(config.get("dropout", 0.0))
-        for module in self.encoder.modules():
+        for module in self.net.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = dropout
-        self.encoder.train(dropout > 0)
-        named = [("head." + k, p) for k, p in self.head.named_parameters()]
-        if not config.get("freeze_encoder", False):
-            named += list(self.encoder.named_parameters())
+        self.net.train(dropout > 0)
+        self._multi_label = config.get("problem_type") == "multi_label_classification"
+        if self.mean:
+            head = [("head." + k, p) for k, p in self.head.named_parameters()]
+            body = list(self.encoder.named_parameters())
         else:
-            self.encoder.requires_grad_(False)
+            prefix = get_architecture(self.encoder.config.model_type).prefix + "."
+            named_all = list(self.encoder.named_parameters())
+            head = [(k, p) for k, p in named_all if not k.startswith(prefix)]
+            body = [(k, p) for k, p in named_all if k.startswith(prefix)]
+        named = head
+        if not config.get("freeze_encoder", False):
+            named = head + body
+        else:
+            for _, p in body:
+                p.requires_grad_(False)
         decay = float(config.get("weight_decay", 0.01))
         groups = [
             {"params": [p for n, p in named if not no_decay(n)], "weight_decay": decay},
@@ -162,11 +190,19 @@ class HFModel:
             raise RuntimeError("start_training() must come before train_step()")
         with torch.enable_grad():
             logits, _, _ = self._logits(encoding)
-            loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(np.asarray(label_ids, np.int64)))
-            self._optimizer.zero_grad(set_to_none=False)  # reuse grad buffers: fresh 47 MB embedding grads each step cost page faults
+            if self._multi_label:
+                target = torch.from_numpy(np.asarray(label_ids, np.float32))
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(np.asarray(label_ids, np.int64)))
+            self._optimizer.zero_grad(
+                set_to_none=False
+            )  # reuse grad buffers: fresh 47 MB embedding grads each step cost page faults
             loss.backward()
             if self._clip > 0:
-                torch.nn.utils.clip_grad_norm_([p for g in self._optimizer.param_groups for p in g["params"]], self._clip)
+                torch.nn.utils.clip_grad_norm_(
+                    [p for g in self._optimizer.param_groups for p in g["params"]], self._clip
+                )
             for group in self._optimizer.param_groups:
                 group["lr"] = float(learning_rate)
             self._optimizer.step()
@@ -176,8 +212,8 @@ class HFModel:
         if self._optimizer is not None:
             self._optimizer.zero_grad(set_to_none=True)  # free the gradient buffers
         self._optimizer = None
-        self.encoder.requires_grad_(True)
-        self.encoder.eval()
+        self.net.requires_grad_(True)
+        self.net.eval()
 
 
 class HuggingFaceBackend:
@@ -191,7 +227,8 @@ class HuggingFaceBackend:
                 f"{path}: a {spec.get('format')!r} folder; the huggingface backend loads the canonical "
                 "format (convert it back with `unified-nlp convert --to huggingface`)"
             )
-        return HFTokenizer(path, int(spec["max_length"])), HFModel(path, spec)
+        tokenizer = HFTokenizer(path, int(spec["max_length"]), bool(spec.get("token_types", True)))
+        return tokenizer, HFModel(path, spec)
 
     def convert(self, source: Path, out: Path) -> None:
         from unified_nlp.models import copy_canonical

@@ -1,0 +1,153 @@
+"""Fixture checkpoints as users have them: written by transformers' own save_pretrained.
+
+One tiny random classifier per architecture (2 layers, hidden 32), with a tokenizer
+of the architecture's family (WordPiece, byte-level BPE, Unigram) trained here on
+SST-2 text with the `tokenizers` package, so nothing is downloaded. Built once per
+test session into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ARCHITECTURES = ("bert", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "ernie")
+LABELS = ("negative", "neutral", "positive")
+_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+_VOCAB = 600
+
+
+def _corpus() -> list[str]:
+    from unified_nlp.benchdata import read_tsv, sst2_path
+
+    texts, _ = read_tsv(sst2_path("dev"))
+    return texts + ["A man plays a guitar.", "A person makes music.", "Café naïve 日本語 😀"]
+
+
+def _wordpiece(corpus, cls_name: str = "BertTokenizer", lowercase: bool = True):
+    import transformers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=_VOCAB, special_tokens=specials))
+    return getattr(transformers, cls_name)(vocab=tok.get_vocab(), do_lower_case=lowercase)
+
+
+def _bpe(corpus):
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=_VOCAB, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(corpus, trainer)
+    model = json.loads(tok.to_str())["model"]
+    return transformers.RobertaTokenizer(
+        vocab=model["vocab"], merges=[tuple(m) if isinstance(m, list) else tuple(m.split()) for m in model["merges"]]
+    )
+
+
+def _unigram(corpus, specials, cls):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.train_from_iterator(
+        corpus, trainers.UnigramTrainer(vocab_size=_VOCAB, special_tokens=specials, unk_token="<unk>")
+    )
+    vocab = [tuple(x) for x in json.loads(tok.to_str())["model"]["vocab"]]
+    return cls(vocab=vocab)
+
+
+def tokenizer_for(arch: str, corpus):
+    import transformers
+
+    if arch in ("bert", "ernie"):  # ERNIE checkpoints on the Hub use BERT's tokenizer
+        return _wordpiece(corpus)
+    if arch in ("distilbert", "electra"):
+        return _wordpiece(corpus, "DistilBertTokenizer" if arch == "distilbert" else "ElectraTokenizer")
+    if arch == "roberta":
+        return _bpe(corpus)
+    if arch == "xlm-roberta":
+        return _unigram(corpus, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], transformers.XLMRobertaTokenizer)
+    return _unigram(corpus, ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"], transformers.AlbertTokenizer)
+
+
+def config_for(arch: str, tokenizer, num_labels: int, problem_type: str | None):
+    import transformers
+
+    labels = LABELS if num_labels == 3 else tuple(f"label_{i}" for i in range(num_labels))
+    common = dict(
+        vocab_size=len(tokenizer),
+        num_labels=num_labels,
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+        pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=64,
+    )
+    if problem_type:
+        common["problem_type"] = problem_type
+    if arch == "distilbert":
+        return transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37, **common)
+    if arch in ("roberta", "xlm-roberta"):
+        common["max_position_embeddings"] = 64 + tokenizer.pad_token_id + 1
+        cls = transformers.RobertaConfig if arch == "roberta" else transformers.XLMRobertaConfig
+        return cls(**_SIZES, type_vocab_size=1, **common)
+    if arch == "electra":
+        return transformers.ElectraConfig(**_SIZES, embedding_size=16, **common)
+    if arch == "albert":
+        return transformers.AlbertConfig(**_SIZES, embedding_size=16, **common)
+    if arch == "ernie":
+        return transformers.ErnieConfig(**_SIZES, use_task_id=True, task_type_vocab_size=3, **common)
+    return transformers.BertConfig(**_SIZES, **common)
+
+
+def make_checkpoint(
+    arch: str,
+    out: Path,
+    *,
+    num_labels: int = 3,
+    problem_type: str | None = None,
+    seed: int = 0,
+    safe_serialization: bool = True,
+    corpus: list[str] | None = None,
+) -> Path:
+    """Write a tiny random `arch` classifier with transformers' save_pretrained at `out`
+    (with safe_serialization=False: a pytorch_model.bin instead, see to_pytorch_bin)."""
+    import torch
+    import transformers
+
+    corpus = corpus or _corpus()
+    tokenizer = tokenizer_for(arch, corpus)
+    tokenizer.model_max_length = 64
+    config = config_for(arch, tokenizer, num_labels, problem_type)
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForSequenceClassification.from_config(config).eval()
+    with torch.no_grad():  # random biases and LayerNorms too, so that a wrong map cannot hide
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    if not safe_serialization:
+        to_pytorch_bin(out)
+    return out
+
+
+def to_pytorch_bin(folder: Path) -> Path:
+    """Replace model.safetensors by the pytorch_model.bin that torch.save writes, as
+    transformers < 5 and most older Hub models have it (transformers 5 writes only safetensors)."""
+    import torch
+    from safetensors.torch import load_file
+
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    return folder

@@ -1,0 +1,22 @@
+"""ELECTRA (discriminator): BERT's encoder with an embedding projection when
+embedding_size != hidden_size, dense + GELU + out_proj on [CLS], WordPiece."""
+
+from __future__ import annotations
+
+from .base import BERT_EMBEDDINGS, BERT_LAYER, DENSE_HEAD, Architecture
+
+ARCHITECTURE = Architecture(
+    model_type="electra",
+    classifier_class="ElectraForSequenceClassification",
+    encoder_class="ElectraModel",
+    prefix="electra",
+    head="dense",
+    tokenizer="wordpiece",
+    embeddings=BERT_EMBEDDINGS,
+    encoder_extra=(
+        ("{p}embeddings_project.weight", ("hidden", "embedding")),
+        ("{p}embeddings_project.bias", ("hidden",)),
+    ),
+    layer=BERT_LAYER,
+    head_rows=DENSE_HEAD,
+)

@@ -1,0 +1,287 @@
+"""A Hugging Face classifier folder, read and checked once, in the core, for every backend.
+
+The canonical format is the plain Hugging Face folder that transformers'
+``save_pretrained`` writes: ``config.json`` (``model_type``, ``architectures``,
+``id2label``/``label2id``, ``problem_type``), tokenizer files, and the weights of
+the encoder and the architecture's own head in ``model.safetensors`` (sharded
+with ``model.safetensors.index.json``) or, for older models, ``pytorch_model.bin``
+(read by the restricted reader in safe_pickle, never unpickled).
+
+The default model's head (mean pooling + linear layer) has no transformers class:
+it is a documented extension, ``head.safetensors`` + ``unified_nlp.json`` beside
+an encoder folder, and folders of that form keep loading.
+
+`describe` turns a folder into the spec every adapter receives, after checking
+what would otherwise be a framework stack trace or a silent wrong answer: an
+unknown model_type, tensor shapes that do not match config.json, a head whose
+outputs do not match id2label, a vocabulary larger than the embedding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import architectures
+from .errors import InvalidInputError, InvalidModelError
+from .models import HEAD_FILE, SPEC_FILE, read_json, read_spec, safe_join, token_limit
+from .weights import load_file, read_header
+
+SAFETENSORS = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+TORCH_BIN = "pytorch_model.bin"
+TORCH_INDEX = "pytorch_model.bin.index.json"
+PROBLEM_TYPES = ("single_label_classification", "multi_label_classification")
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The weight files of a folder, safetensors first (single or sharded), then
+    pytorch_model.bin; InvalidModelError when there are none."""
+    for single, index in ((SAFETENSORS, SAFETENSORS_INDEX), (TORCH_BIN, TORCH_INDEX)):
+        if (path / single).is_file():
+            return [path / single]
+        if (path / index).is_file():
+            weight_map = read_json(path / index).get("weight_map")
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise InvalidModelError(f"{path / index}: no 'weight_map'")
+            return [safe_join(path, name, path / index) for name in sorted(set(weight_map.values()))]
+    others = sorted(p.name for p in path.iterdir() if p.suffix in (".pdparams", ".pt", ".pth", ".ckpt", ".h5", ".pkl"))
+    extra = f" (found {', '.join(others)}, which is not read)" if others else ""
+    raise InvalidModelError(f"{path}: no weights: expected {SAFETENSORS} or {TORCH_BIN}{extra}")
+
+
+def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in the folder's weights; reads only headers
+    (a pytorch_model.bin is read whole, through the restricted reader)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for file in weight_files(path):
+        if file.suffix == ".safetensors":
+            out.update({k: tuple(v["shape"]) for k, v in read_header(file).items()})
+        else:
+            out.update({k: v.shape for k, v in read_state_file(file).items()})
+    return out
+
+
+def read_state_file(file: Path) -> dict[str, np.ndarray]:
+    if file.suffix == ".safetensors":
+        return load_file(file)
+    from .safe_pickle import read_torch_checkpoint
+
+    return read_torch_checkpoint(file)
+
+
+def read_state(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of the folder's weights as numpy, under the names in the files."""
+    out: dict[str, np.ndarray] = {}
+    for file in weight_files(path):
+        out.update(read_state_file(file))
+    return out
+
+
+def read_config(path: Path) -> tuple[dict[str, Any], architectures.Architecture]:
+    """config.json and its architecture (a legacy folder without model_type is BERT)."""
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        from .models import _PICKLE_SUFFIXES
+
+        found = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES) if path.is_dir() else []
+        extra = f" (found only {', '.join(found)})" if found else ""
+        raise InvalidModelError(f"{config_path}: missing config.json{extra}")
+    config = read_json(config_path)
+    arch = architectures.get(config.get("model_type", "bert"), config_path)
+    try:
+        arch.dims(config)
+    except ValueError as e:
+        raise InvalidModelError(f"{config_path}: {e}") from None
+    return config, arch
+
+
+def config_labels(config: Mapping[str, Any], source: Path) -> list[str] | None:
+    """Labels from id2label, in index order; None when config.json states none."""
+    id2label = config.get("id2label")
+    if id2label is None:
+        return None
+    if not isinstance(id2label, dict) or not id2label:
+        raise InvalidModelError(f"{source}: 'id2label' must be a non-empty object")
+    try:
+        pairs = sorted((int(k), v) for k, v in id2label.items())
+    except (TypeError, ValueError):
+        raise InvalidModelError(f"{source}: 'id2label' keys must be integers 0..n-1") from None
+    if [k for k, _ in pairs] != list(range(len(pairs))):
+        raise InvalidModelError(f"{source}: 'id2label' keys must be 0..{len(pairs) - 1}, got {[k for k, _ in pairs]}")
+    labels = [v for _, v in pairs]
+    if not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels):
+        raise InvalidModelError(f"{source}: 'id2label' values must be distinct non-empty strings")
+    return labels
+
+
+def _generic(labels: Sequence[str]) -> bool:
+    """transformers' placeholder names LABEL_0, LABEL_1, ...: no names were given."""
+    return list(labels) == [f"LABEL_{i}" for i in range(len(labels))]
+
+
+def _token_types(path: Path, arch, dims: Mapping[str, int]) -> bool:
+    """Whether the tokenizer hands the model token_type_ids (segment 1 for a pair's
+    second text): tokenizer_config.json's model_input_names, else the family's habit."""
+    names = None
+    if (path / "tokenizer_config.json").is_file():
+        names = read_json(path / "tokenizer_config.json").get("model_input_names")
+    if isinstance(names, list):
+        return "token_type_ids" in names and dims["types"] > 1
+    return bool(arch.token_types and dims["types"] > 1)
+
+
+def _check_vocabulary(path: Path, vocab: int) -> None:
+    vocab_file = path / "vocab.txt"
+    if vocab_file.is_file():
+        with open(vocab_file, encoding="utf-8", errors="replace") as f:
+            n_vocab = sum(1 for _ in f)
+        if n_vocab > vocab:
+            raise InvalidModelError(f"{vocab_file}: {n_vocab} tokens, but the embedding matrix has only {vocab} rows")
+    elif not any((path / name).is_file() for name in ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model")):
+        raise InvalidModelError(f"{path}: no tokenizer files (tokenizer.json, vocab.txt or a SentencePiece model)")
+
+
+def _check_tensors(found: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]], arch, source: Path):
+    missing = sorted(k for k in expected if k not in found and not arch.is_optional(k))
+    if missing:
+        raise InvalidModelError(f"{source}: missing {len(missing)} tensor(s), e.g. {', '.join(missing[:3])}")
+    for name, shape in expected.items():
+        if name in found and tuple(found[name]) != tuple(shape):
+            raise InvalidModelError(
+                f"{source}: tensor {name!r} has shape {list(found[name])}, config.json implies {list(shape)}"
+            )
+
+
+def _strip_prefix(found: Mapping[str, tuple[int, ...]], arch) -> dict[str, tuple[int, ...]]:
+    """Names as the task model has them: a bare encoder's ``embeddings...`` gets the
+    architecture's prefix, as transformers does when it loads one into a classifier."""
+    p = arch.prefix + "."
+    if any(k.startswith(p) for k in found):
+        return dict(found)
+    return {(k if k.startswith(("classifier.", "pre_classifier.")) else p + k): v for k, v in found.items()}
+
+
+def check(path: Path) -> tuple[dict[str, Any], architectures.Architecture, dict[str, tuple[int, ...]]]:
+    """Validate a canonical folder's config, encoder tensors and vocabulary before any
+    framework sees it; returns config.json, its architecture and the tensor shapes
+    (under the task model's names)."""
+    config, arch = read_config(path)
+    found = _strip_prefix(tensor_shapes(path), arch)
+    _check_tensors(found, arch.encoder_shapes(config), arch, weight_files(path)[0])
+    _check_vocabulary(path, arch.dims(config)["vocab"])
+    return config, arch, found
+
+
+def describe(
+    path: Path,
+    labels: Sequence[str] | None = None,
+    *,
+    problem_type: str | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Check a canonical folder and return the spec its adapters get (JSON-ready).
+
+    Keys: format, architecture (model_type), head ("native" or "mean"),
+    problem_type, labels, num_labels, max_length, fresh_head, seed, token_types.
+    `labels` relabels a head whose labels are transformers' placeholders, or
+    starts a fresh head when they differ from the folder's.
+
+    >>> describe(Path("my-bert-classifier"))["head"]   # doctest: +SKIP
+    'native'
+    """
+    path = Path(path)
+    legacy = read_spec(path)
+    config, arch, found = check(path)
+    dims = arch.dims(config)
+    weights = weight_files(path)[0]
+
+    mean = (path / HEAD_FILE).is_file() or legacy.get("pooling") == "mean" or legacy.get("head") == "mean"
+    spec: dict[str, Any] = {"format": "huggingface", "architecture": arch.model_type, "seed": int(seed)}
+    spec["token_types"] = _token_types(path, arch, dims)
+    spec["problem_type"] = problem_type or config.get("problem_type") or "single_label_classification"
+    if spec["problem_type"] not in PROBLEM_TYPES:
+        raise InvalidModelError(
+            f"{path / 'config.json'}: problem_type {spec['problem_type']!r} is not supported "
+            f"(supported: {', '.join(PROBLEM_TYPES)})"
+        )
+    if mean:
+        spec["head"] = "mean"
+        saved, outputs = legacy.get("labels"), None
+        if (path / HEAD_FILE).is_file():
+            head = read_header(path / HEAD_FILE)
+            w, b = head.get("weight"), head.get("bias")
+            if (
+                w is None
+                or b is None
+                or len(w["shape"]) != 2
+                or w["shape"][1] != dims["hidden"]
+                or b["shape"] != [w["shape"][0]]
+            ):
+                raise InvalidModelError(
+                    f"{path / HEAD_FILE}: expected 'weight' [num_labels, {dims['hidden']}] and 'bias' [num_labels]"
+                )
+            outputs = w["shape"][0]
+        if saved is not None and outputs is not None and len(saved) != outputs:
+            raise InvalidModelError(f"{path / HEAD_FILE}: {outputs} outputs, but {SPEC_FILE} lists {len(saved)} labels")
+        if outputs is None:
+            saved = None
+        spec["problem_type"] = problem_type or legacy.get("problem_type") or spec["problem_type"]
+    else:
+        spec["head"] = "native"
+        head_shapes = arch.head_shapes(config, 1)
+        classifier = [n for n in head_shapes if n.endswith("weight")][-1]  # the layer that gives the logits
+        has_head = classifier in found
+        saved = config_labels(config, path / "config.json") if has_head else None
+        if has_head:
+            outputs = found[classifier][0]
+            if saved is None:
+                saved = [f"LABEL_{i}" for i in range(outputs)]
+            if len(saved) != outputs:
+                raise InvalidModelError(
+                    f"{path / 'config.json'}: id2label has {len(saved)} labels, but the head "
+                    f"{classifier!r} has {outputs} outputs"
+                )
+            _check_tensors(found, arch.head_shapes(config, outputs), arch, weights)
+    spec["fresh_head"] = False
+    if labels is not None:
+        labels = [str(x) for x in labels]
+        if len(labels) < 1 or len(set(labels)) != len(labels) or not all(labels):
+            raise InvalidInputError(f"labels must be distinct non-empty names, got {labels}")
+        if saved is None or (labels != list(saved) and not (_generic(saved) and len(saved) == len(labels))):
+            spec["fresh_head"] = True
+        saved = labels
+    if saved is None:
+        raise InvalidModelError(
+            f"{path}: no classification head (a {arch.classifier_class} with id2label in config.json); "
+            "pass labels=[...] to start a fresh head, then fit it"
+        )
+    if spec["problem_type"] == "single_label_classification" and len(saved) < 2:
+        raise InvalidInputError(f"a single-label classifier needs at least two labels, got {list(saved)}")
+    spec["labels"] = list(saved)
+    spec["num_labels"] = len(saved)
+    spec["max_length"] = token_limit(path, config, legacy, positions=arch.position_limit(config))
+    if spec["head"] == "mean":
+        spec["pooling"] = "mean"
+    return spec
+
+
+def classifier_config(config: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
+    """config.json for a saved classifier: the source's, with architectures, labels and problem_type."""
+    arch = architectures.get(config.get("model_type", "bert"))
+    out = dict(config)
+    out.setdefault("model_type", arch.model_type)
+    labels = list(spec["labels"])
+    out["id2label"] = {str(i): name for i, name in enumerate(labels)}
+    out["label2id"] = {name: i for i, name in enumerate(labels)}
+    out["problem_type"] = spec.get("problem_type", "single_label_classification")
+    out["architectures"] = [arch.encoder_class if spec.get("head") == "mean" else arch.classifier_class]
+    return out
+
+
+def write_config(config: Mapping[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
