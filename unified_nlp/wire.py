@@ -99,13 +99,21 @@ def _payload_size(x: Any) -> int:
     return 0
 
 
+def wait_readable(fd: int, timeout: float | None = None) -> None:
+    """Block until `fd` has data or is closed; PipeTimeout after `timeout` seconds.
+
+    Nothing is consumed, so an exception raised while waiting here (Ctrl-C)
+    leaves the stream at a frame boundary.
+    """
+    if not select.select([fd], [], [], None if timeout is None else max(0.0, timeout))[0]:
+        raise PipeTimeout()
+
+
 def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
     chunks, left = [], n
     while left:
         if deadline is not None:
-            wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
-                raise PipeTimeout()
+            wait_readable(fd, deadline - time.monotonic())  # bytes already there are read even past it
         chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
             raise PipeClosed()
@@ -126,7 +134,12 @@ def read_message(fd: int, timeout: float | None = None) -> Any:
 
 
 def write_message(fd: int, obj: Any) -> None:
-    data = memoryview(encode(obj))
+    write_frame(fd, encode(obj))
+
+
+def write_frame(fd: int, frame: bytes) -> None:
+    """Write one frame made by `encode`."""
+    data = memoryview(frame)
     while data:
         written = os.write(fd, data)
         data = data[written:]

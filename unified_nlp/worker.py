@@ -10,19 +10,30 @@ backend in this process, ended when this process exits (and it kills itself if
 its parent dies). A worker that dies or hangs past the timeout raises
 WorkerError, is reaped, and is started again on the next call.
 
+Interrupts: every request carries an id that the worker echoes. A call
+interrupted while it waits (Ctrl-C, or any exception raised in this process)
+leaves its request running in the worker, which ignores SIGINT; the next call
+waits behind it, skips the stale reply by its id and gets its own answer. An
+interrupt that cuts a frame in half desynchronises the pipe, so the worker is
+killed and started again on the next call (weights trained in it are lost).
+
 Timeouts (seconds): $UNIFIED_NLP_WORKER_TIMEOUT per call (default 300),
-$UNIFIED_NLP_WORKER_LOAD_TIMEOUT for start-up and loading (default 900).
+$UNIFIED_NLP_WORKER_LOAD_TIMEOUT for start-up and loading (default 900). A call
+queued behind an interrupted one waits for it within its own timeout.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import os
 import subprocess
 import tempfile
 import threading
+import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +42,7 @@ import numpy as np
 from . import errors
 from .errors import WorkerError
 from .protocols import Encoding, ModelOutput
-from .wire import PipeClosed, PipeTimeout, read_message, write_message
+from .wire import PipeClosed, PipeTimeout, encode, read_message, wait_readable, write_frame, write_message
 
 
 def _timeout(name: str, default: float) -> float:
@@ -52,6 +63,9 @@ class WorkerProcess:
         self._log = None
         self._last_returncode: int | None = None
         self._pending_release: list[int] = []
+        self._request_ids = itertools.count(1)
+        self._unanswered: dict[int, str] = {}  # id -> op of requests sent whose reply is not read yet
+        self._cut = False  # a frame is half written or half read: an exception now desynchronises the pipe
         self._lock = threading.RLock()
 
     @property
@@ -81,6 +95,9 @@ class WorkerProcess:
             hello = read_message(self._proc.stdout.fileno(), _timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900))
         except (PipeClosed, PipeTimeout, ValueError) as e:
             raise self._failure("start", e) from None
+        except BaseException:  # interrupted: its greeting would later be read as a reply
+            self._stop(kill=True)
+            raise
         if "error" in hello:
             message = hello["error"].get("message", "")
             self._stop(kill=True)
@@ -102,7 +119,6 @@ class WorkerProcess:
         hung = isinstance(cause, PipeTimeout)
         tail = self._stderr_tail()
         self._stop(kill=True)
-        self._pending_release = []
         code = self._last_returncode
         if hung:
             text = f"the {self.backend} worker did not answer {what!r} in time and was killed"
@@ -115,6 +131,8 @@ class WorkerProcess:
 
     def _stop(self, kill: bool = False) -> None:
         proc, self._proc = self._proc, None
+        kill = kill or bool(self._unanswered)  # busy with work nobody waits for: no point in waiting
+        self._pending_release, self._unanswered, self._cut = [], {}, False
         if proc is not None:
             if kill or proc.poll() is None:
                 try:
@@ -144,23 +162,55 @@ class WorkerProcess:
         if generation == self.generation:
             self._pending_release.extend(ids)
 
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (PipeClosed, PipeTimeout, BrokenPipeError, ValueError) as e:
+            raise self._failure(what, e) from None
+        except BaseException:  # Ctrl-C, or a caller's own timeout
+            if self._cut:  # the rest of that frame would be read as the next one
+                self._stop(kill=True)
+            raise
+
+    def _read_reply(self, deadline: float) -> tuple[dict[str, Any], str]:
+        """One whole reply and the op of the request it answers."""
+        fd = self._proc.stdout.fileno()
+        wait_readable(fd, deadline - time.monotonic())  # an interrupt while waiting consumes nothing
+        self._cut = True
+        reply = read_message(fd, deadline - time.monotonic())
+        op = self._unanswered.pop(reply.get("id"), None) if isinstance(reply, dict) else None
+        if op is None:
+            raise ValueError("the worker sent a reply to no pending request")
+        self._cut = False
+        return reply, op
+
     def request(self, message: dict[str, Any], timeout: float | None = None) -> Any:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 if self._proc is not None:
                     self._stop(kill=True)
                 self._start()
-            if self._pending_release:
-                ids, self._pending_release = self._pending_release, []
-                message = {**message, "release": ids}
             if timeout is None:
                 timeout = _timeout("UNIFIED_NLP_WORKER_TIMEOUT", 300)
+            deadline = time.monotonic() + timeout
             what = message.get("method") or message["op"]
-            try:
-                write_message(self._proc.stdin.fileno(), message)
-                reply = read_message(self._proc.stdout.fileno(), timeout)
-            except (PipeClosed, PipeTimeout, BrokenPipeError, ValueError) as e:
-                raise self._failure(what, e) from None
+            if self._unanswered:
+                what += " (queued behind an interrupted call)"
+            with self._guard(what):
+                while self._unanswered:  # requests of interrupted calls: the worker is idle once they are answered
+                    stale, op = self._read_reply(deadline)
+                    if op == "load" and isinstance(stale.get("ok"), dict):  # objects nobody holds
+                        self._pending_release += [stale["ok"]["tokenizer"], stale["ok"]["model"]]
+            rid, release = next(self._request_ids), list(self._pending_release)
+            frame = encode({**message, "id": rid, "release": release})  # may refuse an argument: pipe untouched
+            with self._guard(what):
+                self._cut = True
+                self._unanswered[rid] = message["op"]
+                write_frame(self._proc.stdin.fileno(), frame)
+                del self._pending_release[: len(release)]
+                self._cut = False
+                reply, _ = self._read_reply(deadline)  # the only one pending now: its id is rid
             if "error" in reply:
                 raise _rebuild_error(reply["error"], self.backend)
             return reply.get("ok")
@@ -297,10 +347,13 @@ class RemoteAdapter:
         return RemoteTokenizer(handle), RemoteModel(handle)
 
     def convert(self, source: Path, out: Path) -> None:
-        self.worker.request({"op": "convert", "source": str(source), "out": str(out)},
-                            timeout=_timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900))
+        self.worker.request(
+            {"op": "convert", "source": str(source), "out": str(out)},
+            timeout=_timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900),
+        )
 
     def export_canonical(self, source: Path, out: Path) -> None:
-        self.worker.request({"op": "export_canonical", "source": str(source), "out": str(out)},
-                            timeout=_timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900))
-
+        self.worker.request(
+            {"op": "export_canonical", "source": str(source), "out": str(out)},
+            timeout=_timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900),
+        )

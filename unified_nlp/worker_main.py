@@ -2,7 +2,8 @@
 
 Runs in the backend's own environment, with the adapter in-process. Protocol
 frames use private copies of stdin/stdout; anything a framework prints goes to
-stderr, which the parent keeps for error messages.
+stderr, which the parent keeps for error messages. Requests are answered one at
+a time, in order, each reply carrying its request's id.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
     except BaseException as e:  # report, then exit: the parent shows it
         write_message(fd_out, _error(e))
         return
-    write_message(fd_out, {"ready": True, "pid": os.getpid(), "python": sys.executable,
-                           "versions": registry.framework_versions(backend)})
+    write_message(
+        fd_out,
+        {"ready": True, "pid": os.getpid(), "python": sys.executable, "versions": registry.framework_versions(backend)},
+    )
     objects: dict[int, tuple[str, Any]] = {}
     ids = itertools.count(1)
     while True:
@@ -60,19 +63,24 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
             msg = read_message(fd_in)
         except PipeClosed:
             return
-        op = msg.get("op")
+        op, rid = msg.get("op"), msg.get("id")
         for key in msg.get("release", []):  # objects the parent no longer holds
             objects.pop(int(key), None)
         try:
             if op == "shutdown":
-                write_message(fd_out, {"ok": None})
+                write_message(fd_out, {"id": rid, "ok": None})
                 return
             if op == "load":
                 tokenizer, model = adapter.load(Path(msg["path"]), msg["spec"])
                 t, m = next(ids), next(ids)
                 objects[t], objects[m] = ("tokenizer", tokenizer), ("model", model)
-                reply = {"tokenizer": t, "model": m, "max_length": tokenizer.max_length,
-                         "vocab_size": tokenizer.vocab_size, "num_labels": model.num_labels}
+                reply = {
+                    "tokenizer": t,
+                    "model": m,
+                    "max_length": tokenizer.max_length,
+                    "vocab_size": tokenizer.vocab_size,
+                    "num_labels": model.num_labels,
+                }
             elif op == "call":
                 kind, obj = objects[int(msg["obj"])]
                 method = msg["method"]
@@ -85,13 +93,16 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
                 reply = None
             else:
                 raise ValueError(f"unknown worker op {op!r}")
-            write_message(fd_out, {"ok": reply})
+            write_message(fd_out, {"id": rid, "ok": reply})
         except Exception as e:
-            write_message(fd_out, _error(e))
+            write_message(fd_out, {"id": rid, **_error(e)})
 
 
 def main() -> None:
     _die_with_parent()
+    # a terminal's Ctrl-C reaches us too: the parent decides what it means, and the
+    # request in progress still gets its reply (which the parent skips by id)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["UNIFIED_NLP_IN_WORKER"] = "1"
     fd_in, fd_out = os.dup(0), os.dup(1)
     os.dup2(2, 1)  # frameworks print to stdout; keep the protocol stream clean
