@@ -95,7 +95,20 @@ def test_cli_compare_passes(tmp_path):
     require("paddlenlp")
     texts = tmp_path / "texts.txt"
     texts.write_text("This is a great movie!\nawful\n日本語\n\nit 's a charming and often affecting journey .\n")
-    done = subprocess.run([sys.executable, "-m", "unified_nlp.cli", "compare", "--backends", "huggingface,paddlenlp",
-                           "--texts", str(texts)], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unified_nlp.cli",
+            "compare",
+            "--backends",
+            "huggingface,paddlenlp",
+            "--texts",
+            str(texts),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert "PASS" in done.stdout and "token ids identical      100.00%" in done.stdout

@@ -1,9 +1,15 @@
 """PaddleNLP (PaddlePaddle) adapter for unified_nlp.
 
-Runs PaddleNLP's own BertModel and BertTokenizer, built from local files only
-(nothing is downloaded), with weights read from safetensors (pickles are never
+Runs PaddleNLP's own classes for seven transformers families (BERT/MiniLM,
+DistilBERT, RoBERTa, XLM-RoBERTa on PaddleNLP's RoBERTa, ELECTRA, ALBERT, ERNIE):
+the family's XForSequenceClassification with the checkpoint's own head, or the
+bare encoder under the default model's mean-pooling head; built from local files
+only (nothing is downloaded), weights read from safetensors (pickles are never
 loaded). A canonical folder is converted once into the PaddleNLP format (see
-converter.py) under unified_nlp.models.converted_dir and reused.
+converter.py and the literal tables in families/) under
+unified_nlp.models.converted_dir and reused. Texts are tokenized with the
+folder's own tokenizer.json (unified_nlp.fast_tokenizer), so token ids equal
+transformers'; exports also carry PaddleNLP's own tokenizer files.
 
 Importing this package imports neither paddle nor PaddleNLP; `load` does. The
 converter and `export_canonical` need numpy only.
@@ -21,13 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unified_nlp.errors import InvalidModelError
-from unified_nlp.models import converted_dir, read_spec
+from unified_nlp.models import SPEC_FILE, converted_dir, read_spec
+from unified_nlp.protocols import Tokenizer
 
 from . import converter
 
 if TYPE_CHECKING:
     from .model import PaddleModel
-    from .tokenizer import PaddleTokenizer
 
 __all__ = ["PaddleNLPBackend"]
 
@@ -37,7 +43,7 @@ class PaddleNLPBackend:
 
     name = "paddlenlp"
 
-    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[PaddleTokenizer, PaddleModel]:
+    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[Tokenizer, PaddleModel]:
         """Tokenizer and model of a canonical folder (converted once, cached) or of a
         PaddleNLP-format folder written by `convert`."""
         path = Path(path)
@@ -49,30 +55,26 @@ class PaddleNLPBackend:
                     "canonical folder of it first: unified_nlp_paddlenlp.PaddleNLPBackend().export_canonical(src, out)"
                 )
             folder = converted_dir(path, self.name)
-            if not (folder / "unified_nlp.json").is_file():
-                converter.convert(path, folder)
-            path = folder
-        elif fmt != converter.FORMAT:
+            if not (folder / SPEC_FILE).is_file():
+                converter.convert(path, folder, spec, for_loading=True)
+        elif fmt == converter.FORMAT:
+            folder = path
+            if read_spec(path).get("format") != converter.FORMAT:
+                raise InvalidModelError(f"{path / SPEC_FILE}: not a PaddleNLP-format folder")
+        else:
             raise InvalidModelError(
                 f"{path}: a {fmt!r} folder; the paddlenlp backend loads the canonical format or its own"
             )
         from .model import PaddleModel
-        from .tokenizer import PaddleTokenizer
 
-        saved = read_spec(path)
-        if saved.get("format") != converter.FORMAT:
-            raise InvalidModelError(f"{path / 'unified_nlp.json'}: not a PaddleNLP-format folder")
-        folder = converter.encoder_dir(path, saved)
-        model = PaddleModel(folder, path, spec)
-        max_length = min(
-            int(spec.get("max_length") or saved.get("max_length") or model.max_positions), model.max_positions
-        )
-        return PaddleTokenizer(folder, max_length), model
+        model = PaddleModel(folder, spec)
+        return _tokenizer(folder, spec, model.max_length), model
 
     def convert(self, source: Path, out: Path) -> None:
-        """Write the PaddleNLP format of the canonical folder `source` to `out`, atomically.
+        """Write the PaddleNLP format of the canonical folder `source` to `out`, atomically:
+        PaddleNLP's own AutoModelForSequenceClassification / AutoTokenizer load ``out/paddlenlp``.
 
-        >>> PaddleNLPBackend().convert(Path("minilm"), Path("minilm-paddle"))  # doctest: +SKIP
+        >>> PaddleNLPBackend().convert(Path("my-roberta"), Path("my-roberta-paddle"))  # doctest: +SKIP
         """
         converter.convert(Path(source), Path(out))
 
@@ -84,3 +86,16 @@ class PaddleNLPBackend:
         >>> PaddleNLPBackend().export_canonical(Path("minilm-paddle"), Path("minilm-hf"))  # doctest: +SKIP
         """
         converter.export_canonical(Path(source), Path(out))
+
+
+def _tokenizer(folder: Path, spec: Mapping[str, Any], max_length: int) -> Tokenizer:
+    """The canonical tokenizer (tokenizer.json, or vocab.txt) through the `tokenizers` package,
+    ids identical to transformers for every family; PaddleNLP's BertTokenizer only for a
+    folder that has neither at its top level."""
+    if (folder / "tokenizer.json").is_file() or (folder / "vocab.txt").is_file():
+        from unified_nlp.fast_tokenizer import FastTokenizer
+
+        return FastTokenizer.from_folder(folder, max_length, bool(spec.get("token_types", True)))
+    from .tokenizer import PaddleTokenizer
+
+    return PaddleTokenizer(converter.encoder_dir(folder), max_length)

@@ -32,7 +32,8 @@ with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=message)
     os.environ.setdefault("GLOG_minloglevel", "2")  # paddle's C++ INFO/WARNING lines on stderr
     import paddle
-    from paddlenlp.transformers import BertConfig, BertModel, BertTokenizer
+    import paddlenlp.transformers as paddlenlp_transformers
+    from paddlenlp.transformers import BertTokenizer
     from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
     from paddlenlp.transformers.model_utils import no_init_weights
     from paddlenlp.transformers.tokenizer_utils import _is_punctuation as is_punctuation
@@ -54,10 +55,15 @@ def _threads() -> int:
 # OMP_NUM_THREADS when set (the benchmark launcher sets it), else the CPUs this process may use.
 paddle.base.core.set_num_threads(_threads())
 
+
+def paddlenlp_class(name: str):
+    """A class of paddlenlp.transformers by name (BertForSequenceClassification, RobertaConfig, ...)."""
+    return getattr(paddlenlp_transformers, name)
+
+
 __all__ = [
     "paddle",
-    "BertConfig",
-    "BertModel",
+    "paddlenlp_class",
     "BertTokenizer",
     "BasicTokenizer",
     "is_punctuation",

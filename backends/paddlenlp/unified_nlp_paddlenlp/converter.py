@@ -2,119 +2,199 @@
 
 The PaddleNLP format of a model folder::
 
-    unified_nlp.json          {"format": "paddlenlp", "encoder_dir": "paddlenlp", labels, pooling, max_length, ...}
-    head.safetensors          the classification head, as in the canonical format
-    config.json, vocab.txt,   the canonical files, kept verbatim: `clf.save()` and
-    tokenizer.json, ...       `export_canonical` write the canonical format back from them
-    paddlenlp/                a folder PaddleNLP 2.8 itself loads (BertModel/BertTokenizer.from_pretrained):
-        config.json           PaddleNLP BertConfig
+    unified_nlp.json          {"format": "paddlenlp", "architecture", "head", "encoder_dir": "paddlenlp", labels, ...}
+    config.json, tokenizer    the canonical files, kept verbatim: `clf.save()` and
+    files, head.safetensors   `export_canonical` write the canonical format back from them
+    paddlenlp/                a folder PaddleNLP 2.8 itself loads, nothing downloaded:
+        config.json           PaddleNLP config of the family (architectures: its XForSequenceClassification,
+                              or its bare encoder for the mean-pooling head)
         model.safetensors     PaddleNLP parameter names, Linear weights [in, out]
-        vocab.txt, tokenizer_config.json, special_tokens_map.json
+        tokenizer files       PaddleNLP's own (see tokenizer_files.py), where PaddleNLP can reproduce the tokenizer
 
-Every write goes through unified_nlp.weights.atomic_dir: a failed conversion
-leaves nothing behind. Weights are safetensors only; pickles are never read.
+A native head (``head: native``) becomes the whole PaddleNLP task model, so that
+``paddlenlp.transformers.AutoModelForSequenceClassification.from_pretrained("out/paddlenlp")``
+runs the classifier; the mean-pooling head stays head.safetensors beside the
+encoder (``BertModel.from_pretrained``). The weight maps are the literal tables in
+families/. Every write goes through unified_nlp.weights.atomic_dir: a failed
+conversion leaves nothing behind. Weights are safetensors only; pickles are never read.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from unified_nlp.checkpoint import config_labels, describe, read_state
 from unified_nlp.errors import ConversionError, InvalidModelError
-from unified_nlp.models import (
-    ENCODER_FILE,
-    HEAD_FILE,
-    SPEC_FILE,
-    TOKENIZER_FILES,
-    check_canonical,
-    check_shapes,
-    read_json,
-    read_spec,
-    safe_join,
-    token_limit,
-)
+from unified_nlp.models import HEAD_FILE, SPEC_FILE, TOKENIZER_FILES, read_json, read_spec, safe_join
 from unified_nlp.weights import atomic_dir, load_file, read_header, save_file
 
-from . import names
-from .tokenizer_files import paddle_tokenizer_config, vocabulary
+from . import families
+from .families import Family
+from .tokenizer_files import paddle_tokenizer_files
 
 FORMAT = "paddlenlp"
 ENCODER_DIR = "paddlenlp"
 WEIGHTS = "model.safetensors"  # PaddleNLP's SAFE_WEIGHTS_NAME
 CONFIG = "config.json"  # PaddleNLP's CONFIG_NAME
-TOKENIZER_CONFIG = "tokenizer_config.json"
+CANONICAL_WEIGHTS = "model.safetensors"
 _PICKLES = (".pdparams", ".pdopt", ".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+# names of a bare encoder's tensors (a mean-pooling head's encoder), in both frameworks
+_ENCODER_NAMES = ("embeddings.", "encoder.", "transformer.", "pooler.", "embeddings_project.")
+# transformers' buffers: rebuilt by both frameworks, left out of the PaddleNLP file,
+# written back on export when the source had them (older transformers saved them)
+_BUFFERS = {
+    "embeddings.position_ids": lambda positions: np.arange(positions, dtype=np.int64)[None, :],
+    "embeddings.token_type_ids": lambda positions: np.zeros((1, positions), dtype=np.int64),
+}
 
 
-# --- tensors and config ------------------------------------------------------
+# --- tensors -------------------------------------------------------------------
 
 
-def to_paddle(tensors: dict[str, np.ndarray], config: dict, source: Path) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Canonical tensors -> PaddleNLP tensors, plus the names of the buffers the source held.
+def _buffer(name: str, positions: int) -> np.ndarray | None:
+    for suffix, build in _BUFFERS.items():
+        if name == suffix or name.endswith("." + suffix):
+            return build(positions)
+    return None
+
+
+def _canonical_names(state: Mapping[str, Any], family: Family, task: bool) -> dict[str, Any]:
+    """Names as the model class has them: a bare encoder's tensors get the prefix
+    under a native head (as transformers does); a task model's lose it under a mean head."""
+    p = family.architecture.prefix + "."
+    prefixed = any(k.startswith(p) for k in state)
+    if task and not prefixed:
+        return {(k if k.startswith(("classifier.", "pre_classifier.")) else p + k): v for k, v in state.items()}
+    if not task and prefixed:
+        return {k.removeprefix(p): v for k, v in state.items()}
+    return dict(state)
+
+
+def _head_names(family: Family, config: Mapping[str, Any], task: bool) -> set[str]:
+    """Canonical names that may be absent from a checkpoint: the pooler (an optional row in
+    the core's table, or unused by a mean head) and, for a checkpoint without a head
+    that gets a fresh one, the classifier."""
+    p = family.architecture.prefix + "." if task else ""
+    return {hf.format(p=p) for hf, _, _ in family.pooler + (family.head if task else ())}
+
+
+def logits_name(family: Family) -> str:
+    """The canonical name of the weight that gives the logits (classifier / out_proj)."""
+    return [hf for hf, _, _ in family.head if hf.endswith("weight")][-1]
+
+
+def read_by_head(family: Family, task: bool) -> set[str]:
+    """Canonical names of the tensors the task model's head reads (classifier and its pooler)."""
+    if not task:
+        return set()
+    p = family.architecture.prefix + "."
+    pooler = {hf.format(p=p) for hf, _, _ in family.pooler} if family.pooler_in_task else set()
+    return pooler | {hf for hf, _, _ in family.head}
+
+
+def _shapes(family: Family, config: Mapping[str, Any], task: bool, num_labels: int) -> dict[str, tuple[int, ...]]:
+    """The canonical shape of every row of the table, from config.json (the core's table)."""
+    arch = family.architecture
+    shapes = dict(arch.classifier_shapes(config, num_labels))
+    h = arch.dims(config)["hidden"]
+    p = arch.prefix + "."
+    for hf, _, _ in family.pooler:  # RoBERTa's pooler belongs to its bare encoder only
+        name = hf.format(p=p)
+        shapes.setdefault(name, (h, h) if name.endswith("weight") else (h,))
+    if not task:
+        shapes = {k.removeprefix(p): v for k, v in shapes.items() if k.startswith(p)}
+    return shapes
+
+
+def to_paddle(
+    state: Mapping[str, np.ndarray],
+    family: Family,
+    config: Mapping[str, Any],
+    *,
+    task: bool,
+    num_labels: int,
+    source: Path,
+) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """Canonical tensors -> PaddleNLP tensors, and what the source held beyond or short of
+    the table ({"canonical_buffers": [...], "canonical_absent": [...]}).
 
     Checks every name and shape against config.json first; errors name `source`.
     """
-    if tensors and all(k.startswith("bert.") for k in tensors if "embeddings." in k or "encoder." in k):
-        tensors = {k.removeprefix("bert."): v for k, v in tensors.items()}  # a BertFor... checkpoint
-    check_shapes(
-        {k: v.shape for k, v in tensors.items()},
-        names.canonical_shapes(config),
-        source,
-        error=ConversionError,
-        allow_extra=lambda name: name in names.BUFFERS or not name.startswith(("embeddings.", "encoder.", "pooler.")),
-    )
+    arch = family.architecture
+    state = _canonical_names(state, family, task)
+    rows = family.rows(config, task=task)
+    known = {hf for hf, _, _ in rows}
+    positions = arch.dims(config)["positions"]
     buffers = []
-    for name, build in names.BUFFERS.items():
-        if name in tensors:
-            if not np.array_equal(tensors[name], build(config)) or tensors[name].dtype != build(config).dtype:
-                raise ConversionError(f"{source}: buffer {name!r} is not the standard arange; it cannot be converted")
+    for name, value in state.items():
+        build = _buffer(name, positions) if name not in known else None
+        if build is not None:
+            if value.dtype != build.dtype or not np.array_equal(value, build):
+                raise ConversionError(f"{source}: buffer {name!r} is not the standard one; it cannot be converted")
             buffers.append(name)
-    out = {pd: fn(tensors[hf]) for hf, pd, fn in names.weight_map(config["num_hidden_layers"])}
-    return out, buffers
+    unused = set()
+    if task and not family.pooler_in_task:  # transformers' RobertaForSequenceClassification has no pooler either
+        unused = {hf.format(p=arch.prefix + ".") for hf, _, _ in family.pooler}
+    unknown = sorted(
+        k
+        for k in state
+        if k not in known and k not in buffers and k not in unused and (task or k.startswith(_ENCODER_NAMES))
+    )
+    if unknown:
+        raise ConversionError(
+            f"{source}: tensor(s) outside the {family.display} architecture, e.g. {', '.join(unknown[:3])}"
+        )
+    shapes = _shapes(family, config, task, num_labels)
+    may_lack = _head_names(family, config, task)
+    absent = [hf for hf, _, _ in rows if hf not in state]
+    required = [name for name in absent if name not in may_lack and not arch.is_optional(name)]
+    if required:
+        raise ConversionError(f"{source}: missing {len(required)} tensor(s), e.g. {', '.join(required[:3])}")
+    for name, array in state.items():
+        if name in known and name in shapes and tuple(array.shape) != tuple(shapes[name]):
+            raise ConversionError(
+                f"{source}: tensor {name!r} has shape {list(array.shape)}, config.json implies {list(shapes[name])}"
+            )
+    out = {}
+    for hf, pd, fn in rows:
+        value = state[hf] if hf in state else np.zeros(shapes[hf], np.float32)  # absent: see canonical_absent
+        out[pd] = fn(value)
+    out.update(family.buffers(config, task=task))
+    return out, {"canonical_buffers": sorted(buffers), "canonical_absent": absent}
 
 
 def to_canonical(
-    tensors: dict[str, np.ndarray], config: dict, buffers: list[str], source: Path
+    tensors: Mapping[str, np.ndarray],
+    family: Family,
+    config: Mapping[str, Any],
+    *,
+    task: bool,
+    meta: Mapping[str, Any],
+    source: Path,
 ) -> dict[str, np.ndarray]:
     """PaddleNLP tensors -> canonical tensors (the inverse of to_paddle)."""
-    rows = names.weight_map(config["num_hidden_layers"])
+    rows = family.rows(config, task=task)
     missing = sorted({pd for _, pd, _ in rows} - set(tensors))
     if missing:
         raise InvalidModelError(f"{source}: missing {len(missing)} PaddleNLP tensor(s), e.g. {missing[:3]}")
-    out = {hf: fn(tensors[pd]) for hf, pd, fn in rows}
-    for name, shape in names.canonical_shapes(config).items():
-        if tuple(out[name].shape) != shape:
+    absent = set(meta.get("canonical_absent") or [])
+    out = {hf: fn(tensors[pd]) for hf, pd, fn in rows if hf not in absent}
+    num_labels = int(out[logits_name(family)].shape[0]) if task and logits_name(family) in out else 1
+    for name, shape in _shapes(family, config, task, num_labels).items():
+        if name in out and tuple(out[name].shape) != tuple(shape):
             raise InvalidModelError(f"{source}: tensor for {name!r} has the wrong shape {list(out[name].shape)}")
-    for name in buffers:
-        out[name] = names.BUFFERS[name](config)
-    return out
-
-
-def paddle_config(config: dict, source: Path) -> dict[str, Any]:
-    """canonical config.json -> PaddleNLP BertConfig dict, refusing what PaddleNLP's BertModel cannot compute."""
-    if config.get("position_embedding_type", "absolute") != "absolute":
-        raise ConversionError(
-            f"{source}: position_embedding_type {config['position_embedding_type']!r}; PaddleNLP's BertModel has absolute positions only"
-        )
-    if config.get("hidden_act", "gelu") not in names.ACTIVATIONS:
-        raise ConversionError(
-            f"{source}: hidden_act {config['hidden_act']!r} has no identical paddle activation ({', '.join(names.ACTIVATIONS)})"
-        )
-    out: dict[str, Any] = dict(names.PADDLE_ONLY_CONFIG)
-    for hf, pd, default in names.CONFIG:
-        out[pd] = config.get(hf, default)
-    return out
-
-
-def canonical_config(config: dict) -> dict[str, Any]:
-    """PaddleNLP BertConfig dict -> a canonical (transformers) config.json."""
-    out: dict[str, Any] = {"architectures": ["BertModel"], "model_type": "bert", "position_embedding_type": "absolute"}
-    for hf, pd, default in names.CONFIG:
-        out[hf] = config.get(pd, default)
+    positions = family.architecture.dims(config)["positions"]
+    for name in meta.get("canonical_buffers") or []:
+        build = _buffer(name, positions)
+        if build is not None:
+            out[name] = build
     return out
 
 
@@ -138,7 +218,7 @@ def weights_file(folder: Path) -> Path:
     return path
 
 
-def encoder_dir(path: Path, spec: dict | None = None) -> Path:
+def encoder_dir(path: Path, spec: Mapping[str, Any] | None = None) -> Path:
     """The PaddleNLP subfolder of a PaddleNLP-format folder."""
     spec = read_spec(path) if spec is None else spec
     return safe_join(path, spec.get("encoder_dir", ENCODER_DIR), path / SPEC_FILE)
@@ -147,7 +227,7 @@ def encoder_dir(path: Path, spec: dict | None = None) -> Path:
 def read_paddle_config(folder: Path) -> dict[str, Any]:
     config = read_json(folder / CONFIG)
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size"):
-        if not isinstance(config.get(key), int) or config[key] <= 0:
+        if not isinstance(config.get(key), int) or isinstance(config.get(key), bool) or config[key] <= 0:
             raise InvalidModelError(f"{folder / CONFIG}: '{key}' must be a positive integer")
     return config
 
@@ -156,37 +236,103 @@ def is_paddle_native(path: Path) -> bool:
     """A folder PaddleNLP wrote itself (save_pretrained): PaddleNLP names in model.safetensors."""
     if not (path / WEIGHTS).is_file():
         return False
-    return any(".self_attn.q_proj." in k for k in read_header(path / WEIGHTS))
+    return any(
+        ".self_attn.q_proj." in k or k.startswith(("transformer.embeddings.", "embeddings.layer_norm."))
+        for k in read_header(path / WEIGHTS)
+    )
+
+
+def paddle_family(config: Mapping[str, Any], source: Path) -> Family:
+    """The family of a PaddleNLP config.json (its architectures, else its model_type)."""
+    for name in config.get("architectures") or []:
+        for family in families.FAMILIES.values():
+            if name in (family.paddle_class, family.paddle_base) and family.model_type != "xlm-roberta":
+                return family
+    return families.get(config.get("model_type", "bert"), source)
 
 
 # --- whole folders -------------------------------------------------------------
 
 
-def convert(source: Path, out: Path) -> None:
-    """Write the PaddleNLP format of the canonical folder `source` to `out`, atomically."""
+def _labels_config(labels: list[str], problem_type: str) -> dict[str, Any]:
+    return {
+        "num_labels": len(labels),
+        "id2label": {str(i): name for i, name in enumerate(labels)},
+        "label2id": {name: i for i, name in enumerate(labels)},
+        "problem_type": problem_type,
+    }
+
+
+def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, for_loading: bool = False) -> None:
+    """Write the PaddleNLP format of the canonical folder `source` to `out`, atomically.
+
+    `spec` is the core's description of the folder (checkpoint.describe, which runs
+    when it is None). An export (``for_loading=False``) must be a complete classifier
+    that plain PaddleNLP runs; the adapter's own cache of a folder without a head (a
+    fresh head is drawn on load) is written with ``for_loading=True``.
+    """
     source, out = Path(source), Path(out)
-    config = check_canonical(source)
-    spec = read_spec(source)
-    if spec.get("format", "huggingface") != "huggingface":
-        raise ConversionError(f"{source}: a {spec['format']!r} folder; convert expects the canonical format")
+    if read_spec(source).get("format", "huggingface") != "huggingface":
+        raise ConversionError(
+            f"{source}: a {read_spec(source)['format']!r} folder; convert expects the canonical format"
+        )
     if is_paddle_native(source):
         raise ConversionError(
-            f"{source / ENCODER_FILE}: has PaddleNLP parameter names (a PaddleNLP save_pretrained folder). "
+            f"{source / CANONICAL_WEIGHTS}: has PaddleNLP parameter names (a PaddleNLP save_pretrained folder). "
             "Make a canonical folder first: unified_nlp_paddlenlp.PaddleNLPBackend().export_canonical(src, out)"
         )
-    pd_config = paddle_config(config, source)
-    tensors, buffers = to_paddle(load_file(source / ENCODER_FILE), config, source / ENCODER_FILE)
-    max_length = token_limit(source, config, spec)
-    tok_config = paddle_tokenizer_config(source, max_length)
-    vocab = vocabulary(source)
+    spec = dict(describe(source) if spec is None else spec)
+    config = read_json(source / "config.json")
+    family = families.get(spec.get("architecture", config.get("model_type", "bert")), source / "config.json")
+    reason = family.unsupported(config)
+    if reason:
+        raise ConversionError(f"{source / 'config.json'}: {reason}")
+    task = spec.get("head") != "mean"
+    state = _canonical_names(read_state(source), family, task)
+    weights = source / CANONICAL_WEIGHTS
+    logits_weight = logits_name(family) if task else None
+    num_labels = int(state[logits_weight].shape[0]) if logits_weight in state else int(spec["num_labels"])
+    tensors, info = to_paddle(state, family, config, task=task, num_labels=num_labels, source=weights)
+    unread = sorted(set(info["canonical_absent"]) & read_by_head(family, task))
+    if unread and not for_loading:
+        raise ConversionError(
+            f"{weights}: no {', '.join(unread[:3])}, which {family.paddle_class}'s head reads; "
+            "load it with labels=[...] for a fresh head, fit it, and save it first"
+        )
+    labels = list(spec["labels"]) if not spec.get("fresh_head") else config_labels(config, source / "config.json")
+    if labels is None or len(labels) != num_labels:
+        labels = [f"LABEL_{i}" for i in range(num_labels)]
+    problem_type = spec.get("problem_type", "single_label_classification")
+    pd_config = family.to_paddle_config(config, task=task)
+    if task:
+        pd_config.update(_labels_config(labels, problem_type))
+    max_length = int(spec["max_length"])
+    try:
+        tokenizer_files, tokenizer_note = paddle_tokenizer_files(source, family.tokenizer_class, max_length), None
+    except (ConversionError, InvalidModelError) as e:
+        tokenizer_files, tokenizer_note = {}, str(e)
+    differs = family.plain_paddlenlp_differences(config)
+    if differs and not for_loading:
+        warnings.warn(
+            f"{source}: plain PaddleNLP will not reproduce transformers exactly on this export "
+            f"({'; '.join(differs)}); unified_nlp's paddlenlp backend corrects it on load",
+            stacklevel=2,
+        )
     meta = {
         "format": FORMAT,
-        "architecture": "bert",
+        "architecture": family.model_type,
+        "head": "native" if task else "mean",
         "encoder_dir": ENCODER_DIR,
-        **{k: spec[k] for k in ("labels",) if k in spec},
-        "pooling": spec.get("pooling", "mean"),
+        "paddle_class": pd_config["architectures"][0],
+        "labels": labels if task else list(spec["labels"]),
+        "problem_type": problem_type,
+        "token_types": bool(spec.get("token_types", family.architecture.token_types)),
         "max_length": max_length,
-        "canonical_buffers": buffers,
+        **({"pooling": "mean"} if not task else {}),
+        **info,
+        "paddle_tokenizer": sorted(tokenizer_files) if tokenizer_files else None,
+        **({"paddle_tokenizer_missing": tokenizer_note} if tokenizer_note else {}),
+        **({"plain_paddlenlp_differs": differs} if differs else {}),
         "converted_from": "huggingface",
     }
     with atomic_dir(out) as tmp:
@@ -197,57 +343,91 @@ def convert(source: Path, out: Path) -> None:
         enc.mkdir()
         save_file(tensors, enc / WEIGHTS, metadata={"format": "np"})
         write_json(enc / CONFIG, pd_config)
-        write_json(enc / TOKENIZER_CONFIG, tok_config)
-        write_json(
-            enc / "special_tokens_map.json",
-            {k: tok_config[k] for k in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")},
-        )
-        (enc / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
+        for name, content in tokenizer_files.items():
+            if isinstance(content, bytes):
+                (enc / name).write_bytes(content)
+            else:
+                (enc / name).write_text(content, encoding="utf-8")
         write_json(tmp / SPEC_FILE, meta)
 
 
 def export_canonical(source: Path, out: Path) -> None:
     """Write the canonical Hugging Face folder of a PaddleNLP-format folder `source`
     (ours, or one PaddleNLP's save_pretrained wrote with safetensors) to `out`, atomically."""
+    from unified_nlp.checkpoint import check
+
     source, out = Path(source), Path(out)
     spec = read_spec(source)
     if spec.get("format") == FORMAT:
         enc = encoder_dir(source, spec)
-        config = read_paddle_config(enc)
-        read_json(source / "config.json")  # the canonical config, copied below, must be there
-        buffers = [b for b in spec.get("canonical_buffers", []) if b in names.BUFFERS]
-        copy_from = source
+        read_paddle_config(enc)
+        config = read_json(source / "config.json")  # the canonical config, copied below
+        family = families.get(spec.get("architecture", "bert"), source / SPEC_FILE)
+        task = spec.get("head", "mean" if spec.get("pooling") == "mean" else "native") != "mean"
+        copy_from, meta = source, spec
     elif not spec and is_paddle_native(source):  # PaddleNLP's own save_pretrained folder
-        enc, config, buffers, copy_from = source, read_paddle_config(source), [], None
-        if not (enc / "vocab.txt").is_file():
-            raise InvalidModelError(f"{enc / 'vocab.txt'}: missing (save the tokenizer next to the model)")
+        enc, copy_from, meta = source, None, {}
+        pd_config = read_paddle_config(source)
+        family = paddle_family(pd_config, source / CONFIG)
+        task = family.paddle_class in (pd_config.get("architectures") or [])
+        config = family.from_paddle_config(pd_config)
+        if task:
+            config.update({k: pd_config[k] for k in ("id2label", "label2id", "problem_type") if pd_config.get(k)})
+        if not any((enc / n).is_file() for n in ("vocab.txt", "vocab.json", "spiece.model", "tokenizer.json")):
+            raise InvalidModelError(f"{enc}: no tokenizer files (save the tokenizer next to the model)")
     else:
         raise InvalidModelError(
             f"{source}: not a PaddleNLP folder ({SPEC_FILE} with format 'paddlenlp', or PaddleNLP's own "
             f"config.json + {WEIGHTS} with PaddleNLP parameter names)"
         )
-    tensors = to_canonical(load_file(weights_file(enc)), config, buffers, enc / WEIGHTS)
+    tensors = to_canonical(load_file(weights_file(enc)), family, config, task=task, meta=meta, source=enc / WEIGHTS)
     with atomic_dir(out) as tmp:
         if copy_from is not None:
             for name in ("config.json", HEAD_FILE, *TOKENIZER_FILES):
                 if (copy_from / name).is_file():
                     shutil.copy2(copy_from / name, tmp / name)
         else:
-            write_json(tmp / "config.json", canonical_config(config))
-            shutil.copy2(enc / "vocab.txt", tmp / "vocab.txt")
-            if (enc / "special_tokens_map.json").is_file():
-                shutil.copy2(enc / "special_tokens_map.json", tmp / "special_tokens_map.json")
-            tok = read_json(enc / TOKENIZER_CONFIG) if (enc / TOKENIZER_CONFIG).is_file() else {}
+            write_json(tmp / "config.json", config)
+            for name in ("vocab.txt", "vocab.json", "merges.txt", "spiece.model", "special_tokens_map.json"):
+                if (enc / name).is_file():
+                    shutil.copy2(enc / name, tmp / name)
+            tok = read_json(enc / "tokenizer_config.json") if (enc / "tokenizer_config.json").is_file() else {}
             # paths of the machine that wrote the folder mean nothing elsewhere
-            drop = ("special_tokens_map_file", "name_or_path", "tokenizer_file", "chat_template")
-            tok = {k: v for k, v in tok.items() if k not in drop} | {"tokenizer_class": "BertTokenizer"}
+            drop = ("special_tokens_map_file", "name_or_path", "tokenizer_file", "chat_template", "tokenizer_class")
+            tok = {k: v for k, v in tok.items() if k not in drop}
+            tok["tokenizer_class"] = _TRANSFORMERS_TOKENIZERS.get(family.tokenizer_class or "", "BertTokenizer")
             write_json(tmp / "tokenizer_config.json", tok)
-        save_file(tensors, tmp / ENCODER_FILE, metadata={"format": "pt"})
-        if spec:
+        save_file(tensors, tmp / CANONICAL_WEIGHTS, metadata={"format": "pt"})
+        if spec and not task:
             keep = {k: spec[k] for k in ("labels", "pooling", "max_length") if k in spec}
-            write_json(tmp / SPEC_FILE, {"format": "huggingface", "architecture": "bert", **keep})
-        check_canonical(tmp)
+            write_json(tmp / SPEC_FILE, {"format": "huggingface", "architecture": family.model_type, **keep})
+        check(tmp)
 
 
-def write_json(path: Path, data: dict) -> None:
+# PaddleNLP tokenizer class -> the transformers tokenizer class that reads the same files
+_TRANSFORMERS_TOKENIZERS = {
+    "BertTokenizer": "BertTokenizer",
+    "DistilBertTokenizer": "DistilBertTokenizer",
+    "ElectraTokenizer": "ElectraTokenizer",
+    "ErnieTokenizer": "BertTokenizer",
+    "RobertaBPETokenizer": "RobertaTokenizer",
+    "AlbertEnglishTokenizer": "AlbertTokenizer",
+}
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+__all__ = [
+    "FORMAT",
+    "ENCODER_DIR",
+    "convert",
+    "export_canonical",
+    "to_paddle",
+    "to_canonical",
+    "is_paddle_native",
+    "encoder_dir",
+    "read_paddle_config",
+    "weights_file",
+]

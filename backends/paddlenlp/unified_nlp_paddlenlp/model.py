@@ -1,4 +1,5 @@
-"""PaddleNLP's BertModel -> mean pooling over the attention mask -> linear head, in Paddle dygraph."""
+"""PaddleNLP's own classes in Paddle dygraph: the family's XForSequenceClassification with
+the checkpoint's head (native), or its bare encoder -> mean pooling -> linear head (mean)."""
 
 from __future__ import annotations
 
@@ -12,53 +13,69 @@ from typing import Any
 import numpy as np
 
 from unified_nlp.errors import InvalidInputError, InvalidModelError
-from unified_nlp.models import check_shapes, load_head
+from unified_nlp.models import check_shapes, load_head, read_json, read_spec
 from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.weights import load_file
 
-from . import names
-from ._framework import BertConfig, BertModel, no_init_weights, paddle
-from .converter import read_paddle_config, weights_file
+from . import families
+from ._framework import no_init_weights, paddle, paddlenlp_class
+from .converter import encoder_dir, logits_name, read_by_head, read_paddle_config, weights_file
+from .families import Family
 from .training import AdamW
 
+_INPUTS = ("input_ids", "token_type_ids", "attention_mask")  # the order of the nets' forward arguments
 
-def build_encoder(folder: Path) -> tuple[BertModel, dict[str, Any]]:
-    """PaddleNLP's BertModel from a local PaddleNLP folder (config.json + model.safetensors), in eval mode.
 
-    Every name and shape is checked against the file before set_state_dict, which
-    would otherwise only warn about missing or mismatched tensors.
-    """
-    config = read_paddle_config(folder)
-    path = weights_file(folder)
-    tensors = load_file(path)
+def build(family: Family, config: Mapping[str, Any], pd_config: Mapping[str, Any], *, task: bool, source: Path):
+    """A PaddleNLP model of `family` without random initialisation (every weight is set
+    next), with transformers' numerics where PaddleNLP's construction differs."""
+    klass = paddlenlp_class(family.paddle_class if task else family.paddle_base)
     try:
-        with no_init_weights():  # every weight is overwritten below; skip PaddleNLP's random init
-            encoder = BertModel(BertConfig(**config))
-    except (TypeError, ValueError, AssertionError) as e:
-        raise InvalidModelError(f"{folder / 'config.json'}: PaddleNLP cannot build a BertModel from it ({e})") from e
-    # PaddleNLP's BertModel builds its LayerNorms with paddle's default epsilon (1e-5) and
-    # ignores config.layer_norm_eps; BERT uses 1e-12, and parity with transformers needs it.
-    eps = float(config.get("layer_norm_eps", 1e-12))
-    for layer in encoder.sublayers():
+        with no_init_weights():  # skips PaddleNLP's random init, and with it its _init_weights epsilons
+            model = klass(paddlenlp_class(family.paddle_config)(**pd_config))
+    except (TypeError, ValueError, AssertionError, KeyError, AttributeError) as e:
+        raise InvalidModelError(f"{source}: PaddleNLP cannot build a {klass.__name__} from it ({e})") from e
+    # PaddleNLP leaves some LayerNorms at paddle's 1e-5 and sets others in _init_weights (ERNIE:
+    # always 1e-12); transformers uses the config's (DistilBERT: 1e-12). Parity needs its value.
+    eps = family.epsilon(config)
+    for layer in model.sublayers():
         if isinstance(layer, paddle.nn.LayerNorm):
             layer._epsilon = eps
-    expected = {k: tuple(v.shape) for k, v in encoder.state_dict().items()}
-    check_shapes({k: v.shape for k, v in tensors.items()}, expected, path)
-    encoder.set_state_dict({k: v.astype(np.float32, copy=False) for k, v in tensors.items()})
-    encoder.eval()
-    return encoder, config
+    if task and family.model_type == "electra" and config.get("hidden_act", "gelu") != "gelu":
+        model.classifier.act = paddle.nn.GELU()  # transformers' ElectraClassificationHead is GELU always
+    return model
 
 
-_INPUTS = ("input_ids", "token_type_ids", "attention_mask")  # the order of _Net.forward's arguments
+def _first(out):
+    # PaddleNLP's models return a tensor (DistilBERT, ELECTRA encoders; most task models) or a
+    # tuple (sequence, pooled, ...). Tested as a tuple: under to_static a tensor is no paddle.Tensor.
+    return out[0] if isinstance(out, (tuple, list)) else out
 
 
-class _Net(paddle.nn.Layer):
-    """Encoder -> masked mean pooling -> linear head as one Layer, so that one graph
-    serves both dygraph training and the compiled inference path."""
+class _Native(paddle.nn.Layer):
+    """The PaddleNLP task model's own forward, as one Layer with fixed inputs (for to_static)."""
 
-    def __init__(self, encoder: BertModel, head: dict[str, np.ndarray]) -> None:
+    def __init__(self, model, family: Family) -> None:
+        super().__init__()
+        self.model = model
+        self.types = family.architecture.reads_token_types
+
+    def forward(self, input_ids, token_type_ids, attention_mask):
+        # a 2-D int mask: every class turns it into an additive mask ((1 - m) * -1e4, or paddle's
+        # (m - 1) * 1e9 for ELECTRA), whose exp underflows to exactly 0, as transformers' -inf does
+        kwargs = {"attention_mask": attention_mask}
+        if self.types:
+            kwargs["token_type_ids"] = token_type_ids
+        return _first(self.model(input_ids=input_ids, **kwargs))
+
+
+class _Mean(paddle.nn.Layer):
+    """Bare encoder -> masked mean pooling -> linear head (the default model's head)."""
+
+    def __init__(self, encoder, family: Family, head: dict[str, np.ndarray]) -> None:
         super().__init__()
         self.encoder = encoder
+        self.types = family.architecture.reads_token_types
         # [num_labels, hidden], the canonical (torch) layout: logits = pooled @ W^T + b
         self.head_weight = self.create_parameter(list(head["weight"].shape), dtype="float32")
         self.head_bias = self.create_parameter(list(head["bias"].shape), dtype="float32", is_bias=True)
@@ -66,45 +83,114 @@ class _Net(paddle.nn.Layer):
         self.head_bias.set_value(head["bias"])
 
     def forward(self, input_ids, token_type_ids, attention_mask):
-        # A 2-D int mask: BertModel turns it into the additive [b, 1, 1, s] mask (1 - m) * -1e4,
-        # whose exp underflows to exactly 0, as transformers' -inf mask does.
-        states, _ = self.encoder(input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask)
+        kwargs = {"attention_mask": attention_mask}
+        if self.types:
+            kwargs["token_type_ids"] = token_type_ids
+        states = _first(self.encoder(input_ids, **kwargs))
         weights = attention_mask.astype(states.dtype).unsqueeze(-1)
         pooled = (states * weights).sum(axis=1) / weights.sum(axis=1).clip(min=1e-9)
         return paddle.matmul(pooled, self.head_weight, transpose_y=True) + self.head_bias, states, pooled
 
 
 class PaddleModel:
-    """An `Encoding` in, a `ModelOutput` out: BertModel -> masked mean pooling -> linear head.
+    """An `Encoding` in, a `ModelOutput` out, on PaddleNLP's own classes.
 
-    Inference runs the same Layers compiled once with paddle.jit.to_static (a static
-    graph of the same kernels, so bit-identical outputs; it needs about two thirds of the
-    CPU time of dygraph here), under paddle.no_grad() with dropout off, serialised by a
-    lock (dygraph's grad mode is process-wide state). UNIFIED_NLP_PADDLE_STATIC=0 keeps
-    inference in dygraph. Training (train_step) runs in dygraph: forward,
-    cross-entropy, backward, global-norm clipping, and AdamW written out as
+    A native head runs the family's PaddleNLP XForSequenceClassification (XLM-R:
+    RobertaForSequenceClassification) with the checkpoint's own head; the mean head
+    runs its bare encoder, masked mean pooling and a linear layer. Inference runs the
+    same Layers compiled once with paddle.jit.to_static (a static graph of the same
+    kernels; it needs about two thirds of the CPU time of dygraph here), under
+    paddle.no_grad() with dropout off, serialised by a lock (dygraph's grad mode is
+    process-wide state). UNIFIED_NLP_PADDLE_STATIC=0 keeps inference in dygraph.
+    Training (train_step) runs in dygraph: forward, cross-entropy (binary cross-entropy
+    for multi-label), backward, global-norm clipping, and AdamW written out as
     torch.optim.AdamW computes it (see training.py).
     """
 
-    def __init__(self, folder: Path, head_dir: Path, spec: Mapping[str, Any]) -> None:
-        encoder, self.config = build_encoder(folder)
-        hidden = int(self.config["hidden_size"])
-        head = load_head(head_dir, dict(spec), hidden)
-        if head["weight"].shape[1] != hidden:
-            raise InvalidModelError(
-                f"{head_dir}: head expects hidden size {head['weight'].shape[1]}, the encoder has {hidden}"
+    def __init__(self, path: Path, spec: Mapping[str, Any]) -> None:
+        meta = read_spec(path)
+        folder = encoder_dir(path, meta)
+        self.config = read_json(path / "config.json")  # the canonical (transformers) config
+        self.family = families.get(meta.get("architecture", "bert"), path / "unified_nlp.json")
+        self.task = spec.get("head", meta.get("head")) != "mean"
+        self.num_labels = int(spec["num_labels"])
+        self.multi_label = spec.get("problem_type") == "multi_label_classification"
+        arch = self.family.architecture
+        self.rows = self.family.rows(self.config, task=self.task)
+        tensors, omit = self._tensors(folder, meta, spec)
+        pd_config = dict(read_paddle_config(folder))
+        if self.task:
+            labels = list(spec["labels"])
+            pd_config.update(
+                num_labels=self.num_labels,
+                id2label=dict(enumerate(labels)),
+                label2id={name: i for i, name in enumerate(labels)},
+                problem_type=spec.get("problem_type", "single_label_classification"),
             )
-        self.net = _Net(encoder, head)
+        model = build(self.family, self.config, pd_config, task=self.task, source=folder / "config.json")
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        check_shapes({k: v.shape for k, v in tensors.items()}, expected, weights_file(folder))
+        model.set_state_dict({k: v if v.dtype == np.int64 else v.astype(np.float32) for k, v in tensors.items()})
+        if self.task:
+            self.net = _Native(model, self.family)
+            self.encoder = getattr(model, self.family.paddle_prefix)
+        else:
+            hidden = arch.dims(self.config)["hidden"]
+            head = load_head(path, dict(spec), hidden)
+            if head["weight"].shape[1] != hidden:
+                raise InvalidModelError(
+                    f"{path}: head expects hidden size {head['weight'].shape[1]}, the encoder has {hidden}"
+                )
+            self.num_labels = int(head["weight"].shape[0])
+            self.net = _Mean(model, self.family, head)
+            self.encoder = model
+        self.model = model
         self.net.eval()
-        self.encoder = encoder
-        self.num_labels = int(head["weight"].shape[0])
-        self.max_positions = int(self.config.get("max_position_embeddings", 512))
-        self._vocab = int(self.config["vocab_size"])
-        self._types = int(self.config.get("type_vocab_size", 2))
-        self._canonical = names.paddle_to_canonical_names(int(self.config["num_hidden_layers"]))
+        self._omit = omit  # canonical names the source did not have (and state_dict leaves out)
+        self._canonical = {pd: hf for hf, pd, _ in self.rows}
+        self.max_positions = arch.position_limit(self.config)
+        self.max_length = min(int(spec.get("max_length") or self.max_positions), self.max_positions)
+        dims = arch.dims(self.config)
+        self._vocab, self._types = dims["vocab"], max(dims["types"], 1)
         self._lock = threading.RLock()
         self._optimizer: AdamW | None = None
         self._compiled = None if os.environ.get("UNIFIED_NLP_PADDLE_STATIC") == "0" else self._compile()
+
+    def _tensors(self, folder: Path, meta: Mapping[str, Any], spec: Mapping[str, Any]):
+        """The PaddleNLP tensors to set (the folder's, with a fresh head where the spec asks
+        for one) and the canonical names to leave out of state_dict."""
+        tensors = load_file(weights_file(folder))
+        absent = set(meta.get("canonical_absent") or [])
+        if not self.task:
+            return tensors, absent
+        unread = absent & read_by_head(self.family, True)
+        fresh: dict[str, np.ndarray] = {}
+        if spec.get("fresh_head"):
+            fresh = self.family.architecture.fresh_head(self.config, self.num_labels, int(spec.get("seed", 0)))
+            unread -= set(fresh)
+            if unread:  # a checkpoint without the pooler the head reads: drawn as fresh_head draws
+                rng = np.random.default_rng([int(spec.get("seed", 0)), 1])
+                h = self.family.architecture.dims(self.config)["hidden"]
+                for name in sorted(unread):
+                    shape = (h, h) if name.endswith("weight") else (h,)
+                    fresh[name] = (
+                        np.zeros(shape, np.float32)
+                        if name.endswith("bias")
+                        else (rng.standard_normal(shape) * 0.02).astype(np.float32)
+                    )
+                unread = set()
+        elif logits_name(self.family) in absent:
+            raise InvalidModelError(f"{folder}: no classification head; pass labels=[...] to start a fresh one")
+        if unread:
+            raise InvalidModelError(
+                f"{folder}: the checkpoint has no {', '.join(sorted(unread))}, which the head reads "
+                "(transformers would draw it at random)"
+            )
+        by_name = {hf: (pd, fn) for hf, pd, fn in self.rows}
+        for name, value in fresh.items():
+            pd, fn = by_name[name]
+            tensors[pd] = fn(value)
+        return tensors, absent - set(fresh)
 
     def _compile(self):
         net = self.net
@@ -128,88 +214,134 @@ class PaddleModel:
         if types.size and (types.min() < 0 or types.max() >= self._types):
             raise InvalidInputError(f"token_type_ids must lie in [0, {self._types})")
 
-    def _logits(self, enc: Encoding, compiled: bool = False):
+    def _run(self, enc: Encoding, compiled: bool = False):
+        """(logits, last hidden state or None, pooled or None) as paddle tensors."""
         self._check(enc)
         inputs = [paddle.to_tensor(enc[k]) for k in _INPUTS]
         if compiled and self._compiled is not None:
             try:
                 with warnings.catch_warnings():  # tracing PaddleNLP's code warns about graph-mode details
                     warnings.simplefilter("ignore", UserWarning)
-                    return self._compiled(*inputs)
+                    out = self._compiled(*inputs)
+                return (out, None, None) if self.task else out
             except Exception:  # noqa: BLE001  the same Layers run in dygraph, with identical results
                 self._compiled = None
-        return self.net(*inputs)
+        out = self.net(*inputs)
+        return (out, None, None) if self.task else out
+
+    def _run_with_states(self, enc: Encoding):
+        """Dygraph, with the encoder's output caught on its way to the head."""
+        if not self.task:
+            return self._run(enc)
+        caught = []
+        hook = self.encoder.register_forward_post_hook(lambda layer, args, out: caught.append(_first(out)))
+        try:
+            logits, _, _ = self._run(enc)
+        finally:
+            hook.remove()
+        return logits, caught[-1], None
 
     def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput:
         n, width = encoding.input_ids.shape
         if n == 0 or width == 0:
-            hidden = int(self.config["hidden_size"])
+            hidden = self.family.architecture.dims(self.config)["hidden"]
             empty = ModelOutput(np.zeros((n, self.num_labels), np.float32))
             if output_hidden_states:
                 empty.last_hidden_state = np.zeros((n, width, hidden), np.float32)
-                empty.pooled = np.zeros((n, hidden), np.float32)
+                empty.pooled = None if self.task else np.zeros((n, hidden), np.float32)
             return empty
         with self._lock:
             training = self.net.training
             self.net.eval()  # inference never applies dropout, even mid-fit (validation)
             try:
                 with paddle.no_grad():
-                    logits, states, pooled = self._logits(encoding, compiled=not training)
                     if not output_hidden_states:
+                        logits, _, _ = self._run(encoding, compiled=not training)
                         return ModelOutput(logits.numpy())
-                    return ModelOutput(logits.numpy(), states.numpy(), pooled.numpy())
+                    logits, states, pooled = self._run_with_states(encoding)
+                    return ModelOutput(logits.numpy(), states.numpy(), None if pooled is None else pooled.numpy())
             finally:
                 if training:
                     self.net.train()
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """All weights under canonical Hugging Face names (Linear weights back to [out, in]),
-        plus head.weight/head.bias."""
+        """Every weight under transformers' names (Linear weights back to [out, in]): the
+        classifier class's for a native head, the bare encoder's plus head.weight/head.bias
+        for the mean head. Buffers (position_ids) are left out, as transformers rebuilds them."""
         with self._lock:
-            tensors = {k: v.numpy().copy() for k, v in self.encoder.state_dict().items()}
-            out = {hf: fn(tensors[pd]).copy() for hf, pd, fn in names.weight_map(int(self.config["num_hidden_layers"]))}
-            out["head.weight"] = self.net.head_weight.numpy().copy()
-            out["head.bias"] = self.net.head_bias.numpy().copy()
+            tensors = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
+            out = {hf: np.ascontiguousarray(fn(tensors[pd])) for hf, pd, fn in self.rows if hf not in self._omit}
+            if not self.task:
+                out["head.weight"] = self.net.head_weight.numpy().copy()
+                out["head.bias"] = self.net.head_bias.numpy().copy()
         return out
 
     # --- training: the core drives data order, schedule and progress ---------
 
     def named_parameters(self) -> list[tuple[str, Any]]:
         """(canonical name, parameter) of everything trainable: the head first, then the encoder."""
+        if self.task:
+            named = [(self._canonical[k], p) for k, p in self.model.named_parameters()]
+            prefix = self.family.architecture.prefix + "."
+            return [x for x in named if not x[0].startswith(prefix)] + [x for x in named if x[0].startswith(prefix)]
         named = [("head.weight", self.net.head_weight), ("head.bias", self.net.head_bias)]
-        return named + [(self._canonical[k], p) for k, p in self.encoder.named_parameters()]
+        return named + [(self._canonical[k], p) for k, p in self.model.named_parameters()]
+
+    def _set_dropout(self, p: float) -> None:
+        # transformers drops out embeddings, attention probabilities, both residual branches and
+        # the classifier input; paddle's TransformerEncoderLayer has an extra activation dropout
+        # (layer.dropout, built with act_dropout=0) that stays 0, and keeps attention dropout as a float.
+        skip = set()
+        for layer in self.model.sublayers():
+            if isinstance(layer, paddle.nn.TransformerEncoderLayer):
+                layer.self_attn.dropout = p
+                skip.add(id(layer.dropout))
+        for layer in self.model.sublayers():
+            if isinstance(layer, paddle.nn.Dropout) and id(layer) not in skip:
+                layer.p = p
 
     def start_training(self, config: Mapping[str, Any]) -> None:
         with self._lock:
             paddle.seed(int(config.get("seed", 0)))
             dropout = float(config.get("dropout", 0.0))
-            # transformers' BERT drops out embeddings, attention probabilities and both
-            # residual branches; paddle's extra activation dropout (layer.dropout) stays 0 like it.
-            self.encoder.embeddings.dropout.p = dropout
-            for layer in self.encoder.encoder.layers:
-                layer.self_attn.dropout = dropout
-                layer.dropout1.p = layer.dropout2.p = dropout
+            self._set_dropout(dropout)
             if dropout > 0:
                 self.net.train()
             else:
                 self.net.eval()
+            self.multi_label = config.get("problem_type", "single_label_classification") == "multi_label_classification"
             named = self.named_parameters()
             if config.get("freeze_encoder", False):
-                for _, p in named[2:]:
-                    p.stop_gradient = True
-                named = named[:2]
+                prefix = self.family.architecture.prefix + "."
+                in_head = (lambda n: not n.startswith(prefix)) if self.task else (lambda n: n.startswith("head."))
+                for name, p in named:
+                    if not in_head(name):
+                        p.stop_gradient = True
+                named = [(n, p) for n, p in named if in_head(n)]
             self._optimizer = AdamW(named, weight_decay=float(config.get("weight_decay", 0.01)))
             self._clip = float(config.get("max_grad_norm", 1.0))
+
+    def _loss(self, logits, labels: np.ndarray, n: int):
+        if self.multi_label:
+            target = np.asarray(labels, dtype=np.float32)
+            if target.shape != (n, self.num_labels) or not np.isin(target, (0.0, 1.0)).all():
+                raise InvalidInputError(f"multi-label targets must be 0/1 of shape [{n}, {self.num_labels}]")
+            return paddle.nn.functional.binary_cross_entropy_with_logits(
+                logits, paddle.to_tensor(target), reduction="mean"
+            )
+        ids = np.asarray(labels)
+        integral = np.issubdtype(ids.dtype, np.integer) or (ids.size and np.array_equal(ids, np.round(ids)))
+        if ids.shape != (n,) or not integral or (n and (ids.min() < 0 or ids.max() >= self.num_labels)):
+            raise InvalidInputError(f"label_ids must be {n} integers in [0, {self.num_labels})")
+        ids = ids.astype(np.int64)
+        return paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(ids), reduction="mean")
 
     def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
         if self._optimizer is None:
             raise RuntimeError("start_training() must come before train_step()")
-        labels = np.asarray(label_ids, dtype=np.int64)
-        if labels.shape != (encoding.num_texts,) or labels.min() < 0 or labels.max() >= self.num_labels:
-            raise InvalidInputError(f"label_ids must be {encoding.num_texts} integers in [0, {self.num_labels})")
         with self._lock:
-            logits, _, _ = self._logits(encoding)
-            loss = paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(labels), reduction="mean")
+            logits, _, _ = self._run(encoding)
+            loss = self._loss(logits, label_ids, encoding.num_texts)
             loss.backward()
             self._optimizer.step(float(learning_rate), self._clip)
             return float(loss.numpy())

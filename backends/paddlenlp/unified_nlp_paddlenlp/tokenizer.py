@@ -229,7 +229,11 @@ class PaddleTokenizer:
             rows.append(ids)
             cut.append(truncated)
         return encoding_from_rows(
-            [[self._cls, *row, self._sep] for row in rows], pad_id=self._pad, padding=padding, limit=limit, truncated=cut
+            [[self._cls, *row, self._sep] for row in rows],
+            pad_id=self._pad,
+            padding=padding,
+            limit=limit,
+            truncated=cut,
         )
 
     def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> str:

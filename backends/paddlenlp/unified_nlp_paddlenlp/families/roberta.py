@@ -1,0 +1,35 @@
+"""RoBERTa on PaddleNLP's RobertaForSequenceClassification / RobertaModel.
+
+PaddleNLP's RobertaEmbeddings numbers positions from pad_token_id + 1 as transformers
+does (create_position_ids_from_input_ids); the task model builds its encoder without
+a pooler, as transformers; its head is dense + tanh + out_proj on <s>.
+"""
+
+from __future__ import annotations
+
+from .base import BERT_CONFIG, BERT_EMBEDDINGS, BERT_LAYER, BERT_POOLER, DENSE_HEAD, Family
+
+# RobertaConfig's defaults in transformers where they differ from BERT's
+CONFIG = tuple(
+    (hf, pd, {"vocab_size": 50265, "pad_token_id": 1}.get(hf, default)) for hf, pd, default in BERT_CONFIG
+) + (
+    ("bos_token_id", "bos_token_id", 0),
+    ("eos_token_id", "eos_token_id", 2),
+)
+
+FAMILY = Family(
+    model_type="roberta",
+    display="RoBERTa",
+    paddle_class="RobertaForSequenceClassification",
+    paddle_base="RobertaModel",
+    paddle_config="RobertaConfig",
+    paddle_model_type="roberta",
+    paddle_prefix="roberta",
+    embeddings=BERT_EMBEDDINGS,
+    layer=BERT_LAYER,
+    pooler=BERT_POOLER,
+    pooler_in_task=False,
+    head=DENSE_HEAD,
+    config=CONFIG,
+    tokenizer_class="RobertaBPETokenizer",
+)
