@@ -1,9 +1,11 @@
 """TensorFlow Hub adapter for unified_nlp.
 
-Models run as TF Hub SavedModels: a BERT text encoder and its preprocessor,
-following TF Hub's "common SavedModel APIs for text", loaded with
-tensorflow_hub. Canonical (Hugging Face style) folders are converted once,
-with a literal weight map (weight_map.py), and cached in the model store.
+Models run as TF Hub SavedModels: a text encoder (BERT and MiniLM, DistilBERT,
+RoBERTa, XLM-RoBERTa, ELECTRA, ALBERT or ERNIE) following TF Hub's "common
+SavedModel APIs for text", loaded with tensorflow_hub, and the architecture's own
+classification head in TF ops. Canonical (Hugging Face classifier) folders are
+converted once, with one literal weight table per family (weight_map.py), and
+cached in the model store.
 
 >>> import unified_nlp as un
 >>> clf = un.load_classifier("default", backend="tfhub")   # doctest: +SKIP

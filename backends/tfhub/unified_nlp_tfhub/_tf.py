@@ -9,6 +9,7 @@ environment is set before TensorFlow loads: hub.KerasLayer needs tf_keras
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -62,5 +63,16 @@ with _filtered_stderr(), warnings.catch_warnings():
     import tensorflow_text as text
 
     tf.constant(0)  # initialise the runtime here, so its device probe is filtered too
+
+
+class _NoRetracingNotice(logging.Filter):
+    """Each model traces its own graphs once; TensorFlow counts traces by code object across
+    every model in the process, so loading a sixth model reads to it as retracing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_NoRetracingNotice())
 
 __all__ = ["hub", "text", "tf"]

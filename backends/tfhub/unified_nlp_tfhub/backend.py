@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_nlp.errors import InvalidModelError
+from unified_nlp.fast_tokenizer import FastTokenizer
 from unified_nlp.models import SPEC_FILE, converted_dir, safe_join
 
 from .converter import ENCODER_DIR, EXPORT_VERSION, PREPROCESSOR_DIR, export, export_canonical
@@ -26,14 +27,17 @@ def _is_current_export(folder: Path) -> bool:
 
 
 class TFHubBackend:
-    """TensorFlow Hub backend: BERT encoder and preprocessor SavedModels, run in TensorFlow.
+    """TensorFlow Hub backend: encoder SavedModels of the seven supported families
+    (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, ELECTRA, ALBERT, ERNIE) with their own
+    heads, run in TensorFlow.
 
-    Loads three kinds of folder: a canonical (Hugging Face style) folder, which
+    Loads three kinds of folder: a canonical (Hugging Face classifier) folder, which
     is converted once into the model store and reused; a folder written by
     ``convert`` (``unified_nlp.json`` says ``"format": "tfhub"``); and a user's
     own TF Hub BERT pair laid out the same way (``encoder/``, ``preprocessor/``,
     ``unified_nlp.json`` with ``"format": "tfhub"`` and ``"labels"``, optional
-    ``head.safetensors``).
+    ``head.safetensors``). The first two tokenize with the folder's tokenizer.json;
+    the last with its preprocessor SavedModel.
 
     >>> import unified_nlp as un
     >>> clf = un.load_classifier("default", backend="tfhub")   # doctest: +SKIP
@@ -42,29 +46,33 @@ class TFHubBackend:
 
     name = "tfhub"
 
-    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[TFHubTokenizer, TFHubModel]:
+    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[FastTokenizer | TFHubTokenizer, TFHubModel]:
         path = Path(path)
         fmt = spec.get("format", "huggingface")
         if fmt == "huggingface":
             folder = converted_dir(path, self.name)
             if not _is_current_export(folder):
                 export(path, folder)
+            tokenizer_dir = path
         elif fmt == "tfhub":
-            folder = path
+            folder = tokenizer_dir = path
         else:
             raise InvalidModelError(
                 f"{path}: a {fmt!r} folder; the tfhub backend loads the canonical format or its own "
                 "(convert it with `unified-nlp convert --to tfhub`)"
             )
         encoder_dir = safe_join(folder, spec.get("encoder_dir", ENCODER_DIR), folder / SPEC_FILE)
-        preprocessor_dir = safe_join(folder, spec.get("preprocessor_dir", PREPROCESSOR_DIR), folder / SPEC_FILE)
         model = TFHubModel(folder, spec, encoder_dir)
         max_length = int(spec.get("max_length") or DEFAULT_MAX_LENGTH)
         if model.max_positions is not None:
             max_length = min(max_length, model.max_positions)
-        vocab = folder / "vocab.txt"
-        tokenizer = TFHubTokenizer(preprocessor_dir, max_length, vocab if vocab.is_file() else None)
-        return tokenizer, model
+        if any((tokenizer_dir / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
+            # the folder's own tokenizer (copied into our exports): ids identical to transformers, any family
+            tokenizer = FastTokenizer.from_folder(tokenizer_dir, max_length, bool(spec.get("token_types", True)))
+            return tokenizer, model
+        # a user's own TF Hub pair: its preprocessor SavedModel is the tokenizer
+        preprocessor_dir = safe_join(folder, spec.get("preprocessor_dir", PREPROCESSOR_DIR), folder / SPEC_FILE)
+        return TFHubTokenizer(preprocessor_dir, max_length), model
 
     def convert(self, source: Path, out: Path) -> None:
         """Write the TF Hub form of the canonical folder `source` to `out`, atomically."""

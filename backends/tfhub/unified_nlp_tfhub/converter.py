@@ -1,13 +1,19 @@
-"""Canonical folder -> TF Hub export, written atomically.
+"""Canonical folder -> TF Hub export, and back, written atomically.
 
 The export::
 
-    encoder/            SavedModel, TF Hub BERT encoder contract (see encoder.py)
-    preprocessor/       SavedModel, TF Hub BERT preprocessor contract (see preprocessor.py)
-    head.safetensors    the classification head, copied
-    unified_nlp.json    {"format": "tfhub", labels, max_length, pooling, ...}
-    config.json, vocab.txt, tokenizer*.json, special_tokens_map.json
-                        copied, so a classifier loaded from here saves back to the canonical format
+    encoder/            SavedModel, TF Hub text-encoder contract (see encoder.py), every family
+    preprocessor/       SavedModel, TF Hub BERT preprocessor contract (see preprocessor.py), for the
+                        WordPiece families (BERT, DistilBERT, ELECTRA, ERNIE); pairs via bert_pack_inputs
+    head.safetensors    the classification head: a native head under transformers' names
+                        (classifier.*, classifier.dense/out_proj.*, pre_classifier.*), or the
+                        mean-pooling extension's weight/bias
+    unified_nlp.json    {"format": "tfhub", architecture, head, labels, problem_type, token_types,
+                        max_length, tokenizer, pooled_output, ...}
+    README.md           the same, in words: what each folder is and how to tokenize
+    config.json, tokenizer.json, vocab.txt, ...
+                        copied: the tokenizer of record (the adapter tokenizes with tokenizer.json,
+                        ids identical to transformers), and what converting back needs
 
 A user's own TF Hub BERT pair loads the same way: a folder with ``encoder/`` and
 ``preprocessor/`` following the contracts and a unified_nlp.json with
@@ -19,53 +25,74 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from unified_nlp import architectures
+from unified_nlp.checkpoint import check, describe, read_state
 from unified_nlp.errors import ConversionError, InvalidModelError, UnifiedNLPError
 from unified_nlp.models import (
     ENCODER_FILE,
     HEAD_FILE,
     SPEC_FILE,
     TOKENIZER_FILES,
-    bert_shapes,
-    check_canonical,
-    load_config,
     read_json,
     read_spec,
     safe_join,
-    token_limit,
 )
 from unified_nlp.weights import atomic_dir, load_file, save_file
 
-from .encoder import BertEncoder, check_config
+from .encoder import Encoder, check_config
 from .preprocessor import BertPreprocessor, read_tokenizer_options
-from .weight_map import hf_to_tf, layout, strip_prefix, tf_to_hf, weight_rows
+from .weight_map import encoder_state, hf_to_tf, tf_to_hf, weight_rows
 
-EXPORT_VERSION = 1  # bump when the export layout changes; cached conversions are then redone
+EXPORT_VERSION = 2  # bump when the export layout changes; cached conversions are then redone
 ENCODER_DIR, PREPROCESSOR_DIR = "encoder", "preprocessor"
 
+TOKENIZER_NOTES = {
+    "wordpiece": "preprocessor/ is a TF Hub BERT preprocessor (tensorflow_text ops) with the same WordPiece "
+    "vocabulary and normalisation as tokenizer.json; pairs: bert_pack_inputs([first, second], seq_length)",
+    "bpe": "byte-level BPE: tensorflow_text has no byte-level BPE op, so there is no preprocessor SavedModel; "
+    "tokenize with tokenizer.json (the `tokenizers` package or transformers' AutoTokenizer) and feed the "
+    "encoder input_word_ids, input_mask and input_type_ids of zeros",
+    "sentencepiece": "SentencePiece (Unigram) as written in tokenizer.json: there is no preprocessor SavedModel "
+    "(tensorflow_text's SentencepieceTokenizer needs the original .model file and does not apply "
+    "tokenizer.json's normaliser and special-token template); tokenize with tokenizer.json and feed the encoder "
+    "input_word_ids, input_mask and input_type_ids of zeros",
+}
+POOLED_NOTES = {
+    True: "tanh(dense) of the first token: the family's own pooler",
+    False: "the first token's sequence_output (this family has no pooler)",
+}
 
-def read_weights(source: Path, config: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The encoder tensors of a canonical folder, checked against config.json.
-    Tensors BERT does not use (a task head) are ignored, as transformers' AutoModel does."""
-    path = source / ENCODER_FILE
-    state = strip_prefix(load_file(path))
-    h = config["hidden_size"]
-    for name, shape in {**bert_shapes(config), "pooler.dense.weight": [h, h], "pooler.dense.bias": [h]}.items():
-        if name not in state and name.startswith("pooler."):
-            # some checkpoints have no pooler (transformers then draws one at random); pooled_output
-            # is not what the classifier reads, so a zero pooler is as good and is reproducible
-            state[name] = np.zeros(shape, np.float32)
-        if name not in state:
-            raise InvalidModelError(f"{path}: missing tensor {name!r}")
-        if list(state[name].shape) != shape:
-            raise InvalidModelError(
-                f"{path}: tensor {name!r} has shape {list(state[name].shape)}, config.json implies {list(shape)}"
-            )
-    return state
+
+def source_spec(source: Path) -> dict[str, Any]:
+    """The core's spec of a canonical folder; for an encoder without a classification head,
+    the same without labels (a head is drawn when it is loaded with labels)."""
+    try:
+        return describe(source)
+    except InvalidModelError as first:
+        try:  # no head: describe it as if labels were given, then drop them
+            spec = describe(source, labels=["LABEL_0", "LABEL_1"])
+        except (InvalidModelError, ValueError):
+            raise first from None
+        for key in ("labels", "num_labels", "fresh_head"):
+            spec.pop(key, None)
+        return spec
+
+
+def _head_tensors(source: Path, state: Mapping[str, np.ndarray], arch, config, spec) -> dict[str, np.ndarray] | None:
+    """The head to carry in head.safetensors, under transformers' names; None when there is none."""
+    if spec["head"] == "mean":
+        return load_file(source / HEAD_FILE) if (source / HEAD_FILE).is_file() else None
+    if "labels" not in spec:
+        return None
+    prefix = arch.prefix + "."
+    names = [n for n in arch.head_shapes(config, spec["num_labels"]) if not n.startswith(prefix)]
+    return {n: np.asarray(state[n], np.float32) for n in names}
 
 
 def _vocab_file(source: Path, scratch: Path) -> Path:
@@ -82,45 +109,87 @@ def _vocab_file(source: Path, scratch: Path) -> Path:
     return out
 
 
+def _readme(meta: Mapping[str, Any]) -> str:
+    pre = "preprocessor/  TF Hub BERT preprocessor SavedModel\n" if meta.get("preprocessor_dir") else ""
+    return (
+        f"# TF Hub export of a {meta['architecture']} classifier (unified_nlp)\n\n"
+        "```\n"
+        "encoder/       TF Hub text encoder SavedModel: hub.KerasLayer(path) or hub.load(path), called with a dict\n"
+        "               of int32 input_word_ids, input_mask, input_type_ids -> sequence_output, pooled_output,\n"
+        "               default, encoder_outputs\n"
+        f"{pre}"
+        "head.safetensors   the classification head (see unified_nlp.json 'head')\n"
+        "tokenizer files    the tokenizer of record (tokenizer.json)\n"
+        "```\n\n"
+        f"pooled_output: {meta['pooled_output']}.\n\n"
+        f"Tokenizer: {meta['tokenizer']['note']}.\n"
+    )
+
+
 def export(source: Path, out: Path) -> None:
     """Write the TF Hub form of the canonical folder `source` at `out`, atomically:
     on any failure nothing is left at `out` (or the previous folder there is kept).
 
-    >>> export(Path("models/default"), Path("minilm-tfhub"))   # doctest: +SKIP
+    >>> export(Path("my-roberta-classifier"), Path("my-roberta-tfhub"))   # doctest: +SKIP
     """
     source, out = Path(source), Path(out)
-    config = check_canonical(source)
+    config, arch, _ = check(source)
+    spec = source_spec(source)
     try:
-        check_config(config)
+        options = check_config(arch.model_type, config)
     except ValueError as e:
         raise InvalidModelError(f"{source / 'config.json'}: {e}") from None
-    spec = read_spec(source)
-    options = read_tokenizer_options(source)  # fails early on a tokenizer we cannot reproduce
-    state = read_weights(source, config)
-    values = hf_to_tf(state, config["num_hidden_layers"], config["num_attention_heads"])
+    state = read_state(source)
+    head = _head_tensors(source, state, arch, config, spec)
+    try:
+        values, made = hf_to_tf(encoder_state(state, arch.model_type), arch.model_type, config, options.heads)
+    except KeyError as e:
+        raise InvalidModelError(f"{source}: missing tensor {e.args[0]!r}") from None
     del state
+    tokenizer_options, why_not = None, None
+    if arch.tokenizer == "wordpiece":
+        try:
+            tokenizer_options = read_tokenizer_options(source)
+        except InvalidModelError as e:  # the adapter tokenizes with tokenizer.json; the preprocessor is extra
+            why_not = str(e)
+    has_pooler = any(name.startswith("pooler_transform/") for name in values)
+    meta: dict[str, Any] = {
+        "format": "tfhub",
+        "architecture": arch.model_type,
+        "head": spec["head"],
+        "head_kind": "mean" if spec["head"] == "mean" else arch.head,
+        "problem_type": spec["problem_type"],
+        "token_types": spec["token_types"],
+        "labels": spec.get("labels"),
+        "max_length": spec["max_length"],
+        "encoder_dir": ENCODER_DIR,
+        "pooled_output": POOLED_NOTES[has_pooler],
+        "tokenizer": {"family": arch.tokenizer, "file": "tokenizer.json", "note": TOKENIZER_NOTES[arch.tokenizer]},
+        "export_version": EXPORT_VERSION,
+        "converted_from": "huggingface",
+    }
+    if spec["head"] == "mean":
+        meta["pooling"] = "mean"
+    if tokenizer_options is not None:
+        meta["preprocessor_dir"] = PREPROCESSOR_DIR
+    elif why_not:
+        meta["tokenizer"]["note"] = f"no preprocessor SavedModel ({why_not}); tokenize with tokenizer.json"
+    if made:  # zeros put in for a pooler the checkpoint lacks; left out again when converting back
+        meta["synthesized"] = made
+    if not meta["labels"]:
+        del meta["labels"]
     try:
         with atomic_dir(out) as tmp:
-            BertEncoder(config, values).save(tmp / ENCODER_DIR)
-            vocab = _vocab_file(source, tmp)
-            BertPreprocessor(vocab, **options).save(tmp / PREPROCESSOR_DIR)
-            for name in ("config.json", HEAD_FILE, *TOKENIZER_FILES):
+            Encoder(options, config, values).save(tmp / ENCODER_DIR)
+            if tokenizer_options is not None:
+                BertPreprocessor(_vocab_file(source, tmp), **tokenizer_options).save(tmp / PREPROCESSOR_DIR)
+            for name in ("config.json", *TOKENIZER_FILES):
                 if (source / name).is_file():
                     shutil.copy2(source / name, tmp / name)
-            meta = {
-                "format": "tfhub",
-                "architecture": "bert",
-                "labels": spec.get("labels"),
-                "pooling": spec.get("pooling", "mean"),
-                "max_length": token_limit(source, config, spec),
-                "encoder_dir": ENCODER_DIR,
-                "preprocessor_dir": PREPROCESSOR_DIR,
-                "export_version": EXPORT_VERSION,
-                "converted_from": spec.get("format", "huggingface"),
-            }
-            if not meta["labels"]:
-                del meta["labels"]
+            if head is not None:
+                save_file(head, tmp / HEAD_FILE)
             (tmp / SPEC_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            (tmp / "README.md").write_text(_readme(meta), encoding="utf-8")
     except UnifiedNLPError:
         raise
     except Exception as e:  # TensorFlow's own errors while tracing or saving
@@ -129,15 +198,42 @@ def export(source: Path, out: Path) -> None:
         ) from None
 
 
+def encoder_variables(encoder_dir: Path) -> dict[str, Any]:
+    """The trainable variables of an encoder SavedModel, by name (without ``:0``)."""
+    from .savedmodel import EncoderCall, load_saved_model
+
+    call = EncoderCall(load_saved_model(encoder_dir, "encoder"), encoder_dir)
+    return {v.name.split(":")[0]: v for v in call.trainable_variables()}
+
+
+def canonical_encoder(
+    variables: Mapping[str, Any], model_type: str, config: Mapping[str, Any], where: Path
+) -> dict[str, np.ndarray]:
+    """Encoder tensors under Hugging Face encoder names from TF variables named as ours,
+    checked against config.json; InvalidModelError naming what does not fit."""
+    arch = architectures.get(model_type)
+    rows = weight_rows(arch.model_type, config)
+    missing = next((t for _, t, _ in rows if t not in variables), None)
+    if missing is not None:
+        raise InvalidModelError(f"{where}: no variable {missing!r}; not named as this adapter's {model_type} encoder")
+    values = {
+        t: np.asarray(variables[t].numpy() if hasattr(variables[t], "numpy") else variables[t]) for _, t, _ in rows
+    }
+    state = tf_to_hf(values, arch.model_type, config, arch.dims(config)["heads"])
+    for name, shape in arch.encoder_shapes(config, prefixed=False).items():
+        if tuple(state[name].shape) != tuple(shape):
+            raise InvalidModelError(f"{where}: {name} has shape {list(state[name].shape)}, config.json implies {shape}")
+    return state
+
+
 def export_canonical(source: Path, out: Path) -> None:
     """Write the canonical Hugging Face folder of a TF Hub-format folder (ours, or a
     user's own BERT pair named as TF Hub's BERT, with config.json) to `out`,
-    atomically; for users leaving TensorFlow.
+    atomically; for users leaving TensorFlow. A native head gives a plain
+    transformers classifier folder, weights bit-exact to the ones exported.
 
-    >>> export_canonical(Path("minilm-tfhub"), Path("minilm-hf"))   # doctest: +SKIP
+    >>> export_canonical(Path("my-roberta-tfhub"), Path("my-roberta-hf"))   # doctest: +SKIP
     """
-    from .savedmodel import EncoderCall, load_saved_model
-
     source, out = Path(source), Path(out)
     spec = read_spec(source)
     if spec.get("format") != "tfhub":
@@ -145,45 +241,46 @@ def export_canonical(source: Path, out: Path) -> None:
     if not (source / "config.json").is_file():
         raise ConversionError(
             f"{source}: no config.json, which the canonical format needs (activation, LayerNorm epsilon); "
-            "add the Hugging Face config.json of this BERT to the folder"
+            "add the Hugging Face config.json of this encoder to the folder"
         )
-    config = load_config(source)
+    config = read_json(source / "config.json")
+    arch = architectures.get(spec.get("architecture") or config.get("model_type", "bert"), source / SPEC_FILE)
+    try:
+        arch.dims(config)
+    except ValueError as e:
+        raise InvalidModelError(f"{source / 'config.json'}: {e}") from None
     encoder_dir = safe_join(source, spec.get("encoder_dir", ENCODER_DIR), source / SPEC_FILE)
-    variables = {
-        v.name.split(":")[0]: v
-        for v in EncoderCall(load_saved_model(encoder_dir, "encoder"), encoder_dir).trainable_variables()
-    }
-    found = layout({name: tuple(v.shape) for name, v in variables.items()})
-    if found is None:
-        missing = next(t for _, t, _ in weight_rows(max(1, config["num_hidden_layers"])) if t not in variables)
-        raise InvalidModelError(f"{encoder_dir}: no variable {missing!r}; not named as TF Hub's BERT encoder")
-    state = tf_to_hf({name: v.numpy() for name, v in variables.items()}, *found)
-    for name, shape in bert_shapes(config).items():
-        if list(state[name].shape) != shape:
-            raise InvalidModelError(
-                f"{encoder_dir}: {name} has shape {list(state[name].shape)}, config.json implies {shape}"
-            )
+    state = canonical_encoder(encoder_variables(encoder_dir), arch.model_type, config, encoder_dir)
+    for name in spec.get("synthesized", []):
+        state.pop(name, None)
+    native = spec.get("head", "mean" if spec.get("pooling", "mean") == "mean" else "native") == "native"
     vocab = source / "vocab.txt"
-    if not vocab.is_file():
-        vocab = (
-            safe_join(source, spec.get("preprocessor_dir", PREPROCESSOR_DIR), source / SPEC_FILE)
-            / "assets"
-            / "vocab.txt"
-        )
+    if not vocab.is_file() and spec.get("preprocessor_dir"):
+        vocab = safe_join(source, spec["preprocessor_dir"], source / SPEC_FILE) / "assets" / "vocab.txt"
+    elif not vocab.is_file():
+        vocab = source / PREPROCESSOR_DIR / "assets" / "vocab.txt"
     with atomic_dir(out) as tmp:
+        if native:
+            state = {f"{arch.prefix}.{k}": v for k, v in state.items()}
+            if (source / HEAD_FILE).is_file():
+                state.update(load_file(source / HEAD_FILE))
+        elif (source / HEAD_FILE).is_file():
+            shutil.copy2(source / HEAD_FILE, tmp / HEAD_FILE)
         save_file(state, tmp / ENCODER_FILE, metadata={"format": "pt"})
-        for name in ("config.json", HEAD_FILE, *TOKENIZER_FILES):
+        for name in ("config.json", *TOKENIZER_FILES):
             if (source / name).is_file():
                 shutil.copy2(source / name, tmp / name)
-        if not (tmp / "vocab.txt").is_file() and vocab.is_file():
+        if not (tmp / "vocab.txt").is_file() and not (tmp / "tokenizer.json").is_file() and vocab.is_file():
             shutil.copy2(vocab, tmp / "vocab.txt")
-        meta = {
-            "format": "huggingface",
-            "architecture": "bert",
-            "pooling": spec.get("pooling", "mean"),
-            "converted_from": "tfhub",
-        }
-        for key in ("labels", "max_length"):
-            if spec.get(key):
-                meta[key] = spec[key]
-        (tmp / SPEC_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if not native:  # the mean-pooling extension is described by unified_nlp.json
+            meta = {
+                "format": "huggingface",
+                "architecture": arch.model_type,
+                "head": "mean",
+                "pooling": "mean",
+                "converted_from": "tfhub",
+            }
+            for key in ("labels", "max_length", "problem_type"):
+                if spec.get(key):
+                    meta[key] = spec[key]
+            (tmp / SPEC_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

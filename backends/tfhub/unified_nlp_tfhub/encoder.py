@@ -1,32 +1,57 @@
-"""A BERT encoder as a plain tf.Module, exported as a TF Hub text-encoder SavedModel.
+"""The encoder of every supported family as one plain tf.Module, exported as a TF Hub
+text-encoder SavedModel.
 
 Why a compact tf.Module and not KerasHub or tf-models-official: KerasHub is
 Keras 3, but TF Hub's Keras integration (hub.KerasLayer) runs on tf_keras
 (TF_USE_LEGACY_KERAS=1), and Keras 3 objects do not compose with tf_keras
 layers in one process; KerasHub would also add a large dependency tree.
 tf-models-official, TF Hub's own BERT source, pins tensorflow~=2.20 and a very
-large tree. BERT's forward pass is about sixty lines of TensorFlow; owning them
-keeps every op as transformers computes it (exact erf GELU, LayerNorm with the
-config's epsilon, additive attention mask), which is what gives logits within
-a few 1e-6 of the PyTorch reference, and a plain tf.Module saved with
-tf.saved_model.save is exactly the reusable SavedModel that hub.load and
-hub.KerasLayer consume, with no Keras serialization inside.
+large tree. A post-LayerNorm Transformer encoder is about eighty lines of
+TensorFlow; owning them keeps every op as transformers computes it (exact erf
+GELU, LayerNorm with the config's epsilon, additive attention mask), which is
+what gives logits within a few 1e-6 of the PyTorch reference, and a plain
+tf.Module saved with tf.saved_model.save is exactly the reusable SavedModel that
+hub.load and hub.KerasLayer consume, with no Keras serialization inside.
+
+The seven families (BERT and MiniLM, DistilBERT, RoBERTa, XLM-RoBERTa, ELECTRA,
+ALBERT, ERNIE) are one network with a few switches, read from config.json
+(`EncoderOptions.from_config`) and from which variables exist:
+
+- token-type embeddings: not in DistilBERT (its input_type_ids are ignored);
+- positions: 0, 1, 2, ... or, for RoBERTa and XLM-R, counted over the
+  non-padding tokens from pad_token_id + 1 (transformers'
+  create_position_ids_from_input_ids);
+- ERNIE with use_task_id adds task-type embedding 0 (transformers' default task id);
+- a projection embedding_size -> hidden_size after the embedding LayerNorm
+  (ELECTRA when the sizes differ, ALBERT always);
+- ALBERT runs shared layers: `schedule` lists which set of layer weights each
+  of the num_hidden_layers steps applies (num_hidden_groups groups of
+  inner_group_num layers);
+- activation and LayerNorm epsilon from the config (DistilBERT: ``activation``
+  and a fixed 1e-12, as transformers hard-codes).
 
 The contract (TF Hub "common SavedModel APIs for text", BERT encoders): called
 with a dict of int32 [batch, seq] ``input_word_ids``, ``input_mask`` and
 ``input_type_ids``, it returns ``sequence_output`` [batch, seq, hidden],
-``pooled_output`` [batch, hidden] (tanh dense on [CLS]), ``default`` (=
-pooled_output) and ``encoder_outputs`` (one [batch, seq, hidden] per layer).
+``pooled_output`` [batch, hidden], ``default`` (= pooled_output) and
+``encoder_outputs`` (one [batch, seq, hidden] per layer step). pooled_output is
+the family's pooler where it has one (BERT, ERNIE: tanh(pooler.dense(first
+token)); ALBERT: tanh(albert.pooler(first token))); DistilBERT, RoBERTa, XLM-R
+and ELECTRA have none, and their pooled_output is the first token's
+sequence_output (the vector their classification heads start from).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from unified_nlp import architectures
 
 from ._tf import tf
 from .weight_map import weight_rows
@@ -35,48 +60,90 @@ INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 OUTPUT_KEYS = ("sequence_output", "pooled_output", "default", "encoder_outputs")
 INPUT_SIGNATURE = {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in INPUT_KEYS}
 
-_ACTIVATIONS = {
+ACTIVATIONS = {
     "gelu": lambda x: tf.nn.gelu(x, approximate=False),  # transformers' "gelu" is the exact erf form
-    "gelu_new": lambda x: tf.nn.gelu(x, approximate=True),
+    "gelu_new": lambda x: tf.nn.gelu(x, approximate=True),  # the tanh form (ALBERT's default)
     "gelu_pytorch_tanh": lambda x: tf.nn.gelu(x, approximate=True),
     "relu": tf.nn.relu,
+    "silu": tf.nn.silu,
+    "swish": tf.nn.silu,
+    "tanh": tf.tanh,
 }
+# config.json key of the activation and its default, where a family differs from hidden_act/"gelu"
+_ACTIVATION_KEY = {"distilbert": ("activation", "gelu"), "albert": ("hidden_act", "gelu_new")}
+_FIXED_EPS = {"distilbert": 1e-12}  # transformers hard-codes DistilBERT's LayerNorm epsilon
 
 
-def check_config(config: Mapping[str, Any]) -> None:
-    """Raise ValueError for a BERT config this encoder does not implement."""
-    act = config.get("hidden_act", "gelu")
-    if act not in _ACTIVATIONS:
-        raise ValueError(f"hidden_act {act!r} is not supported (supported: {', '.join(_ACTIVATIONS)})")
-    if config.get("position_embedding_type", "absolute") != "absolute":
-        raise ValueError(
-            f"position_embedding_type {config['position_embedding_type']!r} is not supported (absolute only)"
+@dataclass(frozen=True)
+class EncoderOptions:
+    """What differs between the families' encoders, from config.json.
+
+    >>> EncoderOptions.from_config("roberta", config).position_pad_id   # doctest: +SKIP
+    1
+    """
+
+    model_type: str
+    heads: int
+    eps: float
+    activation: str
+    schedule: tuple[int, ...]  # the set of layer weights applied at each step
+    position_pad_id: int | None = None  # RoBERTa/XLM-R: positions start past the padding id
+    task_id: bool = False  # ERNIE with use_task_id
+
+    @classmethod
+    def from_config(cls, model_type: str, config: Mapping[str, Any]) -> EncoderOptions:
+        """Raises ValueError for a config this encoder does not implement."""
+        arch = architectures.get(model_type)
+        dims = arch.dims(config)
+        key, default = _ACTIVATION_KEY.get(arch.model_type, ("hidden_act", "gelu"))
+        act = config.get(key, default)
+        if act not in ACTIVATIONS:
+            raise ValueError(f"{key} {act!r} is not supported (supported: {', '.join(ACTIVATIONS)})")
+        if config.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(
+                f"position_embedding_type {config['position_embedding_type']!r} is not supported (absolute only)"
+            )
+        layers = dims["layers"]
+        if arch.model_type == "albert":
+            groups, inner = int(config.get("num_hidden_groups", 1)), int(config.get("inner_group_num", 1))
+            # as transformers' AlbertTransformer: step i runs every layer of group int(i / (layers / groups))
+            schedule = tuple(int(i / (layers / groups)) * inner + k for i in range(layers) for k in range(inner))
+        else:
+            schedule = tuple(range(layers))
+        return cls(
+            model_type=arch.model_type,
+            heads=dims["heads"],
+            eps=float(_FIXED_EPS.get(arch.model_type, config.get("layer_norm_eps", 1e-12))),
+            activation=act,
+            schedule=schedule,
+            position_pad_id=int(config.get("pad_token_id", 1)) if arch.position_offset else None,
+            task_id=bool(config.get("use_task_id")) and arch.model_type == "ernie",
         )
-    if config["hidden_size"] % config["num_attention_heads"]:
-        raise ValueError("hidden_size is not a multiple of num_attention_heads")
 
 
-class BertEncoder(tf.Module):
-    """BERT (post-LayerNorm Transformer encoder) over TF variables named as TF Hub's BERT.
+def check_config(model_type: str, config: Mapping[str, Any]) -> EncoderOptions:
+    """The encoder options of a config, or ValueError naming what is not supported."""
+    return EncoderOptions.from_config(model_type, config)
 
-    >>> enc = BertEncoder(config, hf_to_tf(weights, 6, 12))            # doctest: +SKIP
+
+class Encoder(tf.Module):
+    """A post-LayerNorm Transformer encoder over TF variables named as TF Hub's BERT.
+
+    >>> enc = Encoder(EncoderOptions.from_config("bert", config), values)          # doctest: +SKIP
     >>> enc({k: tf.ones([1, 3], tf.int32) for k in INPUT_KEYS})["pooled_output"].shape  # doctest: +SKIP
     TensorShape([1, 384])
     """
 
-    def __init__(self, config: Mapping[str, Any], values: Mapping[str, np.ndarray]) -> None:
-        super().__init__(name="bert_encoder")
-        check_config(config)
-        self.num_layers = int(config["num_hidden_layers"])
-        self.num_heads = int(config["num_attention_heads"])
-        self.hidden = int(config["hidden_size"])
-        self.eps = float(config.get("layer_norm_eps", 1e-12))
-        self._act = _ACTIVATIONS[config.get("hidden_act", "gelu")]
+    def __init__(self, options: EncoderOptions, config: Mapping[str, Any], values: Mapping[str, np.ndarray]) -> None:
+        super().__init__(name="transformer_encoder")
+        self.options = options
+        self._act = ACTIVATIONS[options.activation]
         # a dict keyed by TF Hub variable name; restored variables keep these names
         self._w = {
             tf_name: tf.Variable(values[tf_name], name=tf_name, trainable=True)
-            for _, tf_name, _ in weight_rows(self.num_layers)
+            for _, tf_name, _ in weight_rows(options.model_type, config)
         }
+        self.hidden = int(self._w["transformer/layer_0/self_attention/query/kernel"].shape[0])
 
     def _dense(self, x, name, shape=None):
         kernel, bias = self._w[f"{name}/kernel"], self._w[f"{name}/bias"]
@@ -85,10 +152,11 @@ class BertEncoder(tf.Module):
 
     def _layer_norm(self, x, name):
         mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-        return (x - mean) * tf.math.rsqrt(var + self.eps) * self._w[f"{name}/gamma"] + self._w[f"{name}/beta"]
+        eps = self.options.eps
+        return (x - mean) * tf.math.rsqrt(var + eps) * self._w[f"{name}/gamma"] + self._w[f"{name}/beta"]
 
     def _attention(self, x, mask_bias, batch, seq, prefix):
-        h, n = self.hidden, self.num_heads
+        h, n = self.hidden, self.options.heads
         d = h // n
 
         def heads(name):  # [batch*seq, hidden] -> [batch, heads, seq, head_dim]
@@ -101,20 +169,33 @@ class BertEncoder(tf.Module):
         kernel = tf.reshape(self._w[f"{prefix}/attention_output/kernel"], [h, h])
         return tf.matmul(context, kernel) + self._w[f"{prefix}/attention_output/bias"]
 
+    def _embeddings(self, ids, types, seq):
+        w = self._w
+        x = tf.gather(w["word_embeddings/embeddings"], ids)
+        if "type_embeddings/embeddings" in w:
+            x = x + tf.gather(w["type_embeddings/embeddings"], types)
+        pad = self.options.position_pad_id
+        if pad is not None:  # RoBERTa: non-padding tokens are numbered pad+1, pad+2, ...; padding gets pad
+            real = tf.cast(tf.not_equal(ids, pad), tf.int32)
+            x = x + tf.gather(w["position_embedding/embeddings"], tf.cumsum(real, axis=1) * real + pad)
+        else:
+            x = x + w["position_embedding/embeddings"][None, :seq]
+        if self.options.task_id:
+            x = x + w["task_type_embeddings/embeddings"][0]
+        return self._layer_norm(x, "embeddings/layer_norm")
+
     @tf.function(autograph=False, input_signature=[INPUT_SIGNATURE])
     def __call__(self, inputs):
         ids, mask, types = (inputs[k] for k in INPUT_KEYS)
         batch, seq = tf.shape(ids)[0], tf.shape(ids)[1]
-        x = (
-            tf.gather(self._w["word_embeddings/embeddings"], ids)
-            + tf.gather(self._w["type_embeddings/embeddings"], types)
-            + self._w["position_embedding/embeddings"][None, :seq]
-        )
-        x = tf.reshape(self._layer_norm(x, "embeddings/layer_norm"), [batch * seq, self.hidden])
+        x = self._embeddings(ids, types, seq)
+        x = tf.reshape(x, [batch * seq, -1])
+        if "embedding_projection/kernel" in self._w:
+            x = self._dense(x, "embedding_projection")
         # padded keys get a large negative score: softmax gives them exactly 0, as in transformers
         mask_bias = (1.0 - tf.cast(mask, tf.float32))[:, None, None, :] * -1e9
         layers = []
-        for i in range(self.num_layers):
+        for i in self.options.schedule:
             p = f"transformer/layer_{i}"
             x = self._layer_norm(
                 x + self._attention(x, mask_bias, batch, seq, f"{p}/self_attention"), f"{p}/self_attention_layer_norm"
@@ -123,7 +204,10 @@ class BertEncoder(tf.Module):
             x = self._layer_norm(x + self._dense(inner, f"{p}/output"), f"{p}/output_layer_norm")
             layers.append(tf.reshape(x, [batch, seq, self.hidden]))
         sequence = layers[-1]
-        pooled = tf.tanh(self._dense(sequence[:, 0], "pooler_transform"))
+        if "pooler_transform/kernel" in self._w:
+            pooled = tf.tanh(self._dense(sequence[:, 0], "pooler_transform"))
+        else:  # no pooler in this family: the first token, where its classification head starts
+            pooled = sequence[:, 0]
         return {"sequence_output": sequence, "pooled_output": pooled, "default": pooled, "encoder_outputs": layers}
 
     @tf.function(autograph=False, input_signature=[INPUT_SIGNATURE])

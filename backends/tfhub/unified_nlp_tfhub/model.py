@@ -1,5 +1,15 @@
-"""The adapter's Model: a TF Hub encoder SavedModel -> mean pooling -> linear head,
-run as compiled tf.functions; training with a torch-identical AdamW."""
+"""The adapter's Model: a TF Hub encoder SavedModel and a classification head in TF ops,
+run as compiled tf.functions; training with a torch-identical AdamW.
+
+Heads (``architectures.HEAD_KINDS``), each as transformers computes it:
+
+- ``pooler``: classifier(pooled_output), the family's tanh pooler (BERT, ALBERT, ERNIE);
+- ``dense``: out_proj(act(classifier.dense(first token))), tanh for RoBERTa and XLM-R,
+  GELU for ELECTRA (ElectraClassificationHead);
+- ``pre_classifier``: classifier(ReLU(pre_classifier(first token))) (DistilBERT);
+- ``mean``: a linear layer on the mean of sequence_output over the attention mask
+  (the default model's head, a unified_nlp extension).
+"""
 
 from __future__ import annotations
 
@@ -10,37 +20,46 @@ from typing import Any
 
 import numpy as np
 
+from unified_nlp import architectures
 from unified_nlp.errors import InvalidInputError, InvalidModelError, UnifiedNLPError
-from unified_nlp.models import load_head
+from unified_nlp.models import HEAD_FILE, load_head, read_json
 from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.training import no_decay
+from unified_nlp.weights import load_file
 
 from ._tf import tf
-from .adamw import AdamW, clip_by_global_norm
 from .encoder import INPUT_KEYS
 from .savedmodel import EncoderCall, load_saved_model
-from .weight_map import layout, tf_to_hf, weight_rows
+from .weight_map import bert_layout, tf_to_hf, weight_rows
 
 _IDS = tf.TensorSpec([None, None], tf.int64)  # [batch, seq] of any size: traced once, never per shape
+MULTI_LABEL = "multi_label_classification"
+# transformers' dense heads: RobertaClassificationHead uses tanh, ElectraClassificationHead GELU
+_DENSE_ACTIVATION = {"electra": lambda x: tf.nn.gelu(x, approximate=False)}
 
 
 def _variable_name(v: tf.Variable) -> str:
     return v.name.split(":")[0]
 
 
+def _linear(x, weight, bias):  # weight [out, in], as torch's Linear
+    return tf.matmul(x, weight, transpose_b=True) + bias
+
+
 class TFHubModel:
-    """Encoder SavedModel -> mean pooling over the attention mask -> linear head.
+    """Encoder SavedModel -> the architecture's own head (or mean pooling -> linear).
 
     Inference is one tf.function over [None, None] int64 inputs, so batches of
     any shape reuse one graph; calls from many threads at once are safe.
 
-    >>> model = TFHubModel(Path("minilm-tfhub"), spec)                    # doctest: +SKIP
+    >>> model = TFHubModel(Path("my-roberta-tfhub"), spec)                 # doctest: +SKIP
     >>> model(tokenizer(["a fine film"])).logits.shape                      # doctest: +SKIP
-    (1, 2)
+    (1, 3)
     """
 
     def __init__(self, folder: Path, spec: Mapping[str, Any], encoder_dir: Path | None = None) -> None:
-        if spec.get("pooling", "mean") != "mean":
+        self.kind = "mean" if spec.get("head", "mean") == "mean" else None
+        if self.kind == "mean" and spec.get("pooling", "mean") != "mean":
             raise InvalidModelError(f"{folder}: pooling {spec.get('pooling')!r} is not supported (mean only)")
         encoder_dir = encoder_dir or folder / "encoder"
         self._encoder = EncoderCall(load_saved_model(encoder_dir, "encoder"), encoder_dir)
@@ -51,41 +70,115 @@ class TFHubModel:
         if states is None or len(states.shape) != 3:
             raise InvalidModelError(f"{encoder_dir}: 'sequence_output' must be [batch, seq, hidden]")
         hidden = int(states.shape[-1])
-        head = load_head(folder, dict(spec), hidden)
-        if head["weight"].shape[1] != hidden:
-            raise InvalidModelError(
-                f"{folder / 'head.safetensors'}: head takes {head['weight'].shape[1]} inputs, the encoder gives {hidden}"
-            )
-        self.num_labels = int(head["weight"].shape[0])
-        self._head_w = tf.Variable(head["weight"], name="head/weight")  # [num_labels, hidden], as torch's Linear
-        self._head_b = tf.Variable(head["bias"], name="head/bias")
         self._variables = self._encoder.trainable_variables()
         frozen = [_variable_name(v) for v in self._variables if not v.trainable]
         if frozen:
             raise InvalidModelError(f"{encoder_dir}: encoder variables are not trainable, e.g. {frozen[:3]}")
-        self._canonical, self._layout = self._canonical_names()
-        position = self._by_name().get("position_embedding/embeddings")
-        self.max_positions = int(position.shape[0]) if position is not None else None
+        self.model_type = str(spec.get("architecture", "bert"))
+        self.arch = architectures.get(self.model_type, folder / "unified_nlp.json")
+        self.config = self._config(folder)
+        self.problem_type = spec.get("problem_type", "single_label_classification")
+        if self.kind is None:
+            self.kind = self.arch.head
+            if self.config is None:
+                raise InvalidModelError(f"{folder}: no config.json, which the {self.model_type} head needs")
+        self._head = self._head_variables(folder, spec, hidden)
+        self.num_labels = int(self._head["head.bias" if self.kind == "mean" else self._logits_bias()].shape[0])
+        self._canonical = self._canonical_names()
+        self.max_positions = self._max_positions()
         self._infer = tf.function(self._forward, autograph=False, input_signature=[_IDS, _IDS, _IDS])
         self._train_step = None
         self._training_lock = threading.Lock()
 
-    def _by_name(self) -> dict[str, tf.Variable]:
-        return {_variable_name(v): v for v in self._variables}
+    # --- construction ---------------------------------------------------------------
 
-    def _canonical_names(self) -> tuple[dict[str, str], tuple[int, int] | None]:
-        """TF variable name -> Hugging Face name, when the encoder follows TF Hub's BERT naming."""
-        found = layout({name: tuple(v.shape) for name, v in self._by_name().items()})
-        if found is None:
-            return {}, None
-        return {tf_name: hf for hf, tf_name, _ in weight_rows(found[0])}, found
+    def _config(self, folder: Path) -> dict[str, Any] | None:
+        """config.json, or for an encoder without one named as TF Hub's BERT, a config read off its variables."""
+        if (folder / "config.json").is_file():
+            return read_json(folder / "config.json")
+        return bert_layout({_variable_name(v): tuple(v.shape) for v in self._variables})
+
+    def _head_variables(self, folder: Path, spec: Mapping[str, Any], hidden: int) -> dict[str, tf.Variable]:
+        """The head's tensors under transformers' names, as tf.Variables ([out, in] like torch's Linear)."""
+        n = int(spec["num_labels"])
+        if self.kind == "mean":
+            head = load_head(folder, dict(spec), hidden)
+            if head["weight"].shape[1] != hidden:
+                raise InvalidModelError(
+                    f"{folder / HEAD_FILE}: head takes {head['weight'].shape[1]} inputs, the encoder gives {hidden}"
+                )
+            tensors = {"head.weight": head["weight"], "head.bias": head["bias"]}
+        else:
+            prefix = self.arch.prefix + "."
+            shapes = {k: v for k, v in self.arch.head_shapes(self.config, n).items() if not k.startswith(prefix)}
+            if spec.get("fresh_head"):  # drawn in numpy by the core: the same start on every backend
+                fresh = self.arch.fresh_head(self.config, n, int(spec.get("seed", 0)))
+                tensors = {k: fresh[k] for k in shapes}
+            elif (folder / HEAD_FILE).is_file():
+                saved = load_file(folder / HEAD_FILE)
+                for name, shape in shapes.items():
+                    if name not in saved:
+                        raise InvalidModelError(f"{folder / HEAD_FILE}: missing tensor {name!r}")
+                    if tuple(saved[name].shape) != tuple(shape):
+                        raise InvalidModelError(
+                            f"{folder / HEAD_FILE}: {name!r} has shape {list(saved[name].shape)}, expected {list(shape)}"
+                        )
+                tensors = {k: saved[k] for k in shapes}
+            else:
+                raise InvalidModelError(f"{folder}: no {HEAD_FILE}; pass labels=[...] to start a fresh head")
+        return {k: tf.Variable(np.asarray(v, np.float32), name=k.replace(".", "/")) for k, v in tensors.items()}
+
+    def _logits_bias(self) -> str:
+        """The bias of the layer that gives the logits (the last head row of the architecture)."""
+        return [name for name, _ in self.arch.head_rows if name.endswith("bias")][-1]
+
+    def _canonical_names(self) -> dict[str, str]:
+        """TF variable name -> Hugging Face name (the classifier class's for a native head,
+        the bare encoder's for mean pooling); {} when the encoder is not named as ours."""
+        if self.config is None:
+            return {}
+        names = {_variable_name(v) for v in self._variables}
+        try:
+            rows = weight_rows(self.model_type, self.config)
+        except (ValueError, KeyError):
+            return {}
+        if any(t not in names for _, t, _ in rows):
+            return {}
+        prefix = "" if self.kind == "mean" else self.arch.prefix + "."
+        return {t: prefix + hf for hf, t, _ in rows}
+
+    def _max_positions(self) -> int | None:
+        if self.config is not None:
+            try:
+                return self.arch.position_limit(self.config)
+            except ValueError:
+                pass
+        position = next((v for v in self._variables if _variable_name(v) == "position_embedding/embeddings"), None)
+        return int(position.shape[0]) if position is not None else None
+
+    # --- inference ------------------------------------------------------------------
 
     def _forward(self, ids, mask, types):
         out = self._encoder({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types})
-        states = out["sequence_output"]
-        weights = tf.cast(mask, states.dtype)[:, :, None]
-        pooled = tf.reduce_sum(states * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1e-9)
-        logits = tf.matmul(pooled, self._head_w, transpose_b=True) + self._head_b
+        states, pooled = out["sequence_output"], out["pooled_output"]
+        h = self._head
+        if self.kind == "mean":
+            weights = tf.cast(mask, states.dtype)[:, :, None]
+            pooled = tf.reduce_sum(states * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1e-9)
+            logits = _linear(pooled, h["head.weight"], h["head.bias"])
+        elif self.kind == "pooler":
+            logits = _linear(pooled, h["classifier.weight"], h["classifier.bias"])
+        elif self.kind == "dense":
+            act = _DENSE_ACTIVATION.get(self.arch.model_type, tf.tanh)
+            x = act(_linear(states[:, 0], h["classifier.dense.weight"], h["classifier.dense.bias"]))
+            logits = _linear(x, h["classifier.out_proj.weight"], h["classifier.out_proj.bias"])
+        elif self.kind == "pre_classifier":
+            x = tf.nn.relu(_linear(states[:, 0], h["pre_classifier.weight"], h["pre_classifier.bias"]))
+            logits = _linear(x, h["classifier.weight"], h["classifier.bias"])
+        else:
+            raise InvalidModelError(
+                f"head {self.kind!r} is not supported (supported: {', '.join(architectures.HEAD_KINDS)})"
+            )
         return logits, states, pooled
 
     def _check(self, encoding: Encoding) -> None:
@@ -107,16 +200,20 @@ class TFHubModel:
         return ModelOutput(logits.numpy(), states.numpy(), pooled.numpy())
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Encoder weights under Hugging Face BERT names, plus ``head.weight``/``head.bias``."""
-        if self._layout is None:
+        """Weights under transformers' names: the classifier class's (``bert.encoder...``,
+        ``classifier.weight``) for a native head; bare encoder names plus
+        ``head.weight``/``head.bias`` for mean pooling."""
+        if not self._canonical:
             raise UnifiedNLPError(
-                "this TF Hub encoder's variables do not follow TF Hub's BERT naming "
-                "(transformer/layer_{i}/...), so they cannot be written as a canonical Hugging Face folder"
+                "this TF Hub encoder's variables are not named as this adapter's encoders "
+                "(transformer/layer_{i}/...), or it has no config.json, so they cannot be written as a "
+                "canonical Hugging Face folder"
             )
-        values = {name: v.numpy() for name, v in self._by_name().items() if name in self._canonical}
-        out = tf_to_hf(values, *self._layout)
-        out["head.weight"] = self._head_w.numpy().copy()
-        out["head.bias"] = self._head_b.numpy().copy()
+        values = {_variable_name(v): v.numpy() for v in self._variables}
+        bare = tf_to_hf(values, self.model_type, self.config, self.arch.dims(self.config)["heads"])
+        prefix = "" if self.kind == "mean" else self.arch.prefix + "."
+        out = {prefix + k: v for k, v in bare.items()}
+        out.update({k: v.numpy().copy() for k, v in self._head.items()})
         return out
 
     # --- training: the core drives data order, schedule and progress -------
@@ -127,37 +224,50 @@ class TFHubModel:
                 f"dropout={config['dropout']} is not supported on the tfhub backend: the exported encoder has no "
                 "dropout layers. Train with dropout=0.0 (the default), which the other backends match exactly"
             )
-        params = [("head.weight", self._head_w), ("head.bias", self._head_b)]
+        from .adamw import AdamW, clip_by_global_norm
+
+        params = list(self._head.items())
         if not config.get("freeze_encoder", False):
-            params += [(self._canonical.get(_variable_name(v), _variable_name(v)), v) for v in self._variables]
+            for v in self._variables:
+                name = _variable_name(v)
+                if self.kind == "mean" and name.startswith("pooler_transform/"):
+                    continue  # unused by this head: torch leaves its grad None, so AdamW neither steps nor decays it
+                params.append((self._canonical.get(name, name), v))
         decay = float(config.get("weight_decay", 0.01))
         variables = [v for _, v in params]
         optimizer = AdamW(variables, [0.0 if no_decay(name) else decay for name, _ in params])
         clip = float(config.get("max_grad_norm", 1.0))
+        multi = config.get("problem_type", self.problem_type) == MULTI_LABEL
+        labels_spec = tf.TensorSpec([None, None], tf.float32) if multi else tf.TensorSpec([None], tf.int64)
 
-        @tf.function(
-            autograph=False,
-            input_signature=[_IDS, _IDS, _IDS, tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.float64)],
-        )
+        @tf.function(autograph=False, input_signature=[_IDS, _IDS, _IDS, labels_spec, tf.TensorSpec([], tf.float64)])
         def step(ids, mask, types, labels, learning_rate):
             with tf.GradientTape() as tape:
                 logits, _, _ = self._forward(ids, mask, types)
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+                if multi:  # as torch's binary_cross_entropy_with_logits: the mean over every element
+                    losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+                else:
+                    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+                loss = tf.reduce_mean(losses)
             # embedding gradients arrive as IndexedSlices; torch updates embeddings densely, so do we
-            grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+            grads = [
+                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                for g, v in zip(tape.gradient(loss, variables), variables)
+            ]
             optimizer.apply(clip_by_global_norm(grads, clip), learning_rate)
             return loss
 
-        self._optimizer, self._train_step = optimizer, step
+        self._optimizer, self._train_step, self._multi = optimizer, step, multi
 
     def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
         if self._train_step is None:
             raise RuntimeError("start_training() must come before train_step()")
         self._check(encoding)
+        labels = np.asarray(label_ids, np.float32 if self._multi else np.int64)
         with self._training_lock:
             loss = self._train_step(
                 *(tf.constant(encoding[k]) for k in ("input_ids", "attention_mask", "token_type_ids")),
-                tf.constant(np.asarray(label_ids, np.int64)),
+                tf.constant(labels),
                 tf.constant(float(learning_rate), tf.float64),
             )
         return float(loss.numpy())

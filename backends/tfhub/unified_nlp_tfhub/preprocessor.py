@@ -163,6 +163,16 @@ class Tokenize(tf.Module):
         return {k: tf.constant(v, tf.int32) for k, v in self._ids.items() if k != "unknown_id"}
 
 
+def _round_robin(lengths, budget):
+    """How many tokens of each of one or two segments text.RoundRobinTrimmer keeps: one at a
+    time, the first segment first, skipping a segment that has run out."""
+    if len(lengths) == 1:
+        return [tf.minimum(lengths[0], budget)]
+    first, second = lengths
+    kept = tf.minimum(first, tf.maximum((budget + 1) // 2, budget - second))
+    return [kept, tf.minimum(second, budget - kept)]
+
+
 class BertPackInputs(tf.Module):
     """``bert_pack_inputs([segment, ...], seq_length)`` -> the encoder's input dict.
 
@@ -181,10 +191,43 @@ class BertPackInputs(tf.Module):
         segments = [s.merge_dims(-2, -1) if s.ragged_rank > 1 else s for s in inputs]
         segments = [tf.cast(s, tf.int32) for s in segments]
         seq_length = tf.cast(seq_length, tf.int32)
-        trimmed = text.RoundRobinTrimmer(max_seq_length=seq_length - len(segments) - 1).trim(segments)
-        ids, type_ids = text.combine_segments(trimmed, start_of_sequence_id=self._cls, end_of_segment_id=self._sep)
-        word_ids, mask = text.pad_model_inputs(ids, max_seq_length=seq_length, pad_value=self._pad)
-        type_ids, _ = text.pad_model_inputs(type_ids, max_seq_length=seq_length, pad_value=0)
+        if len(segments) > 2:  # not traced when saved; TF Hub's own trimmer and packer
+            trimmed = text.RoundRobinTrimmer(max_seq_length=seq_length - len(segments) - 1).trim(segments)
+            ids, type_ids = text.combine_segments(trimmed, start_of_sequence_id=self._cls, end_of_segment_id=self._sep)
+            word_ids, mask = text.pad_model_inputs(ids, max_seq_length=seq_length, pad_value=self._pad)
+            type_ids, _ = text.pad_model_inputs(type_ids, max_seq_length=seq_length, pad_value=0)
+            return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": type_ids}
+        return self._pack(segments, seq_length)
+
+    def _pack(self, segments, seq_length):
+        """What RoundRobinTrimmer, combine_segments and pad_model_inputs give for one or two
+        segments, as one scatter into [batch, seq_length]: their graphs take seconds to trace,
+        and every signature is traced twice when saved."""
+        batch = tf.cast(segments[0].nrows(), tf.int32)
+        budget = tf.maximum(seq_length - len(segments) - 1, 0)
+        kept = _round_robin([tf.cast(s.row_lengths(), tf.int32) for s in segments], budget)
+        rows, cols, values = [tf.range(batch)], [tf.zeros([batch], tf.int32)], [tf.fill([batch], self._cls)]
+        start = tf.ones([batch], tf.int32)  # where each row's current segment begins
+        starts = []
+        for segment, n in zip(segments, kept):
+            row = tf.cast(segment.value_rowids(), tf.int32)
+            place = tf.range(tf.size(row)) - tf.gather(tf.cast(segment.row_splits, tf.int32), row)
+            keep = place < tf.gather(n, row)
+            rows += [tf.boolean_mask(row, keep), tf.range(batch)]
+            cols += [tf.boolean_mask(place + tf.gather(start, row), keep), start + n]
+            values += [tf.boolean_mask(segment.flat_values, keep), tf.fill([batch], self._sep)]
+            starts.append(start)
+            start = start + n + 1
+        rows, cols, values = tf.concat(rows, 0), tf.concat(cols, 0), tf.concat(values, 0)
+        inside = cols < seq_length
+        indices = tf.stack([tf.boolean_mask(rows, inside), tf.boolean_mask(cols, inside)], axis=1)
+        word_ids = tf.tensor_scatter_nd_update(
+            tf.fill([batch, seq_length], self._pad), indices, tf.boolean_mask(values, inside)
+        )
+        mask = tf.sequence_mask(start, seq_length, tf.int32)
+        type_ids = tf.zeros_like(mask)
+        if len(segments) == 2:  # the second segment and its [SEP]
+            type_ids = mask * (1 - tf.sequence_mask(starts[1], seq_length, tf.int32))
         return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": type_ids}
 
     def trace(self) -> None:

@@ -1,5 +1,8 @@
-"""The adapter's Tokenizer: a TF Hub BERT preprocessor SavedModel behind the
-unified_nlp Tokenizer protocol."""
+"""The tokenizer for a TF Hub BERT pair of the user's own (no tokenizer.json): its
+preprocessor SavedModel behind the unified_nlp Tokenizer protocol.
+
+Canonical folders and this adapter's exports tokenize with tokenizer.json
+(unified_nlp.fast_tokenizer), ids identical on every backend."""
 
 from __future__ import annotations
 
@@ -41,8 +44,10 @@ class TFHubTokenizer:
         self._vocab: list[str] | None = None
         self._lock = threading.Lock()
         scalar = tf.TensorSpec([], tf.int64)
-        self._encode = tf.function(
-            self._encode_graph, autograph=False, input_signature=[tf.TensorSpec([None], tf.string), scalar, scalar]
+        strings = tf.TensorSpec([None], tf.string)
+        self._encode = tf.function(self._encode_graph, autograph=False, input_signature=[strings, scalar, scalar])
+        self._encode_pair = tf.function(
+            self._encode_pair_graph, autograph=False, input_signature=[strings, strings, scalar, scalar]
         )
         special = self._special_tokens()
         self._special_ids = {int(special[k]) for k in SPECIAL_KEYS if k in special}
@@ -70,37 +75,59 @@ class TFHubTokenizer:
     def __call__(
         self,
         texts: Sequence[str],
+        text_pair: Sequence[str] | None = None,
         *,
         max_length: int | None = None,
         padding: bool | str = "longest",
         truncation: bool = True,
     ) -> Encoding:
+        """A pair is packed as bert_pack_inputs packs two segments: [CLS] a [SEP] b [SEP],
+        token types 0 then 1, trimmed round-robin (as TF Hub's BERT preprocessors do)."""
         texts = list(texts)
+        if text_pair is not None and len(list(text_pair)) != len(texts):
+            raise InvalidInputError(f"{len(texts)} texts but {len(list(text_pair))} text_pair entries")
         limit = min(max_length or self.max_length, self.max_length)
-        if limit < NUM_SPECIAL:
-            raise InvalidInputError(f"max_length must be at least {NUM_SPECIAL}, got {limit}")
+        special = NUM_SPECIAL if text_pair is None else NUM_SPECIAL + 1
+        if limit < special:
+            raise InvalidInputError(f"max_length must be at least {special}, got {limit}")
         if not texts:
             empty = np.zeros((0, 0), dtype=np.int64)
             return Encoding(empty, empty, empty)
-        ids, mask, types, lengths, needed = self._encode(
-            tf.constant(texts, dtype=tf.string),
+        options = (
             tf.constant(limit if truncation else _NO_LIMIT, tf.int64),
             tf.constant(limit if padding == "max_length" else 0, tf.int64),
         )
+        if text_pair is None:
+            out = self._encode(tf.constant(texts, dtype=tf.string), *options)
+        else:
+            out = self._encode_pair(
+                tf.constant(texts, dtype=tf.string), tf.constant(list(text_pair), tf.string), *options
+            )
+        ids, mask, types, lengths, needed = out
         lengths, needed = lengths.numpy(), needed.numpy()
         padded_width(lengths.tolist(), padding, limit)  # raises for padding=False on rows of unequal length
         return Encoding(ids.numpy(), mask.numpy(), types.numpy(), truncated=(needed > limit) if truncation else None)
 
-    def _encode_graph(self, texts, limit, pad_to):
-        """tokenize, then bert_pack_inputs to the longest (truncated) text, in one graph."""
+    def _segments(self, texts):
         tokens = self._pre.tokenize(texts)  # [batch, (words), (wordpieces)]
         merged = tokens.merge_dims(-2, -1) if tokens.ragged_rank > 1 else tokens
-        needed = merged.row_lengths() + NUM_SPECIAL
+        return tokens, merged.row_lengths()
+
+    def _pack(self, segments, needed, limit, pad_to):
         lengths = tf.minimum(needed, limit)
         width = tf.maximum(tf.reduce_max(lengths), pad_to)
-        # passed as tokenize returned it: TF Hub's preprocessors trace bert_pack_inputs for that form
-        packed = self._pre.bert_pack_inputs([tokens], tf.cast(width, tf.int32))
+        # passed as tokenize returned them: TF Hub's preprocessors trace bert_pack_inputs for that form
+        packed = self._pre.bert_pack_inputs(segments, tf.cast(width, tf.int32))
         return packed["input_word_ids"], packed["input_mask"], packed["input_type_ids"], lengths, needed
+
+    def _encode_graph(self, texts, limit, pad_to):
+        """tokenize, then bert_pack_inputs to the longest (truncated) text, in one graph."""
+        tokens, n = self._segments(texts)
+        return self._pack([tokens], n + NUM_SPECIAL, limit, pad_to)
+
+    def _encode_pair_graph(self, texts, pairs, limit, pad_to):
+        (first, n1), (second, n2) = self._segments(texts), self._segments(pairs)
+        return self._pack([first, second], n1 + n2 + NUM_SPECIAL + 1, limit, pad_to)
 
     def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> str:
         """Ids back to text, as transformers' BERT tokenizer decodes them."""
