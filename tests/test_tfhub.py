@@ -339,9 +339,19 @@ def test_a_corrupt_preprocessor_is_named(tfhub_default, tmp_path):
 # --- tokenization ----------------------------------------------------------------------
 
 
-def test_token_ids_equal_huggingface_on_awkward_text(tfhub_default, hf_default):
+@pytest.fixture(scope="session", params=["adapter", "preprocessor"])
+def tokenizer(request, tfhub_default):
+    """The adapter's tokenizer (the folder's tokenizer.json), and the exported TF Hub
+    preprocessor SavedModel behind the same protocol (what a user's own TF Hub pair gets)."""
+    if request.param == "adapter":
+        return tfhub_default.clf.tokenizer
+    export = tfhub_default.export
+    return unified_nlp_tfhub.TFHubTokenizer(export / "preprocessor", 512, export / "vocab.txt")
+
+
+def test_token_ids_equal_huggingface_on_awkward_text(tfhub_default, hf_default, tokenizer):
     texts = tfhub_default.clf.preprocess(AWKWARD)  # the core's cleaning, as predict applies it
-    ours, theirs = tfhub_default.clf.tokenizer(texts), hf_default.tokenizer(texts)
+    ours, theirs = tokenizer(texts), hf_default.tokenizer(texts)
     for key in ("input_ids", "attention_mask", "token_type_ids"):
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
     np.testing.assert_array_equal(ours.truncated, theirs.truncated)
@@ -352,19 +362,44 @@ def test_token_ids_equal_huggingface_on_awkward_text(tfhub_default, hf_default):
 @pytest.mark.parametrize(
     "options", [{"max_length": 8}, {"padding": "max_length", "max_length": 16}, {"truncation": False}]
 )
-def test_tokenizer_options_match_huggingface(tfhub_default, hf_default, options):
+def test_tokenizer_options_match_huggingface(hf_default, tokenizer, options):
     texts = ["a short one", "a much longer sentence that needs more than eight tokens", ""]
-    ours, theirs = tfhub_default.clf.tokenizer(texts, **options), hf_default.tokenizer(texts, **options)
+    ours, theirs = tokenizer(texts, **options), hf_default.tokenizer(texts, **options)
     np.testing.assert_array_equal(ours.input_ids, theirs.input_ids)
     np.testing.assert_array_equal(ours.truncated, theirs.truncated)
 
 
-def test_decode_matches_huggingface(tfhub_default, hf_default, sst2):
+def test_sentence_pairs_match_huggingface(hf_default, tokenizer):
+    first = ["A man plays a guitar.", "great", "", "Café naïve 日本語"]
+    second = ["A person makes music.", "it was bad", "only the second", ""]
+    ours, theirs = tokenizer(first, text_pair=second), hf_default.tokenizer(first, text_pair=second)
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+    assert set(ours.token_type_ids[0].tolist()) == {0, 1}
+    # truncated pairs: the longer text gives way, in both (an odd budget can split differently:
+    # transformers gives the extra token to the longer text, TF Hub's round robin to the first)
+    long_first = ["word " * 40 + "end", "short"]
+    long_second = ["short", "word " * 40 + "end"]
+    ours = tokenizer(long_first, text_pair=long_second, max_length=16)
+    theirs = hf_default.tokenizer(long_first, text_pair=long_second, max_length=16)
+    assert ours.input_ids.shape == theirs.input_ids.shape == (2, 16) and ours.truncated.all()
+    np.testing.assert_array_equal(ours.input_ids, theirs.input_ids)
+
+
+def test_decode_matches_huggingface(hf_default, tokenizer, sst2):
     texts = sst2[0][:50] + ["Don't stop... it's [SEP] great!", "café 日本"]
     enc = hf_default.tokenizer(texts)
     for row in enc.input_ids:
         for skip in (True, False):
-            assert tfhub_default.clf.tokenizer.decode(row, skip) == hf_default.tokenizer.decode(row, skip)
+            assert tokenizer.decode(row, skip) == hf_default.tokenizer.decode(row, skip)
+
+
+def test_a_users_own_tf_hub_pair_classifies_sentence_pairs(tfhub_default, tmp_path):
+    clf = un.load_classifier(_pair(tmp_path, tfhub_default.export), backend="tfhub")
+    assert isinstance(clf.tokenizer, unified_nlp_tfhub.TFHubTokenizer)
+    pairs = [("A man plays a guitar.", "A person makes music."), ("great", "bad")]
+    np.testing.assert_array_equal(clf.logits(pairs), clf.logits([a for a, _ in pairs], text_pair=[b for _, b in pairs]))
+    assert not np.allclose(clf.logits(pairs), clf.logits([a for a, _ in pairs]), atol=1e-4)
 
 
 # --- conversion failures -----------------------------------------------------------------

@@ -328,3 +328,38 @@ def test_a_checkpoint_without_a_pooler_converts_and_comes_back_without_one(tmp_p
     assert sorted(restored) == sorted(state)
     for name, value in state.items():
         assert restored[name].tobytes() == value.tobytes(), name
+
+
+def test_albert_layer_groups_are_shared_as_transformers_shares_them(family, tmp_path):
+    """4 layer steps over 2 groups of 2 layers: 4 sets of weights, each applied twice."""
+    import shutil
+
+    import torch
+    import transformers
+
+    source = family("albert").folder
+    config = transformers.AutoConfig.from_pretrained(source)
+    config.num_hidden_layers, config.num_hidden_groups, config.inner_group_num = 4, 2, 2
+    torch.manual_seed(1)
+    model = transformers.AutoModelForSequenceClassification.from_config(config).eval()
+    model.save_pretrained(tmp_path / "albert")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy2(source / name, tmp_path / "albert" / name)
+    clf = un.load_classifier(tmp_path / "albert", backend="tfhub")
+    batch = family("albert").tokenizer(TEXTS, padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**batch, output_hidden_states=True)
+    assert np.abs(clf.logits(TEXTS) - expected.logits.numpy()).max() <= TOL
+    export = un.convert(tmp_path / "albert", to="tfhub", out=tmp_path / "export")
+    out = hub.KerasLayer(str(export / "encoder"))(
+        {
+            "input_word_ids": tf.constant(batch["input_ids"].numpy(), tf.int32),
+            "input_mask": tf.constant(batch["attention_mask"].numpy(), tf.int32),
+            "input_type_ids": tf.zeros_like(tf.constant(batch["input_ids"].numpy(), tf.int32)),
+        }
+    )
+    assert len(out["encoder_outputs"]) == len(expected.hidden_states) - 1 == 8  # one per layer applied
+    assert np.abs(out["sequence_output"].numpy() - expected.hidden_states[-1].numpy()).max() <= TOL
+    back = load_file(un.convert(export, to="huggingface", out=tmp_path / "back") / "model.safetensors")
+    original = load_file(tmp_path / "albert" / "model.safetensors")
+    assert sorted(back) == sorted(original) and all(back[k].tobytes() == original[k].tobytes() for k in original)
