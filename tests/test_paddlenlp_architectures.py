@@ -355,6 +355,35 @@ def test_convert_gives_a_folder_plain_paddlenlp_loads(built, arch, tmp_path):
     assert np.abs(direct.logits(TEXTS) - ref[f"{arch}/single/logits"]).max() <= 1e-5
 
 
+@pytest.mark.parametrize("arch", ["bert", "roberta", "albert"])
+def test_a_paddlenlp_save_pretrained_folder_becomes_canonical(built, classifiers, arch, tmp_path):
+    """Users leaving PaddleNLP: what PaddleNLP's own save_pretrained writes (task model,
+    safetensors) exports to a canonical folder with the same tensors, labels and logits."""
+    from unified_nlp_paddlenlp import PaddleNLPBackend
+
+    source, native = built["root"] / arch, tmp_path / "native"
+    classifiers[arch].model.model.save_pretrained(str(native), safe_serialization=True)
+    exported = tmp_path / "export"
+    un.convert(source, to="paddlenlp", out=exported)
+    for name in ("vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json"):  # PaddleNLP's tokenizer files
+        if (exported / "paddlenlp" / name).is_file():
+            shutil.copy2(exported / "paddlenlp" / name, native / name)
+    if arch == "albert":  # no PaddleNLP tokenizer files for it (no spiece.model): the canonical one
+        shutil.copy2(source / "tokenizer.json", native / "tokenizer.json")
+    out = tmp_path / "canonical"
+    PaddleNLPBackend().export_canonical(native, out)
+    original, again = load_file(source / "model.safetensors"), load_file(out / "model.safetensors")
+    assert sorted(again) == sorted(original) and all(again[k].tobytes() == original[k].tobytes() for k in original)
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == arch and [config["id2label"][str(i)] for i in range(3)] == list(LABELS)
+    clf = un.load_classifier(out, backend="paddlenlp")
+    enc, ref = clf.tokenizer(TEXTS), built["ref"]
+    assert _rows(enc.input_ids, enc.attention_mask) == _rows(
+        ref[f"{arch}/single/input_ids"], ref[f"{arch}/single/attention_mask"]
+    )
+    assert np.abs(clf.logits(TEXTS) - built["ref"][f"{arch}/single/logits"]).max() <= 1e-5
+
+
 # --- training -------------------------------------------------------------------
 
 

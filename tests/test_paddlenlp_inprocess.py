@@ -298,6 +298,27 @@ def test_tokenizer_protocol(clf):
     assert tok(["word " * 600], truncation=False).input_ids.shape == (1, 602)
 
 
+def test_the_paddlenlp_tokenizer_fallback_matches_huggingface(canonical, paddle_dir, clf, ref, sst2_dev):
+    """PaddleNLP's BertTokenizer with this adapter's normaliser fixes (used for a folder
+    without tokenizer.json or vocab.txt at its top level) on the export's own files."""
+    from unified_nlp_paddlenlp.tokenizer import PaddleTokenizer
+
+    tok = PaddleTokenizer(paddle_dir / "paddlenlp", 512)
+    assert _rows(tok(sst2_dev[0])) == ref["sst2"]
+    enc = tok(ref["awkward_texts"])
+    assert _rows(enc) == ref["awkward"]
+    np.testing.assert_array_equal(enc.truncated, ref["awkward_truncated"])
+    first, second = sst2_dev[0][:436], sst2_dev[0][436:872]
+    for limit in (512, 24):
+        ours, theirs = (
+            tok(first, text_pair=second, max_length=limit),
+            clf.tokenizer(first, text_pair=second, max_length=limit),
+        )
+        for key in ("input_ids", "token_type_ids", "attention_mask"):
+            np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+        np.testing.assert_array_equal(ours.truncated, theirs.truncated)
+
+
 # --- model --------------------------------------------------------------------------
 
 

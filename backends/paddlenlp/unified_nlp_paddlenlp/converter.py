@@ -37,7 +37,7 @@ from unified_nlp.weights import atomic_dir, load_file, read_header, save_file
 
 from . import families
 from .families import Family
-from .tokenizer_files import paddle_tokenizer_files
+from .tokenizer_files import bpe_tokenizer_json, paddle_tokenizer_files
 
 FORMAT = "paddlenlp"
 ENCODER_DIR = "paddlenlp"
@@ -388,7 +388,14 @@ def export_canonical(source: Path, out: Path) -> None:
                     shutil.copy2(copy_from / name, tmp / name)
         else:
             write_json(tmp / "config.json", config)
-            for name in ("vocab.txt", "vocab.json", "merges.txt", "spiece.model", "special_tokens_map.json"):
+            for name in (
+                "vocab.txt",
+                "vocab.json",
+                "merges.txt",
+                "spiece.model",
+                "tokenizer.json",
+                "special_tokens_map.json",
+            ):
                 if (enc / name).is_file():
                     shutil.copy2(enc / name, tmp / name)
             tok = read_json(enc / "tokenizer_config.json") if (enc / "tokenizer_config.json").is_file() else {}
@@ -397,6 +404,8 @@ def export_canonical(source: Path, out: Path) -> None:
             tok = {k: v for k, v in tok.items() if k not in drop}
             tok["tokenizer_class"] = _TRANSFORMERS_TOKENIZERS.get(family.tokenizer_class or "", "BertTokenizer")
             write_json(tmp / "tokenizer_config.json", tok)
+            if not (tmp / "tokenizer.json").is_file() and (tmp / "vocab.json").is_file():
+                (tmp / "tokenizer.json").write_text(bpe_tokenizer_json(tmp), encoding="utf-8")
         save_file(tensors, tmp / CANONICAL_WEIGHTS, metadata={"format": "pt"})
         if spec and not task:
             keep = {k: spec[k] for k in ("labels", "pooling", "max_length") if k in spec}

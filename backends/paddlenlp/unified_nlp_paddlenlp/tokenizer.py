@@ -217,12 +217,15 @@ class PaddleTokenizer:
     def __call__(
         self,
         texts: Sequence[str],
+        text_pair: Sequence[str] | None = None,
         *,
         max_length: int | None = None,
         padding: bool | str = "longest",
         truncation: bool = True,
     ) -> Encoding:
         limit = min(max_length or self.max_length, self.max_length)
+        if text_pair is not None:
+            return self._pairs(list(texts), list(text_pair), limit, padding, truncation)
         rows, cut = [], []
         for text in texts:
             ids, truncated = self.encode_one(text, max(limit - 2, 0) if truncation else None)
@@ -235,6 +238,25 @@ class PaddleTokenizer:
             limit=limit,
             truncated=cut,
         )
+
+    def _pairs(self, first: list[str], second: list[str], limit: int, padding, truncation: bool) -> Encoding:
+        """[CLS] a [SEP] b [SEP], segment 1 on b and its [SEP]; truncation "longest_first" as the
+        tokenizers package does it: the shorter text keeps up to half the room, the longer the rest."""
+        if len(first) != len(second):
+            raise InvalidInputTypeError(f"{len(first)} texts but {len(second)} pair texts")
+        rows, types, cut = [], [], []
+        for a_text, b_text in zip(first, second):
+            a, _ = self.encode_one(a_text, None)
+            b, _ = self.encode_one(b_text, None)
+            target = max(limit - 3, 0)
+            cut.append(truncation and len(a) + len(b) > target)
+            if cut[-1]:  # the shorter text keeps up to half, the longer the rest
+                n_a = min(len(a), target // 2) if len(a) <= len(b) else target - min(len(b), target // 2)
+                n_b = target - n_a if len(a) <= len(b) else min(len(b), target // 2)
+                a, b = a[: min(n_a, len(a))], b[: min(n_b, len(b))]
+            rows.append([self._cls, *a, self._sep, *b, self._sep])
+            types.append([0] * (len(a) + 2) + [1] * (len(b) + 1))
+        return encoding_from_rows(rows, pad_id=self._pad, padding=padding, limit=limit, type_rows=types, truncated=cut)
 
     def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> str:
         """Text of token ids, joined as transformers' WordPiece decoder does (with its

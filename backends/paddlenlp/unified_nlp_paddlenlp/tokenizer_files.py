@@ -256,3 +256,31 @@ def _albert_files(source: Path, max_length: int) -> dict[str, str | bytes]:
         "tokenizer_config.json": _json(settings),
         "special_tokens_map.json": _json(specials),
     }
+
+
+def bpe_tokenizer_json(folder: Path) -> str:
+    """A tokenizer.json for a PaddleNLP RobertaBPETokenizer folder (vocab.json + merges.txt),
+    built as transformers builds RoBERTa's fast tokenizer, so the canonical export tokenizes
+    like the PaddleNLP folder did (the core reads tokenizer.json, not vocab.json)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    settings = _tokenizer_config(folder)
+    specials = {k: _token(settings.get(k), v) for k, v in BPE_SPECIALS.items()}
+    vocab = read_json(folder / "vocab.json")
+    lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+    for token in specials.values():
+        if token not in vocab:
+            raise InvalidModelError(f"{folder / 'vocab.json'}: special token {token!r} not in the vocabulary")
+    add_prefix_space = bool(settings.get("add_prefix_space", False))
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token=None, continuing_subword_prefix="", end_of_word_suffix=""))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.RobertaProcessing(
+        (specials["sep_token"], vocab[specials["sep_token"]]),
+        (specials["cls_token"], vocab[specials["cls_token"]]),
+        add_prefix_space=add_prefix_space,
+        trim_offsets=True,
+    )
+    tok.add_special_tokens([AddedToken(t, lstrip=(k == "mask_token")) for k, t in specials.items()])
+    return tok.to_str()
