@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/finetune.py --rows 12000 --out benchmarks/results/finetune
 
 Each backend runs in its own fresh process: the default model (MiniLM encoder +
-the SST-2 head), full fine-tuning (encoder not frozen), on the first --rows of a
+the SST-2 head), or with --model minilm the MiniLM encoder as a transformers
+BertForSequenceClassification with a fresh head (its own pooler + classifier), full fine-tuning (encoder not frozen), on the first --rows of a
 seed-0 permutation of SST-2 train, one epoch, batch 32, AdamW lr 5e-5 with 10%
 linear warm-up then linear decay, weight decay 0.01, dropout 0, seed 0; then
 accuracy on all 872 SST-2 dev sentences. Then every trained model is reloaded
@@ -24,7 +25,7 @@ from pathlib import Path
 BACKENDS = ("huggingface", "tfhub", "paddlenlp")
 
 
-def train_one(backend: str, rows: int, out: Path, epochs: int, learning_rate: float) -> dict:
+def train_one(backend: str, rows: int, out: Path, epochs: int, learning_rate: float, model: str = "default") -> dict:
     import numpy as np
 
     import unified_nlp as un
@@ -35,7 +36,10 @@ def train_one(backend: str, rows: int, out: Path, epochs: int, learning_rate: fl
     train_x, train_y = [texts[i] for i in pick], [labels[i] for i in pick]
     dev_x, dev_y = read_tsv(sst2_path("dev"))
     started = time.perf_counter()
-    clf = un.load_classifier("default", backend=backend)
+    # "minilm": the bare MiniLM encoder with a fresh BertForSequenceClassification head (CLS pooler +
+    # classifier), drawn from seed 0 in numpy, so every backend starts from the same weights
+    labels = ["NEGATIVE", "POSITIVE"] if model == "minilm" else None
+    clf = un.load_classifier(model, backend=backend, labels=labels)
     before = clf.evaluate(dev_x, dev_y)["accuracy"]
     history = clf.fit(train_x, train_y, epochs=epochs, batch_size=32, learning_rate=learning_rate, seed=0)
     report = clf.evaluate(dev_x, dev_y)
@@ -44,6 +48,8 @@ def train_one(backend: str, rows: int, out: Path, epochs: int, learning_rate: fl
         "backend": backend,
         "runs": clf.runs,
         "rows": rows,
+        "model": model,
+        "head": clf.spec.get("head"),
         "epochs": epochs,
         "steps": history["steps"],
         "train_seconds": round(history["seconds"], 1),
@@ -98,7 +104,8 @@ def plot(results: list[dict], path: Path) -> None:
                 color=ax.lines[-1].get_color())
     ax.set_xlabel("optimisation step (batch 32)")
     ax.set_ylabel("training loss (cross-entropy)")
-    ax.set_title(f"Fine-tuning MiniLM-L6 on SST-2 ({results[0].get('rows', '?')} rows), same seed on each backend")
+    head = "CLS pooler head" if results[0].get("head") == "native" else "mean-pooling head"
+    ax.set_title(f"Fine-tuning MiniLM-L6 ({head}) on SST-2 ({results[0].get('rows', '?')} rows), same seed everywhere")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -133,17 +140,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune"))
+    parser.add_argument(
+        "--model",
+        default="default",
+        choices=("default", "minilm"),
+        help="default: the SST-2 model (mean pooling); minilm: MiniLM as BertForSequenceClassification, fresh head",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.one:
-        result = train_one(args.one, args.rows, args.out.absolute(), args.epochs, args.learning_rate)
+        result = train_one(args.one, args.rows, args.out.absolute(), args.epochs, args.learning_rate, args.model)
         (args.out / f"{args.one}.json").write_text(json.dumps(result) + "\n")
         return 0
     results = []
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         done = subprocess.run([sys.executable, __file__, "--one", backend, "--rows", str(args.rows), "--epochs",
-                               str(args.epochs), "--learning-rate", str(args.learning_rate), "--out", str(args.out)])
+                               str(args.epochs), "--learning-rate", str(args.learning_rate), "--out", str(args.out),
+                               "--model", args.model])
         path = args.out / f"{backend}.json"
         if done.returncode == 0 and path.is_file():
             results.append(json.loads(path.read_text()))

@@ -151,3 +151,20 @@ def to_pytorch_bin(folder: Path) -> Path:
     torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
     return folder
+
+
+def minilm_classifier(out: Path, seed: int = 0) -> Path:
+    """The real all-MiniLM-L6-v2 weights as a BertForSequenceClassification (its own
+    pooler, a seeded random 2-label classifier), written by save_pretrained."""
+    import torch
+    import transformers
+
+    from unified_nlp.models import minilm_dir
+
+    torch.manual_seed(seed)
+    model = transformers.BertForSequenceClassification.from_pretrained(
+        minilm_dir(), num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1}
+    ).eval()
+    model.save_pretrained(out)
+    transformers.AutoTokenizer.from_pretrained(minilm_dir()).save_pretrained(out)
+    return out

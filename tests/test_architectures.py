@@ -137,6 +137,16 @@ def test_pytorch_model_bin_loads_like_safetensors(folders, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_convert_to_huggingface_turns_a_pytorch_model_bin_into_safetensors(folders, tmp_path):
+    import shutil
+
+    pickled = to_pytorch_bin(Path(shutil.copytree(folders["albert"], tmp_path / "bin")))
+    out = un.convert(pickled, to="huggingface", out=tmp_path / "safe")
+    assert (out / "model.safetensors").is_file() and not (out / "pytorch_model.bin").exists()
+    a = un.load_classifier(folders["albert"], backend="huggingface").logits(TEXTS)
+    np.testing.assert_array_equal(un.load_classifier(out, backend="huggingface").logits(TEXTS), a)
+
+
 def test_a_pytorch_model_bin_that_runs_code_is_refused(tmp_path):
     require("huggingface")
     import torch

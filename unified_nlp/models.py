@@ -37,7 +37,7 @@ TOKENIZER_FILES = (  # every family's: WordPiece, byte-level BPE, SentencePiece
     "sentencepiece.bpe.model",
     "spiece.model",
 )
-KNOWN_MODELS = ("default",)
+KNOWN_MODELS = ("default", "minilm")  # minilm: the bare encoder, for a fresh native head (labels=[...])
 _ASSETS = Path(__file__).parent / "assets"
 DEFAULT_HEAD = _ASSETS / "default_head.safetensors"
 DEFAULT_SPEC = _ASSETS / "default_spec.json"
@@ -79,7 +79,8 @@ def default_model_dir() -> Path:
         return target
     with atomic_dir(target) as tmp:
         for name in ("config.json", ENCODER_FILE, *TOKENIZER_FILES):
-            shutil.copy2(source / name, tmp / name)
+            if name in ("config.json", ENCODER_FILE) or (source / name).is_file():
+                shutil.copy2(source / name, tmp / name)
         shutil.copy2(DEFAULT_HEAD, tmp / HEAD_FILE)
         shutil.copy2(DEFAULT_SPEC, tmp / SPEC_FILE)
     return target
@@ -123,6 +124,8 @@ def resolve(model: str | os.PathLike) -> Path:
         )
     if model == "default":
         return default_model_dir()
+    if model == "minilm":
+        return minilm_dir()
     raise ModelNotFoundError(f"model must be a name or a path, got {type(model).__name__}")
 
 
@@ -298,10 +301,18 @@ def canonical_files(source: Path) -> list[Path]:
 
 
 def copy_canonical(source: Path, out: Path) -> None:
-    """Copy a canonical folder's files (and only those) to `out`, atomically."""
+    """Copy a canonical folder's files (and only those) to `out`, atomically; a
+    pytorch_model.bin (through the restricted reader) becomes model.safetensors."""
+    from .checkpoint import TORCH_INDEX, read_state, weight_files
+    from .weights import save_file
+
+    pickled = weight_files(source)[0].suffix == ".bin"
     with atomic_dir(out) as tmp:
         for file in canonical_files(source):
-            shutil.copy2(file, tmp / file.name)
+            if not (pickled and (file.suffix == ".bin" or file.name == TORCH_INDEX)):
+                shutil.copy2(file, tmp / file.name)
+        if pickled:
+            save_file(read_state(source), tmp / ENCODER_FILE, metadata={"format": "pt"})
 
 
 def converted_dir(source: Path, backend: str) -> Path:

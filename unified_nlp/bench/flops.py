@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from unified_nlp.architectures import get as get_architecture
+
 FORMULA = (
     "per layer and token: 2*(4*h*h + 2*h*i) for the Q/K/V/output projections and the "
     "feed-forward, plus 2*2*seq*h for attention scores and the weighted sum; times the layers. "
@@ -22,9 +24,8 @@ def encoder_flops_per_token(config: dict[str, Any], seq_len: float) -> float:
     >>> round(encoder_flops_per_token(cfg, 25.0) / 1e6, 2)
     21.46
     """
-    h = int(config["hidden_size"])
-    i = int(config["intermediate_size"])
-    layers = int(config["num_hidden_layers"])
+    arch = get_architecture(config.get("model_type", "bert"))  # each family names its sizes its own way
+    h, i, layers = (int(config[arch.key(dim)]) for dim in ("hidden", "intermediate", "layers"))
     per_layer = 2 * (4 * h * h + 2 * h * i) + 2 * 2 * float(seq_len) * h
     return layers * per_layer
 
@@ -32,8 +33,11 @@ def encoder_flops_per_token(config: dict[str, Any], seq_len: float) -> float:
 def model_summary(model_dir: Path) -> dict[str, Any]:
     """The architecture figures the ceiling needs, read from the model folder's config.json."""
     config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
-    summary = {k: config.get(k) for k in keys}
+    arch = get_architecture(config.get("model_type", "bert"))
+    names = {"hidden": "hidden_size", "intermediate": "intermediate_size", "layers": "num_hidden_layers"}
+    names |= {"heads": "num_attention_heads", "vocab": "vocab_size"}
+    summary: dict[str, Any] = {"model_type": arch.model_type}
+    summary |= {key: config.get(arch.key(dim)) for dim, key in names.items()}
     summary["flops_formula"] = FORMULA
     summary["flops_per_token_no_attention"] = encoder_flops_per_token(config, 0.0)
     return summary

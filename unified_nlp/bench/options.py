@@ -21,4 +21,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-reference", action="store_true", help="skip the ceiling, raw-torch and pipeline rows")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--texts", type=int, default=None, help="use only the first N texts")
+    p.add_argument("--pairs", action="store_true",
+                   help="--data holds sentence pairs (sentence1<TAB>sentence2<TAB>label, or text<TAB>text_pair lines)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per target process (default 900)")

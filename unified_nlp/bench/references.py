@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..batching import batches_by_length
 from .tracker import versions
 
 
@@ -69,12 +70,10 @@ class RawTorchSubject:
         torch = self.torch
         enc = self._encode(texts)
         lengths = enc["attention_mask"].sum(dim=1)
-        # the same order as TextClassifier._run: longest first, stable
-        order = np.argsort(-lengths.numpy(), kind="stable")
         out = np.empty((len(texts), self.head.out_features), dtype=np.float32)
         with torch.inference_mode():
-            for b in range(0, len(order), batch_size):
-                rows = torch.from_numpy(order[b : b + batch_size])
+            for batch in batches_by_length(lengths.numpy(), batch_size):  # the same order as TextClassifier
+                rows = torch.from_numpy(batch)
                 width = int(lengths[rows].max())
                 mask = enc["attention_mask"][rows, :width]
                 states = self.encoder(

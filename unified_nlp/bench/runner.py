@@ -50,9 +50,16 @@ def _canonical(name: str) -> str:
         return name  # reported as a row when its turn comes
 
 
-def _data(path: str | None) -> tuple[list[str], list, str]:
-    from unified_nlp.benchdata import read_lines, read_tsv, sst2_path
+def _data(path: str | None, pairs: bool = False) -> tuple[list, list, str]:
+    from unified_nlp.benchdata import read_lines, read_pairs, read_tsv, sst2_path
 
+    if pairs:  # sentence pairs cross the process boundary as JSON lists [text, text_pair]
+        if path is None:
+            raise ValueError("--pairs needs --data: a TSV sentence1<TAB>sentence2<TAB>label, or text<TAB>text_pair lines")
+        if str(path).endswith(".tsv"):
+            texts, labels = read_tsv(path, pairs=True)
+            return [list(t) for t in texts], labels, str(path)
+        return [list(t) for t in read_pairs(path)], [], str(path)
     if path is None:
         source = sst2_path("dev")
         texts, labels = read_tsv(source)
@@ -110,6 +117,7 @@ def run(
     progress: bool = True,
     timeout: float | None = None,
     texts_limit: int | None = None,
+    pairs: bool = False,
 ) -> dict[str, Any]:
     """Benchmark backends side by side, each in its own fresh process; returns the results
     dict and, with `out`, writes results.json/.csv/.md and PNG plots there.
@@ -129,7 +137,9 @@ def run(
     if any(b < 1 for b in sizes):
         raise ValueError(f"batch sizes must be positive, got {sizes}")
     repeat = int(repeat or (QUICK_REPEAT if quick else DEFAULT_REPEAT))
-    texts, labels, source = _data(data)
+    texts, labels, source = _data(data, pairs)
+    if pairs:
+        reference = False  # the reference rows (raw torch call, pipeline) run the default model's single texts
     if quick:
         texts, labels = texts[::QUICK_EVERY], labels[::QUICK_EVERY]
     if texts_limit:
@@ -178,7 +188,7 @@ def run(
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
         "config": {
             "backends": names, "model": str(model), "model_dir": str(model_dir), "data": source,
-            "n_texts": len(texts), "batch_sizes": sizes, "repeat": repeat, "threads": int(threads),
+            "n_texts": len(texts), "pairs": bool(pairs), "batch_sizes": sizes, "repeat": repeat, "threads": int(threads),
             "max_length": max_length, "quick": bool(quick), "reference": bool(reference),
             "throughput_statistic": "texts / fastest of `repeat` timed passes (after one warm-up pass)",
         },
@@ -279,6 +289,7 @@ def main(args: argparse.Namespace) -> int:
         data=args.data, repeat=args.repeat, threads=args.threads, out=args.out, quick=args.quick,
         reference=not args.no_reference, progress=not args.no_progress,
         timeout=getattr(args, "timeout", None), texts_limit=getattr(args, "texts", None),
+        pairs=getattr(args, "pairs", False),
     )
     from .report import markdown
 

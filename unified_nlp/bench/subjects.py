@@ -20,8 +20,9 @@ class _Truncating:
         self._tokenizer = tokenizer
         self.max_length = min(int(max_length), int(tokenizer.max_length))
 
-    def __call__(self, texts, *, max_length=None, **kwargs):
-        return self._tokenizer(texts, max_length=min(max_length or self.max_length, self.max_length), **kwargs)
+    def __call__(self, texts, text_pair=None, *, max_length=None, **kwargs):
+        limit = min(max_length or self.max_length, self.max_length)
+        return self._tokenizer(texts, text_pair, max_length=limit, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tokenizer, name)
@@ -95,8 +96,8 @@ class BackendSubject:
             out["tokenizer_s"], out["model_s"] = self.clf.tokenizer.seconds, self.clf.model.seconds
             self.clf.tokenizer, self.clf.model = tokenizer, model
 
-    def tokenize(self, texts: list[str]) -> np.ndarray:
-        return self.clf.tokenizer(texts).lengths
+    def tokenize(self, texts: list) -> np.ndarray:
+        return self.clf.encode(*self.clf.prepare(texts)).lengths  # single texts or sentence pairs
 
     def info(self) -> dict[str, Any]:
         from unified_nlp import registry

@@ -46,13 +46,15 @@ class HFTokenizer(FastTokenizer):
 
 
 def _quiet_load(load, path: Path, what: str):
-    bars = hf_logging.is_progress_bar_enabled()
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()  # a per-load bar is noise in a library; restored below
+    hf_logging.set_verbosity_error()  # the load report of a fresh head: the core draws that head itself
     try:
         return load()
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise InvalidModelError(f"{path}: transformers could not load the {what}: {e}") from e
     finally:
+        hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
 

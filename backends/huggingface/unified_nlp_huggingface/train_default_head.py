@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from unified_nlp.batching import batches_by_length
 from unified_nlp.benchdata import read_tsv, sst2_path
 from unified_nlp.models import DEFAULT_HEAD, DEFAULT_SPEC, minilm_dir
 from unified_nlp.weights import save_file
@@ -30,10 +31,8 @@ LABELS = ["NEGATIVE", "POSITIVE"]
 
 def embed(texts: list[str], tokenizer: HFTokenizer, model: HFModel, batch_size: int = 128) -> np.ndarray:
     enc = tokenizer(texts)
-    order = np.argsort(-enc.lengths, kind="stable")
     out = np.zeros((len(texts), model.head.in_features), dtype=np.float32)
-    for b in tqdm(range(0, len(order), batch_size), desc="embedding", unit="batch"):
-        rows = order[b : b + batch_size]
+    for rows in tqdm(list(batches_by_length(enc.lengths, batch_size)), desc="embedding", unit="batch"):
         out[rows] = model(enc.select(rows), output_hidden_states=True).pooled
     return out
 
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     encoder = minilm_dir()
-    spec = {"labels": LABELS, "num_labels": 2, "fresh_head": True, "max_length": 512}
+    spec = {"labels": LABELS, "num_labels": 2, "fresh_head": True, "max_length": 512, "head": "mean", "architecture": "bert"}
     tokenizer, model = HFTokenizer(encoder, 512), HFModel(encoder, spec)
     train_texts, train_y = read_tsv(sst2_path("train"))
     pick = np.random.default_rng(0).permutation(len(train_texts))[: args.rows]
