@@ -206,6 +206,24 @@ def test_a_mean_pooling_head_on_another_family(folders, tmp_path):
     assert np.abs(paddle.logits(TEXTS) - hf.logits(TEXTS)).max() <= 1e-5
 
 
+@pytest.mark.parametrize(
+    "arch, change",
+    [("ernie", {"layer_norm_eps": 1e-5}), ("electra", {"hidden_act": "relu"}), ("distilbert", {"activation": "relu"})],
+)
+def test_configs_plain_paddlenlp_computes_differently_still_match(folders, arch, change, tmp_path):
+    """ERNIE: PaddleNLP forces LayerNorm epsilon 1e-12; ELECTRA: its head applies hidden_act where
+    transformers' applies GELU. The backend corrects both on load; the export says plain PaddleNLP differs."""
+    import shutil
+
+    folder = Path(shutil.copytree(folders[arch], tmp_path / "changed"))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | change))
+    hf, paddle = (un.load_classifier(folder, backend=b) for b in ("huggingface", "paddlenlp"))
+    assert np.abs(paddle.logits(TEXTS) - hf.logits(TEXTS)).max() <= 1e-5
+    spec = json.loads((un.convert(folder, to="paddlenlp", out=tmp_path / "paddle") / "unified_nlp.json").read_text())
+    assert bool(spec.get("plain_paddlenlp_differs")) == (arch != "distilbert")
+
+
 @pytest.mark.xfail(strict=True, reason="core: RemoteTokenizer.__call__ (unified_nlp/worker.py) passes no text_pair")
 def test_sentence_pairs_through_the_worker(folders):
     paddle = un.load_classifier(folders["bert"], backend="paddlenlp")

@@ -384,6 +384,38 @@ def test_a_paddlenlp_save_pretrained_folder_becomes_canonical(built, classifiers
     assert np.abs(clf.logits(TEXTS) - built["ref"][f"{arch}/single/logits"]).max() <= 1e-5
 
 
+@pytest.mark.parametrize(
+    "arch, change, message",
+    [
+        ("bert", {"hidden_act": "gelu_new"}, "hidden_act 'gelu_new' has no identical activation"),
+        ("roberta", {"position_embedding_type": "relative_key"}, "absolute positions only"),
+    ],
+)
+def test_what_paddlenlp_cannot_compute_is_refused(built, arch, change, message, tmp_path):
+    from unified_nlp.errors import ConversionError
+
+    folder = Path(shutil.copytree(built["root"] / arch, tmp_path / "changed"))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | change))
+    with pytest.raises(ConversionError, match=message):
+        un.load_classifier(folder, backend="paddlenlp")
+    with pytest.raises(ConversionError, match=message):
+        un.convert(folder, to="paddlenlp", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_tensors_are_refused(built, tmp_path):
+    from unified_nlp.errors import ConversionError
+    from unified_nlp.weights import save_file
+
+    folder = Path(shutil.copytree(built["root"] / "electra", tmp_path / "extra"))
+    tensors = load_file(folder / "model.safetensors")
+    tensors["electra.encoder.layer.0.attention.self.extra.weight"] = np.zeros((2, 2), np.float32)
+    save_file(tensors, folder / "model.safetensors")
+    with pytest.raises(ConversionError, match="outside the ELECTRA architecture"):
+        un.convert(folder, to="paddlenlp", out=tmp_path / "out")
+
+
 # --- training -------------------------------------------------------------------
 
 
