@@ -55,7 +55,7 @@ class PaddleNLPBackend:
                     "canonical folder of it first: unified_nlp_paddlenlp.PaddleNLPBackend().export_canonical(src, out)"
                 )
             folder = converted_dir(path, self.name)
-            if not (folder / SPEC_FILE).is_file():
+            if read_spec(folder).get("converter_version") != converter.VERSION:  # none yet, or an older one
                 converter.convert(path, folder, spec, for_loading=True)
         elif fmt == converter.FORMAT:
             folder = path

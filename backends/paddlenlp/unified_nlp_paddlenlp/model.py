@@ -19,8 +19,9 @@ from unified_nlp.weights import load_file
 
 from . import families
 from ._framework import no_init_weights, paddle, paddlenlp_class
-from .converter import encoder_dir, logits_name, read_by_head, read_paddle_config, weights_file
+from .converter import encoder_dir, read_paddle_config, weights_file
 from .families import Family
+from .tensors import logits_name, read_by_head
 from .training import AdamW
 
 _INPUTS = ("input_ids", "token_type_ids", "attention_mask")  # the order of the nets' forward arguments
