@@ -224,6 +224,26 @@ def test_configs_plain_paddlenlp_computes_differently_still_match(folders, arch,
     assert bool(spec.get("plain_paddlenlp_differs")) == (arch != "distilbert")
 
 
+def test_albert_with_two_groups_of_two_layers(folders, tmp_path):
+    import shutil
+
+    import torch
+    import transformers
+
+    folder = Path(shutil.copytree(folders["albert"], tmp_path / "groups"))
+    config = transformers.AutoConfig.from_pretrained(folder)
+    config.num_hidden_groups, config.inner_group_num, config.num_hidden_layers = 2, 2, 4
+    torch.manual_seed(0)
+    model = transformers.AutoModelForSequenceClassification.from_config(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.mul_(8.0)
+    model.save_pretrained(folder)
+    hf, paddle = (un.load_classifier(folder, backend=b) for b in ("huggingface", "paddlenlp"))
+    assert np.abs(paddle.logits(TEXTS) - hf.logits(TEXTS)).max() <= 1e-5
+
+
 @pytest.mark.xfail(strict=True, reason="core: RemoteTokenizer.__call__ (unified_nlp/worker.py) passes no text_pair")
 def test_sentence_pairs_through_the_worker(folders):
     paddle = un.load_classifier(folders["bert"], backend="paddlenlp")
