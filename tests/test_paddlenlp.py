@@ -244,7 +244,6 @@ def test_albert_with_two_groups_of_two_layers(folders, tmp_path):
     assert np.abs(paddle.logits(TEXTS) - hf.logits(TEXTS)).max() <= 1e-5
 
 
-@pytest.mark.xfail(strict=True, reason="core: RemoteTokenizer.__call__ (unified_nlp/worker.py) passes no text_pair")
 def test_sentence_pairs_through_the_worker(folders):
     paddle = un.load_classifier(folders["bert"], backend="paddlenlp")
     hf = un.load_classifier(folders["bert"], backend="huggingface")

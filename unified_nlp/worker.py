@@ -298,9 +298,10 @@ class RemoteTokenizer:
         self.max_length = int(handle.info["max_length"])
         self.vocab_size = int(handle.info["vocab_size"])
 
-    def __call__(self, texts, *, max_length=None, padding="longest", truncation=True) -> Encoding:
+    def __call__(self, texts, text_pair=None, *, max_length=None, padding="longest", truncation=True) -> Encoding:
+        pairs = None if text_pair is None else list(text_pair)
         return self._handle.call(
-            "tokenizer", "__call__", list(texts), max_length=max_length, padding=padding, truncation=truncation
+            "tokenizer", "__call__", list(texts), pairs, max_length=max_length, padding=padding, truncation=truncation
         )
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
@@ -329,7 +330,9 @@ class RemoteModel:
         self._handle.trained = True
 
     def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
-        return float(self._handle.call("model", "train_step", encoding, np.asarray(label_ids, np.int64), learning_rate))
+        labels = np.asarray(label_ids)  # int64 ids [batch], or float32 0/1 [batch, labels] for multi-label
+        labels = labels.astype(np.float32 if labels.ndim == 2 else np.int64, copy=False)
+        return float(self._handle.call("model", "train_step", encoding, labels, learning_rate))
 
     def end_training(self) -> None:
         self._handle.call("model", "end_training")
