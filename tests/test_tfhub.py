@@ -231,6 +231,31 @@ def test_exported_savedmodels_follow_the_tf_hub_contract_in_a_fresh_process(tfhu
     assert got["packed"] == [[101, 7592, 2088, 102] + [0] * 12]
 
 
+def test_bert_pack_inputs_packs_as_tensorflow_texts_trimmer_and_combiner():
+    """The preprocessor packs one or two segments with one scatter; it must give what
+    RoundRobinTrimmer + combine_segments + pad_model_inputs (TF Hub's own) give."""
+    from unified_nlp_tfhub._tf import text, tf
+    from unified_nlp_tfhub.preprocessor import BertPackInputs
+
+    pack = BertPackInputs(cls_id=2, sep_id=3, pad_id=0, default_seq_length=16)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        n, batch, length = int(rng.integers(1, 3)), int(rng.integers(1, 5)), int(rng.integers(3, 20))
+        segments = []
+        for _ in range(n):
+            lengths = rng.integers(0, 15, size=batch)
+            values = tf.constant(rng.integers(5, 100, size=int(lengths.sum())), tf.int32)
+            segments.append(tf.RaggedTensor.from_row_lengths(values, tf.constant(lengths, tf.int64)))
+        got = pack(segments, tf.constant(length, tf.int32))
+        trimmed = text.RoundRobinTrimmer(max_seq_length=length - n - 1).trim(segments)
+        ids, types = text.combine_segments(trimmed, start_of_sequence_id=2, end_of_segment_id=3)
+        word_ids, mask = text.pad_model_inputs(ids, max_seq_length=length, pad_value=0)
+        type_ids, _ = text.pad_model_inputs(types, max_seq_length=length, pad_value=0)
+        np.testing.assert_array_equal(got["input_word_ids"].numpy(), word_ids.numpy())
+        np.testing.assert_array_equal(got["input_mask"].numpy(), mask.numpy())
+        np.testing.assert_array_equal(got["input_type_ids"].numpy(), type_ids.numpy())
+
+
 def test_importing_the_adapter_is_quiet(tfhub_default):
     done = run_python(f"""
         import unified_nlp as un
