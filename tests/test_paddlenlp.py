@@ -251,7 +251,6 @@ def test_sentence_pairs_through_the_worker(folders):
 
 
 def test_multi_label_fit_through_the_worker(tmp_path):
-    # the worker proxy sends labels as int64: 0/1 survive it, and the model reads them back as float32
     require("paddlenlp")
     from .checkpoints import make_checkpoint
 

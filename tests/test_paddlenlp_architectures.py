@@ -329,9 +329,9 @@ def test_convert_gives_a_folder_plain_paddlenlp_loads(built, arch, tmp_path):
         logits = _plain_logits(model, ref, arch, kind)
         assert np.abs(logits - ref[f"{arch}/{kind}/logits"]).max() <= 1e-5, kind
     meta = json.loads((out / "unified_nlp.json").read_text())
-    if family.tokenizer_class is None or (arch == "albert" and not (source / "spiece.model").is_file()):
+    if family.tokenizer_class is None:
         assert meta["paddle_tokenizer"] is None and "paddle_tokenizer_missing" in meta  # said plainly
-        assert arch in ("xlm-roberta", "albert")
+        assert arch == "xlm-roberta"
     else:
         tok = AutoTokenizer.from_pretrained(str(out / "paddlenlp"))
         assert type(tok).__name__ == family.tokenizer_class
@@ -365,11 +365,9 @@ def test_a_paddlenlp_save_pretrained_folder_becomes_canonical(built, classifiers
     classifiers[arch].model.model.save_pretrained(str(native), safe_serialization=True)
     exported = tmp_path / "export"
     un.convert(source, to="paddlenlp", out=exported)
-    for name in ("vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json"):  # PaddleNLP's tokenizer files
+    for name in ("vocab.txt", "vocab.json", "merges.txt", "spiece.model", "tokenizer_config.json"):  # PaddleNLP's
         if (exported / "paddlenlp" / name).is_file():
             shutil.copy2(exported / "paddlenlp" / name, native / name)
-    if arch == "albert":  # no PaddleNLP tokenizer files for it (no spiece.model): the canonical one
-        shutil.copy2(source / "tokenizer.json", native / "tokenizer.json")
     out = tmp_path / "canonical"
     PaddleNLPBackend().export_canonical(native, out)
     original, again = load_file(source / "model.safetensors"), load_file(out / "model.safetensors")

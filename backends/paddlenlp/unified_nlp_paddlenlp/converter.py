@@ -36,7 +36,7 @@ from unified_nlp.weights import atomic_dir, load_file, read_header, save_file
 from . import families
 from .families import Family
 from .tensors import canonical_names, logits_name, read_by_head, to_canonical, to_paddle
-from .tokenizer_files import bpe_tokenizer_json, paddle_tokenizer_files
+from .tokenizer_files import albert_tokenizer_json, bpe_tokenizer_json, paddle_tokenizer_files
 
 FORMAT = "paddlenlp"
 ENCODER_DIR = "paddlenlp"
@@ -256,6 +256,8 @@ def export_canonical(source: Path, out: Path) -> None:
             write_json(tmp / "tokenizer_config.json", tok)
             if not (tmp / "tokenizer.json").is_file() and (tmp / "vocab.json").is_file():
                 (tmp / "tokenizer.json").write_text(bpe_tokenizer_json(tmp), encoding="utf-8")
+            elif not (tmp / "tokenizer.json").is_file() and (tmp / "spiece.model").is_file():
+                (tmp / "tokenizer.json").write_text(albert_tokenizer_json(tmp), encoding="utf-8")
         save_file(tensors, tmp / CANONICAL_WEIGHTS, metadata={"format": "pt"})
         if spec and not task:
             keep = {k: spec[k] for k in ("labels", "pooling", "max_length") if k in spec}

@@ -8,8 +8,9 @@ PaddleNLP's ``AutoTokenizer.from_pretrained``:
   PaddleNLP's BertTokenizer / DistilBertTokenizer / ElectraTokenizer / ErnieTokenizer;
   refused (not written) when tokenizer.json does something that tokenizer cannot.
 - byte-level BPE (RoBERTa): vocab.json + merges.txt for PaddleNLP's RobertaBPETokenizer.
-- SentencePiece (ALBERT): the folder's spiece.model for PaddleNLP's AlbertEnglishTokenizer,
-  only when the folder has one; a tokenizer.json alone holds no SentencePiece model.
+- SentencePiece (ALBERT): spiece.model for PaddleNLP's AlbertEnglishTokenizer: the folder's
+  own, or, for a folder with only tokenizer.json (transformers 5 writes no spiece.model),
+  one written from its Unigram pieces and scores (see unigram_to_sentencepiece).
 - XLM-RoBERTa: PaddleNLP 2.8 has no XLM-R tokenizer class; nothing is written.
 
 `paddle_tokenizer_files` returns the files to write, or the reason none can be.
@@ -225,37 +226,110 @@ def _bpe_out(source: Path, vocab_json: str, merges_txt: str, add_prefix_space: b
 
 
 def _albert_files(source: Path, max_length: int) -> dict[str, str | bytes]:
-    model = source / "spiece.model"
-    if not model.is_file():
-        raise ConversionError(
-            f"{source}: no spiece.model; a tokenizer.json holds no SentencePiece model, so PaddleNLP's "
-            "AlbertEnglishTokenizer cannot be written"
-        )
     tok_config = _tokenizer_config(source)
-    specials = {
-        k: _token(tok_config.get(k), v)
-        for k, v in {
-            "unk_token": "<unk>",
-            "sep_token": "[SEP]",
-            "pad_token": "<pad>",
-            "cls_token": "[CLS]",
-            "mask_token": "[MASK]",
-        }.items()
-    }
+    defaults = {"unk_token": "<unk>", "sep_token": "[SEP]", "pad_token": "<pad>", "cls_token": "[CLS]"}
+    specials = {k: _token(tok_config.get(k), v) for k, v in (defaults | {"mask_token": "[MASK]"}).items()}
     settings = {
         "tokenizer_class": "AlbertEnglishTokenizer",
         "do_lower_case": bool(tok_config.get("do_lower_case", True)),
         "remove_space": bool(tok_config.get("remove_space", True)),
         "keep_accents": bool(tok_config.get("keep_accents", False)),
         **specials,
+        "bos_token": specials["cls_token"],
+        "eos_token": specials["sep_token"],
         "model_max_length": int(max_length),
         "padding_side": "right",
     }
+    if (source / "spiece.model").is_file():
+        model = (source / "spiece.model").read_bytes()
+    elif (source / "tokenizer.json").is_file():
+        model, flags = unigram_to_sentencepiece(source / "tokenizer.json", specials)
+        settings.update(flags)
+    else:
+        raise ConversionError(f"{source}: neither spiece.model nor tokenizer.json")
     return {
-        "spiece.model": model.read_bytes(),
+        "spiece.model": model,
         "tokenizer_config.json": _json(settings),
         "special_tokens_map.json": _json(specials),
     }
+
+
+def unigram_to_sentencepiece(path: Path, specials: dict[str, str]) -> tuple[bytes, dict[str, bool]]:
+    """A SentencePiece model (spiece.model) for PaddleNLP's AlbertEnglishTokenizer from an
+    ALBERT tokenizer.json (transformers 5 writes no spiece.model), and that tokenizer's
+    flags: the same Unigram pieces and scores; the normalisation tokenizer.json does
+    (quotes, NFKD + accents, lowercase) is what AlbertEnglishTokenizer does in Python, a
+    Precompiled character map becomes the model's, and whitespace splitting with "▁" is
+    SentencePiece's own. ConversionError for anything else."""
+    import base64
+
+    try:
+        from sentencepiece import sentencepiece_model_pb2 as pb
+    except ImportError:
+        raise ConversionError("the sentencepiece package is needed to write spiece.model") from None
+    data = read_json(path)
+    model = data.get("model") or {}
+    if model.get("type") != "Unigram" or model.get("byte_fallback") or model.get("unk_id") is None:
+        raise ConversionError(f"{path}: model {model.get('type')!r}; only a Unigram model becomes spiece.model")
+    norm = data.get("normalizer") or {}
+    steps = norm.get("normalizers", []) if norm.get("type") == "Sequence" else ([norm] if norm else [])
+    kinds, charsmap = [], b""
+    for step in steps:
+        kind = step.get("type")
+        if kind == "Replace":
+            pattern = step.get("pattern") or {}
+            kind = {
+                (("String", "``"), '"'): "quotes",
+                (("String", "''"), '"'): "quotes",
+                (("Regex", " {2,}"), " "): "spaces",
+            }.get((next(iter(pattern.items()), None), step.get("content")))
+        elif kind == "Precompiled":
+            charsmap = base64.b64decode(step.get("precompiled_charsmap") or "")
+        if kind not in ("quotes", "spaces", "NFKD", "StripAccents", "Lowercase", "Precompiled"):
+            raise ConversionError(f"{path}: normalizer step {step.get('type')!r}, which AlbertEnglishTokenizer lacks")
+        kinds.append(kind)
+    if ("NFKD" in kinds) != ("StripAccents" in kinds):  # AlbertEnglishTokenizer does both or neither
+        raise ConversionError(f"{path}: NFKD without StripAccents (or the reverse), which AlbertEnglishTokenizer lacks")
+    if kinds.count("quotes") != 2:
+        raise ConversionError(f"{path}: AlbertEnglishTokenizer always turns `` and '' into \", this tokenizer does not")
+    pre = data.get("pre_tokenizer") or {}
+    pres = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    meta = [p for p in pres if p.get("type") == "Metaspace"]
+    if (
+        len(meta) != 1
+        or any(p.get("type") not in ("Metaspace", "WhitespaceSplit") for p in pres)
+        or meta[0].get("replacement", "▁") != "▁"
+        or meta[0].get("prepend_scheme", "always" if meta[0].get("add_prefix_space", True) else "never") != "always"
+    ):
+        raise ConversionError(f"{path}: pre_tokenizer {pre.get('type')!r} is not SentencePiece's whitespace handling")
+    unk, vocab = int(model["unk_id"]), model.get("vocab") or []
+    ids = {piece: i for i, (piece, _) in enumerate(vocab)}
+    added = {a.get("content") for a in data.get("added_tokens") or [] if a.get("special")}
+    proto = pb.ModelProto()
+    for i, (piece, score) in enumerate(vocab):
+        entry = proto.pieces.add()
+        entry.piece, entry.score = piece, float(score)
+        if i == unk:
+            entry.type = pb.ModelProto.SentencePiece.UNKNOWN
+        elif piece == specials["mask_token"]:
+            entry.type = pb.ModelProto.SentencePiece.USER_DEFINED
+        elif piece in added:
+            entry.type = pb.ModelProto.SentencePiece.CONTROL
+        else:
+            entry.type = pb.ModelProto.SentencePiece.NORMAL
+    trainer = proto.trainer_spec
+    trainer.model_type, trainer.vocab_size = pb.TrainerSpec.UNIGRAM, len(vocab)
+    trainer.unk_id, trainer.unk_piece = unk, vocab[unk][0]
+    for key, name in (("pad", "pad_token"), ("bos", "cls_token"), ("eos", "sep_token")):
+        setattr(trainer, f"{key}_id", ids.get(specials[name], -1))
+        setattr(trainer, f"{key}_piece", specials[name])
+    trainer.split_by_whitespace, trainer.byte_fallback = True, False
+    normalizer = proto.normalizer_spec
+    normalizer.name = "nmt_nfkc" if charsmap else "identity"
+    normalizer.precompiled_charsmap = charsmap
+    normalizer.add_dummy_prefix, normalizer.remove_extra_whitespaces, normalizer.escape_whitespaces = True, True, True
+    flags = {"do_lower_case": "Lowercase" in kinds, "keep_accents": not {"NFKD", "StripAccents"} <= set(kinds)}
+    return proto.SerializeToString(), flags
 
 
 def bpe_tokenizer_json(folder: Path) -> str:
@@ -283,4 +357,51 @@ def bpe_tokenizer_json(folder: Path) -> str:
         trim_offsets=True,
     )
     tok.add_special_tokens([AddedToken(t, lstrip=(k == "mask_token")) for k, t in specials.items()])
+    return tok.to_str()
+
+
+def albert_tokenizer_json(folder: Path) -> str:
+    """A tokenizer.json for a PaddleNLP AlbertEnglishTokenizer folder (spiece.model), built
+    as transformers 5 builds ALBERT's tokenizer: the model's Unigram pieces, the Python
+    normalisation AlbertEnglishTokenizer does (quotes, NFKD + accents, lowercase), the
+    model's character map, SentencePiece's whitespace handling."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    try:
+        from sentencepiece import sentencepiece_model_pb2 as pb
+    except ImportError:
+        raise ConversionError("the sentencepiece package is needed to read spiece.model") from None
+    settings = _tokenizer_config(folder)
+    proto = pb.ModelProto()
+    try:
+        proto.ParseFromString((folder / "spiece.model").read_bytes())
+    except Exception as e:  # protobuf's DecodeError
+        raise InvalidModelError(f"{folder / 'spiece.model'}: not a SentencePiece model ({e})") from None
+    if proto.trainer_spec.model_type != pb.TrainerSpec.UNIGRAM or proto.trainer_spec.byte_fallback:
+        raise ConversionError(f"{folder / 'spiece.model'}: not a Unigram model without byte fallback")
+    vocab = [(p.piece, p.score) for p in proto.pieces]
+    unk = next(i for i, p in enumerate(proto.pieces) if p.type == pb.ModelProto.SentencePiece.UNKNOWN)
+    tok = Tokenizer(models.Unigram(vocab, unk_id=unk, byte_fallback=False))
+    steps = [normalizers.Replace("``", '"'), normalizers.Replace("''", '"')]
+    if not settings.get("keep_accents", False):
+        steps += [normalizers.NFKD(), normalizers.StripAccents()]
+    if settings.get("do_lower_case", True):
+        steps.append(normalizers.Lowercase())
+    if proto.normalizer_spec.precompiled_charsmap:
+        steps.append(normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap))
+    steps.append(normalizers.Replace(Regex(" {2,}"), " "))
+    tok.normalizer = normalizers.Sequence(steps)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    cls, sep = _token(settings.get("cls_token"), "[CLS]"), _token(settings.get("sep_token"), "[SEP]")
+    ids = {piece: i for i, (piece, _) in enumerate(vocab)}
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{cls}:0 $A:0 {sep}:0",
+        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+        special_tokens=[(cls, ids[cls]), (sep, ids[sep])],
+    )
+    specials = [p.piece for p in proto.pieces if p.type != pb.ModelProto.SentencePiece.NORMAL]
+    tok.add_special_tokens([AddedToken(t, normalized=False) for t in specials])
     return tok.to_str()
