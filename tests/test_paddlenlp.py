@@ -244,6 +244,17 @@ def test_albert_with_two_groups_of_two_layers(folders, tmp_path):
     assert np.abs(paddle.logits(TEXTS) - hf.logits(TEXTS)).max() <= 1e-5
 
 
+def test_a_pytorch_model_bin_loads_like_safetensors(folders, tmp_path):
+    """Read through the core's restricted reader, never unpickled."""
+    import shutil
+
+    from .checkpoints import to_pytorch_bin
+
+    pickled = to_pytorch_bin(Path(shutil.copytree(folders["distilbert"], tmp_path / "bin")))
+    a = un.load_classifier(folders["distilbert"], backend="paddlenlp").logits(TEXTS)
+    np.testing.assert_array_equal(un.load_classifier(pickled, backend="paddlenlp").logits(TEXTS), a)
+
+
 def test_sentence_pairs_through_the_worker(folders):
     paddle = un.load_classifier(folders["bert"], backend="paddlenlp")
     hf = un.load_classifier(folders["bert"], backend="huggingface")
