@@ -183,13 +183,17 @@ def describe(
     *,
     problem_type: str | None = None,
     seed: int = 0,
+    require_head: bool = True,
 ) -> dict[str, Any]:
     """Check a canonical folder and return the spec its adapters get (JSON-ready).
 
     Keys: format, architecture (model_type), head ("native" or "mean"),
     problem_type, labels, num_labels, max_length, fresh_head, seed, token_types.
     `labels` relabels a head whose labels are transformers' placeholders, or
-    starts a fresh head when they differ from the folder's.
+    starts a fresh head when they differ from the folder's. With
+    ``require_head=False`` an encoder without a head and without `labels` is
+    described too (no labels, num_labels 0): for converters, which carry the
+    encoder and leave the head to whoever loads it with labels.
 
     >>> describe(Path("my-bert-classifier"))["head"]   # doctest: +SKIP
     'native'
@@ -247,6 +251,10 @@ def describe(
                     f"{classifier!r} has {outputs} outputs"
                 )
             _check_tensors(found, arch.head_shapes(config, outputs), arch, weights)
+    optional = {**arch.encoder_shapes(config), **arch.head_shapes(config, 1)}
+    # optional tensors the checkpoint lacks (a pooler): every adapter fills them with
+    # Architecture.missing_tensors, the same values everywhere (transformers would draw at random)
+    spec["missing"] = sorted(n for n in optional if arch.is_optional(n) and n not in found)
     spec["fresh_head"] = False
     if labels is not None:
         labels = [str(x) for x in labels]
@@ -255,12 +263,14 @@ def describe(
         if saved is None or (labels != list(saved) and not (_generic(saved) and len(saved) == len(labels))):
             spec["fresh_head"] = True
         saved = labels
-    if saved is None:
+    if saved is None and not require_head:
+        saved = []
+    elif saved is None:
         raise InvalidModelError(
             f"{path}: no classification head (a {arch.classifier_class} with id2label in config.json); "
             "pass labels=[...] to start a fresh head, then fit it"
         )
-    if spec["problem_type"] == "single_label_classification" and len(saved) < 2:
+    if spec["problem_type"] == "single_label_classification" and len(saved) < 2 and (saved or require_head):
         raise InvalidInputError(f"a single-label classifier needs at least two labels, got {list(saved)}")
     spec["labels"] = list(saved)
     spec["num_labels"] = len(saved)

@@ -104,6 +104,7 @@ class Architecture:
     keys: Mapping[str, str] = field(default_factory=dict)  # dim -> config key, overriding STANDARD_KEYS
     token_types: bool = True  # transformers' tokenizer of the family hands the model token_type_ids
     position_offset: bool = False  # positions start past the padding id (RoBERTa)
+    dense_activation: str = "tanh"  # of a "dense" head: RobertaClassificationHead tanh, ElectraClassificationHead gelu
     optional: tuple[str, ...] = ()  # rows a checkpoint may leave out (transformers then draws them)
     notes: str = ""
 
@@ -176,6 +177,23 @@ class Architecture:
                 out[name] = np.zeros(shape, np.float32)
             else:
                 out[name] = (rng.standard_normal(shape) * 0.02).astype(np.float32)
+        return out
+
+    def missing_tensors(self, config: Mapping[str, Any], names, seed: int = 1) -> dict[str, np.ndarray]:
+        """Values for optional tensors a checkpoint lacks (a pooler), drawn in numpy as
+        transformers would draw them (N(0, 0.02), zero biases) but from a fixed seed, so
+        that every backend computes with the same ones (seed 1: not the fresh head's default
+        0, so the two draws differ). `names` as the task model has them."""
+        shapes = {**self.encoder_shapes(config), **self.head_shapes(config, 1)}
+        rng = np.random.default_rng(seed)
+        out = {}
+        for name in sorted(names):
+            shape = shapes[name]
+            out[name] = (
+                np.zeros(shape, np.float32)
+                if name.endswith("bias")
+                else (rng.standard_normal(shape) * 0.02).astype(np.float32)
+            )
         return out
 
     def _wanted(self, name: str, config: Mapping[str, Any], dims: Mapping[str, int]) -> bool:

@@ -19,4 +19,5 @@ ARCHITECTURE = Architecture(
     ),
     layer=BERT_LAYER,
     head_rows=DENSE_HEAD,
+    dense_activation="gelu",  # transformers' ElectraClassificationHead: exact (erf) GELU
 )

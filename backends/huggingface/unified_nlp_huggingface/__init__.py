@@ -95,10 +95,13 @@ class HFModel:
                 path,
                 "classifier",
             )
-            if spec.get("fresh_head"):  # drawn in numpy by the core: the same start on every backend
-                fresh = get_architecture(spec["architecture"]).fresh_head(
-                    config.to_dict(), self.num_labels, int(spec.get("seed", 0))
-                )
+            # drawn in numpy by the core, the same on every backend: a fresh head, and tensors the
+            # checkpoint lacks (a pooler), which transformers would otherwise draw at random
+            arch = get_architecture(spec["architecture"])
+            fresh = arch.missing_tensors(config.to_dict(), spec.get("missing", []))
+            if spec.get("fresh_head"):
+                fresh |= arch.fresh_head(config.to_dict(), self.num_labels, int(spec.get("seed", 0)))
+            if fresh:
                 own = self.encoder.state_dict()
                 with torch.no_grad():
                     for name, value in fresh.items():

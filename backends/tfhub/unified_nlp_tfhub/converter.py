@@ -49,7 +49,7 @@ from .encoder import Encoder, check_config
 from .preprocessor import BertPreprocessor, read_tokenizer_options
 from .weight_map import encoder_state, hf_to_tf, tf_to_hf, weight_rows
 
-EXPORT_VERSION = 2  # bump when the export layout changes; cached conversions are then redone
+EXPORT_VERSION = 3  # bump when the export layout changes; cached conversions are then redone
 ENCODER_DIR, PREPROCESSOR_DIR = "encoder", "preprocessor"
 
 TOKENIZER_NOTES = {
@@ -72,16 +72,11 @@ POOLED_NOTES = {
 def source_spec(source: Path) -> dict[str, Any]:
     """The core's spec of a canonical folder; for an encoder without a classification head,
     the same without labels (a head is drawn when it is loaded with labels)."""
-    try:
-        return describe(source)
-    except InvalidModelError as first:
-        try:  # no head: describe it as if labels were given, then drop them
-            spec = describe(source, labels=["LABEL_0", "LABEL_1"])
-        except (InvalidModelError, ValueError):
-            raise first from None
+    spec = describe(source, require_head=False)
+    if not spec["labels"]:
         for key in ("labels", "num_labels", "fresh_head"):
             spec.pop(key, None)
-        return spec
+    return spec
 
 
 def _head_tensors(source: Path, state: Mapping[str, np.ndarray], arch, config, spec) -> dict[str, np.ndarray] | None:
@@ -140,6 +135,10 @@ def export(source: Path, out: Path) -> None:
     except ValueError as e:
         raise InvalidModelError(f"{source / 'config.json'}: {e}") from None
     state = read_state(source)
+    # tensors the checkpoint lacks (a pooler) get the core's values, the same on every backend
+    prefix = arch.prefix + "."
+    for name, value in arch.missing_tensors(config, spec.get("missing", [])).items():
+        state.setdefault(name if any(k.startswith(prefix) for k in state) else name.removeprefix(prefix), value)
     head = _head_tensors(source, state, arch, config, spec)
     try:
         values, made = hf_to_tf(encoder_state(state, arch.model_type), arch.model_type, config, options.heads)
@@ -174,7 +173,8 @@ def export(source: Path, out: Path) -> None:
         meta["preprocessor_dir"] = PREPROCESSOR_DIR
     elif why_not:
         meta["tokenizer"]["note"] = f"no preprocessor SavedModel ({why_not}); tokenize with tokenizer.json"
-    if made:  # zeros put in for a pooler the checkpoint lacks; left out again when converting back
+    made = made or [name.removeprefix(prefix) for name in spec.get("missing", []) if name.startswith(prefix)]
+    if made:  # a pooler the checkpoint lacks, put in by the core; left out again when converting back
         meta["synthesized"] = made
     if not meta["labels"]:
         del meta["labels"]

@@ -34,8 +34,7 @@ from .weight_map import bert_layout, tf_to_hf, weight_rows
 
 _IDS = tf.TensorSpec([None, None], tf.int64)  # [batch, seq] of any size: traced once, never per shape
 MULTI_LABEL = "multi_label_classification"
-# transformers' dense heads: RobertaClassificationHead uses tanh, ElectraClassificationHead GELU
-_DENSE_ACTIVATION = {"electra": lambda x: tf.nn.gelu(x, approximate=False)}
+_ACTIVATIONS = {"tanh": tf.tanh, "gelu": lambda x: tf.nn.gelu(x, approximate=False), "relu": tf.nn.relu}
 
 
 def _variable_name(v: tf.Variable) -> str:
@@ -169,7 +168,7 @@ class TFHubModel:
         elif self.kind == "pooler":
             logits = _linear(pooled, h["classifier.weight"], h["classifier.bias"])
         elif self.kind == "dense":
-            act = _DENSE_ACTIVATION.get(self.arch.model_type, tf.tanh)
+            act = _ACTIVATIONS[self.arch.dense_activation]  # the architecture module's: tanh, GELU for ELECTRA
             x = act(_linear(states[:, 0], h["classifier.dense.weight"], h["classifier.dense.bias"]))
             logits = _linear(x, h["classifier.out_proj.weight"], h["classifier.out_proj.bias"])
         elif self.kind == "pre_classifier":
