@@ -79,9 +79,14 @@ def cross_check(results: list[dict]) -> list[dict]:
         for target in BACKENDS:
             other = un.load_classifier(r["saved"], backend=target)
             report = un.compare(reference, other, dev_x)
-            rows.append({"trained_on": r["backend"], "served_on": target,
-                         "label_agreement": report.argmax_agreement,
-                         "logits_max_abs_diff": report.logits_max_abs_diff})
+            rows.append(
+                {
+                    "trained_on": r["backend"],
+                    "served_on": target,
+                    "label_agreement": report.argmax_agreement,
+                    "logits_max_abs_diff": report.logits_max_abs_diff,
+                }
+            )
     return rows
 
 
@@ -100,8 +105,12 @@ def plot(results: list[dict], path: Path) -> None:
         window = 10
         smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
         ax.plot(np.arange(len(loss)), loss, alpha=0.15)
-        ax.plot(np.arange(window - 1, len(loss)), smooth, label=f"{r['backend']} (dev acc {r['dev_accuracy']:.3f})",
-                color=ax.lines[-1].get_color())
+        ax.plot(
+            np.arange(window - 1, len(loss)),
+            smooth,
+            label=f"{r['backend']} (dev acc {r['dev_accuracy']:.3f})",
+            color=ax.lines[-1].get_color(),
+        )
     ax.set_xlabel("optimisation step (batch 32)")
     ax.set_ylabel("training loss (cross-entropy)")
     head = "CLS pooler head" if results[0].get("head") == "native" else "mean-pooling head"
@@ -113,23 +122,38 @@ def plot(results: list[dict], path: Path) -> None:
 
 
 def markdown(results: list[dict], cross: list[dict]) -> str:
-    lines = ["| backend | runs | rows | steps | train time | texts/s | dev acc before | dev acc after | macro F1 | first-step loss | second-step loss |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| backend | runs | rows | steps | train time | texts/s | dev acc before | dev acc after | macro F1 | first-step loss | second-step loss |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in results:
         if "error" in r:
             lines.append(f"| {r['backend']} | failed: {r['error']} |" + " |" * 9)
             continue
-        lines.append(f"| {r['backend']} | {r['runs']} | {r['rows']:,} | {r['steps']} | {r['train_seconds']:.0f} s | "
-                     f"{r['train_texts_per_second']:.0f} | {r['dev_accuracy_before']:.4f} | {r['dev_accuracy']:.4f} | "
-                     f"{r['dev_macro_f1']:.4f} | {r['first_step_loss']:.6f} | {r['second_step_loss']:.6f} |")
+        lines.append(
+            f"| {r['backend']} | {r['runs']} | {r['rows']:,} | {r['steps']} | {r['train_seconds']:.0f} s | "
+            f"{r['train_texts_per_second']:.0f} | {r['dev_accuracy_before']:.4f} | {r['dev_accuracy']:.4f} | "
+            f"{r['dev_macro_f1']:.4f} | {r['first_step_loss']:.6f} | {r['second_step_loss']:.6f} |"
+        )
     if cross:
-        lines += ["", "| trained on \\ served on | " + " | ".join(BACKENDS) + " |", "| --- |" + " ---: |" * len(BACKENDS)]
+        lines += [
+            "",
+            "| trained on \\ served on | " + " | ".join(BACKENDS) + " |",
+            "| --- |" + " ---: |" * len(BACKENDS),
+        ]
         for source in BACKENDS:
             cells = {c["served_on"]: c for c in cross if c["trained_on"] == source}
             if cells:
-                lines.append(f"| {source} | " + " | ".join(
-                    f"{cells[t]['label_agreement']:.2%} (max Δlogit {cells[t]['logits_max_abs_diff']:.1e})" if t in cells else "-"
-                    for t in BACKENDS) + " |")
+                lines.append(
+                    f"| {source} | "
+                    + " | ".join(
+                        f"{cells[t]['label_agreement']:.2%} (max Δlogit {cells[t]['logits_max_abs_diff']:.1e})"
+                        if t in cells
+                        else "-"
+                        for t in BACKENDS
+                    )
+                    + " |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -155,9 +179,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = []
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        done = subprocess.run([sys.executable, __file__, "--one", backend, "--rows", str(args.rows), "--epochs",
-                               str(args.epochs), "--learning-rate", str(args.learning_rate), "--out", str(args.out),
-                               "--model", args.model])
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                backend,
+                "--rows",
+                str(args.rows),
+                "--epochs",
+                str(args.epochs),
+                "--learning-rate",
+                str(args.learning_rate),
+                "--out",
+                str(args.out),
+                "--model",
+                args.model,
+            ]
+        )
         path = args.out / f"{backend}.json"
         if done.returncode == 0 and path.is_file():
             results.append(json.loads(path.read_text()))
@@ -165,9 +204,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results.append({"backend": backend, "error": f"exit code {done.returncode}"})
     cross = cross_check(results)
-    (args.out / "results.json").write_text(json.dumps(
-        {"date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/finetune.py " + " ".join(argv or sys.argv[1:]),
-         "results": results, "cross_backend": cross}, indent=1) + "\n")
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "command": "python benchmarks/finetune.py " + " ".join(argv or sys.argv[1:]),
+                "results": results,
+                "cross_backend": cross,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     (args.out / "results.md").write_text(markdown(results, cross))
     plot(results, args.out / "loss_curves.png")
     print(markdown(results, cross))

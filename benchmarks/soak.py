@@ -121,9 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         done = subprocess.run(
-            [sys.executable, __file__, "--one", backend, "--calls", str(args.calls), "--warmup", str(args.warmup),
-             "--trim-every", str(args.trim_every)],
-            stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                backend,
+                "--calls",
+                str(args.calls),
+                "--warmup",
+                str(args.warmup),
+                "--trim-every",
+                str(args.trim_every),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         if done.returncode != 0 or not done.stdout.strip():
             results.append({"backend": backend, "error": f"exit code {done.returncode}"})
@@ -133,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in row:
             print(f"{backend:<12} failed: {row['error']}")
         else:
-            print(f"{backend:<12} {row['calls']} calls ({row['texts']} texts) in {row['seconds']}s: RSS "
-                  f"{row['rss_after_warmup_mb']} MB -> {row['rss_late_window_mb']} MB ({row['growth']:+.2%}), "
-                  f"trend {row['trend_mb_per_1000_calls']:+.2f} MB per 1,000 calls, peak {row['rss_peak_sampled_mb']} MB")
+            print(
+                f"{backend:<12} {row['calls']} calls ({row['texts']} texts) in {row['seconds']}s: RSS "
+                f"{row['rss_after_warmup_mb']} MB -> {row['rss_late_window_mb']} MB ({row['growth']:+.2%}), "
+                f"trend {row['trend_mb_per_1000_calls']:+.2f} MB per 1,000 calls, peak {row['rss_peak_sampled_mb']} MB"
+            )
             if row.get("rss_trimmed_mb"):
                 print(f"{'':<12} RSS after malloc_trim every {row['trim_every']} calls (MB): {row['rss_trimmed_mb']}")
     if args.out:

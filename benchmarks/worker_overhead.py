@@ -42,7 +42,9 @@ def main() -> int:
     model = str(default_model_dir())
     rows = {}
     for side, interpreter in (("in-process", python), ("worker", sys.executable)):
-        done = subprocess.run([interpreter, "-c", TIMER + MEASURE, str(args.repeat), model], capture_output=True, text=True)
+        done = subprocess.run(
+            [interpreter, "-c", TIMER + MEASURE, str(args.repeat), model], capture_output=True, text=True
+        )
         if done.returncode != 0:
             print(done.stderr[-2000:], file=sys.stderr)
             return 1

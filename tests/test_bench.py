@@ -24,8 +24,17 @@ def tiny(tmp_path_factory):
     require("huggingface")
     out = tmp_path_factory.mktemp("bench")
     # one thread: this tests the harness, and one thread suffers least when other processes share the cores
-    results = bench.run(backends="huggingface,no-such-backend", batch_sizes="1,4", repeat=1, quick=True,
-                        texts_limit=6, threads=1, out=out, progress=False, timeout=300)
+    results = bench.run(
+        backends="huggingface,no-such-backend",
+        batch_sizes="1,4",
+        repeat=1,
+        quick=True,
+        texts_limit=6,
+        threads=1,
+        out=out,
+        progress=False,
+        timeout=300,
+    )
     return results, out
 
 
@@ -67,7 +76,13 @@ def test_reference_rows_and_comparisons(tiny):
     results, _ = tiny
     by_name = {r["name"]: r for r in results["runs"]}
     assert [r["name"] for r in results["runs"]] == [
-        "matmul-ceiling", "huggingface", "torch-raw", "no-such-backend", "hf-pipeline", "matmul-ceiling-end"]
+        "matmul-ceiling",
+        "huggingface",
+        "torch-raw",
+        "no-such-backend",
+        "hf-pipeline",
+        "matmul-ceiling-end",
+    ]
     ceiling = by_name["matmul-ceiling"]["ceiling"]
     assert ceiling["numpy_gflops"] > 0 and ceiling["torch_gflops"] > 0
     end = by_name["matmul-ceiling-end"]["ceiling"]
@@ -95,8 +110,9 @@ def test_worker_environment_without_interpreter_is_reported(monkeypatch, tmp_pat
 
     if registry.installed_here("paddlenlp"):
         pytest.skip("paddlenlp runs in this environment; the worker path is not used")
-    results = bench.run(backends="paddlenlp", reference=False, texts_limit=2, repeat=1, progress=False,
-                        out=tmp_path / "out")
+    results = bench.run(
+        backends="paddlenlp", reference=False, texts_limit=2, repeat=1, progress=False, out=tmp_path / "out"
+    )
     (row,) = results["runs"]
     assert row["status"] == "missing" and "nowhere" in row["error"]
     assert "paddlenlp: missing" in (tmp_path / "out" / "results.md").read_text()

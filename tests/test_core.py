@@ -150,7 +150,9 @@ def test_rows_are_padded_into_an_encoding():
     assert enc.attention_mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
     assert enc.token_type_ids.tolist() == [[0, 0, 1, 1], [0, 0, 0, 0]]
     assert enc.truncated.tolist() == [True, False]
-    assert encoding_from_rows(rows, pad_id=9, padding="max_length", limit=6).input_ids[1].tolist() == [101, 102] + [9] * 4
+    assert (
+        encoding_from_rows(rows, pad_id=9, padding="max_length", limit=6).input_ids[1].tolist() == [101, 102] + [9] * 4
+    )
     assert encoding_from_rows([], pad_id=0, padding="longest", limit=8).input_ids.shape == (0, 0)
     with pytest.raises(un.InvalidInputError, match="equal token length"):
         encoding_from_rows(rows, pad_id=0, padding=False, limit=512)
@@ -188,8 +190,16 @@ def test_learning_rate_schedule_warms_up_then_decays():
 # --- registry and errors ---------------------------------------------------
 
 
-@pytest.mark.parametrize("alias, name", [("hf", "huggingface"), ("PyTorch", "huggingface"), ("tf", "tfhub"),
-                                         ("tensorflow", "tfhub"), ("paddle", "paddlenlp")])
+@pytest.mark.parametrize(
+    "alias, name",
+    [
+        ("hf", "huggingface"),
+        ("PyTorch", "huggingface"),
+        ("tf", "tfhub"),
+        ("tensorflow", "tfhub"),
+        ("paddle", "paddlenlp"),
+    ],
+)
 def test_aliases(alias, name):
     assert registry.canonical_name(alias) == name
 

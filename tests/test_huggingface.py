@@ -62,8 +62,14 @@ def test_logits_equal_transformers_automodel_with_mean_pooling_and_head(hf, defa
 
 
 def test_clear_sentences(hf):
-    preds = hf.predict(["This is a great movie!", "A wonderful, moving film.",
-                        "Terrible. A waste of two hours.", "boring , flat and lifeless"])
+    preds = hf.predict(
+        [
+            "This is a great movie!",
+            "A wonderful, moving film.",
+            "Terrible. A waste of two hours.",
+            "boring , flat and lifeless",
+        ]
+    )
     assert [p.label for p in preds] == ["POSITIVE", "POSITIVE", "NEGATIVE", "NEGATIVE"]
     assert all(p.score > 0.8 for p in preds)
 

@@ -43,8 +43,13 @@ def test_a_long_text_is_truncated_to_the_model_maximum(clf):
 
 @pytest.mark.parametrize(
     "bad, fragment",
-    [(["ok", None], "index 1"), ([3.5], "index 0"), ("just a string", "single str"),
-     (["ok", "x\ud800y"], "index 1"), ([b"bytes"], "index 0")],
+    [
+        (["ok", None], "index 1"),
+        ([3.5], "index 0"),
+        ("just a string", "single str"),
+        (["ok", "x\ud800y"], "index 1"),
+        ([b"bytes"], "index 0"),
+    ],
 )
 def test_bad_items_raise_invalid_input(clf, bad, fragment):
     with pytest.raises(un.InvalidInputError, match=fragment):
@@ -97,8 +102,9 @@ def test_repeated_calls_are_bit_identical(clf):
 
 
 def _cli(*args, stdin: bytes | None = None):
-    return subprocess.run([sys.executable, "-m", "unified_nlp.cli", *args], input=stdin,
-                          capture_output=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "unified_nlp.cli", *args], input=stdin, capture_output=True, timeout=600
+    )
 
 
 def test_cli_classify_json_and_fresh_process_determinism(clf):

@@ -100,7 +100,9 @@ def test_vocabulary_larger_than_the_embedding(backend, model_copy):
 
 
 def test_head_of_the_wrong_shape(backend, model_copy):
-    save_file({"weight": np.zeros((2, 10), np.float32), "bias": np.zeros(2, np.float32)}, model_copy / "head.safetensors")
+    save_file(
+        {"weight": np.zeros((2, 10), np.float32), "bias": np.zeros(2, np.float32)}, model_copy / "head.safetensors"
+    )
     _expect(backend, model_copy, "head.safetensors")
 
 

@@ -25,8 +25,9 @@ def classifiers():
     return [default_classifier(b.value) for b in Backend]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(texts=st.lists(TEXT, min_size=1, max_size=4))
 def test_random_unicode_agrees_across_backends(classifiers, texts):
     reference, *others = classifiers

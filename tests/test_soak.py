@@ -18,9 +18,21 @@ pytest.importorskip("psutil")
 def test_short_soak_does_not_grow_memory(backend, tmp_path):
     out = tmp_path / "soak.json"
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "soak.py"), "--backends", backend, "--calls", "1500",
-         "--warmup", "300", "--out", str(out)],
-        capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "soak.py"),
+            "--backends",
+            backend,
+            "--calls",
+            "1500",
+            "--warmup",
+            "300",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     row = json.loads(out.read_text())["results"][0]

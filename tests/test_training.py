@@ -63,8 +63,7 @@ def test_first_step_loss_agrees_across_backends(sst2_train_small):
     for name in ALL:
         require(name)
         clf = un.load_classifier("default", backend=name, labels=["neg", "pos"])
-        history = clf.fit(texts[:64], labels[:64], epochs=1, batch_size=32, learning_rate=1e-4, seed=3,
-                          progress=False)
+        history = clf.fit(texts[:64], labels[:64], epochs=1, batch_size=32, learning_rate=1e-4, seed=3, progress=False)
         losses[name] = history["loss"]
     ref = losses["huggingface"]
     for loss in losses.values():

@@ -15,8 +15,11 @@ from unified_nlp.weights import atomic_dir, load_file, read_header, save_file
 
 def test_round_trip_matches_the_reference_library(tmp_path):
     safetensors_numpy = pytest.importorskip("safetensors.numpy")
-    tensors = {"a": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.array([1, -2], dtype=np.int64),
-               "c": np.ones((0, 5), dtype=np.float16)}
+    tensors = {
+        "a": np.arange(12, dtype=np.float32).reshape(3, 4),
+        "b": np.array([1, -2], dtype=np.int64),
+        "c": np.ones((0, 5), dtype=np.float16),
+    }
     save_file(tensors, tmp_path / "ours.safetensors")
     theirs = safetensors_numpy.load_file(str(tmp_path / "ours.safetensors"))
     safetensors_numpy.save_file(tensors, str(tmp_path / "theirs.safetensors"))

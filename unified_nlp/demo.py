@@ -39,8 +39,10 @@ def main() -> int:
             continue
         for text, p in zip(SAMPLES, preds):
             print(f"   {p.label:<9} {p.score:.4f}  {text}")
-        print(f"   load {loaded - start:.2f}s, first prediction {warm - loaded:.3f}s, "
-              f"{len(SAMPLES)} texts in {(done - warm) * 1000:.1f} ms ({len(SAMPLES) / (done - warm):.0f} texts/s)")
+        print(
+            f"   load {loaded - start:.2f}s, first prediction {warm - loaded:.3f}s, "
+            f"{len(SAMPLES)} texts in {(done - warm) * 1000:.1f} ms ({len(SAMPLES) / (done - warm):.0f} texts/s)"
+        )
     return 1 if failures else 0
 
 

@@ -190,8 +190,11 @@ def placement(name: str) -> Placement:
         if installed_here(name):
             loaded = [m for m in (known.crashes_after if known else ()) if m in sys.modules]
             if loaded:
-                return Placement("worker", worker_python(name) or sys.executable,
-                                 f"importing it after {', '.join(loaded)} crashes the process")
+                return Placement(
+                    "worker",
+                    worker_python(name) or sys.executable,
+                    f"importing it after {', '.join(loaded)} crashes the process",
+                )
             if not forced:
                 return Placement("in-process")
             return Placement("worker", worker_python(name) or sys.executable, "forced by environment")

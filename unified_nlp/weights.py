@@ -120,7 +120,9 @@ def load_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
-def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+def save_file(
+    tensors: Mapping[str, np.ndarray], path: str | os.PathLike, metadata: Mapping[str, str] | None = None
+) -> None:
     """Write tensors as a safetensors file, atomically (temporary file, then rename)."""
     header: dict[str, object] = {}
     if metadata:
@@ -131,7 +133,11 @@ def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike, metada
         if array.dtype not in _NAMES:
             raise ValueError(f"tensor {name!r}: dtype {array.dtype} cannot be stored in safetensors")
         data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": _NAMES[array.dtype], "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": _NAMES[array.dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         blobs.append(data)
         offset += len(data)
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")

@@ -71,8 +71,12 @@ def launch(
             try:
                 proc = subprocess.Popen(
                     [python, "-m", "unified_nlp.bench.probe", str(config_path), str(result_path)],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env,
-                    start_new_session=True, cwd=tmp,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    env=env,
+                    start_new_session=True,
+                    cwd=tmp,
                 )
             except OSError as e:
                 return {"status": "error", "error": f"could not start {python}: {e}"}
@@ -124,5 +128,10 @@ def launch(
             code = proc.returncode
             what = f"signal {-code}" if code < 0 else f"exit code {code}"
             error = f"the probe process died ({what}) without a result"
-        return {**partial, "status": "timeout" if timed_out else "error", "error": error, "wall_s": elapsed,
-                "stderr_tail": _tail(log_path)}
+        return {
+            **partial,
+            "status": "timeout" if timed_out else "error",
+            "error": error,
+            "wall_s": elapsed,
+            "stderr_tail": _tail(log_path),
+        }

@@ -8,19 +8,29 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backends", default="huggingface,tfhub,paddlenlp", help="comma-separated backend names")
     p.add_argument("--model", default="default")
-    p.add_argument("--batch-sizes", default=None,
-                   help="comma-separated batch sizes for throughput (default 1,8,32,128; --quick: 1,32)")
+    p.add_argument(
+        "--batch-sizes",
+        default=None,
+        help="comma-separated batch sizes for throughput (default 1,8,32,128; --quick: 1,32)",
+    )
     p.add_argument("--max-length", type=int, default=None, help="truncate texts to this many tokens")
-    p.add_argument("--data", default=None,
-                   help="TSV (sentence<TAB>label, gives accuracy) or one text per line; default SST-2 dev")
+    p.add_argument(
+        "--data", default=None, help="TSV (sentence<TAB>label, gives accuracy) or one text per line; default SST-2 dev"
+    )
     p.add_argument("--repeat", type=int, default=None, help="timed passes per measurement (default 3; --quick: 1)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for every framework")
     p.add_argument("--out", default="benchmarks/results/latest", help="folder for JSON, CSV, Markdown and PNGs")
-    p.add_argument("--quick", action="store_true",
-                   help="a short run: every 4th text (218 of SST-2 dev), batch sizes 1,32, one timed pass")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run: every 4th text (218 of SST-2 dev), batch sizes 1,32, one timed pass",
+    )
     p.add_argument("--no-reference", action="store_true", help="skip the ceiling, raw-torch and pipeline rows")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--texts", type=int, default=None, help="use only the first N texts")
-    p.add_argument("--pairs", action="store_true",
-                   help="--data holds sentence pairs (sentence1<TAB>sentence2<TAB>label, or text<TAB>text_pair lines)")
+    p.add_argument(
+        "--pairs",
+        action="store_true",
+        help="--data holds sentence pairs (sentence1<TAB>sentence2<TAB>label, or text<TAB>text_pair lines)",
+    )
     p.add_argument("--timeout", type=float, default=None, help="seconds per target process (default 900)")

@@ -11,8 +11,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-STYLE = {"torch-raw": dict(linestyle="--", marker="x", color="0.35"),
-         "hf-pipeline": dict(linestyle="none", marker="*", markersize=14, color="black")}
+STYLE = {
+    "torch-raw": dict(linestyle="--", marker="x", color="0.35"),
+    "hf-pipeline": dict(linestyle="none", marker="*", markersize=14, color="black"),
+}
 
 
 def _ok(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -24,7 +26,9 @@ def throughput_plot(results: dict[str, Any], path: Path) -> Path:
     for r in _ok(results):
         sizes = [t["batch_size"] for t in r["throughput"]]
         rates = [t["texts_per_s"] for t in r["throughput"]]
-        label = {"torch-raw": "raw torch call (ref.)", "hf-pipeline": "transformers pipeline (ref.)"}.get(r["name"], r["name"])
+        label = {"torch-raw": "raw torch call (ref.)", "hf-pipeline": "transformers pipeline (ref.)"}.get(
+            r["name"], r["name"]
+        )
         ax.plot(sizes, rates, label=label, **STYLE.get(r["name"], dict(marker="o")))
     ceiling = next((r.get("ceiling_texts_per_s") for r in _ok(results) if r.get("ceiling_texts_per_s")), None)
     if ceiling:
@@ -53,8 +57,14 @@ def latency_plot(results: dict[str, Any], path: Path) -> Path:
         for i, r in enumerate(runs, start=1):
             lat = r["latency_b1"]
             for key, marker in (("p50_ms", "o"), ("p95_ms", "^"), ("p99_ms", "v")):
-                ax.plot(i + 0.25, lat[key], marker=marker, color="tab:blue", linestyle="none",
-                        label=key.replace("_ms", "") if i == 1 else None)
+                ax.plot(
+                    i + 0.25,
+                    lat[key],
+                    marker=marker,
+                    color="tab:blue",
+                    linestyle="none",
+                    label=key.replace("_ms", "") if i == 1 else None,
+                )
             ax.annotate(f"p50 {lat['p50_ms']:.1f} ms\np99 {lat['p99_ms']:.1f} ms", (i + 0.3, lat["p50_ms"]), fontsize=8)
         ax.legend(fontsize=8)
         ax.set_xlim(0.5, len(runs) + 0.95)

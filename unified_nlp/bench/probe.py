@@ -36,9 +36,16 @@ def _subject(cfg: dict[str, Any]):
 
 
 def run(cfg: dict[str, Any], emit) -> dict[str, Any]:
-    result: dict[str, Any] = {"name": cfg["name"], "kind": cfg["kind"], "status": "ok", "error": None,
-                              "started": now(), "pid": os.getpid(), "machine": machine(),
-                              "process": process_environment()}
+    result: dict[str, Any] = {
+        "name": cfg["name"],
+        "kind": cfg["kind"],
+        "status": "ok",
+        "error": None,
+        "started": now(),
+        "pid": os.getpid(),
+        "machine": machine(),
+        "process": process_environment(),
+    }
     start = time.perf_counter()
 
     def step(phase: str) -> None:
@@ -53,7 +60,9 @@ def run(cfg: dict[str, Any], emit) -> dict[str, Any]:
             from .references import matmul_ceiling
 
             step("start")
-            result["ceiling"] = matmul_ceiling(int(cfg["threads"]), step, seconds=float(cfg.get("ceiling_seconds", 1.5)))
+            result["ceiling"] = matmul_ceiling(
+                int(cfg["threads"]), step, seconds=float(cfg.get("ceiling_seconds", 1.5))
+            )
             result["load_average_end"] = load_average()
             result["peak_rss_mb"] = peak_rss_mb()
         else:

@@ -123,16 +123,20 @@ class PipelineSubject(RawTorchSubject):
                 self.post_init()
 
             def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **kwargs):
-                states = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                                   token_type_ids=token_type_ids).last_hidden_state
+                states = self.bert(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).last_hidden_state
                 weights = attention_mask.unsqueeze(-1).to(states.dtype)
                 pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
                 return SequenceClassifierOutput(logits=self.classifier(pooled))
 
         labels = self.labels
         config = transformers.AutoConfig.from_pretrained(
-            str(self.model_dir), local_files_only=True, num_labels=len(labels),
-            id2label=dict(enumerate(labels)), label2id={x: i for i, x in enumerate(labels)},
+            str(self.model_dir),
+            local_files_only=True,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={x: i for i, x in enumerate(labels)},
         )
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity(hf_logging.CRITICAL)  # "not supported for text-classification": it is a subclass
@@ -145,8 +149,9 @@ class PipelineSubject(RawTorchSubject):
                 model.classifier.weight.copy_(torch.from_numpy(head["weight"]))
                 model.classifier.bias.copy_(torch.from_numpy(head["bias"]))
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-            self.pipe = transformers.pipeline("text-classification", model=model.eval(), tokenizer=self.tokenizer,
-                                              device=-1)
+            self.pipe = transformers.pipeline(
+                "text-classification", model=model.eval(), tokenizer=self.tokenizer, device=-1
+            )
         finally:
             hf_logging.set_verbosity(verbosity)
         self.limit = min(self.max_length or 10**9, self.tokenizer.model_max_length, 512)

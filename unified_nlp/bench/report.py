@@ -49,8 +49,10 @@ def contention_warning(results: dict[str, Any]) -> str | None:
     cores = results["machine"].get("logical_cores") or 1
     load = (results["machine"].get("load_average_start") or [0.0])[0]
     if load >= 0.5 * cores:
-        return (f"other processes were using the cores when this run started (load average {load:.1f} on "
-                f"{cores} cores); figures are noisy, and rows measured at different times are less comparable")
+        return (
+            f"other processes were using the cores when this run started (load average {load:.1f} on "
+            f"{cores} cores); figures are noisy, and rows measured at different times are less comparable"
+        )
     return None
 
 
@@ -76,48 +78,91 @@ def markdown(results: dict[str, Any]) -> str:
         ok_run = next((r for r in runs if r.get("ceiling_tokens_per_s")), None)
         extra = ""
         if ok_run:
-            extra = (f"; at {ok_run['flops_per_token'] / 1e6:.2f} MFLOP per token that is "
-                     f"{ok_run['ceiling_tokens_per_s']:,.0f} tokens/s ({ok_run['ceiling_texts_per_s']:,.0f} texts/s)")
-        lines += [f"Ceiling: float32 {c['size']}x{c['size']} matmul, numpy {c['numpy_gflops']:.0f} GFLOP/s, "
-                  f"torch {_fmt(c.get('torch_gflops'), 0)} GFLOP/s (best of the runs at the start and the end: {others}){extra}.", ""]
+            extra = (
+                f"; at {ok_run['flops_per_token'] / 1e6:.2f} MFLOP per token that is "
+                f"{ok_run['ceiling_tokens_per_s']:,.0f} tokens/s ({ok_run['ceiling_texts_per_s']:,.0f} texts/s)"
+            )
+        lines += [
+            f"Ceiling: float32 {c['size']}x{c['size']} matmul, numpy {c['numpy_gflops']:.0f} GFLOP/s, "
+            f"torch {_fmt(c.get('torch_gflops'), 0)} GFLOP/s (best of the runs at the start and the end: {others}){extra}.",
+            "",
+        ]
 
-    head = ["target", "status", *[f"b{b} texts/s" for b in sizes], "best tokens/s", "% of ceiling", "accuracy",
-            "CPU share"]
+    head = [
+        "target",
+        "status",
+        *[f"b{b} texts/s" for b in sizes],
+        "best tokens/s",
+        "% of ceiling",
+        "accuracy",
+        "CPU share",
+    ]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         ok = r.get("status") == "ok"
         best = _best(r) if ok else None
         cells = [_label(r), r.get("status", "?")]
         cells += [_fmt((_through(r, b) or {}).get("texts_per_s")) for b in sizes]
-        cells += [_fmt(best["tokens_per_s"], 0) if best else "-",
-                  _pct(best.get("ceiling_fraction")) if best else "-", _fmt(r.get("accuracy"), 4),
-                  _fmt(min((t["cpu_share"] for t in r.get("throughput", [])), default=None), 2)]
+        cells += [
+            _fmt(best["tokens_per_s"], 0) if best else "-",
+            _pct(best.get("ceiling_fraction")) if best else "-",
+            _fmt(r.get("accuracy"), 4),
+            _fmt(min((t["cpu_share"] for t in r.get("throughput", [])), default=None), 2),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Throughput: texts / fastest timed pass. CPU share: process CPU time / (wall time x threads), the "
-              "lowest over batch sizes; below 1, threads sat idle (serial parts of the graph) or other processes "
-              "took the cores (OpenMP's spin-waiting counts as CPU time, so torch stays near 1 either way)."]
+    lines += [
+        "",
+        "Throughput: texts / fastest timed pass. CPU share: process CPU time / (wall time x threads), the "
+        "lowest over batch sizes; below 1, threads sat idle (serial parts of the graph) or other processes "
+        "took the cores (OpenMP's spin-waiting counts as CPU time, so torch stays near 1 either way).",
+    ]
 
-    head = ["target", "runs", "import s", "load s", "first prediction s", "p50 ms", "p90 ms", "p95 ms", "p99 ms",
-            "stdev ms", "tokenizer texts/s", "peak RSS MiB"]
+    head = [
+        "target",
+        "runs",
+        "import s",
+        "load s",
+        "first prediction s",
+        "p50 ms",
+        "p90 ms",
+        "p95 ms",
+        "p99 ms",
+        "stdev ms",
+        "tokenizer texts/s",
+        "peak RSS MiB",
+    ]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         if r.get("status") != "ok":
             continue
         lat = r.get("latency_b1") or {}
-        cells = [_label(r), r.get("runs", "-"), _fmt(r.get("import_s"), 2), _fmt(r.get("load_s"), 2),
-                 _fmt(r.get("first_prediction_s"), 3), *[_fmt(lat.get(k), 2) for k in LATENCY_KEYS[:5]],
-                 _fmt((r.get("tokenizer") or {}).get("texts_per_s"), 0), _fmt(r.get("peak_rss_mb"), 0)]
+        cells = [
+            _label(r),
+            r.get("runs", "-"),
+            _fmt(r.get("import_s"), 2),
+            _fmt(r.get("load_s"), 2),
+            _fmt(r.get("first_prediction_s"), 3),
+            *[_fmt(lat.get(k), 2) for k in LATENCY_KEYS[:5]],
+            _fmt((r.get("tokenizer") or {}).get("texts_per_s"), 0),
+            _fmt(r.get("peak_rss_mb"), 0),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
 
     split = [(r, b) for r in runs if r.get("status") == "ok" for b in r.get("breakdown", []) if "model_s" in b]
     if split:
-        lines += ["", "Where the time of one predict_proba pass goes (the warm-up pass, timed by call):", "",
-                  "| backend | batch | pass s | tokenizer | model (framework + adapter) | unified_nlp core |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Where the time of one predict_proba pass goes (the warm-up pass, timed by call):",
+            "",
+            "| backend | batch | pass s | tokenizer | model (framework + adapter) | unified_nlp core |",
+            "|---|---|---|---|---|---|",
+        ]
         for r, b in split:
             total = b["total_s"]
-            lines.append(f"| {r['name']} | {b['batch_size']} | {total:.2f} | {_pct(b['tokenizer_s'] / total)} | "
-                         f"{_pct(b['model_s'] / total)} | {_pct(b['other_s'] / total)} |")
+            lines.append(
+                f"| {r['name']} | {b['batch_size']} | {total:.2f} | {_pct(b['tokenizer_s'] / total)} | "
+                f"{_pct(b['model_s'] / total)} | {_pct(b['other_s'] / total)} |"
+            )
 
     targets = results.get("summary", {}).get("targets") or []
     if targets:
@@ -137,16 +182,43 @@ def markdown(results: dict[str, Any]) -> str:
 def csv_text(results: dict[str, Any]) -> str:
     """One row per target; throughput columns per batch size."""
     sizes = sorted({t["batch_size"] for r in results["runs"] for t in r.get("throughput", [])})
-    fields = ["name", "kind", "status", "runs", "python", "import_s", "load_s", "first_prediction_s",
-              *[f"latency_{k}" for k in LATENCY_KEYS], "tokenizer_texts_per_s", "tokens_mean",
-              *[f"b{b}_{m}" for b in sizes for m in ("texts_per_s", "tokens_per_s", "ceiling_fraction")],
-              "peak_rss_mb", "accuracy", "ceiling_gflops", "error"]
+    fields = [
+        "name",
+        "kind",
+        "status",
+        "runs",
+        "python",
+        "import_s",
+        "load_s",
+        "first_prediction_s",
+        *[f"latency_{k}" for k in LATENCY_KEYS],
+        "tokenizer_texts_per_s",
+        "tokens_mean",
+        *[f"b{b}_{m}" for b in sizes for m in ("texts_per_s", "tokens_per_s", "ceiling_fraction")],
+        "peak_rss_mb",
+        "accuracy",
+        "ceiling_gflops",
+        "error",
+    ]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for r in results["runs"]:
-        row: dict[str, Any] = {k: r.get(k) for k in ("name", "kind", "status", "runs", "python", "import_s",
-                                                      "load_s", "first_prediction_s", "peak_rss_mb", "accuracy")}
+        row: dict[str, Any] = {
+            k: r.get(k)
+            for k in (
+                "name",
+                "kind",
+                "status",
+                "runs",
+                "python",
+                "import_s",
+                "load_s",
+                "first_prediction_s",
+                "peak_rss_mb",
+                "accuracy",
+            )
+        }
         for k in LATENCY_KEYS:
             row[f"latency_{k}"] = (r.get("latency_b1") or {}).get(k)
         row["tokenizer_texts_per_s"] = (r.get("tokenizer") or {}).get("texts_per_s")

@@ -55,7 +55,9 @@ def _data(path: str | None, pairs: bool = False) -> tuple[list, list, str]:
 
     if pairs:  # sentence pairs cross the process boundary as JSON lists [text, text_pair]
         if path is None:
-            raise ValueError("--pairs needs --data: a TSV sentence1<TAB>sentence2<TAB>label, or text<TAB>text_pair lines")
+            raise ValueError(
+                "--pairs needs --data: a TSV sentence1<TAB>sentence2<TAB>label, or text<TAB>text_pair lines"
+            )
         if str(path).endswith(".tsv"):
             texts, labels = read_tsv(path, pairs=True)
             return [list(t) for t in texts], labels, str(path)
@@ -71,23 +73,46 @@ def _data(path: str | None, pairs: bool = False) -> tuple[list, list, str]:
 
 
 def plan(
-    backends: Sequence[str], model_dir: Path, texts: list[str], labels: list, batch_sizes: list[int],
-    repeat: int, threads: int, max_length: int | None, reference: bool,
+    backends: Sequence[str],
+    model_dir: Path,
+    texts: list[str],
+    labels: list,
+    batch_sizes: list[int],
+    repeat: int,
+    threads: int,
+    max_length: int | None,
+    reference: bool,
 ) -> list[dict[str, Any]]:
     """One configuration per target, in launch order."""
-    common = {"model_dir": str(model_dir), "texts": texts, "labels": labels, "threads": threads,
-              "repeat": repeat, "max_length": max_length, "ceiling_seconds": 1.5 if repeat > 1 else 0.5}
+    common = {
+        "model_dir": str(model_dir),
+        "texts": texts,
+        "labels": labels,
+        "threads": threads,
+        "repeat": repeat,
+        "max_length": max_length,
+        "ceiling_seconds": 1.5 if repeat > 1 else 0.5,
+    }
     targets: list[dict[str, Any]] = []
     if reference:
         targets.append({**common, "kind": "ceiling", "name": "matmul-ceiling", "texts": [], "labels": []})
     for name in backends:
         targets.append({**common, "kind": "backend", "name": name, "batch_sizes": batch_sizes})
         if reference and name == "huggingface":
-            targets.append({**common, "kind": "torch-raw", "name": "torch-raw", "batch_sizes": batch_sizes,
-                            "latency": False})
+            targets.append(
+                {**common, "kind": "torch-raw", "name": "torch-raw", "batch_sizes": batch_sizes, "latency": False}
+            )
     if reference:
-        targets.append({**common, "kind": "hf-pipeline", "name": "hf-pipeline", "batch_sizes": [PIPELINE_BATCH],
-                        "latency": False, "tokenizer": False})
+        targets.append(
+            {
+                **common,
+                "kind": "hf-pipeline",
+                "name": "hf-pipeline",
+                "batch_sizes": [PIPELINE_BATCH],
+                "latency": False,
+                "tokenizer": False,
+            }
+        )
         # the ceiling again at the end: the machine's best, in case other processes took cores at the start
         targets.append({**targets[0], "name": "matmul-ceiling-end"})
     return targets
@@ -187,9 +212,18 @@ def run(
         "created": started_wall,
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
         "config": {
-            "backends": names, "model": str(model), "model_dir": str(model_dir), "data": source,
-            "n_texts": len(texts), "pairs": bool(pairs), "batch_sizes": sizes, "repeat": repeat, "threads": int(threads),
-            "max_length": max_length, "quick": bool(quick), "reference": bool(reference),
+            "backends": names,
+            "model": str(model),
+            "model_dir": str(model_dir),
+            "data": source,
+            "n_texts": len(texts),
+            "pairs": bool(pairs),
+            "batch_sizes": sizes,
+            "repeat": repeat,
+            "threads": int(threads),
+            "max_length": max_length,
+            "quick": bool(quick),
+            "reference": bool(reference),
             "throughput_statistic": "texts / fastest of `repeat` timed passes (after one warm-up pass)",
         },
         "machine": {**machine(), "load_average_start": load_start, "load_average_end": load_average()},
@@ -217,7 +251,9 @@ def _at(run: dict[str, Any] | None, batch_size: int) -> float | None:
 
 def derive(results: dict[str, Any]) -> None:
     """Ceiling fractions per row and batch size, and the comparisons the issue asks for."""
-    measured = [r["ceiling"]["gflops"] for r in results["runs"] if r.get("kind") == "ceiling" and r.get("status") == "ok"]
+    measured = [
+        r["ceiling"]["gflops"] for r in results["runs"] if r.get("kind") == "ceiling" and r.get("status") == "ok"
+    ]
     ceiling = max(measured, default=None)
     config = results["model"]
     results["ceiling_gflops"] = ceiling
@@ -237,8 +273,7 @@ def derive(results: dict[str, Any]) -> None:
     hf, raw, pipe = _row(results, "huggingface"), _row(results, "torch-raw"), _row(results, "hf-pipeline")
     if hf and raw:
         summary["huggingface_vs_torch_raw"] = {
-            str(t["batch_size"]): t["texts_per_s"] / r
-            for t in hf["throughput"] if (r := _at(raw, t["batch_size"]))
+            str(t["batch_size"]): t["texts_per_s"] / r for t in hf["throughput"] if (r := _at(raw, t["batch_size"]))
         }
     common = set.intersection(*({t["batch_size"] for t in r["throughput"]} for r in backends)) if backends else set()
     headline = PIPELINE_BATCH if PIPELINE_BATCH in common else max(common, default=None)
@@ -250,8 +285,11 @@ def derive(results: dict[str, Any]) -> None:
         summary["ratio_to_fastest"] = {k: v / rates[fastest] for k, v in rates.items()}
         if headline == PIPELINE_BATCH and pipe and _at(pipe, PIPELINE_BATCH):
             summary["best_backend_vs_pipeline_at_32"] = rates[fastest] / _at(pipe, PIPELINE_BATCH)
-    fractions = {r["name"]: max((t.get("ceiling_fraction") or 0.0) for t in r["throughput"])
-                 for r in backends if r.get("throughput")}
+    fractions = {
+        r["name"]: max((t.get("ceiling_fraction") or 0.0) for t in r["throughput"])
+        for r in backends
+        if r.get("throughput")
+    }
     if ceiling and fractions:
         summary["best_ceiling_fraction"] = max(fractions.values())
         summary["ceiling_fraction_by_backend"] = fractions
@@ -285,10 +323,19 @@ def _targets(s: dict[str, Any]) -> list[dict[str, Any]]:
 def main(args: argparse.Namespace) -> int:
     """Entry point of `unified-nlp bench` (see options.py for the arguments)."""
     results = run(
-        backends=args.backends, model=args.model, batch_sizes=args.batch_sizes, max_length=args.max_length,
-        data=args.data, repeat=args.repeat, threads=args.threads, out=args.out, quick=args.quick,
-        reference=not args.no_reference, progress=not args.no_progress,
-        timeout=getattr(args, "timeout", None), texts_limit=getattr(args, "texts", None),
+        backends=args.backends,
+        model=args.model,
+        batch_sizes=args.batch_sizes,
+        max_length=args.max_length,
+        data=args.data,
+        repeat=args.repeat,
+        threads=args.threads,
+        out=args.out,
+        quick=args.quick,
+        reference=not args.no_reference,
+        progress=not args.no_progress,
+        timeout=getattr(args, "timeout", None),
+        texts_limit=getattr(args, "texts", None),
         pairs=getattr(args, "pairs", False),
     )
     from .report import markdown

@@ -131,8 +131,11 @@ def measure(subject: Subject, cfg: dict[str, Any], step: Callable[[str], None]) 
             passes.append(seconds)
             step("tokenizer")
         best = min(passes)
-        res["tokenizer"] = {"passes_s": passes, "texts_per_s": len(texts) / best,
-                            "tokens_per_s": float(np.sum(lengths)) / best}
+        res["tokenizer"] = {
+            "passes_s": passes,
+            "texts_per_s": len(texts) / best,
+            "tokens_per_s": float(np.sum(lengths)) / best,
+        }
     else:
         lengths = subject.tokenize(texts)
     lengths = np.asarray(lengths)
@@ -162,16 +165,18 @@ def measure(subject: Subject, cfg: dict[str, Any], step: Callable[[str], None]) 
             step(f"throughput b{bs}")
         kept[bs] = probs
         best = min(walls)
-        res["throughput"].append({
-            "batch_size": bs,
-            "passes_s": walls,
-            "texts_per_s": len(texts) / best,  # best of the passes: the least disturbed by other processes
-            "texts_per_s_median": len(texts) / statistics.median(walls),
-            "tokens_per_s": res["tokens"]["total"] / best,
-            "cpu_s": cpus,
-            # CPU time / (wall time x threads): below ~0.9, other processes took cores from this one
-            "cpu_share": statistics.median(c / (w * threads) for c, w in zip(cpus, walls)),
-        })
+        res["throughput"].append(
+            {
+                "batch_size": bs,
+                "passes_s": walls,
+                "texts_per_s": len(texts) / best,  # best of the passes: the least disturbed by other processes
+                "texts_per_s_median": len(texts) / statistics.median(walls),
+                "tokens_per_s": res["tokens"]["total"] / best,
+                "cpu_s": cpus,
+                # CPU time / (wall time x threads): below ~0.9, other processes took cores from this one
+                "cpu_share": statistics.median(c / (w * threads) for c, w in zip(cpus, walls)),
+            }
+        )
 
     if kept:
         ref_bs = ACCURACY_BATCH if ACCURACY_BATCH in kept else max(kept)

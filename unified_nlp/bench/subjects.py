@@ -111,4 +111,3 @@ class BackendSubject:
             "versions": versions(dists),
             "converted_cache_was_warm": self._cache_was_warm,
         }
-

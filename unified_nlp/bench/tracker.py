@@ -87,8 +87,14 @@ def versions(distributions: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 def process_environment() -> dict[str, Any]:
     """This interpreter and the thread-related environment variables it was started with."""
-    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS",
-            "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+    keys = (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "RAYON_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+    )
     return {
         "python": sys.executable,
         "python_version": platform.python_version(),

@@ -63,7 +63,14 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     encoder = minilm_dir()
-    spec = {"labels": LABELS, "num_labels": 2, "fresh_head": True, "max_length": 512, "head": "mean", "architecture": "bert"}
+    spec = {
+        "labels": LABELS,
+        "num_labels": 2,
+        "fresh_head": True,
+        "max_length": 512,
+        "head": "mean",
+        "architecture": "bert",
+    }
     tokenizer, model = HFTokenizer(encoder, 512), HFModel(encoder, spec)
     train_texts, train_y = read_tsv(sst2_path("train"))
     pick = np.random.default_rng(0).permutation(len(train_texts))[: args.rows]
@@ -77,7 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.out == DEFAULT_HEAD:
         DEFAULT_SPEC.write_text(
             json.dumps(
-                {"format": "huggingface", "architecture": "bert", "labels": LABELS, "pooling": "mean", "max_length": 512},
+                {
+                    "format": "huggingface",
+                    "architecture": "bert",
+                    "labels": LABELS,
+                    "pooling": "mean",
+                    "max_length": 512,
+                },
                 indent=2,
             )
             + "\n"
