@@ -255,6 +255,34 @@ def test_a_pytorch_model_bin_loads_like_safetensors(folders, tmp_path):
     np.testing.assert_array_equal(un.load_classifier(pickled, backend="paddlenlp").logits(TEXTS), a)
 
 
+def test_an_encoder_without_a_head_converts_and_loads_with_labels(tmp_path):
+    """The bare MiniLM (no head): the export is PaddleNLP's BertModel; loaded with labels it
+    starts the fresh head every backend starts from."""
+    require("paddlenlp")
+    out = un.convert("minilm", to="paddlenlp", out=tmp_path / "paddle")
+    spec = json.loads((out / "unified_nlp.json").read_text())
+    assert spec["paddle_class"] == "BertModel" and "labels" not in spec
+    paddle = un.load_classifier(out, backend="paddlenlp", labels=["no", "yes"], seed=2)
+    hf = un.load_classifier("minilm", backend="huggingface", labels=["no", "yes"], seed=2)
+    assert np.abs(paddle.logits(TEXTS) - hf.logits(TEXTS)).max() <= 1e-5
+
+
+def test_a_classifier_without_its_pooler_computes_with_the_cores_drawn_one(folders, tmp_path):
+    import shutil
+
+    from unified_nlp.weights import save_file
+
+    folder = Path(shutil.copytree(folders["bert"], tmp_path / "nopooler"))
+    tensors = load_file(folder / "model.safetensors")
+    save_file({k: v for k, v in tensors.items() if ".pooler." not in k}, folder / "model.safetensors")
+    hf, paddle = (un.load_classifier(folder, backend=b) for b in ("huggingface", "paddlenlp"))
+    assert np.abs(paddle.logits(TEXTS) - hf.logits(TEXTS)).max() <= 1e-5
+    back = un.convert(
+        un.convert(folder, to="paddlenlp", out=tmp_path / "paddle"), to="huggingface", out=tmp_path / "back"
+    )
+    assert sorted(load_file(back / "model.safetensors")) == sorted(load_file(folder / "model.safetensors"))
+
+
 def test_sentence_pairs_through_the_worker(folders):
     paddle = un.load_classifier(folders["bert"], backend="paddlenlp")
     hf = un.load_classifier(folders["bert"], backend="huggingface")

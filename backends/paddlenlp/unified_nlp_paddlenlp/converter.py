@@ -35,7 +35,7 @@ from unified_nlp.weights import atomic_dir, load_file, read_header, save_file
 
 from . import families
 from .families import Family
-from .tensors import canonical_names, logits_name, read_by_head, to_canonical, to_paddle
+from .tensors import canonical_names, logits_name, to_canonical, to_paddle
 from .tokenizer_files import albert_tokenizer_json, bpe_tokenizer_json, paddle_tokenizer_files
 
 FORMAT = "paddlenlp"
@@ -45,7 +45,7 @@ CONFIG = "config.json"  # PaddleNLP's CONFIG_NAME
 CANONICAL_WEIGHTS = "model.safetensors"
 # bumped whenever this module writes a folder differently: the adapter's cached conversions
 # (unified_nlp.models.converted_dir) of another version are written again
-VERSION = 2
+VERSION = 3
 _PICKLES = (".pdparams", ".pdopt", ".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 # --- reading folders ---------------------------------------------------------
 
@@ -116,9 +116,10 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
     """Write the PaddleNLP format of the canonical folder `source` to `out`, atomically.
 
     `spec` is the core's description of the folder (checkpoint.describe, which runs
-    when it is None). An export (``for_loading=False``) must be a complete classifier
-    that plain PaddleNLP runs; the adapter's own cache of a folder without a head (a
-    fresh head is drawn on load) is written with ``for_loading=True``.
+    when it is None). A classifier becomes the family's PaddleNLP task model; a folder
+    without a head (an encoder, for a fresh head drawn on load) and the mean-pooling
+    head's encoder become its bare PaddleNLP encoder. `for_loading`: the adapter's own
+    cache, written without the export's warnings.
     """
     source, out = Path(source), Path(out)
     if read_spec(source).get("format", "huggingface") != "huggingface":
@@ -130,26 +131,23 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
             f"{source / CANONICAL_WEIGHTS}: has PaddleNLP parameter names (a PaddleNLP save_pretrained folder). "
             "Make a canonical folder first: unified_nlp_paddlenlp.PaddleNLPBackend().export_canonical(src, out)"
         )
-    spec = dict(describe(source) if spec is None else spec)
+    spec = dict(describe(source, require_head=False) if spec is None else spec)
     config = read_json(source / "config.json")
     family = families.get(spec.get("architecture", config.get("model_type", "bert")), source / "config.json")
     reason = family.unsupported(config)
     if reason:
         raise ConversionError(f"{source / 'config.json'}: {reason}")
-    task = spec.get("head") != "mean"
-    state = canonical_names(read_state(source), family, task)
+    native = spec.get("head") != "mean"
+    state = read_state(source)
+    task = native and logits_name(family) in canonical_names(state, family, True)  # the folder has a head
+    state = canonical_names(state, family, task)
     weights = source / CANONICAL_WEIGHTS
-    logits_weight = logits_name(family) if task else None
-    num_labels = int(state[logits_weight].shape[0]) if logits_weight in state else int(spec["num_labels"])
+    num_labels = int(state[logits_name(family)].shape[0]) if task else 0
     tensors, info = to_paddle(state, family, config, task=task, num_labels=num_labels, source=weights)
-    unread = sorted(set(info["canonical_absent"]) & read_by_head(family, task))
-    if unread and not for_loading:
-        raise ConversionError(
-            f"{weights}: no {', '.join(unread[:3])}, which {family.paddle_class}'s head reads; "
-            "load it with labels=[...] for a fresh head, fit it, and save it first"
-        )
     labels = list(spec["labels"]) if not spec.get("fresh_head") else config_labels(config, source / "config.json")
-    if labels is None or len(labels) != num_labels:
+    if not task:
+        labels = list(spec["labels"]) if not native else []
+    elif labels is None or len(labels) != num_labels:
         labels = [f"LABEL_{i}" for i in range(num_labels)]
     problem_type = spec.get("problem_type", "single_label_classification")
     pd_config = family.to_paddle_config(config, task=task)
@@ -170,14 +168,14 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
     meta = {
         "format": FORMAT,
         "architecture": family.model_type,
-        "head": "native" if task else "mean",
+        "head": "native" if native else "mean",
         "encoder_dir": ENCODER_DIR,
-        "paddle_class": pd_config["architectures"][0],
-        "labels": labels if task else list(spec["labels"]),
+        "paddle_class": pd_config["architectures"][0],  # the task model, or the bare encoder
+        **({"labels": labels} if labels else {}),  # none for an encoder without a head
         "problem_type": problem_type,
         "token_types": bool(spec.get("token_types", family.architecture.token_types)),
         "max_length": max_length,
-        **({"pooling": "mean"} if not task else {}),
+        **({"pooling": "mean"} if not native else {}),
         **info,
         "paddle_tokenizer": sorted(tokenizer_files) if tokenizer_files else None,
         **({"paddle_tokenizer_missing": tokenizer_note} if tokenizer_note else {}),
@@ -213,7 +211,7 @@ def export_canonical(source: Path, out: Path) -> None:
         read_paddle_config(enc)
         config = read_json(source / "config.json")  # the canonical config, copied below
         family = families.get(spec.get("architecture", "bert"), source / SPEC_FILE)
-        task = spec.get("head", "mean" if spec.get("pooling") == "mean" else "native") != "mean"
+        task = spec.get("paddle_class", family.paddle_base) == family.paddle_class  # not a bare encoder
         copy_from, meta = source, spec
     elif not spec and is_paddle_native(source):  # PaddleNLP's own save_pretrained folder
         enc, copy_from, meta = source, None, {}
@@ -259,7 +257,7 @@ def export_canonical(source: Path, out: Path) -> None:
             elif not (tmp / "tokenizer.json").is_file() and (tmp / "spiece.model").is_file():
                 (tmp / "tokenizer.json").write_text(albert_tokenizer_json(tmp), encoding="utf-8")
         save_file(tensors, tmp / CANONICAL_WEIGHTS, metadata={"format": "pt"})
-        if spec and not task:
+        if spec and spec.get("head") == "mean":
             keep = {k: spec[k] for k in ("labels", "pooling", "max_length") if k in spec}
             write_json(tmp / SPEC_FILE, {"format": "huggingface", "architecture": family.model_type, **keep})
         check(tmp)

@@ -21,7 +21,6 @@ from . import families
 from ._framework import no_init_weights, paddle, paddlenlp_class
 from .converter import encoder_dir, read_paddle_config, weights_file
 from .families import Family
-from .tensors import logits_name, read_by_head
 from .training import AdamW
 
 _INPUTS = ("input_ids", "token_type_ids", "attention_mask")  # the order of the nets' forward arguments
@@ -118,7 +117,7 @@ class PaddleModel:
         self.multi_label = spec.get("problem_type") == "multi_label_classification"
         arch = self.family.architecture
         self.rows = self.family.rows(self.config, task=self.task)
-        tensors, omit = self._tensors(folder, meta, spec)
+        tensors = self._tensors(folder, meta, spec)
         pd_config = dict(read_paddle_config(folder))
         if self.task:
             labels = list(spec["labels"])
@@ -147,7 +146,6 @@ class PaddleModel:
             self.encoder = model
         self.model = model
         self.net.eval()
-        self._omit = omit  # canonical names the source did not have (and state_dict leaves out)
         self._canonical = {pd: hf for hf, pd, _ in self.rows}
         self.max_positions = arch.position_limit(self.config)
         self.max_length = min(int(spec.get("max_length") or self.max_positions), self.max_positions)
@@ -157,41 +155,26 @@ class PaddleModel:
         self._optimizer: AdamW | None = None
         self._compiled = None if os.environ.get("UNIFIED_NLP_PADDLE_STATIC") == "0" else self._compile()
 
-    def _tensors(self, folder: Path, meta: Mapping[str, Any], spec: Mapping[str, Any]):
-        """The PaddleNLP tensors to set (the folder's, with a fresh head where the spec asks
-        for one) and the canonical names to leave out of state_dict."""
+    def _tensors(self, folder: Path, meta: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The PaddleNLP tensors to set: the folder's (a bare encoder's renamed into the task
+        model for a native head), with a fresh head where the spec asks for one."""
         tensors = load_file(weights_file(folder))
-        absent = set(meta.get("canonical_absent") or [])
         if not self.task:
-            return tensors, absent
-        unread = absent & read_by_head(self.family, True)
-        fresh: dict[str, np.ndarray] = {}
-        if spec.get("fresh_head"):
+            return tensors
+        if meta.get("paddle_class", self.family.paddle_class) != self.family.paddle_class:  # a bare encoder
+            p = self.family.architecture.prefix + "."
+            bare = {p + hf: pd for hf, pd, _ in self.family.rows(self.config, task=False)}
+            tensors = {pd: tensors[bare[hf]] for hf, pd, _ in self.rows if hf in bare and bare[hf] in tensors}
+            tensors.update(self.family.buffers(self.config))
+            if not spec.get("fresh_head"):
+                raise InvalidModelError(f"{folder}: no classification head; pass labels=[...] to start a fresh one")
+        if spec.get("fresh_head"):  # drawn in numpy by the core: the same start on every backend
             fresh = self.family.architecture.fresh_head(self.config, self.num_labels, int(spec.get("seed", 0)))
-            unread -= set(fresh)
-            if unread:  # a checkpoint without the pooler the head reads: drawn as fresh_head draws
-                rng = np.random.default_rng([int(spec.get("seed", 0)), 1])
-                h = self.family.architecture.dims(self.config)["hidden"]
-                for name in sorted(unread):
-                    shape = (h, h) if name.endswith("weight") else (h,)
-                    fresh[name] = (
-                        np.zeros(shape, np.float32)
-                        if name.endswith("bias")
-                        else (rng.standard_normal(shape) * 0.02).astype(np.float32)
-                    )
-                unread = set()
-        elif logits_name(self.family) in absent:
-            raise InvalidModelError(f"{folder}: no classification head; pass labels=[...] to start a fresh one")
-        if unread:
-            raise InvalidModelError(
-                f"{folder}: the checkpoint has no {', '.join(sorted(unread))}, which the head reads "
-                "(transformers would draw it at random)"
-            )
-        by_name = {hf: (pd, fn) for hf, pd, fn in self.rows}
-        for name, value in fresh.items():
-            pd, fn = by_name[name]
-            tensors[pd] = fn(value)
-        return tensors, absent - set(fresh)
+            by_name = {hf: (pd, fn) for hf, pd, fn in self.rows}
+            for name, value in fresh.items():
+                pd, fn = by_name[name]
+                tensors[pd] = fn(value)
+        return tensors
 
     def _compile(self):
         net = self.net
@@ -271,7 +254,7 @@ class PaddleModel:
         for the mean head. Buffers (position_ids) are left out, as transformers rebuilds them."""
         with self._lock:
             tensors = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
-            out = {hf: np.ascontiguousarray(fn(tensors[pd])) for hf, pd, fn in self.rows if hf not in self._omit}
+            out = {hf: np.ascontiguousarray(fn(tensors[pd])) for hf, pd, fn in self.rows}
             if not self.task:
                 out["head.weight"] = self.net.head_weight.numpy().copy()
                 out["head.bias"] = self.net.head_bias.numpy().copy()

@@ -2,8 +2,8 @@
 families/, in numpy: every name and shape checked against config.json first, errors
 naming the file. Both transforms (transpose, copy) are their own inverse, so the round
 trip is bit-exact; what the source held beyond the table (transformers' old buffers) or
-short of it (a pooler or head a checkpoint may lack) is recorded, so an export writes
-back exactly the tensors it read.
+short of it (a pooler a checkpoint may lack, filled with the values the core draws for
+every backend) is recorded, so an export writes back exactly the tensors it read.
 """
 
 from __future__ import annotations
@@ -47,26 +47,30 @@ def canonical_names(state: Mapping[str, Any], family: Family, task: bool) -> dic
     return dict(state)
 
 
-def _head_names(family: Family, config: Mapping[str, Any], task: bool) -> set[str]:
-    """Canonical names that may be absent from a checkpoint: the pooler (an optional row in
-    the core's table, or unused by a mean head) and, for a checkpoint without a head
-    that gets a fresh one, the classifier."""
+def _poolers(family: Family, task: bool) -> set[str]:
+    """Canonical names of the pooler, which a checkpoint may lack (transformers then draws it)."""
     p = family.architecture.prefix + "." if task else ""
-    return {hf.format(p=p) for hf, _, _ in family.pooler + (family.head if task else ())}
+    return {hf.format(p=p) for hf, _, _ in family.pooler}
+
+
+def drawn(family: Family, config: Mapping[str, Any], names, *, task: bool) -> dict[str, np.ndarray]:
+    """Values for tensors a checkpoint lacks, as the core draws them for every backend
+    (Architecture.missing_tensors, under the task model's names)."""
+    arch = family.architecture
+    p = arch.prefix + "."
+    full = {(n if task else p + n): n for n in names}
+    known = {*arch.encoder_shapes(config), *arch.head_shapes(config, 1)}
+    values = arch.missing_tensors(config, [n for n in full if n in known])
+    out = {full[k]: v for k, v in values.items()}
+    for name in set(full) - known:  # RoBERTa's bare-encoder pooler, which no head of ours reads
+        h = arch.dims(config)["hidden"]
+        out[full[name]] = np.zeros((h, h) if name.endswith("weight") else (h,), np.float32)
+    return out
 
 
 def logits_name(family: Family) -> str:
     """The canonical name of the weight that gives the logits (classifier / out_proj)."""
     return [hf for hf, _, _ in family.head if hf.endswith("weight")][-1]
-
-
-def read_by_head(family: Family, task: bool) -> set[str]:
-    """Canonical names of the tensors the task model's head reads (classifier and its pooler)."""
-    if not task:
-        return set()
-    p = family.architecture.prefix + "."
-    pooler = {hf.format(p=p) for hf, _, _ in family.pooler} if family.pooler_in_task else set()
-    return pooler | {hf for hf, _, _ in family.head}
 
 
 def _shapes(family: Family, config: Mapping[str, Any], task: bool, num_labels: int) -> dict[str, tuple[int, ...]]:
@@ -122,9 +126,8 @@ def to_paddle(
             f"{source}: tensor(s) outside the {family.display} architecture, e.g. {', '.join(unknown[:3])}"
         )
     shapes = _shapes(family, config, task, num_labels)
-    may_lack = _head_names(family, config, task)
     absent = [hf for hf, _, _ in rows if hf not in state]
-    required = [name for name in absent if name not in may_lack and not arch.is_optional(name)]
+    required = [name for name in absent if name not in _poolers(family, task)]
     if required:
         raise ConversionError(f"{source}: missing {len(required)} tensor(s), e.g. {', '.join(required[:3])}")
     for name, array in state.items():
@@ -132,10 +135,8 @@ def to_paddle(
             raise ConversionError(
                 f"{source}: tensor {name!r} has shape {list(array.shape)}, config.json implies {list(shapes[name])}"
             )
-    out = {}
-    for hf, pd, fn in rows:
-        value = state[hf] if hf in state else np.zeros(shapes[hf], np.float32)  # absent: see canonical_absent
-        out[pd] = fn(value)
+    values = {**drawn(family, config, absent, task=task), **state}  # absent: see canonical_absent
+    out = {pd: fn(values[hf]) for hf, pd, fn in rows}
     out.update(family.buffers(config, task=task))
     return out, {"canonical_buffers": sorted(buffers), "canonical_absent": absent}
 
