@@ -119,9 +119,12 @@ def make_checkpoint(
     seed: int = 0,
     safe_serialization: bool = True,
     corpus: list[str] | None = None,
+    scale: float = 1.0,
 ) -> Path:
     """Write a tiny random `arch` classifier with transformers' save_pretrained at `out`
-    (with safe_serialization=False: a pytorch_model.bin instead, see to_pytorch_bin)."""
+    (with safe_serialization=False: a pytorch_model.bin instead, see to_pytorch_bin).
+    `scale` multiplies every matrix: at N(0, 0.02) a tiny model's logits vary across
+    inputs by about 1e-4, so scale=8 makes a comparison at 1e-5 see which input it got."""
     import torch
     import transformers
 
@@ -135,6 +138,8 @@ def make_checkpoint(
         for name, p in model.named_parameters():
             if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name:
                 p.add_(torch.randn_like(p) * 0.1)
+            elif p.ndim == 2:
+                p.mul_(scale)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     if not safe_serialization:

@@ -29,7 +29,7 @@ PAIRS = [("A man plays a guitar.", "A person makes music."), ("great", "it was b
 def folders(tmp_path_factory):
     require("huggingface")
     root = tmp_path_factory.mktemp("checkpoints")
-    return {arch: make_checkpoint(arch, root / arch) for arch in ARCHITECTURES}
+    return {arch: make_checkpoint(arch, root / arch, scale=8.0) for arch in ARCHITECTURES}
 
 
 def _reference(folder, texts, pairs=None):

@@ -62,4 +62,5 @@ ARCHITECTURE = _Albert(
     layer=LAYER,
     token_types=False,  # transformers' AlbertTokenizer returns no token_type_ids, even for pairs
     head_rows=HEAD,
+    optional=("pooler.weight", "pooler.bias"),  # an encoder-only checkpoint may have no pooler: the core draws one
 )

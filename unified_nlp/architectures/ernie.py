@@ -31,4 +31,8 @@ ARCHITECTURE = _Ernie(
     embeddings=BERT_EMBEDDINGS,
     layer=BERT_LAYER,
     head_rows=POOLER_HEAD,
+    optional=(
+        "pooler.dense.weight",
+        "pooler.dense.bias",
+    ),  # an encoder-only checkpoint may have no pooler: the core draws one
 )
