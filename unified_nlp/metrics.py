@@ -34,6 +34,18 @@ def label_ids(labels: Sequence[str | int], names: Sequence[str]) -> np.ndarray:
     return out
 
 
+def _per_class(names, precision, recall, f1, support) -> dict[str, dict[str, float]]:
+    return {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(names)
+    }
+
+
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro F1, per-class precision/recall/F1/support and the confusion
     matrix (rows: true label, columns: predicted)."""
@@ -49,15 +61,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, names: Sequenc
     return {
         "accuracy": float(tp.sum() / n) if n else float("nan"),
         "macro_f1": float(f1.mean()),
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(cm[i].sum()),
-            }
-            for i, name in enumerate(names)
-        },
+        "per_class": _per_class(names, precision, recall, f1, cm.sum(axis=1)),
         "confusion_matrix": cm,
         "labels": list(names),
         "n": n,
@@ -103,15 +107,7 @@ def multi_label_report(y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[s
         "accuracy": float((y_true == y_pred).all(axis=1).mean()) if n else float("nan"),
         "micro_f1": micro,
         "macro_f1": float(f1.mean()),
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(y_true[:, i].sum()),
-            }
-            for i, name in enumerate(names)
-        },
+        "per_class": _per_class(names, precision, recall, f1, y_true.sum(axis=0)),
         "labels": list(names),
         "n": n,
     }
