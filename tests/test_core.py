@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,19 @@ def test_top_k_is_sorted_and_complete(fake):
     assert {p.label for p in rows} == {"A", "B", "C"}
 
 
+def test_top_k_none_gives_every_label_and_keeps_the_truncated_flag(fake):
+    every = fake.predict(["short", "x" * 100], top_k=None)
+    assert [len(row) for row in every] == [3, 3] and {p.label for p in every[0]} == {"A", "B", "C"}
+    assert [row[0].truncated for row in every] == [False, True]
+    assert [row[0].truncated for row in fake.predict(["short", "x" * 100], top_k=2)] == [False, True]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "all"])
+def test_top_k_that_is_not_a_positive_integer_is_refused(fake, bad):
+    with pytest.raises(un.InvalidInputError, match="top_k"):
+        fake.predict(["hello"], top_k=bad)
+
+
 def test_truncation_is_reported(fake):
     preds = fake.predict(["short", "x" * 100])
     assert [p.truncated for p in preds] == [False, True]
@@ -169,7 +183,8 @@ def test_metrics_by_hand():
     y_pred = np.array([0, 1, 1, 1, 0])
     report = classification_report(y_true, y_pred, ["N", "P"])
     assert report["accuracy"] == pytest.approx(3 / 5)
-    assert report["confusion_matrix"].tolist() == [[1, 1], [1, 2]]
+    assert report["confusion_matrix"] == [[1, 1], [1, 2]]
+    json.dumps(report)  # JSON-ready as it is
     # P: precision 2/3, recall 2/3; N: precision 1/2, recall 1/2
     assert report["macro_f1"] == pytest.approx((2 / 3 + 1 / 2) / 2)
 
@@ -237,11 +252,20 @@ def test_worker_registration_round_trip(tmp_path, monkeypatch):
     config = tmp_path / "cfg.json"
     monkeypatch.setenv("UNIFIED_NLP_CONFIG", str(config))
     monkeypatch.delenv("UNIFIED_NLP_PADDLENLP_PYTHON", raising=False)
-    registry.register_worker("paddle", "/opt/envs/paddle/bin/python", config)
-    assert json.loads(config.read_text())["workers"]["paddlenlp"] == "/opt/envs/paddle/bin/python"
-    assert registry.worker_python("paddlenlp") == "/opt/envs/paddle/bin/python"
+    python = str(Path(sys.executable).absolute())
+    registry.register_worker("paddle", python, config)
+    assert json.loads(config.read_text())["workers"]["paddlenlp"] == python
+    assert registry.worker_python("paddlenlp") == python
     monkeypatch.setenv("UNIFIED_NLP_PADDLENLP_PYTHON", "/elsewhere/python")
     assert registry.worker_python("paddlenlp") == "/elsewhere/python"
+
+
+@pytest.mark.parametrize("python", ["/opt/envs/none/bin/python", "/etc/hostname", "/bin/false"])
+def test_worker_registration_checks_the_interpreter(tmp_path, python):
+    config = tmp_path / "cfg.json"
+    with pytest.raises(un.WorkerError, match=python):
+        registry.register_worker("paddlenlp", python, config)
+    assert not config.exists()
 
 
 def test_import_hygiene_no_framework_on_import_or_listing():

@@ -180,3 +180,24 @@ def test_killed_save_leaves_the_previous_model_and_no_partial_folder(tmp_path, d
         for p in target.iterdir():
             shutil.copy2(p, tmp / p.name)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved"]
+
+
+@pytest.mark.parametrize("target", ["save", "huggingface", "tfhub"])
+def test_written_models_get_the_umask_permissions(tmp_path, target):
+    """save and convert write through temporary files (mkstemp makes 0600): the result must
+    read like any other file under the caller's umask, not be readable by its owner only."""
+    from .conftest import require
+
+    require("huggingface" if target != "tfhub" else "tfhub")
+    old = os.umask(0o022)
+    try:
+        if target == "save":
+            out = default_classifier("huggingface").save(tmp_path / "saved")
+        else:
+            out = un.convert("default", to=target, out=tmp_path / target)
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in [out, *out.rglob("*")]}
+    wrong = {name: oct(mode) for name, mode in modes.items() if mode not in (0o644, 0o755)}
+    assert not wrong, wrong
+    assert modes["model.safetensors" if target != "tfhub" else "head.safetensors"] == 0o644

@@ -35,58 +35,60 @@ def sst2_path(split: str) -> Path:
     )
 
 
+def _decoded_lines(path: Path) -> list[str]:
+    """The file's lines, UTF-8 (a byte-order mark is dropped); errors name the file and line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InvalidInputError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        return raw.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InvalidInputError(f"{path}:{line}: not valid UTF-8 (byte {raw[e.start]:#x})") from None
+
+
 def read_tsv(
     path: str | os.PathLike, label_names: list[str] | None = None, *, pairs: bool = False
 ) -> tuple[list, list]:
-    """Read `sentence<TAB>label` rows (one optional header line), or with ``pairs=True``
-    `sentence1<TAB>sentence2<TAB>label` rows, whose texts come back as (text, text_pair)
-    tuples. Labels are returned as ints when they are all integers, else as strings.
-    Errors name the line.
+    """Read `sentence<TAB>label` rows, or with ``pairs=True`` `sentence1<TAB>sentence2<TAB>label`
+    rows, whose texts come back as (text, text_pair) tuples. A first line whose last
+    column is `label` is a header; blank lines are skipped; every row must have exactly
+    the expected columns. Labels are returned as ints when they are all integers, else
+    as strings. Errors name the file and line; a file without rows is an error.
 
     >>> texts, labels = read_tsv(sst2_path("dev"))
     >>> len(texts), sorted(set(labels))
     (872, [0, 1])
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InvalidInputError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        lines = raw.decode("utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise InvalidInputError(f"{path}:{line}: not valid UTF-8 (byte {raw[e.start]:#x})") from None
-    if not lines:
-        raise InvalidInputError(f"{path}: empty file")
+    lines = _decoded_lines(path)
+    columns = 3 if pairs else 2
+    expected = "sentence1<TAB>sentence2<TAB>label" if pairs else "sentence<TAB>label"
+    start = 1 if lines and lines[0].rsplit("\t", 1)[-1].strip().lower() == "label" else 0
     texts, labels = [], []
-    start = 1 if lines[0].strip().lower().startswith(("sentence\t", "sentence1\t", "text\t")) else 0
     for number, line in enumerate(lines[start:], start=start + 1):
         if not line.strip():
             continue
-        if pairs:
-            parts = line.split("\t")
-            if len(parts) != 3:
-                raise InvalidInputError(
-                    f"{path}:{number}: expected 'sentence1<TAB>sentence2<TAB>label', got {len(parts)} columns"
-                )
-            texts.append((parts[0], parts[1]))
-            label = parts[2]
-        else:
-            text, sep, label = line.rpartition("\t")
-            if not sep:
-                raise InvalidInputError(f"{path}:{number}: expected 'sentence<TAB>label'")
-            texts.append(text)
-        labels.append(label.strip())
+        parts = line.split("\t")
+        if len(parts) != columns:
+            hint = "" if pairs or len(parts) != 3 else " (sentence pairs: use --pairs)"
+            raise InvalidInputError(f"{path}:{number}: expected '{expected}', got {len(parts)} column(s){hint}")
+        texts.append((parts[0], parts[1]) if pairs else parts[0])
+        labels.append(parts[-1].strip())
+    if not texts:
+        raise InvalidInputError(f"{path}: no rows (expected '{expected}' lines)")
     if all(x.lstrip("-").isdigit() for x in labels):
         labels = [int(x) for x in labels]
     return texts, labels
 
 
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """One sentence pair per line, `text<TAB>text_pair` (UTF-8); errors name the line."""
+    """One sentence pair per line, `text<TAB>text_pair` (UTF-8; blank lines skipped); errors name the line."""
     out = []
     for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
         parts = line.split("\t")
         if len(parts) != 2:
             raise InvalidInputError(f"{path}:{number}: expected 'text<TAB>text_pair', got {len(parts)} columns")
@@ -95,11 +97,5 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
 
 
 def read_lines(path: str | os.PathLike) -> list[str]:
-    """One text per line (UTF-8; invalid bytes are an error naming the line)."""
-    path = Path(path)
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise InvalidInputError(f"{path}:{line}: not valid UTF-8 (byte {raw[e.start]:#x})") from None
+    """One text per line (UTF-8, a byte-order mark dropped; invalid bytes are an error naming the line)."""
+    return _decoded_lines(Path(path))

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import postprocess
 from .batching import batches_by_length
+from .errors import InvalidInputError
 from .inputs import check_pairs, check_texts, clean_pairs, clean_text
 from .models import ENCODER_FILE, HEAD_FILE, SPEC_FILE, TOKENIZER_FILES
 from .protocols import Encoding, Model, ModelOutput, Tokenizer
@@ -72,13 +73,15 @@ class TextClassifier:
         *,
         text_pair: Sequence[str] | None = None,
         batch_size: int = 32,
-        top_k: int | None = None,
+        top_k: int | str | None = "best",
         threshold: float = 0.5,
     ):
         """Label and score of the most likely class per text.
 
         A sentence pair is a tuple ``(text, text_pair)``, or pass ``text_pair=[...]``.
-        With ``top_k=k`` each item is a list of the k best Predictions instead. A
+        With ``top_k=k`` each item is a list of the k best Predictions instead, and
+        with ``top_k=None`` a list of every label's, best first (as transformers'
+        pipeline). A
         multi-label classifier returns, per text, the list of every label whose
         sigmoid score reaches `threshold`, best first. Text longer than the model's
         maximum is truncated; ``Prediction.truncated`` says so.
@@ -86,11 +89,17 @@ class TextClassifier:
         >>> clf.predict([("A man plays a guitar.", "A person makes music.")])  # doctest: +SKIP
         [Prediction(label='entailment', score=0.91)]
         """
+        if (
+            top_k != "best"
+            and top_k is not None
+            and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1)
+        ):
+            raise InvalidInputError(f"top_k must be a positive integer or None (every label), got {top_k!r}")
         probs, truncated = self._probabilities(texts, text_pair, batch_size)
         if self.multi_label:
             return postprocess.multi_label(probs, self.labels, float(threshold), truncated)
-        if top_k is not None:
-            return postprocess.top_k(probs, self.labels, top_k, truncated)
+        if top_k != "best":
+            return postprocess.top_k(probs, self.labels, len(self.labels) if top_k is None else top_k, truncated)
         return postprocess.predictions(probs, self.labels, truncated)
 
     def predict_proba(self, texts, *, text_pair: Sequence[str] | None = None, batch_size: int = 32) -> np.ndarray:

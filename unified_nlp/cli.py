@@ -38,8 +38,8 @@ def _split_pairs(lines: list[str], where: str) -> list[tuple[str, str]]:
 def _texts(args: argparse.Namespace) -> list:
     from .benchdata import read_lines, read_pairs
 
-    if args.file:
-        return read_pairs(args.file) if args.pairs else read_lines(args.file)
+    if args.file:  # blank lines are not texts
+        return read_pairs(args.file) if args.pairs else [t for t in read_lines(args.file) if t.strip()]
     if args.texts and args.texts != ["-"]:
         return _split_pairs(list(args.texts), "argument") if args.pairs else list(args.texts)
     if sys.stdin is None or (sys.stdin.isatty() and args.texts != ["-"]):
@@ -50,6 +50,7 @@ def _texts(args: argparse.Namespace) -> list:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise InvalidInputError(f"stdin line {line}: not valid UTF-8 (byte {raw[e.start]:#x})") from None
+    lines = [t for t in lines if t.strip()]  # blank lines are not texts
     return _split_pairs(lines, "stdin line") if args.pairs else lines
 
 
@@ -83,7 +84,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     clf = load_classifier(args.model, backend=args.backend)
     loaded = time.perf_counter()
-    preds = clf.predict(texts, batch_size=args.batch_size)
+    every = args.all_scores and not clf.multi_label
+    preds = clf.predict(texts, batch_size=args.batch_size, top_k=None if every else "best")
     done = time.perf_counter()
     if clf.multi_label:  # every label above the threshold, best first
         for text, found in zip(texts, preds):
@@ -92,6 +94,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 print(json.dumps(row, ensure_ascii=False))
             else:
                 print(f"{','.join(p.label for p in found) or '-':<20} {_shown(text)}")
+    elif every:  # every label's score, best first
+        for text, ranked in zip(texts, preds):
+            if args.json:
+                scores = {p.label: round(p.score, 6) for p in ranked}
+                row = {
+                    **_as_json_text(text),
+                    "label": ranked[0].label,
+                    "scores": scores,
+                    "truncated": ranked[0].truncated,
+                }
+                print(json.dumps(row, ensure_ascii=False))
+            else:
+                print(f"{'  '.join(f'{p.label} {p.score:.4f}' for p in ranked)}  {_shown(text)}")
     elif args.json:
         for text, p in zip(texts, preds):
             row = {**_as_json_text(text), "label": p.label, "score": round(p.score, 6), "truncated": p.truncated}
@@ -139,14 +154,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def _labelled(path: str, limit: int | None = None, *, pairs: bool = False, multi_label: bool = False):
-    """Texts (or pairs) and labels of a TSV; a multi-label row's labels are comma-separated."""
+def _labelled(path: str, limit: int | None = None, *, pairs: bool = False):
+    """Texts (or pairs) and labels of a TSV, read and checked before any model loads."""
     from .benchdata import read_tsv
 
     texts, labels = read_tsv(path, pairs=pairs)
-    if multi_label:
-        labels = [[x.strip() for x in str(label).split(",") if x.strip()] for label in labels]
     return (texts[:limit], labels[:limit]) if limit else (texts, labels)
+
+
+def _for(clf, data):
+    """A labelled set for `clf`: a multi-label row's labels are comma-separated names."""
+    if data is None or not clf.multi_label:
+        return data
+    texts, labels = data
+    return texts, [[x.strip() for x in str(label).split(",") if x.strip()] for label in labels]
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -154,10 +175,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     label_names = args.labels.split(",") if args.labels else None
     problem = "multi_label_classification" if args.multi_label else None
+    train = _labelled(args.train, args.max_rows, pairs=args.pairs)
+    validation = _labelled(args.validation, pairs=args.pairs) if args.validation else None
     clf = load_classifier(args.model, backend=args.backend, labels=label_names, problem_type=problem)
-    options = dict(pairs=args.pairs, multi_label=clf.multi_label)
-    texts, labels = _labelled(args.train, args.max_rows, **options)
-    validation = _labelled(args.validation, **options) if args.validation else None
+    (texts, labels), validation = _for(clf, train), _for(clf, validation)
     history = clf.fit(
         texts,
         labels,
@@ -177,11 +198,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import load_classifier
 
+    data = _labelled(args.data, pairs=args.pairs)
     clf = load_classifier(args.model, backend=args.backend)
-    texts, labels = _labelled(args.data, pairs=args.pairs, multi_label=clf.multi_label)
+    texts, labels = _for(clf, data)
     report = clf.evaluate(texts, labels)
-    if "confusion_matrix" in report:
-        report["confusion_matrix"] = report["confusion_matrix"].tolist()
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -210,12 +230,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1, checked before any model loads."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unified-nlp",
         description="One text-classification API over "
         "Hugging Face (PyTorch), TF Hub (TensorFlow) and PaddleNLP (Paddle).",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"unified-nlp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("backends", help="list backends, versions and where they run")
@@ -227,9 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="huggingface")
     p.add_argument("--model", default="default")
     p.add_argument("--file", help="one text per line (UTF-8)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive, default=32, help="texts per forward pass (default 32)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--pairs", action="store_true", help="each text is a sentence pair: 'text<TAB>text_pair'")
+    p.add_argument("--all-scores", action="store_true", help="every label's score per text, best first")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("convert", help="write a model in another backend's native format")
@@ -254,8 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation")
     p.add_argument("--out", required=True)
     p.add_argument("--labels", help="comma-separated label names for a fresh head")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=_positive, default=1)
+    p.add_argument("--batch-size", type=_positive, default=32)
     p.add_argument("--learning-rate", type=float, default=5e-5)
     p.add_argument("--max-rows", type=int, help="use only the first N training rows")
     p.add_argument("--freeze-encoder", action="store_true")

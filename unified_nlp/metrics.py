@@ -62,7 +62,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, names: Sequenc
         "accuracy": float(tp.sum() / n) if n else float("nan"),
         "macro_f1": float(f1.mean()),
         "per_class": _per_class(names, precision, recall, f1, cm.sum(axis=1)),
-        "confusion_matrix": cm,
+        "confusion_matrix": cm.tolist(),  # plain lists: the report goes to json.dumps as it is
         "labels": list(names),
         "n": n,
     }

@@ -150,12 +150,32 @@ def worker_python(name: str) -> str | None:
     return None
 
 
+def _check_interpreter(python: str) -> None:
+    """`python` runs: a Python interpreter that answers within 60 s (nothing is recorded otherwise)."""
+    import subprocess
+
+    from .errors import WorkerError
+
+    path = Path(python)
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise WorkerError(f"{python}: no executable file there; give the environment's bin/python")
+    try:
+        done = subprocess.run(
+            [str(path), "-c", "import sys; print(sys.version_info[0])"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise WorkerError(f"{python}: cannot be run as a Python interpreter ({e})") from None
+    if done.returncode != 0 or done.stdout.strip() != "3":
+        raise WorkerError(f"{python}: not a Python 3 interpreter (exit code {done.returncode})")
+
+
 def register_worker(name: str, python: str, config: Path | None = None) -> Path:
     """Record `python` as the environment that runs backend `name` in a worker.
 
     >>> register_worker("paddlenlp", ".venv-paddle/bin/python")  # doctest: +SKIP
     """
     name = canonical_name(name)
+    _check_interpreter(python)
     config = config or Path(sys.prefix) / "unified_nlp.json"
     try:
         data = json.loads(config.read_text(encoding="utf-8"))

@@ -156,6 +156,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a saved model reads like any file
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()

@@ -1,0 +1,105 @@
+"""The command line's input files and errors: one-line messages, exit code 2, checked
+before any model loads; labelled files read one way (header or not, BOM, exact columns)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import unified_nlp as un
+from unified_nlp.benchdata import read_tsv
+from unified_nlp.cli import main
+
+from .conftest import require
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["classify", "--file", "nope.txt"],
+        ["compare", "--backends", "huggingface,tfhub", "--texts", "nope.txt"],
+        ["evaluate", "--data", "nope.tsv"],
+        ["fit", "--train", "nope.tsv", "--out", "model"],
+    ],
+)
+def test_a_missing_input_file_is_a_one_line_error(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input file was read")
+
+    monkeypatch.setattr("unified_nlp.api.load_classifier", no_model)
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and err.startswith("unified-nlp: error: nope.") and "cannot read" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_batch_size_of_zero_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["classify", "--batch-size", "0", "hello"])
+    assert done.value.code == 2 and "expected a positive integer" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"unified-nlp {un.__version__}"
+
+
+@pytest.mark.parametrize(
+    "content, texts, labels",
+    [
+        ("sentence\tlabel\na fine film\t1\ndull\t0\n", ["a fine film", "dull"], [1, 0]),
+        ("\ufeffsentence\tlabel\na fine film\t1\n", ["a fine film"], [1]),  # a byte-order mark
+        ("a fine film\tPOSITIVE\n\n  \ndull\tNEGATIVE\n", ["a fine film", "dull"], ["POSITIVE", "NEGATIVE"]),
+    ],
+)
+def test_labelled_files_with_or_without_header_bom_and_blank_lines(tmp_path, content, texts, labels):
+    path = tmp_path / "data.tsv"
+    path.write_text(content, encoding="utf-8")
+    assert read_tsv(path) == (texts, labels)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("a fine film\tgood\t1\n", ":1: expected 'sentence<TAB>label', got 3 column(s) (sentence pairs: use --pairs)"),
+        ("sentence\tlabel\n", "no rows"),
+        ("", "no rows"),
+        ("fine\t1\njust text\n", ":2: expected 'sentence<TAB>label', got 1 column(s)"),
+    ],
+)
+def test_labelled_files_of_the_wrong_shape_name_file_and_line(tmp_path, content, message):
+    path = tmp_path / "data.tsv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(un.InvalidInputError) as info:
+        read_tsv(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_classify_skips_blank_lines_and_prints_every_score(capsys, tmp_path):
+    require("huggingface")
+    path = tmp_path / "texts.txt"
+    path.write_text("a great film\n\n   \nawful\n", encoding="utf-8")
+    code, out, _ = _run(capsys, "classify", "--file", str(path), "--json", "--all-scores")
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 0 and [r["text"] for r in rows] == ["a great film", "awful"]
+    assert all(set(r["scores"]) == {"NEGATIVE", "POSITIVE"} for r in rows)
+    assert all(abs(sum(r["scores"].values()) - 1) < 1e-5 for r in rows)
+    assert [r["label"] for r in rows] == ["POSITIVE", "NEGATIVE"]
+
+
+def test_evaluate_prints_json_ready_report(capsys, tmp_path):
+    require("huggingface")
+    path = tmp_path / "dev.tsv"
+    path.write_text("sentence\tlabel\na great film\tPOSITIVE\nawful\tNEGATIVE\n", encoding="utf-8")
+    code, out, _ = _run(capsys, "evaluate", "--data", str(path), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["n"] == 2 and report["confusion_matrix"] == [[1, 0], [0, 1]]
