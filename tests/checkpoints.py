@@ -138,13 +138,22 @@ def make_checkpoint(
         for name, p in model.named_parameters():
             if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name:
                 p.add_(torch.randn_like(p) * 0.1)
-            elif p.ndim == 2:
-                p.mul_(scale)
+    scale_matrices(model, scale)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     if not safe_serialization:
         to_pytorch_bin(out)
     return out
+
+
+def scale_matrices(model, factor: float) -> None:
+    """Multiply every matrix of a torch model by `factor` (see make_checkpoint's `scale`)."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.mul_(factor)
 
 
 def to_pytorch_bin(folder: Path) -> Path:

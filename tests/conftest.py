@@ -33,6 +33,26 @@ def require(name: str) -> None:
         pytest.skip(f"backend {name} unavailable: {e}")
 
 
+def paddle_unavailable(reason: str) -> None:
+    """Skip (or fail, where CI lists "paddlenlp-inprocess") what needs paddle in this process."""
+    if "paddlenlp-inprocess" in REQUIRED:
+        pytest.fail(f"paddlenlp-inprocess is required here: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_paddle_in_process() -> None:
+    """At a module's top: paddle and PaddleNLP must be importable in this very process."""
+    import importlib.util
+    import sys
+
+    missing = [m for m in ("paddle", "paddlenlp", "unified_nlp_paddlenlp") if importlib.util.find_spec(m) is None]
+    if missing:
+        paddle_unavailable(f"not importable here: {', '.join(missing)} (run in the Paddle environment, .venv-paddle)")
+    if "tensorflow" in sys.modules and "paddle" not in sys.modules:
+        paddle_unavailable("tensorflow is already imported in this process, and importing paddle now would crash it")
+    pytest.importorskip("paddlenlp")  # through a real import: a broken install skips (or fails when required) here
+
+
 _CLASSIFIERS: dict[str, object] = {}
 
 

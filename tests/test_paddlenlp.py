@@ -127,23 +127,10 @@ def folders(tmp_path_factory):
     """transformers' save_pretrained folders, matrices scaled up so that logits depend on the input."""
     require("paddlenlp")
     require("huggingface")
-    import torch
-    import transformers
-
     from .checkpoints import ARCHITECTURES, make_checkpoint
 
     root = tmp_path_factory.mktemp("checkpoints")
-    out = {}
-    for arch in ARCHITECTURES:
-        folder = make_checkpoint(arch, root / arch)
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(folder)
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.ndim == 2:
-                    p.mul_(8.0)
-        model.save_pretrained(folder)
-        out[arch] = folder
-    return out
+    return {arch: make_checkpoint(arch, root / arch, scale=8.0) for arch in ARCHITECTURES}
 
 
 @pytest.mark.parametrize("arch", ["bert", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "ernie"])
@@ -230,15 +217,14 @@ def test_albert_with_two_groups_of_two_layers(folders, tmp_path):
     import torch
     import transformers
 
+    from .checkpoints import scale_matrices
+
     folder = Path(shutil.copytree(folders["albert"], tmp_path / "groups"))
     config = transformers.AutoConfig.from_pretrained(folder)
     config.num_hidden_groups, config.inner_group_num, config.num_hidden_layers = 2, 2, 4
     torch.manual_seed(0)
     model = transformers.AutoModelForSequenceClassification.from_config(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.ndim == 2:
-                p.mul_(8.0)
+    scale_matrices(model, 8.0)
     model.save_pretrained(folder)
     hf, paddle = (un.load_classifier(folder, backend=b) for b in ("huggingface", "paddlenlp"))
     assert np.abs(paddle.logits(TEXTS) - hf.logits(TEXTS)).max() <= 1e-5

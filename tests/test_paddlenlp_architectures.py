@@ -15,35 +15,19 @@ module too), unless $UNIFIED_NLP_REQUIRE_BACKENDS lists "paddlenlp-inprocess".
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .conftest import REPO, REQUIRED
+from .conftest import REPO, paddle_unavailable, require_paddle_in_process
 
-NEEDED = "paddlenlp-inprocess" in REQUIRED
-
-
-def _unavailable(reason: str) -> None:
-    if NEEDED:
-        pytest.fail(f"paddlenlp-inprocess is required here: {reason}", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-_missing = [m for m in ("paddle", "paddlenlp", "unified_nlp_paddlenlp") if importlib.util.find_spec(m) is None]
-if _missing:
-    _unavailable(f"not importable here: {', '.join(_missing)} (run in the Paddle environment, .venv-paddle)")
-if "tensorflow" in sys.modules and "paddle" not in sys.modules:
-    _unavailable("tensorflow is already imported in this process, and importing paddle now would crash it")
-pytest.importorskip("paddlenlp")
+require_paddle_in_process()
 
 from unified_nlp_paddlenlp import families  # noqa: E402
 
@@ -148,7 +132,7 @@ PLAIN = textwrap.dedent(
 def _main_python() -> str:
     python = os.environ.get("UNIFIED_NLP_MAIN_PYTHON") or str(REPO / ".venv" / "bin" / "python")
     if not Path(python).is_file():
-        _unavailable(f"no main-environment interpreter at {python} (set UNIFIED_NLP_MAIN_PYTHON)")
+        paddle_unavailable(f"no main-environment interpreter at {python} (set UNIFIED_NLP_MAIN_PYTHON)")
     return python
 
 

@@ -14,7 +14,6 @@ this module too), unless $UNIFIED_NLP_REQUIRE_BACKENDS lists "paddlenlp-inproces
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -28,25 +27,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import REPO, REQUIRED
+from .conftest import REPO, paddle_unavailable, require_paddle_in_process
 
-NEEDED = "paddlenlp-inprocess" in REQUIRED or "paddlenlp-inprocess" in os.environ.get(
-    "UNIFIED_NLP_REQUIRE_BACKENDS", ""
-)
-
-
-def _unavailable(reason: str) -> None:
-    if NEEDED:
-        pytest.fail(f"paddlenlp-inprocess is required here: {reason}", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-_missing = [m for m in ("paddle", "paddlenlp", "unified_nlp_paddlenlp") if importlib.util.find_spec(m) is None]
-if _missing:
-    _unavailable(f"not importable here: {', '.join(_missing)} (run in the Paddle environment, .venv-paddle)")
-if "tensorflow" in sys.modules and "paddle" not in sys.modules:
-    _unavailable("tensorflow is already imported in this process, and importing paddle now would crash it")
-pytest.importorskip("paddlenlp")  # through a real import: a broken install skips (or fails when required) here
+require_paddle_in_process()
 
 from unified_nlp_paddlenlp import PaddleNLPBackend  # noqa: E402
 
@@ -75,9 +58,7 @@ def canonical() -> Path:
             "set UNIFIED_NLP_TEST_MODEL to a canonical model folder (the Makefile does); for the default model: "
             ".venv/bin/python -c 'from unified_nlp.models import default_model_dir; print(default_model_dir())'"
         )
-        if NEEDED:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        paddle_unavailable(message)
     path = Path(value)
     assert (path / "config.json").is_file(), f"UNIFIED_NLP_TEST_MODEL={value} is not a canonical folder"
     return path

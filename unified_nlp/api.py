@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .checkpoint import describe
+from .checkpoint import check, describe
 from .classifier import TextClassifier
 from .errors import InvalidInputError, InvalidModelError
-from .models import SPEC_FILE, check_canonical, read_spec, resolve
+from .models import SPEC_FILE, read_spec, resolve
 
 
 def _adapter(backend: str):
@@ -109,7 +109,7 @@ def convert(model: str | os.PathLike, to: str, out: str | os.PathLike) -> Path:
         raise ConversionError(f"the output {out} must not be the source folder or inside it")
     fmt = read_spec(path).get("format", "huggingface")
     if fmt == "huggingface":
-        check_canonical(path)  # validate before any framework sees it
+        check(path)  # validate before any framework sees it
     else:
         source_backend = registry.canonical_name(fmt)
         exporter, _ = _adapter(source_backend)

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import architectures
 from .errors import InvalidInputError, InvalidModelError
-from .models import HEAD_FILE, SPEC_FILE, read_json, read_spec, safe_join, token_limit
+from .models import _PICKLE_SUFFIXES, HEAD_FILE, SPEC_FILE, read_json, read_spec, safe_join, token_limit
 from .weights import load_file, read_header
 
 SAFETENSORS = "model.safetensors"
@@ -49,7 +49,7 @@ def weight_files(path: Path) -> list[Path]:
             if not isinstance(weight_map, dict) or not weight_map:
                 raise InvalidModelError(f"{path / index}: no 'weight_map'")
             return [safe_join(path, name, path / index) for name in sorted(set(weight_map.values()))]
-    others = sorted(p.name for p in path.iterdir() if p.suffix in (".pdparams", ".pt", ".pth", ".ckpt", ".h5", ".pkl"))
+    others = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
     extra = f" (found {', '.join(others)}, which is not read)" if others else ""
     raise InvalidModelError(f"{path}: no weights: expected {SAFETENSORS} or {TORCH_BIN}{extra}")
 
@@ -86,8 +86,6 @@ def read_config(path: Path) -> tuple[dict[str, Any], architectures.Architecture]
     """config.json and its architecture (a legacy folder without model_type is BERT)."""
     config_path = path / "config.json"
     if not config_path.is_file():
-        from .models import _PICKLE_SUFFIXES
-
         found = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES) if path.is_dir() else []
         extra = f" (found only {', '.join(found)})" if found else ""
         raise InvalidModelError(f"{config_path}: missing config.json{extra}")

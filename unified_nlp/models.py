@@ -215,64 +215,6 @@ def safe_join(root: Path, name: object, source: Path) -> Path:
     return candidate
 
 
-def load_config(path: Path) -> dict[str, Any]:
-    """config.json of a canonical folder, validated for the BERT family we support."""
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES) if path.is_dir() else []
-        extra = (
-            f" (found only {', '.join(pickles)}: pickle checkpoints are never loaded; convert them to safetensors)"
-            if pickles
-            else ""
-        )
-        raise InvalidModelError(f"{config_path}: missing config.json{extra}")
-    config = read_json(config_path)
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size"):
-        if not isinstance(config.get(key), int) or config[key] <= 0:
-            raise InvalidModelError(f"{config_path}: '{key}' must be a positive integer")
-    if config.get("model_type", "bert") != "bert":
-        raise InvalidModelError(
-            f"{config_path}: model_type {config.get('model_type')!r} is not supported (BERT family only)"
-        )
-    return config
-
-
-def bert_shapes(config: dict[str, Any]) -> dict[str, list[int]]:
-    """Every tensor of a Hugging Face BertModel and its shape, from config.json."""
-    h, i, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
-    shapes = {
-        "embeddings.word_embeddings.weight": [v, h],
-        "embeddings.position_embeddings.weight": [int(config.get("max_position_embeddings", 512)), h],
-        "embeddings.token_type_embeddings.weight": [int(config.get("type_vocab_size", 2)), h],
-        "embeddings.LayerNorm.weight": [h],
-        "embeddings.LayerNorm.bias": [h],
-    }
-    for n in range(config["num_hidden_layers"]):
-        layer = f"encoder.layer.{n}."
-        for part in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
-            shapes[layer + part + ".weight"] = [h, h]
-            shapes[layer + part + ".bias"] = [h]
-        shapes[layer + "intermediate.dense.weight"] = [i, h]
-        shapes[layer + "intermediate.dense.bias"] = [i]
-        shapes[layer + "output.dense.weight"] = [h, i]
-        shapes[layer + "output.dense.bias"] = [h]
-        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
-            shapes[layer + norm + ".weight"] = [h]
-            shapes[layer + norm + ".bias"] = [h]
-    return shapes
-
-
-def check_canonical(path: Path) -> dict[str, Any]:
-    """Validate a canonical folder before any framework sees it; returns config.json.
-
-    See unified_nlp.checkpoint.check for what is checked; the head is checked
-    against the labels when the folder is loaded (checkpoint.describe).
-    """
-    from .checkpoint import check
-
-    return check(path)[0]
-
-
 def initial_head(num_labels: int, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
     """A fresh classification head, drawn in numpy so every backend starts from the
     same weights for the same seed: N(0, 0.02) as BERT initialises, zero bias."""
