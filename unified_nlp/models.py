@@ -14,7 +14,7 @@ import importlib.util
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +255,21 @@ def copy_canonical(source: Path, out: Path) -> None:
                 shutil.copy2(file, tmp / file.name)
         if pickled:
             save_file(read_state(source), tmp / ENCODER_FILE, metadata={"format": "pt"})
+
+
+def content_key(files: Iterable[Path], *extra: str) -> str:
+    """A key for derived models that depends only on what `files` hold (names and bytes)
+    and on `extra` (a converter version): re-saving or copying a model reuses its
+    conversions, a changed byte makes a new one."""
+    h = hashlib.sha256()
+    for part in extra:
+        h.update(f"{part}\0".encode())
+    for file in sorted(files, key=lambda f: f.name):
+        h.update(f"{file.name}\0{file.stat().st_size}\0".encode())
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def converted_dir(source: Path, backend: str) -> Path:
