@@ -257,15 +257,20 @@ def copy_canonical(source: Path, out: Path) -> None:
             save_file(read_state(source), tmp / ENCODER_FILE, metadata={"format": "pt"})
 
 
-def content_key(files: Iterable[Path], *extra: str) -> str:
+def content_key(files: Iterable[Path], *extra: str, root: Path | None = None) -> str:
     """A key for derived models that depends only on what `files` hold (names and bytes)
     and on `extra` (a converter version): re-saving or copying a model reuses its
-    conversions, a changed byte makes a new one."""
+    conversions, a changed byte makes a new one. Names are relative to `root` when
+    given (files in subfolders, as a SavedModel's), else the bare file names."""
+
+    def name(file: Path) -> str:
+        return file.relative_to(root).as_posix() if root is not None else file.name
+
     h = hashlib.sha256()
     for part in extra:
         h.update(f"{part}\0".encode())
-    for file in sorted(files, key=lambda f: f.name):
-        h.update(f"{file.name}\0{file.stat().st_size}\0".encode())
+    for file in sorted(files, key=name):
+        h.update(f"{name(file)}\0{file.stat().st_size}\0".encode())
         with open(file, "rb") as f:
             while chunk := f.read(1 << 22):
                 h.update(chunk)
