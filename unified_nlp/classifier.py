@@ -63,6 +63,14 @@ class TextClassifier:
     # --- inference -------------------------------------------------------
 
     @property
+    def num_threads(self) -> int | None:
+        """Threads this classifier's framework computes with (process-wide, see
+        `unified_nlp.threads`); 0 means the framework's own default."""
+        from .threads import applied
+
+        return applied(self.backend)
+
+    @property
     def multi_label(self) -> bool:
         """True for a multi-label head (problem_type multi_label_classification): one sigmoid per label."""
         return self.spec.get("problem_type") == "multi_label_classification"

@@ -67,6 +67,7 @@ class WorkerProcess:
         self._unanswered: dict[int, str] = {}  # id -> op of requests sent whose reply is not read yet
         self._cut = False  # a frame is half written or half read: an exception now desynchronises the pipe
         self._lock = threading.RLock()
+        self.threads: int | None = None  # the framework thread count asked for; a restarted worker starts with it
 
     @property
     def pid(self) -> int | None:
@@ -81,6 +82,8 @@ class WorkerProcess:
             )
         self._log = tempfile.TemporaryFile(prefix=f"unified-nlp-{self.backend}-", suffix=".log")
         env = {**os.environ, "UNIFIED_NLP_IN_WORKER": "1", "UNIFIED_NLP_PARENT_PID": str(os.getpid())}
+        if self.threads is not None:  # before the worker imports its framework (TensorFlow sizes its pools then)
+            env["UNIFIED_NLP_NUM_THREADS"] = str(self.threads)
         env.pop("PYTHONPATH", None)  # the other environment must not see this one's packages
         self._proc = subprocess.Popen(
             [self.python, "-m", "unified_nlp.worker_main", self.backend],
@@ -344,6 +347,11 @@ class RemoteAdapter:
     def __init__(self, backend: str, python: str) -> None:
         self.name = backend
         self.worker = get_worker(backend, python)
+
+    def set_threads(self, n: int) -> int | None:
+        """The worker's framework threads (sent in the protocol's `threads` op); what it reports back."""
+        self.worker.threads = int(n)
+        return self.worker.request({"op": "threads", "n": int(n)})
 
     def load(self, path: Path, spec: dict[str, Any]) -> tuple[RemoteTokenizer, RemoteModel]:
         handle = _RemoteHandle(self.worker, path, dict(spec))

@@ -45,9 +45,11 @@ def _error(e: BaseException) -> dict[str, Any]:
 
 
 def serve(backend: str, fd_in: int, fd_out: int) -> None:
-    from . import registry
+    from . import registry, threads
 
     try:
+        if os.environ.get("UNIFIED_NLP_NUM_THREADS", "").isdigit():  # the parent's count, before any framework loads
+            threads.request(int(os.environ["UNIFIED_NLP_NUM_THREADS"]))
         adapter = registry.load_adapter(backend)
     except BaseException as e:  # report, then exit: the parent shows it
         write_message(fd_out, _error(e))
@@ -88,6 +90,9 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
                     raise PermissionError(f"method {method!r} is not callable through the worker")
                 target = obj if method == "__call__" else getattr(obj, method)
                 reply = target(*msg.get("args", []), **msg.get("kwargs", {}))
+            elif op == "threads":  # the framework's own count as it reports it back (None: no setting)
+                set_threads = getattr(adapter, "set_threads", None)
+                reply = None if set_threads is None else set_threads(threads.check(msg["n"]))
             elif op in ("convert", "export_canonical"):
                 getattr(adapter, op)(Path(msg["source"]), Path(msg["out"]))
                 reply = None

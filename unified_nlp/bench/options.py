@@ -18,7 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--data", default=None, help="TSV (sentence<TAB>label, gives accuracy) or one text per line; default SST-2 dev"
     )
     p.add_argument("--repeat", type=int, default=None, help="timed passes per measurement (default 3; --quick: 1)")
-    p.add_argument("--threads", type=int, default=2, help="intra-op threads for every framework")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads for every framework (default: $OMP_NUM_THREADS, else the cores this process may use)",
+    )
     p.add_argument("--out", default="benchmarks/results/latest", help="folder for JSON, CSV, Markdown and PNGs")
     p.add_argument(
         "--quick",

@@ -135,7 +135,7 @@ def run(
     max_length: int | None = None,
     data: str | None = None,
     repeat: int | None = None,
-    threads: int = 2,
+    threads: int | None = None,
     out: str | Path | None = None,
     quick: bool = False,
     reference: bool = True,
@@ -155,7 +155,9 @@ def run(
     >>> results["runs"][1]["throughput"][0]["texts_per_s"]                          # doctest: +SKIP
     """
     from unified_nlp.models import resolve
+    from unified_nlp.threads import default_threads
 
+    threads = int(threads or default_threads())
     started_wall, started, load_start = now(), time.perf_counter(), load_average()
     names = [_canonical(n) for n in _split(backends)] or list(DEFAULT_BACKENDS)
     sizes = [int(b) for b in _split(batch_sizes)] or list(QUICK_BATCH_SIZES if quick else DEFAULT_BATCH_SIZES)

@@ -226,6 +226,12 @@ class HuggingFaceBackend:
 
     name = "huggingface"
 
+    def set_threads(self, n: int) -> int:
+        """torch's intra-op threads, process-wide; its inter-op pool is left alone (only
+        torch.jit.fork uses it, and it can be sized once, before any parallel work)."""
+        torch.set_num_threads(int(n))
+        return torch.get_num_threads()
+
     def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[HFTokenizer, HFModel]:
         if spec.get("format", "huggingface") != "huggingface":
             raise InvalidModelError(

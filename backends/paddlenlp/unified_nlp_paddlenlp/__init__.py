@@ -43,6 +43,12 @@ class PaddleNLPBackend:
 
     name = "paddlenlp"
 
+    def set_threads(self, n: int) -> int:
+        """Paddle's CPU math-library threads (imports paddle); returns the count MKL reports."""
+        from ._framework import set_threads
+
+        return set_threads(n)
+
     def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[Tokenizer, PaddleModel]:
         """Tokenizer and model of a canonical folder (converted once, cached) or of a
         PaddleNLP-format folder written by `convert`."""

@@ -9,10 +9,13 @@ setuptools, nothing a library user can act on; errors still propagate.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import warnings
+from pathlib import Path
 
+from unified_nlp import threads
 from unified_nlp.errors import BackendNotInstalledError
 
 if "tensorflow" in sys.modules and "paddle" not in sys.modules:
@@ -40,20 +43,19 @@ with warnings.catch_warnings():
     from paddlenlp.transformers.tokenizer_utils import _is_whitespace as is_whitespace
 
 
-def _threads() -> int:
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 # Paddle's CPU math library runs single-threaded unless told otherwise (measured: no extra
-# thread during a matmul); torch and TensorFlow use every core. Same default here:
-# OMP_NUM_THREADS when set (the benchmark launcher sets it), else the CPUs this process may use.
-paddle.base.core.set_num_threads(_threads())
+# thread during a matmul); torch and TensorFlow use every core. Same default here
+# (unified_nlp.threads: OMP_NUM_THREADS when set, else the CPUs this process may use).
+paddle.base.core.set_num_threads(threads.requested())
+
+
+def set_threads(n: int) -> int:
+    """Paddle's CPU math-library threads, process-wide; the count MKL reports back."""
+    paddle.base.core.set_num_threads(int(n))
+    mkl = Path(paddle.__file__).parent / "libs" / "libmklml_intel.so"  # paddle's CPU wheels ship MKL
+    if not mkl.is_file():
+        return int(n)
+    return int(ctypes.CDLL(str(mkl)).MKL_Get_Max_Threads())  # the loaded library: dlopen returns its handle
 
 
 def paddlenlp_class(name: str):
@@ -64,6 +66,7 @@ def paddlenlp_class(name: str):
 __all__ = [
     "paddle",
     "paddlenlp_class",
+    "set_threads",
     "BertTokenizer",
     "BasicTokenizer",
     "is_punctuation",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from unified_nlp.errors import InvalidModelError
 from unified_nlp.fast_tokenizer import FastTokenizer
 from unified_nlp.models import SPEC_FILE, converted_dir, safe_join
+from unified_nlp.threads import INTER_OP
 
 from .converter import ENCODER_DIR, EXPORT_VERSION, PREPROCESSOR_DIR, export, export_canonical
 from .model import TFHubModel
@@ -45,6 +47,18 @@ class TFHubBackend:
     """
 
     name = "tfhub"
+
+    def set_threads(self, n: int) -> int:
+        """TensorFlow's intra-op threads (inter-op: one). Its pools are sized when its runtime
+        starts, at this package's import (with unified_nlp.threads.requested()); later, a
+        different count cannot take effect and the current one is returned (0: TF's default)."""
+        from . import _tf
+
+        threading = _tf.tf.config.threading
+        with contextlib.suppress(RuntimeError):  # "cannot be modified after initialization"
+            threading.set_intra_op_parallelism_threads(int(n))
+            threading.set_inter_op_parallelism_threads(INTER_OP)
+        return threading.get_intra_op_parallelism_threads()
 
     def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[FastTokenizer | TFHubTokenizer, TFHubModel]:
         path = Path(path)
