@@ -13,6 +13,7 @@ from unified_nlp.fast_tokenizer import FastTokenizer
 from unified_nlp.models import SPEC_FILE, converted_dir, safe_join
 from unified_nlp.threads import INTER_OP
 
+from . import native
 from .converter import ENCODER_DIR, EXPORT_VERSION, PREPROCESSOR_DIR, export, export_canonical
 from .model import TFHubModel
 from .tokenizer import TFHubTokenizer
@@ -63,6 +64,8 @@ class TFHubBackend:
     def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[FastTokenizer | TFHubTokenizer, TFHubModel]:
         path = Path(path)
         fmt = spec.get("format", "huggingface")
+        if fmt == native.FORMAT:  # a user's own SavedModel(s), described by native.describe
+            return native.load(dict(spec))
         if fmt == "huggingface":
             folder = converted_dir(path, self.name)
             if not _is_current_export(folder):
@@ -91,6 +94,16 @@ class TFHubBackend:
     def convert(self, source: Path, out: Path) -> None:
         """Write the TF Hub form of the canonical folder `source` to `out`, atomically."""
         export(Path(source), Path(out))
+
+    def describe(self, path: Path, **options: Any) -> dict[str, Any]:
+        """The spec of a native TF Hub SavedModel (see native.describe), for load."""
+        return native.describe(Path(path), **options)
+
+    def to_canonical(self, path: Path, out: Path, **options: Any) -> None:
+        """The canonical folder of a native TF Hub SavedModel (see recover.to_canonical), atomically."""
+        from .recover import to_canonical
+
+        to_canonical(Path(path), Path(out), **options)
 
     def export_canonical(self, source: Path, out: Path) -> None:
         """Write the canonical folder of the TF Hub-format folder `source` to `out`, atomically."""

@@ -46,7 +46,7 @@ from unified_nlp.models import (
 from unified_nlp.weights import atomic_dir, load_file, save_file
 
 from .encoder import Encoder, check_config
-from .preprocessor import BertPreprocessor, read_tokenizer_options
+from .preprocessor import DEFAULT_SEQ_LENGTH, BertPreprocessor, read_tokenizer_options
 from .weight_map import encoder_state, hf_to_tf, tf_to_hf, weight_rows
 
 EXPORT_VERSION = 3  # bump when the export layout changes; cached conversions are then redone
@@ -182,7 +182,11 @@ def export(source: Path, out: Path) -> None:
         with atomic_dir(out) as tmp:
             Encoder(options, config, values).save(tmp / ENCODER_DIR)
             if tokenizer_options is not None:
-                BertPreprocessor(_vocab_file(source, tmp), **tokenizer_options).save(tmp / PREPROCESSOR_DIR)
+                # the default seq_length (what hub.KerasLayer(preprocessor) pads to) must fit the encoder's positions
+                seq_length = min(DEFAULT_SEQ_LENGTH, int(spec["max_length"]))
+                BertPreprocessor(_vocab_file(source, tmp), **tokenizer_options, default_seq_length=seq_length).save(
+                    tmp / PREPROCESSOR_DIR
+                )
             for name in ("config.json", *TOKENIZER_FILES):
                 if (source / name).is_file():
                     shutil.copy2(source / name, tmp / name)

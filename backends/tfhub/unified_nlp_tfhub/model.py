@@ -75,7 +75,8 @@ class TFHubModel:
             raise InvalidModelError(f"{encoder_dir}: encoder variables are not trainable, e.g. {frozen[:3]}")
         self.model_type = str(spec.get("architecture", "bert"))
         self.arch = architectures.get(self.model_type, folder / "unified_nlp.json")
-        self.config = self._config(folder)
+        # a native TF Hub pair has no config.json: its spec carries the layout read off its variables
+        self.config = dict(spec["config"]) if spec.get("config") else self._config(folder)
         self.problem_type = spec.get("problem_type", "single_label_classification")
         if self.kind is None:
             self.kind = self.arch.head

@@ -33,8 +33,9 @@ class TFHubTokenizer:
     [[101, 7592, 2088, 102]]
     """
 
-    def __init__(self, folder: Path, max_length: int, vocab_file: Path | None = None) -> None:
-        self._pre = load_saved_model(folder, "preprocessor")
+    def __init__(self, folder: Path, max_length: int, vocab_file: Path | None = None, loaded=None) -> None:
+        # `loaded`: the preprocessor object already loaded (e.g. the one inside a Keras classifier SavedModel)
+        self._pre = loaded if loaded is not None else load_saved_model(folder, "preprocessor")
         check_preprocessor(self._pre, folder)
         self.max_length = int(max_length)
         if self.max_length < NUM_SPECIAL:

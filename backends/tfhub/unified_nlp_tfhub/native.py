@@ -1,0 +1,417 @@
+"""TF Hub SavedModels as their users have them, without a unified_nlp.json.
+
+Three kinds, told apart by what the SavedModel can be called with:
+
+- ``encoder-pair``: a text encoder (a dict of int32 input_word_ids, input_mask,
+  input_type_ids -> pooled_output, sequence_output) and its BERT preprocessor
+  (``tokenize`` + ``bert_pack_inputs``), as tfhub.dev and Kaggle Models publish
+  them: two folders (``preprocessor=``), or one folder holding both as
+  subfolders. The head reads ``pooled_output`` (TF Hub's classifiers) or the
+  mean over the mask;
+- ``embedding``: strings [batch] -> float [batch, dim] (NNLM, Universal Sentence
+  Encoder): the module under a trainable linear head;
+- ``keras-classifier``: a whole Keras model saved with tf_keras ``model.save``
+  or Keras 3 ``model.export``: strings in, logits out, run as a black box.
+
+The core calls `describe` (a JSON-ready spec) and then ``TFHubBackend.load(path,
+spec)``, or `recover.to_canonical` for every other backend.
+
+>>> spec = describe(Path("bert_en_uncased_L-2_H-128"), labels=["neg", "pos"])   # doctest: +SKIP
+>>> spec["kind"], spec["pooling"], spec["convertible"]                         # doctest: +SKIP
+('encoder-pair', 'pooled_output', True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unified_nlp.checkpoint import PROBLEM_TYPES
+from unified_nlp.errors import InvalidInputError, InvalidModelError
+from unified_nlp.models import HEAD_FILE, initial_head
+from unified_nlp.weights import load_file, read_header
+
+from ._tf import tf
+from .encoder import INPUT_KEYS
+from .native_models import StringsFunction, StringsModel
+from .savedmodel import EncoderCall, check_preprocessor, load_saved_model
+from .strings import StringsTokenizer
+from .weight_map import bert_layout
+
+FORMAT = "tfhub-savedmodel"
+KINDS = ("encoder-pair", "embedding", "keras-classifier")
+POOLINGS = ("pooled_output", "mean")
+DEFAULT_MAX_LENGTH = 512
+SUBFOLDERS = ("encoder", "preprocessor")  # the names tfhub.dev's pages and our exports use
+
+_LOADED: dict[tuple, Any] = {}  # (folder, saved_model.pb size and mtime) -> loaded object: describe, then load
+
+
+def variable_name(v) -> str:
+    return v.name.split(":")[0]
+
+
+def _check_variables(folder: Path) -> None:
+    """A SavedModel whose graph holds variables but whose variables/ folder is gone:
+    TensorFlow would fail later with an unrelated message."""
+    pb = folder / "saved_model.pb"
+    if not pb.is_file() or (folder / "variables" / "variables.index").is_file():
+        return
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString(pb.read_bytes())
+    except Exception as e:  # protobuf's DecodeError
+        raise InvalidModelError(f"{pb}: corrupt, not a SavedModel protocol buffer ({e})") from None
+    count = sum(
+        1
+        for graph in proto.meta_graphs
+        for node in graph.object_graph_def.nodes
+        if node.WhichOneof("kind") == "variable"
+    )
+    if count:
+        raise InvalidModelError(
+            f"{folder / 'variables' / 'variables.index'}: missing; the SavedModel has {count} variables "
+            "and its variables folder is gone or incomplete"
+        )
+
+
+def load_object(folder: Path, what: str = "model") -> Any:
+    """The SavedModel at `folder`, loaded once per process (describe, then load, reuse it)."""
+    folder = Path(folder).resolve()
+    pb = folder / "saved_model.pb"
+    if folder.is_dir() and pb.is_file():
+        _check_variables(folder)
+    key = (str(folder), *((pb.stat().st_size, pb.stat().st_mtime_ns) if pb.is_file() else ()))
+    if key not in _LOADED:
+        _LOADED[key] = load_saved_model(folder, what)
+    return _LOADED[key]
+
+
+# --- what a SavedModel is ---------------------------------------------------------------
+
+
+def _call_signature(obj) -> tuple[Any, Any] | None:
+    """(inputs, outputs) of the reusable-SavedModel ``__call__``, or None."""
+    concrete = list(getattr(getattr(obj, "__call__", None), "concrete_functions", []) or [])  # noqa: B004
+    if not concrete:
+        return None
+    args = concrete[0].structured_input_signature[0]
+    return (args[0] if args else None), concrete[0].structured_outputs
+
+
+def _string_signature(obj) -> tuple[str, str, int] | None:
+    """(signature name, input name, input rank) of a serving signature taking one string tensor."""
+    for name in ("serving_default", "serve"):
+        fn = getattr(obj, "signatures", {}).get(name)
+        if fn is None:
+            continue
+        inputs = fn.structured_input_signature[1]
+        if len(inputs) == 1:
+            ((key, spec),) = inputs.items()
+            if spec.dtype == tf.string and len(spec.shape) in (1, 2):
+                return name, key, len(spec.shape)
+    return None
+
+
+def role(obj, folder: Path) -> str:
+    """What a loaded SavedModel is: "preprocessor", "encoder", "embedding" or
+    "keras-classifier"; InvalidModelError naming what it takes when it is none of them."""
+    if all(callable(getattr(obj, part, None)) for part in ("tokenize", "bert_pack_inputs")):
+        return "preprocessor"
+    call = _call_signature(obj)
+    serving = getattr(obj, "signatures", {}).get("serving_default")
+    serving_inputs = serving.structured_input_signature[1] if serving is not None else {}
+    if (call and isinstance(call[0], dict) and all(k in call[0] for k in INPUT_KEYS)) or all(
+        k in serving_inputs for k in INPUT_KEYS
+    ):
+        return "encoder"
+    keras = (folder / "keras_metadata.pb").is_file() or hasattr(obj, "keras_api")
+    string_call = call is not None and isinstance(call[0], tf.TensorSpec) and call[0].dtype == tf.string
+    if keras or (not string_call and _string_signature(obj)):
+        if _string_signature(obj) is None:
+            raise InvalidModelError(f"{folder}: a Keras SavedModel whose serving signature does not take strings")
+        return "keras-classifier"
+    if string_call:
+        return "embedding"
+    found = call[0] if call else serving_inputs or None
+    raise InvalidModelError(
+        f"{folder}: a SavedModel with an unknown signature (it takes {found!r}); known: a TF Hub text encoder "
+        f"(a dict of {', '.join(INPUT_KEYS)}), a BERT preprocessor (tokenize, bert_pack_inputs), a text embedding "
+        "(strings -> [batch, dim]) or a Keras classifier (strings -> logits)"
+    )
+
+
+def strings_function(obj, folder: Path, kind: str) -> StringsFunction:
+    """The strings -> [batch, width] function of an embedding or Keras classifier SavedModel."""
+    call = _call_signature(obj)
+    if kind == "embedding" and call is not None:
+        return StringsFunction(obj.__call__, by_signature=False, input_name=None, rank=len(call[0].shape))
+    found = _string_signature(obj)
+    if found is None:
+        raise InvalidModelError(f"{folder}: no serving signature that takes strings")
+    name, key, rank = found
+    return StringsFunction(obj.signatures[name], by_signature=True, input_name=key, rank=rank)
+
+
+@dataclass(frozen=True)
+class Located:
+    kind: str
+    model_dir: Path  # the encoder, embedding or Keras SavedModel
+    preprocessor_dir: Path | None = None
+    root: Path | None = None  # the folder given (head.safetensors lives here)
+
+
+def _saved_models(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and (p / "saved_model.pb").is_file())
+
+
+def locate(path: Path, preprocessor: Path | None = None) -> Located:
+    """Find the SavedModels of `path` (one SavedModel, or a folder of them) and their kind."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InvalidModelError(f"{path}: not a folder")
+    if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+        candidates = [path]
+    else:
+        candidates = _saved_models(path)
+        if not candidates:
+            raise InvalidModelError(f"{path}: no saved_model.pb, in the folder or in a subfolder")
+    roles: dict[str, list[Path]] = {}
+    for folder in candidates:
+        roles.setdefault(role(load_object(folder), folder), []).append(folder)
+    if preprocessor is not None:
+        pre = Path(preprocessor)
+        if role(load_object(pre, "preprocessor"), pre) != "preprocessor":
+            raise InvalidModelError(f"{pre}: not a BERT preprocessor SavedModel (no tokenize and bert_pack_inputs)")
+        roles.setdefault("preprocessor", []).insert(0, pre)
+    for kind in ("keras-classifier", "embedding"):
+        if kind in roles and len(candidates) == 1:
+            return Located(kind, roles[kind][0], None, path)
+    encoders, pres = roles.get("encoder", []), roles.get("preprocessor", [])
+    if len(encoders) > 1:
+        named = [e for e in encoders if e.name == SUBFOLDERS[0]]
+        encoders = named or encoders
+    if len(encoders) == 1 and pres:
+        named = [p for p in pres if p.name == SUBFOLDERS[1]]
+        return Located("encoder-pair", encoders[0], (named or pres)[0], path)
+    if encoders:
+        raise InvalidModelError(
+            f"{encoders[0]}: a TF Hub text encoder without its preprocessor; pass the preprocessor SavedModel "
+            "(preprocessor=PATH, or a `preprocessor/` folder beside `encoder/`)"
+        )
+    if pres:
+        raise InvalidModelError(f"{pres[0]}: a BERT preprocessor only; pass the encoder SavedModel as the model")
+    raise InvalidModelError(
+        f"{path}: holds {', '.join(f'{k} ({len(v)})' for k, v in roles.items())}; expected one encoder + "
+        "preprocessor, one text embedding or one Keras classifier"
+    )
+
+
+# --- the spec ---------------------------------------------------------------------------
+
+
+def _labels(labels, width: int | None, where: Path) -> list[str] | None:
+    if labels is None:
+        return None
+    labels = [str(x) for x in labels]
+    if not labels or len(set(labels)) != len(labels) or not all(labels):
+        raise InvalidInputError(f"labels must be distinct non-empty names, got {labels}")
+    if width is not None and len(labels) != width:
+        raise InvalidInputError(f"{where}: the model gives {width} outputs, but {len(labels)} labels were given")
+    return labels
+
+
+def _head_width(file: Path, names: Sequence[str], hidden: int) -> int:
+    """The number of outputs of a given head.safetensors, checked against the features it reads."""
+    header = read_header(file)
+    weight, bias = names
+    if weight not in header or bias not in header:
+        raise InvalidModelError(f"{file}: expected tensors {weight!r} and {bias!r} (found {sorted(header)})")
+    w, b = header[weight]["shape"], header[bias]["shape"]
+    if len(w) != 2 or w[1] != hidden or b != [w[0]]:
+        raise InvalidModelError(f"{file}: expected {weight!r} [num_labels, {hidden}] and {bias!r} [num_labels]")
+    return int(w[0])
+
+
+def encoder_shapes(encoder: EncoderCall) -> dict[str, tuple[int, ...]]:
+    return {variable_name(v): tuple(v.shape) for v in encoder.trainable_variables()}
+
+
+def preprocessor_vocab_size(obj) -> int | None:
+    get = getattr(getattr(obj, "tokenize", None), "get_special_tokens_dict", None)
+    if get is None:
+        return None
+    special = get()
+    return int(special["vocab_size"].numpy()) if "vocab_size" in special else None
+
+
+def _pair_spec(found: Located, labels, pooling, seed) -> dict[str, Any]:
+    encoder = EncoderCall(load_object(found.model_dir, "encoder"), found.model_dir)
+    pre = load_object(found.preprocessor_dir, "preprocessor")
+    check_preprocessor(pre, found.preprocessor_dir)
+    shapes = encoder_shapes(encoder)
+    probe = encoder(
+        {k: tf.ones([1, 2], tf.int32) if k == "input_mask" else tf.zeros([1, 2], tf.int32) for k in INPUT_KEYS}
+    )
+    hidden = int(probe["sequence_output"].shape[-1])
+    config = bert_layout(shapes)
+    vocab = preprocessor_vocab_size(pre)
+    rows = config["vocab_size"] if config else shapes.get("word_embeddings/embeddings", (None,))[0]
+    if vocab is not None and rows is not None and vocab > rows:
+        raise InvalidModelError(
+            f"{found.preprocessor_dir}: the preprocessor's vocabulary has {vocab} tokens, but the encoder "
+            f"{found.model_dir} embeds only {rows}: they are not a pair"
+        )
+    pooling = pooling or "pooled_output"
+    if pooling not in POOLINGS:
+        raise InvalidInputError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    spec: dict[str, Any] = {"pooling": pooling, "head": "native" if pooling == "pooled_output" else "mean"}
+    head_file = found.root / HEAD_FILE if found.root else None
+    names = ("classifier.weight", "classifier.bias") if spec["head"] == "native" else ("weight", "bias")
+    width = _head_width(head_file, names, hidden) if head_file and head_file.is_file() else None
+    given = _labels(labels, None, found.root)
+    spec["fresh_head"] = width is None or (given is not None and len(given) != width)
+    if given is None and width is None:
+        raise InvalidModelError(
+            f"{found.root}: a TF Hub encoder + preprocessor without a classification head; pass labels=[...] to "
+            "start a fresh head (then fit it), or put the head in head.safetensors"
+        )
+    spec["labels"] = given or [f"LABEL_{i}" for i in range(width)]
+    spec["architecture"] = "bert" if config else None
+    spec["convertible"] = config is not None
+    spec["why"] = (
+        None
+        if config
+        else (
+            "its variables do not follow TF Hub's BERT naming (word_embeddings/embeddings, "
+            "transformer/layer_{i}/...), so there is no architecture to map them to"
+        )
+    )
+    positions = config["max_position_embeddings"] if config else None
+    spec["max_length"] = (
+        int(min(positions or DEFAULT_MAX_LENGTH, DEFAULT_MAX_LENGTH)) if positions else DEFAULT_MAX_LENGTH
+    )
+    # the head's shape (and, for a named encoder, its layout): TFHubModel reads it instead of config.json
+    spec["config"] = config or {
+        "model_type": "bert", "hidden_size": hidden, "num_hidden_layers": 1, "num_attention_heads": 1,
+        "intermediate_size": hidden, "vocab_size": int(rows or vocab or 1),
+    }  # fmt: skip
+    spec["token_types"] = True
+    spec["hidden"] = hidden
+    spec["encoder_path"], spec["preprocessor_path"] = str(found.model_dir), str(found.preprocessor_dir)
+    spec["head_path"] = str(head_file) if width is not None and not spec["fresh_head"] else None
+    return spec
+
+
+def _strings_spec(found: Located, labels) -> dict[str, Any]:
+    obj = load_object(found.model_dir)
+    width = StringsModel(strings_function(obj, found.model_dir, found.kind), head=None).width
+    spec: dict[str, Any] = {"model_path": str(found.model_dir), "token_types": False, "max_length": None}
+    if found.kind == "embedding":
+        spec.update(head="linear", pooling=None, hidden=width, architecture=None, convertible=False)
+        spec["why"] = (
+            "a text-embedding SavedModel is its own graph (tokenizer included) with no architecture to map its "
+            "variables to; it runs on the tfhub backend only"
+        )
+        head_file = found.root / HEAD_FILE
+        n = _head_width(head_file, ("weight", "bias"), width) if head_file.is_file() else None
+        given = _labels(labels, None, found.root)
+        if given is None and n is None:
+            raise InvalidModelError(
+                f"{found.root}: a text-embedding SavedModel has no classification head; pass labels=[...] to put a "
+                "fresh linear head on it (then fit it)"
+            )
+        spec["fresh_head"] = n is None or (given is not None and len(given) != n)
+        spec["labels"] = given or [f"LABEL_{i}" for i in range(n)]
+        spec["head_path"] = None if spec["fresh_head"] else str(head_file)
+        spec["trainable"] = bool(list(getattr(obj, "trainable_variables", []) or []))
+        return spec
+    spec.update(head="keras", pooling=None, fresh_head=False, head_path=None)
+    spec["labels"] = _labels(labels, width, found.model_dir) or [f"LABEL_{i}" for i in range(width)]
+    from .recover import keras_parts
+
+    parts = keras_parts(found.model_dir)
+    spec["architecture"] = "bert" if parts.config else None
+    spec["convertible"], spec["why"] = parts.why is None, parts.why
+    return spec
+
+
+def describe(
+    path: Path,
+    *,
+    preprocessor: Path | None = None,
+    labels: Sequence[str] | None = None,
+    problem_type: str | None = None,
+    seed: int = 0,
+    pooling: str | None = None,
+) -> dict[str, Any]:
+    """The JSON-ready spec of a native TF Hub SavedModel (see the module docstring), which
+    ``TFHubBackend.load(path, spec)`` takes: format, kind, labels, num_labels, head,
+    pooling, problem_type, max_length, seed, fresh_head, architecture (a transformers
+    model_type when the variables map, else None), convertible and why (None, or why it
+    cannot leave TensorFlow), and the SavedModel paths.
+
+    >>> describe(Path("nnlm-en-dim50"), labels=["neg", "pos"])["kind"]   # doctest: +SKIP
+    'embedding'
+    """
+    path = Path(path).absolute()
+    found = locate(path, Path(preprocessor).absolute() if preprocessor is not None else None)
+    if pooling is not None and found.kind != "encoder-pair":
+        raise InvalidInputError(f"pooling applies to an encoder + preprocessor pair, not to a {found.kind}")
+    spec: dict[str, Any] = {"format": FORMAT, "kind": found.kind, "seed": int(seed)}
+    spec.update(
+        _pair_spec(found, labels, pooling, seed) if found.kind == "encoder-pair" else _strings_spec(found, labels)
+    )
+    spec["problem_type"] = problem_type or "single_label_classification"
+    if spec["problem_type"] not in PROBLEM_TYPES:
+        raise InvalidInputError(f"problem_type must be one of {', '.join(PROBLEM_TYPES)}, got {spec['problem_type']!r}")
+    if spec["problem_type"] == PROBLEM_TYPES[0] and len(spec["labels"]) < 2:
+        raise InvalidInputError(f"a single-label classifier needs at least two labels, got {spec['labels']}")
+    spec["num_labels"] = len(spec["labels"])
+    return spec
+
+
+# --- loading on the tfhub backend -------------------------------------------------------
+
+
+def load(spec: dict[str, Any]):
+    """(tokenizer, model) for a spec from `describe`."""
+    from .model import TFHubModel
+    from .tokenizer import TFHubTokenizer
+
+    kind = spec.get("kind")
+    if kind == "encoder-pair":
+        encoder_dir, pre_dir = Path(spec["encoder_path"]), Path(spec["preprocessor_path"])
+        head_dir = Path(spec["head_path"]).parent if spec.get("head_path") else encoder_dir
+        model = TFHubModel(head_dir, {**spec, "architecture": "bert"}, encoder_dir)
+        max_length = int(spec.get("max_length") or DEFAULT_MAX_LENGTH)
+        if model.max_positions is not None:
+            max_length = min(max_length, model.max_positions)
+        return TFHubTokenizer(pre_dir, max_length), model
+    if kind not in KINDS:
+        raise InvalidModelError(f"unknown TF Hub SavedModel kind {kind!r} (known: {', '.join(KINDS)})")
+    folder = Path(spec["model_path"])
+    obj = load_object(folder)
+    fn = strings_function(obj, folder, kind)
+    if kind == "keras-classifier":
+        model = StringsModel(fn, head=None, what="Keras classifier", problem_type=spec["problem_type"])
+        if model.num_labels != int(spec["num_labels"]):
+            raise InvalidInputError(f"{folder}: {model.num_labels} outputs, but {spec['num_labels']} labels")
+        return StringsTokenizer(), model
+    width = int(spec["hidden"])
+    if spec.get("fresh_head") or not spec.get("head_path"):
+        head = initial_head(int(spec["num_labels"]), width, int(spec.get("seed", 0)))
+    else:
+        head = {k: np.asarray(v, np.float32) for k, v in load_file(Path(spec["head_path"])).items()}
+    variables = list(getattr(obj, "trainable_variables", []) or [])
+    model = StringsModel(fn, head=head, encoder_variables=variables, problem_type=spec["problem_type"])
+    return StringsTokenizer(), model
+
+
+__all__ = ["FORMAT", "KINDS", "describe", "load", "locate", "role"]
