@@ -29,10 +29,9 @@ from .conftest import REPO, paddle_unavailable, require_paddle_in_process
 
 require_paddle_in_process()
 
-from unified_nlp_paddlenlp import families  # noqa: E402
-
 import unified_nlp as un  # noqa: E402
 from unified_nlp.architectures import get as get_architecture  # noqa: E402
+from unified_nlp.paddlenlp_format import families  # noqa: E402
 from unified_nlp.weights import load_file  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -196,7 +196,7 @@ def test_export_of_a_paddlenlp_save_pretrained_folder(canonical, clf, tmp_path):
     original, again = load_file(canonical / "model.safetensors"), load_file(out / "model.safetensors")
     assert sorted(again) == sorted(k for k in original if k != "embeddings.position_ids")
     assert all(np.array_equal(again[k], original[k]) for k in again)
-    with pytest.raises(InvalidModelError, match="export_canonical"):
+    with pytest.raises(InvalidModelError, match="to_canonical"):
         PaddleNLPBackend().load(
             native, {"format": "huggingface", "labels": ["a", "b"], "num_labels": 2, "max_length": 512}
         )

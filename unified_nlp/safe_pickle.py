@@ -1,4 +1,5 @@
-"""Read PyTorch checkpoints (`pytorch_model.bin`) into numpy without running their pickle.
+"""Read PyTorch checkpoints (`pytorch_model.bin`) and PaddlePaddle state dicts
+(`model_state.pdparams`) into numpy without running their pickle.
 
 A `.bin` written by ``torch.save`` is a zip archive: ``<name>/data.pkl`` (a pickle
 describing the tensors) and ``<name>/data/<key>`` (each storage's raw bytes). A
@@ -13,9 +14,22 @@ Anything else in the pickle (a global outside the allow-list, a storage that
 points past its data) raises InvalidModelError naming the file; nothing from the
 file is ever imported or called.
 
+A `.pdparams` written by ``paddle.save`` (PaddleNLP's ``save_pretrained`` default)
+is one plain pickle of a dict: name -> numpy array, each pickled by numpy itself
+(``numpy._core.multiarray._reconstruct(numpy.ndarray, (0,), b"b")`` then a BUILD
+with (version, shape, ``numpy.dtype(code)``, fortran order, raw bytes); numpy 1.x
+writes ``numpy.core.multiarray``), plus an entry ``StructuredToParameterName@@``
+mapping structured names to parameter names (str -> str). Measured with
+paddlepaddle 3.3.1 and numpy 2: those three globals and nothing else.
+`read_paddle_state` admits exactly those globals, builds each array itself from
+numeric dtypes and checked byte counts (no numpy callable from the pickle runs),
+and accepts only str keys and arrays (and that name map) in the result.
+
 >>> state = read_torch_checkpoint(Path("pytorch_model.bin"))   # doctest: +SKIP
 >>> state["classifier.weight"].shape                            # doctest: +SKIP
 (2, 768)
+>>> read_paddle_state(Path("model_state.pdparams"))["bert.pooler.dense.weight"].shape  # doctest: +SKIP
+(768, 768)
 """
 
 from __future__ import annotations
@@ -163,3 +177,119 @@ def read_torch_checkpoint(path: Path) -> dict[str, np.ndarray]:
     ):
         raise InvalidModelError(f"{path}: not a state dict of named tensors")
     return dict(state)
+
+
+# --- PaddlePaddle's paddle.save pickles (model_state.pdparams) -------------------
+
+# dtype codes numpy pickles (dtype.str without the byte order): numbers and bools only, never objects
+_PADDLE_DTYPES = {
+    "f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1",
+}  # fmt: skip
+_NAME_MAP = "StructuredToParameterName@@"  # paddle.save's structured name -> parameter name
+
+
+class _NDArrayClass:  # what "numpy.ndarray" names inside the pickle: a marker, nothing callable
+    pass
+
+
+class _Dtype:
+    """numpy.dtype(code, align, copy) followed by BUILD (byte order): a checked np.dtype."""
+
+    def __init__(self, code: Any, align: Any = False, copy: Any = True) -> None:
+        if not isinstance(code, str) or code not in _PADDLE_DTYPES:
+            raise pickle.UnpicklingError(f"dtype {code!r:.40} is not a numeric dtype")
+        self.dtype = np.dtype(code)
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) < 2 or state[1] not in ("<", ">", "|", "="):
+            raise pickle.UnpicklingError("malformed dtype state")
+        if state[1] in ("<", ">"):
+            self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class _Array:
+    """numpy's _reconstruct(ndarray, (0,), b"b") followed by BUILD (shape, dtype, order, bytes)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise pickle.UnpicklingError("malformed array state")
+        _version, shape, dtype, fortran, data = state
+        if not isinstance(dtype, _Dtype) or not isinstance(data, bytes) or not isinstance(fortran, bool):
+            raise pickle.UnpicklingError("an array whose data is not raw bytes of a numeric dtype")
+        if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise pickle.UnpicklingError("an array with a malformed shape")
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if count * dtype.dtype.itemsize != len(data):
+            raise pickle.UnpicklingError(
+                f"an array of shape {list(shape)} {dtype.dtype} needs {count * dtype.dtype.itemsize} bytes, "
+                f"the pickle holds {len(data)}"
+            )
+        flat = np.frombuffer(data, dtype=dtype.dtype)
+        array = flat.reshape(shape, order="F" if fortran else "C")
+        self.array = np.ascontiguousarray(array, dtype=dtype.dtype.newbyteorder("="))
+
+
+def _reconstruct(cls: Any, shape: Any, typecode: Any) -> _Array:
+    if cls is not _NDArrayClass or shape != (0,) or typecode != b"b":
+        raise pickle.UnpicklingError("_reconstruct of anything but an empty numpy.ndarray")
+    return _Array()
+
+
+_PADDLE_ALLOWED: dict[tuple[str, str], Any] = {
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # numpy 2
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,  # numpy 1
+    ("numpy", "ndarray"): _NDArrayClass,
+    ("numpy", "dtype"): _Dtype,
+}
+
+
+class _PaddleUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        found = _PADDLE_ALLOWED.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(
+                f"refused global {module}.{name}: only numpy arrays and plain containers are read"
+            )
+        return found
+
+
+def read_paddle_state(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``paddle.save`` state dict (``model_state.pdparams``), name -> array.
+
+    Raises InvalidModelError for a file that is not such a pickle (truncated, a
+    length field past its end) or whose pickle names anything but numpy arrays of
+    numeric dtypes and plain containers; nothing from the file is imported or called.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidModelError(f"{path}: missing weight file") from None
+    except OSError as e:
+        raise InvalidModelError(f"{path}: cannot be read ({e})") from None
+    if not data.startswith(b"\x80"):
+        raise InvalidModelError(f"{path}: not a paddle.save pickle (no pickle protocol header)")
+    try:
+        # the file's bytes are all in memory: a length field past their end fails as truncated, never allocates more
+        state = _PaddleUnpickler(io.BytesIO(data)).load()
+    except Exception as e:  # the pickle is untrusted: every failure means "not a plain state dict"
+        raise InvalidModelError(f"{path}: refused ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict):
+        raise InvalidModelError(f"{path}: not a state dict of named arrays")
+    out: dict[str, np.ndarray] = {}
+    for key, value in state.items():
+        if (
+            key == _NAME_MAP
+            and isinstance(value, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        ):
+            continue
+        if not isinstance(key, str) or not isinstance(value, _Array) or value.array is None:
+            raise InvalidModelError(f"{path}: not a state dict of named arrays (entry {key!r:.60})")
+        out[key] = value.array
+    return out

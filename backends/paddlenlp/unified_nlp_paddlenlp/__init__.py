@@ -3,10 +3,12 @@
 Runs PaddleNLP's own classes for seven transformers families (BERT/MiniLM,
 DistilBERT, RoBERTa, XLM-RoBERTa on PaddleNLP's RoBERTa, ELECTRA, ALBERT, ERNIE):
 the family's XForSequenceClassification with the checkpoint's own head, or the
-bare encoder under the default model's mean-pooling head; built from local files
-only (nothing is downloaded), weights read from safetensors (pickles are never
-loaded). A canonical folder is converted once into the PaddleNLP format (see
-converter.py and the literal tables in families/) under
+bare encoder under the default model's mean-pooling head; and ERNIE-M, which has
+no transformers class, from a PaddleNLP save_pretrained folder as it is (native.py).
+Built from local files only (nothing is downloaded); weights read from safetensors,
+or a PaddleNLP folder's model_state.pdparams through the core's restricted reader
+(unified_nlp.safe_pickle; never paddle.load). A canonical folder is converted once into the PaddleNLP format (see
+converter.py and the literal tables in unified_nlp.paddlenlp_format.families) under
 unified_nlp.models.converted_dir and reused. Texts are tokenized with the
 folder's own tokenizer.json (unified_nlp.fast_tokenizer), so token ids equal
 transformers'; exports also carry PaddleNLP's own tokenizer files.
@@ -24,16 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from unified_nlp.errors import InvalidModelError
 from unified_nlp.models import SPEC_FILE, converted_dir, read_spec
-from unified_nlp.protocols import Tokenizer
+from unified_nlp.paddlenlp_format import NATIVE_FORMAT
+from unified_nlp.paddlenlp_format import native as paddle_native
+from unified_nlp.protocols import Model, Tokenizer
 
 from . import converter
-
-if TYPE_CHECKING:
-    from .model import PaddleModel
 
 __all__ = ["PaddleNLPBackend"]
 
@@ -49,16 +50,21 @@ class PaddleNLPBackend:
 
         return set_threads(n)
 
-    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[Tokenizer, PaddleModel]:
-        """Tokenizer and model of a canonical folder (converted once, cached) or of a
-        PaddleNLP-format folder written by `convert`."""
+    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[Tokenizer, Model]:
+        """Tokenizer and model of a canonical folder (converted once, cached), of a
+        PaddleNLP-format folder written by `convert`, or of a PaddleNLP save_pretrained
+        folder run as it is (spec from unified_nlp.paddlenlp_format.native_spec: ERNIE-M)."""
         path = Path(path)
         fmt = spec.get("format", "huggingface")
+        if fmt == NATIVE_FORMAT:
+            from .native import load_native
+
+            return load_native(path, spec)
         if fmt == "huggingface":
-            if converter.is_paddle_native(path):
+            if paddle_native.is_native(path):
                 raise InvalidModelError(
                     f"{path}: a folder PaddleNLP's save_pretrained wrote (PaddleNLP parameter names). Make a "
-                    "canonical folder of it first: unified_nlp_paddlenlp.PaddleNLPBackend().export_canonical(src, out)"
+                    "canonical folder of it first: unified_nlp.paddlenlp_format.to_canonical(src, out)"
                 )
             folder = converted_dir(path, self.name)
             if read_spec(folder).get("converter_version") != converter.VERSION:  # none yet, or an older one
@@ -86,8 +92,8 @@ class PaddleNLPBackend:
 
     def export_canonical(self, source: Path, out: Path) -> None:
         """Write the canonical Hugging Face folder of a PaddleNLP-format folder (ours, or
-        PaddleNLP's own save_pretrained output with safetensors) to `out`, atomically;
-        for users leaving PaddleNLP.
+        PaddleNLP's own save_pretrained output, pdparams or safetensors) to `out`,
+        atomically; for users leaving PaddleNLP.
 
         >>> PaddleNLPBackend().export_canonical(Path("minilm-paddle"), Path("minilm-hf"))  # doctest: +SKIP
         """

@@ -15,7 +15,7 @@ A native head (``head: native``) becomes the whole PaddleNLP task model, so that
 ``paddlenlp.transformers.AutoModelForSequenceClassification.from_pretrained("out/paddlenlp")``
 runs the classifier; the mean-pooling head stays head.safetensors beside the
 encoder (``BertModel.from_pretrained``). The weight maps are the literal tables in
-families/, applied by tensors.py. Every write goes through unified_nlp.weights.atomic_dir: a failed
+unified_nlp.paddlenlp_format.families, applied by its tensors.py. Every write goes through unified_nlp.weights.atomic_dir: a failed
 conversion leaves nothing behind. Weights are safetensors only; pickles are never read.
 """
 
@@ -31,12 +31,12 @@ from typing import Any
 from unified_nlp.checkpoint import config_labels, describe, read_state
 from unified_nlp.errors import ConversionError, InvalidModelError
 from unified_nlp.models import HEAD_FILE, SPEC_FILE, TOKENIZER_FILES, read_json, read_spec, safe_join
-from unified_nlp.weights import atomic_dir, load_file, read_header, save_file
-
-from . import families
-from .families import Family
-from .tensors import canonical_names, logits_name, to_canonical, to_paddle
-from .tokenizer_files import albert_tokenizer_json, bpe_tokenizer_json, paddle_tokenizer_files
+from unified_nlp.paddlenlp_format import families
+from unified_nlp.paddlenlp_format import native as paddle_native
+from unified_nlp.paddlenlp_format.native import read_config as read_paddle_config
+from unified_nlp.paddlenlp_format.tensors import canonical_names, logits_name, to_canonical, to_paddle
+from unified_nlp.paddlenlp_format.tokenizer_files import paddle_tokenizer_files
+from unified_nlp.weights import atomic_dir, load_file, save_file
 
 FORMAT = "paddlenlp"
 ENCODER_DIR = "paddlenlp"
@@ -73,33 +73,6 @@ def encoder_dir(path: Path, spec: Mapping[str, Any] | None = None) -> Path:
     return safe_join(path, spec.get("encoder_dir", ENCODER_DIR), path / SPEC_FILE)
 
 
-def read_paddle_config(folder: Path) -> dict[str, Any]:
-    config = read_json(folder / CONFIG)
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size"):
-        if not isinstance(config.get(key), int) or isinstance(config.get(key), bool) or config[key] <= 0:
-            raise InvalidModelError(f"{folder / CONFIG}: '{key}' must be a positive integer")
-    return config
-
-
-def is_paddle_native(path: Path) -> bool:
-    """A folder PaddleNLP wrote itself (save_pretrained): PaddleNLP names in model.safetensors."""
-    if not (path / WEIGHTS).is_file():
-        return False
-    return any(
-        ".self_attn.q_proj." in k or k.startswith(("transformer.embeddings.", "embeddings.layer_norm."))
-        for k in read_header(path / WEIGHTS)
-    )
-
-
-def paddle_family(config: Mapping[str, Any], source: Path) -> Family:
-    """The family of a PaddleNLP config.json (its architectures, else its model_type)."""
-    for name in config.get("architectures") or []:
-        for family in families.FAMILIES.values():
-            if name in (family.paddle_class, family.paddle_base) and family.model_type != "xlm-roberta":
-                return family
-    return families.get(config.get("model_type", "bert"), source)
-
-
 # --- whole folders -------------------------------------------------------------
 
 
@@ -126,10 +99,10 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
         raise ConversionError(
             f"{source}: a {read_spec(source)['format']!r} folder; convert expects the canonical format"
         )
-    if is_paddle_native(source):
+    if paddle_native.is_native(source):
         raise ConversionError(
-            f"{source / CANONICAL_WEIGHTS}: has PaddleNLP parameter names (a PaddleNLP save_pretrained folder). "
-            "Make a canonical folder first: unified_nlp_paddlenlp.PaddleNLPBackend().export_canonical(src, out)"
+            f"{source}: a PaddleNLP save_pretrained folder (PaddleNLP parameter names). Make a canonical folder "
+            "first: unified_nlp.paddlenlp_format.to_canonical(src, out)"
         )
     spec = dict(describe(source, require_head=False) if spec is None else spec)
     config = read_json(source / "config.json")
@@ -201,77 +174,35 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
 
 def export_canonical(source: Path, out: Path) -> None:
     """Write the canonical Hugging Face folder of a PaddleNLP-format folder `source`
-    (ours, or one PaddleNLP's save_pretrained wrote with safetensors) to `out`, atomically."""
+    (ours, or one PaddleNLP's save_pretrained wrote: unified_nlp.paddlenlp_format.to_canonical)
+    to `out`, atomically."""
     from unified_nlp.checkpoint import check
 
     source, out = Path(source), Path(out)
     spec = read_spec(source)
-    if spec.get("format") == FORMAT:
-        enc = encoder_dir(source, spec)
-        read_paddle_config(enc)
-        config = read_json(source / "config.json")  # the canonical config, copied below
-        family = families.get(spec.get("architecture", "bert"), source / SPEC_FILE)
-        task = spec.get("paddle_class", family.paddle_base) == family.paddle_class  # not a bare encoder
-        copy_from, meta = source, spec
-    elif not spec and is_paddle_native(source):  # PaddleNLP's own save_pretrained folder
-        enc, copy_from, meta = source, None, {}
-        pd_config = read_paddle_config(source)
-        family = paddle_family(pd_config, source / CONFIG)
-        task = family.paddle_class in (pd_config.get("architectures") or [])
-        config = family.from_paddle_config(pd_config)
-        if task:
-            config.update({k: pd_config[k] for k in ("id2label", "label2id", "problem_type") if pd_config.get(k)})
-        if not any((enc / n).is_file() for n in ("vocab.txt", "vocab.json", "spiece.model", "tokenizer.json")):
-            raise InvalidModelError(f"{enc}: no tokenizer files (save the tokenizer next to the model)")
-    else:
+    if not spec and paddle_native.is_native(source):  # PaddleNLP's own save_pretrained folder
+        paddle_native.to_canonical(source, out)
+        return
+    if spec.get("format") != FORMAT:
         raise InvalidModelError(
             f"{source}: not a PaddleNLP folder ({SPEC_FILE} with format 'paddlenlp', or PaddleNLP's own "
-            f"config.json + {WEIGHTS} with PaddleNLP parameter names)"
+            f"save_pretrained folder: config.json + {WEIGHTS} or model_state.pdparams)"
         )
-    tensors = to_canonical(load_file(weights_file(enc)), family, config, task=task, meta=meta, source=enc / WEIGHTS)
+    enc = encoder_dir(source, spec)
+    read_paddle_config(enc)
+    config = read_json(source / "config.json")  # the canonical config, copied below
+    family = families.get(spec.get("architecture", "bert"), source / SPEC_FILE)
+    task = spec.get("paddle_class", family.paddle_base) == family.paddle_class  # not a bare encoder
+    tensors = to_canonical(load_file(weights_file(enc)), family, config, task=task, meta=spec, source=enc / WEIGHTS)
     with atomic_dir(out) as tmp:
-        if copy_from is not None:
-            for name in ("config.json", HEAD_FILE, *TOKENIZER_FILES):
-                if (copy_from / name).is_file():
-                    shutil.copy2(copy_from / name, tmp / name)
-        else:
-            write_json(tmp / "config.json", config)
-            for name in (
-                "vocab.txt",
-                "vocab.json",
-                "merges.txt",
-                "spiece.model",
-                "tokenizer.json",
-                "special_tokens_map.json",
-            ):
-                if (enc / name).is_file():
-                    shutil.copy2(enc / name, tmp / name)
-            tok = read_json(enc / "tokenizer_config.json") if (enc / "tokenizer_config.json").is_file() else {}
-            # paths of the machine that wrote the folder mean nothing elsewhere
-            drop = ("special_tokens_map_file", "name_or_path", "tokenizer_file", "chat_template", "tokenizer_class")
-            tok = {k: v for k, v in tok.items() if k not in drop}
-            tok["tokenizer_class"] = _TRANSFORMERS_TOKENIZERS.get(family.tokenizer_class or "", "BertTokenizer")
-            write_json(tmp / "tokenizer_config.json", tok)
-            if not (tmp / "tokenizer.json").is_file() and (tmp / "vocab.json").is_file():
-                (tmp / "tokenizer.json").write_text(bpe_tokenizer_json(tmp), encoding="utf-8")
-            elif not (tmp / "tokenizer.json").is_file() and (tmp / "spiece.model").is_file():
-                (tmp / "tokenizer.json").write_text(albert_tokenizer_json(tmp), encoding="utf-8")
+        for name in ("config.json", HEAD_FILE, *TOKENIZER_FILES):
+            if (source / name).is_file():
+                shutil.copy2(source / name, tmp / name)
         save_file(tensors, tmp / CANONICAL_WEIGHTS, metadata={"format": "pt"})
-        if spec and spec.get("head") == "mean":
+        if spec.get("head") == "mean":
             keep = {k: spec[k] for k in ("labels", "pooling", "max_length") if k in spec}
             write_json(tmp / SPEC_FILE, {"format": "huggingface", "architecture": family.model_type, **keep})
         check(tmp)
-
-
-# PaddleNLP tokenizer class -> the transformers tokenizer class that reads the same files
-_TRANSFORMERS_TOKENIZERS = {
-    "BertTokenizer": "BertTokenizer",
-    "DistilBertTokenizer": "DistilBertTokenizer",
-    "ElectraTokenizer": "ElectraTokenizer",
-    "ErnieTokenizer": "BertTokenizer",
-    "RobertaBPETokenizer": "RobertaTokenizer",
-    "AlbertEnglishTokenizer": "AlbertTokenizer",
-}
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -285,7 +216,6 @@ __all__ = [
     "export_canonical",
     "to_paddle",
     "to_canonical",
-    "is_paddle_native",
     "encoder_dir",
     "read_paddle_config",
     "weights_file",

@@ -14,13 +14,13 @@ import numpy as np
 
 from unified_nlp.errors import InvalidInputError, InvalidModelError
 from unified_nlp.models import check_shapes, load_head, read_json, read_spec
+from unified_nlp.paddlenlp_format import families
+from unified_nlp.paddlenlp_format.families import Family
 from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.weights import load_file
 
-from . import families
 from ._framework import no_init_weights, paddle, paddlenlp_class
 from .converter import encoder_dir, read_paddle_config, weights_file
-from .families import Family
 from .training import AdamW
 
 _INPUTS = ("input_ids", "token_type_ids", "attention_mask")  # the order of the nets' forward arguments

@@ -1,0 +1,154 @@
+"""PaddleNLP folders that run here as they are: ERNIE-M, which has no transformers class
+(unified_nlp.paddlenlp_format.native_spec, format "paddlenlp-native").
+
+The model is PaddleNLP's own task class built from the folder's config.json, as
+``from_pretrained`` builds it, with the weights read by the core (model_state.pdparams
+through the restricted reader, never paddle.load); the tokenizer is PaddleNLP's own
+class for the folder's tokenizer files (ERNIE-M: ErnieMTokenizer, SentencePiece),
+so token ids and logits are PaddleNLP's. A fresh head (labels that differ from the
+folder's) is drawn in numpy from the seed. Inference only: `fit` says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unified_nlp.errors import InvalidInputError, InvalidModelError
+from unified_nlp.models import check_shapes
+from unified_nlp.paddlenlp_format.native import read_config, read_weights, weight_files
+from unified_nlp.protocols import Encoding, ModelOutput
+from unified_nlp.tokens import encoding_from_rows
+
+from ._framework import paddle, paddlenlp_class
+
+
+class NativeTokenizer:
+    """PaddleNLP's tokenizer class of the folder, one text (or pair) at a time, padded into an Encoding."""
+
+    def __init__(self, folder: Path, tokenizer_class: str, max_length: int) -> None:
+        try:
+            klass = paddlenlp_class(tokenizer_class)
+        except AttributeError:
+            raise InvalidModelError(f"{folder}: PaddleNLP has no tokenizer class {tokenizer_class!r}") from None
+        try:
+            self._tok = klass.from_pretrained(str(folder))  # a local folder: nothing is downloaded
+        except Exception as e:  # PaddleNLP raises OSError/ValueError/KeyError for broken files
+            raise InvalidModelError(f"{folder}: PaddleNLP's {tokenizer_class} cannot read it ({e})") from None
+        self.max_length = int(max_length)
+        self.vocab_size = len(self._tok)
+        self._lock = threading.Lock()  # PaddleNLP's Python tokenizers keep per-call state
+
+    def __call__(
+        self,
+        texts: Sequence[str],
+        text_pair: Sequence[str] | None = None,
+        *,
+        max_length: int | None = None,
+        padding: bool | str = "longest",
+        truncation: bool = True,
+    ) -> Encoding:
+        limit = min(max_length or self.max_length, self.max_length)
+        pairs = [None] * len(texts) if text_pair is None else list(text_pair)
+        if len(pairs) != len(texts):
+            raise InvalidInputError(f"{len(texts)} texts but {len(pairs)} second texts")
+        rows, cut = [], []
+        with self._lock:
+            for text, pair in zip(texts, pairs):
+                row = self._tok(text, text_pair=pair)["input_ids"]
+                cut.append(len(row) > limit)
+                if cut[-1] and truncation:
+                    row = self._tok(text, text_pair=pair, max_length=limit, truncation=True)["input_ids"]
+                rows.append(row)
+        return encoding_from_rows(rows, pad_id=int(self._tok.pad_token_id), padding=padding, limit=limit, truncated=cut)
+
+    def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> str:
+        with self._lock:
+            return self._tok.decode([int(i) for i in np.asarray(ids).ravel()], skip_special_tokens=skip_special_tokens)
+
+
+class NativeModel:
+    """PaddleNLP's task class of the folder (ErnieMForSequenceClassification), in dygraph."""
+
+    def __init__(self, folder: Path, spec: Mapping[str, Any]) -> None:
+        config = dict(read_config(folder))
+        name = str(spec.get("paddle_class") or (config.get("architectures") or [""])[0])
+        try:
+            klass = paddlenlp_class(name)
+        except AttributeError:
+            raise InvalidModelError(f"{folder / 'config.json'}: PaddleNLP has no class {name!r}") from None
+        self.num_labels = int(spec["num_labels"])
+        labels = list(spec["labels"])
+        config.update(
+            num_labels=self.num_labels,
+            id2label=dict(enumerate(labels)),
+            label2id={x: i for i, x in enumerate(labels)},
+        )
+        try:
+            # built as from_pretrained builds it (its _init_weights sets what PaddleNLP computes with);
+            # every weight is set next
+            model = klass(klass.config_class(**config))
+        except (TypeError, ValueError, AssertionError, KeyError, AttributeError) as e:
+            raise InvalidModelError(f"{folder}: PaddleNLP cannot build a {name} from it ({e})") from e
+        tensors = read_weights(folder)
+        if spec.get("fresh_head"):  # drawn in numpy: the same start wherever it is drawn
+            rng = np.random.default_rng(int(spec.get("seed", 0)))
+            hidden = int(config["hidden_size"])
+            std = float(config.get("initializer_range", 0.02))
+            tensors["classifier.weight"] = rng.normal(0.0, std, (hidden, self.num_labels)).astype(np.float32)
+            tensors["classifier.bias"] = np.zeros((self.num_labels,), np.float32)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        check_shapes({k: v.shape for k, v in tensors.items()}, expected, weight_files(folder)[0])
+        model.set_state_dict({k: tensors[k] for k in expected})
+        model.eval()
+        self.model = model
+        self.encoder = getattr(model, klass.base_model_prefix, None)
+        self.max_length = int(spec["max_length"])
+        self._vocab = int(config["vocab_size"])
+        self._lock = threading.RLock()
+
+    def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput:
+        ids = encoding.input_ids
+        n, width = ids.shape
+        if n == 0 or width == 0:
+            return ModelOutput(np.zeros((n, self.num_labels), np.float32))
+        if ids.min() < 0 or ids.max() >= self._vocab:
+            raise InvalidInputError(f"token ids must lie in [0, {self._vocab}), got {ids.min()}..{ids.max()}")
+        caught: list[Any] = []
+        with self._lock, paddle.no_grad():
+            hook = None
+            if output_hidden_states and self.encoder is not None:
+                hook = self.encoder.register_forward_post_hook(
+                    lambda layer, args, out: caught.append(out[0] if isinstance(out, (tuple, list)) else out)
+                )
+            try:
+                out = self.model(
+                    input_ids=paddle.to_tensor(ids), attention_mask=paddle.to_tensor(encoding.attention_mask)
+                )
+            finally:
+                if hook is not None:
+                    hook.remove()
+        logits = (out[0] if isinstance(out, (tuple, list)) else out).numpy()
+        states = caught[-1].numpy() if caught else None
+        return ModelOutput(logits, states, None)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every weight under PaddleNLP's names (there are no transformers names for ERNIE-M)."""
+        with self._lock:
+            return {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
+
+    def start_training(self, config: Mapping[str, Any]) -> None:
+        raise InvalidModelError(
+            "fit is not available for a PaddleNLP folder run as it is (ERNIE-M); fine-tune it with PaddleNLP's Trainer"
+        )
+
+
+def load_native(path: Path, spec: Mapping[str, Any]) -> tuple[NativeTokenizer, NativeModel]:
+    """Tokenizer and model of a PaddleNLP folder described by paddlenlp_format.native_spec."""
+    model = NativeModel(path, spec)
+    tokenizer = NativeTokenizer(path, str(spec.get("tokenizer") or "AutoTokenizer"), model.max_length)
+    return tokenizer, model
