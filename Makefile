@@ -14,7 +14,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check --progress-bar off
 
 # torch must be pinned: any other version or an unpinned torch downloads a CUDA build of several GB.
 MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-keras==2.21.*' \
-	tensorflow-hub==0.16.1 tensorflow-text==2.21.1 'setuptools<81' safetensors \
+	tensorflow-hub==0.16.1 tensorflow-text==2.21.1 'setuptools<81' safetensors sentencepiece \
 	pytest hypothesis psutil matplotlib tqdm ruff
 # paddlenlp 2.8.1 imports only with huggingface_hub<1 and aistudio-sdk<0.3 (see DESIGN.md); setuptools<66
 # keeps jieba (a paddlenlp dependency) from warning about pkg_resources on every import
