@@ -4,13 +4,14 @@ corrupt or hostile files; atomic writes leave nothing half-written."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 
 import numpy as np
 import pytest
 
-from unified_nlp.errors import InvalidModelError
-from unified_nlp.weights import atomic_dir, load_file, read_header, save_file
+from unified_nlp.errors import InvalidModelError, NotWritableError
+from unified_nlp.weights import atomic_dir, check_writable, load_file, read_header, save_file
 
 
 def test_round_trip_matches_the_reference_library(tmp_path):
@@ -94,4 +95,52 @@ def test_atomic_dir_replaces_on_success_and_keeps_the_old_on_failure(tmp_path):
 def test_failed_save_file_leaves_no_partial_file(tmp_path):
     with pytest.raises(ValueError):
         save_file({"ok": np.ones(3, np.float32), "bad": np.array(["x"], dtype=object)}, tmp_path / "w.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _unwritable_places(tmp_path):
+    """Folders that cannot be written. Under root, permissions do not stop writes, so
+    the read-only folder is only checked as another user; a path under a regular file
+    fails for everyone."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    places = [blocker / "out", blocker / "deeper" / "out"]
+    if os.geteuid() != 0:
+        locked = tmp_path / "read-only"
+        locked.mkdir()
+        locked.chmod(0o555)
+        places.append(locked / "out")
+    return places
+
+
+def test_unwritable_targets_are_one_line_errors_and_leave_nothing(tmp_path):
+    for place in _unwritable_places(tmp_path):
+        before = sorted(p.name for p in tmp_path.rglob("*"))
+        with pytest.raises(NotWritableError, match=r"^cannot write .*out") as info:
+            with atomic_dir(place) as tmp:
+                (tmp / "config.json").write_text("{}")
+        assert "\n" not in str(info.value)
+        with pytest.raises(NotWritableError):
+            save_file({"w": np.ones(2, np.float32)}, place / "w.safetensors")
+        with pytest.raises(NotWritableError):
+            check_writable(place)
+        assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing half-written
+
+
+def test_a_file_where_a_folder_goes_is_refused(tmp_path):
+    target = tmp_path / "model"
+    target.write_text("keep me")
+    with pytest.raises(NotWritableError, match="a file is there"):
+        with atomic_dir(target) as tmp:
+            (tmp / "config.json").write_text("{}")
+    assert target.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_full_disk_is_a_one_line_error(tmp_path):
+    import errno
+
+    with pytest.raises(NotWritableError, match="No space left"):
+        with atomic_dir(tmp_path / "model") as tmp:
+            (tmp / "a").write_text("x")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     assert list(tmp_path.iterdir()) == []

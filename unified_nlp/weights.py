@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import glob
 import json
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidModelError
+from .errors import InvalidModelError, NotWritableError
 
 _DTYPES = {
     "F64": np.float64,
@@ -154,7 +155,10 @@ def atomic_file(path: str | os.PathLike) -> Iterator:
     """Open a temporary file beside `path` for binary writing; rename it over
     `path` only if the block finishes without an exception."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise not_writable(path, e) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a saved model reads like any file
         with os.fdopen(fd, "wb") as f:
@@ -162,9 +166,11 @@ def atomic_file(path: str | os.PathLike) -> Iterator:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if _out_of_space(e):
+            raise not_writable(path, e) from None
         raise
 
 
@@ -178,31 +184,81 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     ...     (tmp / "config.json").write_text("{}")
     """
     path = Path(path).absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-{os.getpid()}-", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result should read like any folder
+    if path.is_file():
+        raise NotWritableError(f"cannot write a folder at {path}: a file is there")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_partials(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-{os.getpid()}-", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result should read like any folder
+    except OSError as e:
+        raise not_writable(path, e) from None
     try:
         yield tmp
         _fsync_tree(tmp)
-        if path.exists():
-            if _exchange(tmp, path):  # one atomic swap: no instant without a model at `path`
-                shutil.rmtree(tmp, ignore_errors=True)
-                return
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-{os.getpid()}-old-", dir=path.parent))
-            os.replace(path, old / "previous")
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                os.replace(old / "previous", path)
-                raise
-            finally:
-                shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
+        try:
+            _swap_in(tmp, path)
+        except OSError as e:
+            raise not_writable(path, e) from None
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if _out_of_space(e):
+            raise not_writable(path, e) from None
         raise
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Move the finished folder `tmp` to `path`, replacing what is there."""
+    if path.exists():
+        if _exchange(tmp, path):  # one atomic swap: no instant without a model at `path`
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-{os.getpid()}-old-", dir=path.parent))
+        os.replace(path, old / "previous")
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(old / "previous", path)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise NotWritableError now, before long work, when a folder could not be
+    written at `path` later (its nearest existing ancestor is a file or read-only)."""
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise NotWritableError(f"cannot write a folder at {path}: a file is there")
+    ancestor = next(p for p in path.parents if p.exists())
+    if not ancestor.is_dir():
+        raise NotWritableError(f"cannot write {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise NotWritableError(f"cannot write {path}: {ancestor} is not writable")
+
+
+def _out_of_space(e: BaseException) -> bool:
+    return isinstance(e, OSError) and not isinstance(e, NotWritableError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def not_writable(path: Path, e: OSError) -> NotWritableError:
+    """A one-line error for a write the file system refused (read-only, a path under a
+    file, a full disk); names UNIFIED_NLP_HOME when `path` lies in the model store."""
+    from .models import store_dir  # models imports this module
+
+    reason = e.strerror or str(e)
+    blocker = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), None)
+    if blocker is not None and blocker != path and not blocker.is_dir():
+        reason = f"{blocker} is a file, not a folder"
+    elif e.filename and Path(e.filename) != path:
+        reason += f" ({e.filename})"
+    store = store_dir().absolute()
+    hint = ""
+    if path == store or store in path.parents:
+        hint = f"; the model store is {store}: set UNIFIED_NLP_HOME to a writable folder"
+    return NotWritableError(f"cannot write {path}: {reason}{hint}")
 
 
 def _umask() -> int:
