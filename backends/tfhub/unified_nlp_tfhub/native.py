@@ -251,7 +251,7 @@ def preprocessor_vocab_size(obj) -> int | None:
     return int(special["vocab_size"].numpy()) if "vocab_size" in special else None
 
 
-def _pair_spec(found: Located, labels, pooling, seed) -> dict[str, Any]:
+def _pair_spec(found: Located, labels, pooling, require_head: bool = True) -> dict[str, Any]:
     encoder = EncoderCall(load_object(found.model_dir, "encoder"), found.model_dir)
     pre = load_object(found.preprocessor_dir, "preprocessor")
     check_preprocessor(pre, found.preprocessor_dir)
@@ -268,21 +268,21 @@ def _pair_spec(found: Located, labels, pooling, seed) -> dict[str, Any]:
             f"{found.preprocessor_dir}: the preprocessor's vocabulary has {vocab} tokens, but the encoder "
             f"{found.model_dir} embeds only {rows}: they are not a pair"
         )
-    pooling = pooling or "pooled_output"
+    pooling = {"pooled": "pooled_output", None: "pooled_output"}.get(pooling, pooling)
     if pooling not in POOLINGS:
         raise InvalidInputError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     spec: dict[str, Any] = {"pooling": pooling, "head": "native" if pooling == "pooled_output" else "mean"}
-    head_file = found.root / HEAD_FILE if found.root else None
+    head_file = head_file_of(found)
     names = ("classifier.weight", "classifier.bias") if spec["head"] == "native" else ("weight", "bias")
     width = _head_width(head_file, names, hidden) if head_file and head_file.is_file() else None
     given = _labels(labels, None, found.root)
     spec["fresh_head"] = width is None or (given is not None and len(given) != width)
-    if given is None and width is None:
+    if given is None and width is None and require_head:
         raise InvalidModelError(
             f"{found.root}: a TF Hub encoder + preprocessor without a classification head; pass labels=[...] to "
             "start a fresh head (then fit it), or put the head in head.safetensors"
         )
-    spec["labels"] = given or [f"LABEL_{i}" for i in range(width)]
+    spec["labels"] = given or [f"LABEL_{i}" for i in range(width or 0)]
     spec["architecture"] = "bert" if config else None
     spec["convertible"] = config is not None
     spec["why"] = (
@@ -309,7 +309,17 @@ def _pair_spec(found: Located, labels, pooling, seed) -> dict[str, Any]:
     return spec
 
 
-def _strings_spec(found: Located, labels) -> dict[str, Any]:
+def head_file_of(found: Located) -> Path | None:
+    """head.safetensors beside the SavedModel: in the folder given, or above an ``encoder/`` subfolder."""
+    if found.root is None:
+        return None
+    for folder in (found.root, found.root.parent if found.root.name == SUBFOLDERS[0] else None):
+        if folder is not None and (folder / HEAD_FILE).is_file():
+            return folder / HEAD_FILE
+    return found.root / HEAD_FILE
+
+
+def _strings_spec(found: Located, labels, require_head: bool = True) -> dict[str, Any]:
     obj = load_object(found.model_dir)
     width = StringsModel(strings_function(obj, found.model_dir, found.kind), head=None).width
     spec: dict[str, Any] = {"model_path": str(found.model_dir), "token_types": False, "max_length": None}
@@ -322,13 +332,13 @@ def _strings_spec(found: Located, labels) -> dict[str, Any]:
         head_file = found.root / HEAD_FILE
         n = _head_width(head_file, ("weight", "bias"), width) if head_file.is_file() else None
         given = _labels(labels, None, found.root)
-        if given is None and n is None:
+        if given is None and n is None and require_head:
             raise InvalidModelError(
                 f"{found.root}: a text-embedding SavedModel has no classification head; pass labels=[...] to put a "
                 "fresh linear head on it (then fit it)"
             )
         spec["fresh_head"] = n is None or (given is not None and len(given) != n)
-        spec["labels"] = given or [f"LABEL_{i}" for i in range(n)]
+        spec["labels"] = given or [f"LABEL_{i}" for i in range(n or 0)]
         spec["head_path"] = None if spec["fresh_head"] else str(head_file)
         spec["trainable"] = bool(list(getattr(obj, "trainable_variables", []) or []))
         return spec
@@ -350,6 +360,7 @@ def describe(
     problem_type: str | None = None,
     seed: int = 0,
     pooling: str | None = None,
+    require_head: bool = True,
 ) -> dict[str, Any]:
     """The JSON-ready spec of a native TF Hub SavedModel (see the module docstring), which
     ``TFHubBackend.load(path, spec)`` takes: format, kind, labels, num_labels, head,
@@ -365,16 +376,46 @@ def describe(
     if pooling is not None and found.kind != "encoder-pair":
         raise InvalidInputError(f"pooling applies to an encoder + preprocessor pair, not to a {found.kind}")
     spec: dict[str, Any] = {"format": FORMAT, "kind": found.kind, "seed": int(seed)}
-    spec.update(
-        _pair_spec(found, labels, pooling, seed) if found.kind == "encoder-pair" else _strings_spec(found, labels)
-    )
+    if found.kind == "encoder-pair":
+        spec.update(_pair_spec(found, labels, pooling, require_head))
+    else:
+        spec.update(_strings_spec(found, labels, require_head))
     spec["problem_type"] = problem_type or "single_label_classification"
     if spec["problem_type"] not in PROBLEM_TYPES:
         raise InvalidInputError(f"problem_type must be one of {', '.join(PROBLEM_TYPES)}, got {spec['problem_type']!r}")
-    if spec["problem_type"] == PROBLEM_TYPES[0] and len(spec["labels"]) < 2:
+    if spec["problem_type"] == PROBLEM_TYPES[0] and len(spec["labels"]) < 2 and (spec["labels"] or require_head):
         raise InvalidInputError(f"a single-label classifier needs at least two labels, got {spec['labels']}")
     spec["num_labels"] = len(spec["labels"])
     return spec
+
+
+def inspect(path: Path, *, preprocessor: Path | None = None) -> dict[str, Any]:
+    """What a native SavedModel is, without labels (for ``unified-nlp inspect``): describe's
+    keys, labels None when it has no head, and where its tokenizer lives.
+
+    >>> inspect(Path("nnlm-en-dim50"))["convertible"]   # doctest: +SKIP
+    False
+    """
+    spec = describe(path, preprocessor=preprocessor, require_head=False)
+    out = {
+        k: spec[k] for k in ("format", "kind", "architecture", "head", "pooling", "max_length", "convertible", "why")
+    }
+    out["labels"] = spec["labels"] or None
+    out["tokenizer"] = {
+        "encoder-pair": f"the preprocessor SavedModel {spec.get('preprocessor_path')} (tokenize, bert_pack_inputs)",
+        "embedding": "inside the SavedModel (strings in)",
+        "keras-classifier": "inside the SavedModel (strings in)",
+    }[spec["kind"]]
+    out["trainable"] = spec.get("trainable", spec["kind"] != "keras-classifier")
+    return out
+
+
+def to_canonical(path: Path, out: Path, *, preprocessor: Path | None = None, pooling: str | None = None) -> None:
+    """The canonical Hugging Face folder of a native SavedModel, atomically (see recover.to_canonical);
+    ConversionError saying why when it cannot leave TensorFlow."""
+    from .recover import to_canonical as write
+
+    write(Path(path), Path(out), preprocessor=preprocessor, pooling=pooling)
 
 
 # --- loading on the tfhub backend -------------------------------------------------------
@@ -414,4 +455,4 @@ def load(spec: dict[str, Any]):
     return StringsTokenizer(), model
 
 
-__all__ = ["FORMAT", "KINDS", "describe", "load", "locate", "role"]
+__all__ = ["FORMAT", "KINDS", "describe", "inspect", "load", "locate", "role", "to_canonical"]

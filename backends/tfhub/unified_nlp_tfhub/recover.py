@@ -37,6 +37,7 @@ from .native import (
     DEFAULT_MAX_LENGTH,
     Located,
     encoder_shapes,
+    head_file_of,
     load_object,
     locate,
     strings_function,
@@ -341,7 +342,7 @@ def _pair_canonical(found: Located, out: Path, pooling: str | None) -> None:
     pad_id = int(special["padding_id"].numpy()) if "padding_id" in special else 0
     config = _fit_config(layout, values, pad_id, diff, found.model_dir)
     head, labels = None, None
-    head_file = found.root / HEAD_FILE if found.root else None
+    head_file = head_file_of(found)
     mean = pooling == "mean"
     if head_file is not None and head_file.is_file():
         saved = load_file(head_file)
@@ -393,6 +394,7 @@ def to_canonical(path: Path, out: Path, *, preprocessor: Path | None = None, poo
     """
     path = Path(path).absolute()
     found = locate(path, Path(preprocessor).absolute() if preprocessor is not None else None)
+    pooling = {"pooled": "pooled_output"}.get(pooling, pooling)
     if found.kind == "embedding":
         raise ConversionError(
             f"{found.model_dir}: a text-embedding SavedModel is its own graph (its tokenizer included) with no "
