@@ -103,3 +103,41 @@ def test_evaluate_prints_json_ready_report(capsys, tmp_path):
     code, out, _ = _run(capsys, "evaluate", "--data", str(path), "--json")
     report = json.loads(out)
     assert code == 0 and report["n"] == 2 and report["confusion_matrix"] == [[1, 0], [0, 1]]
+
+
+def test_an_unwritable_store_is_a_one_line_error(capsys, tmp_path, monkeypatch):
+    # a store under a regular file: root is refused too (a read-only folder stops only other users)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("UNIFIED_NLP_HOME", str(blocker / "store"))
+    code, _, err = _run(capsys, "classify", "hello")
+    assert code == 2 and err.startswith("unified-nlp: error: cannot write") and "UNIFIED_NLP_HOME" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["convert", "fit", "save"])
+def test_writing_under_a_file_is_a_one_line_error(capsys, tmp_path, monkeypatch, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "model"
+    if command == "save":
+        require("huggingface")
+        from .conftest import default_classifier
+
+        with pytest.raises(un.NotWritableError, match=f"cannot write {out}: {blocker} is a file"):
+            default_classifier("huggingface").save(out)
+        return
+    if command == "convert":
+        code, _, err = _run(capsys, "convert", "--to", "huggingface", "default", str(out))
+    else:
+        train = tmp_path / "train.tsv"
+        train.write_text("good\tPOSITIVE\nbad\tNEGATIVE\n", encoding="utf-8")
+
+        def no_model(*args, **kwargs):
+            raise AssertionError("a model was loaded although the output cannot be written")
+
+        monkeypatch.setattr("unified_nlp.api.load_classifier", no_model)
+        code, _, err = _run(capsys, "fit", "--train", str(train), "--out", str(out))
+    assert code == 2 and err.startswith(f"unified-nlp: error: cannot write {out}") and "is a file" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"] + (["train.tsv"] if command == "fit" else [])

@@ -8,6 +8,7 @@
     unified-nlp evaluate --backend B --model M --data FILE
     unified-nlp bench [--backends ...] [--quick]
     unified-nlp worker register BACKEND PYTHON
+    unified-nlp cache list [--json] | cache clear [--older-than DAYS] [KEY...]
 
 Exit status: 0 success, 1 a parity check failed, 2 an error (message on stderr).
 """
@@ -172,11 +173,13 @@ def _for(clf, data):
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from .api import load_classifier
+    from .weights import check_writable
 
     label_names = args.labels.split(",") if args.labels else None
     problem = "multi_label_classification" if args.multi_label else None
     train = _labelled(args.train, args.max_rows, pairs=args.pairs)
     validation = _labelled(args.validation, pairs=args.pairs) if args.validation else None
+    check_writable(args.out)  # before training, not after it
     clf = load_classifier(args.model, backend=args.backend, labels=label_names, problem_type=problem)
     (texts, labels), validation = _for(clf, train), _for(clf, validation)
     history = clf.fit(
@@ -221,6 +224,33 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     config = register_worker(args.backend, args.python, Path(args.config) if args.config else None)
     print(f"registered {args.python} for backend {args.backend} in {config}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from . import store
+    from .models import store_dir
+
+    if args.cache_command == "clear":
+        removed = store.clear(args.keys, older_than_days=args.older_than)
+        freed = sum(e.size for e in removed)
+        for e in removed:
+            print(f"removed {e.kind}/{e.key} ({store.human_size(e.size)})")
+        count = f"{len(removed)} entr{'y' if len(removed) == 1 else 'ies'}"
+        print(f"removed {count}, {store.human_size(freed)}, from {store_dir()}")
+        return 0
+    found = store.entries()
+    if args.json:
+        print(json.dumps({"store": str(store_dir()), "entries": [e.as_dict() for e in found]}, indent=2))
+        return 0
+    total = store.human_size(sum(e.size for e in found))
+    print(f"model store {store_dir()} (UNIFIED_NLP_HOME): {len(found)} entries, {total}")
+    if found:
+        print(f"{'kind':<20} {'key':<34} {'size':>9}  {'last use (UTC)':<16}  {'model':<18} source")
+    for e in found:
+        used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.last_used))
+        size = store.human_size(e.size)
+        print(f"{e.kind:<20} {e.key:<34} {size:>9}  {used:<16}  {e.model or '-':<18} {e.source or '-'}")
     return 0
 
 
@@ -314,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("cache", help="list or clear the model store (derived models, $UNIFIED_NLP_HOME)")
+    csub = p.add_subparsers(dest="cache_command", required=True)
+    c = csub.add_parser("list", help="every entry: kind, key, size, last use, source")
+    c.add_argument("--json", action="store_true", help="one JSON object with every entry")
+    c.set_defaults(func=cmd_cache)
+    c = csub.add_parser("clear", help="remove entries (all of them unless keys or --older-than are given)")
+    c.add_argument("keys", nargs="*", metavar="KEY", help="an entry's key, a unique start of one, or KIND/KEY")
+    c.add_argument("--older-than", type=float, metavar="DAYS", help="only entries last used more than DAYS ago")
+    c.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("worker", help="register the environment that runs a backend in a worker")
     wsub = p.add_subparsers(dest="worker_command", required=True)
