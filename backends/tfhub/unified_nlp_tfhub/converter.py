@@ -5,6 +5,9 @@ The export::
     encoder/            SavedModel, TF Hub text-encoder contract (see encoder.py), every family
     preprocessor/       SavedModel, TF Hub BERT preprocessor contract (see preprocessor.py), for the
                         WordPiece families (BERT, DistilBERT, ELECTRA, ERNIE); pairs via bert_pack_inputs
+    classifier/         SavedModel, the whole classifier (preprocessor + encoder + head): serving_default
+                        text -> logits, pairs text, text_pair -> logits (see serving.py); where there are
+                        a preprocessor and a head
     head.safetensors    the classification head: a native head under transformers' names
                         (classifier.*, classifier.dense/out_proj.*, pre_classifier.*), or the
                         mean-pooling extension's weight/bias
@@ -18,7 +21,7 @@ The export::
 A user's own TF Hub BERT pair loads the same way: a folder with ``encoder/`` and
 ``preprocessor/`` following the contracts and a unified_nlp.json with
 ``"format": "tfhub"`` and ``"labels"``; without head.safetensors the head starts
-fresh (fit it).
+fresh (fit it). Without unified_nlp.json, native.py reads it from the SavedModels.
 """
 
 from __future__ import annotations
@@ -47,10 +50,19 @@ from unified_nlp.weights import atomic_dir, load_file, save_file
 
 from .encoder import Encoder, check_config
 from .preprocessor import DEFAULT_SEQ_LENGTH, BertPreprocessor, read_tokenizer_options
+from .serving import Classifier, classifier_head
 from .weight_map import encoder_state, hf_to_tf, tf_to_hf, weight_rows
 
-EXPORT_VERSION = 3  # bump when the export layout changes; cached conversions are then redone
-ENCODER_DIR, PREPROCESSOR_DIR = "encoder", "preprocessor"
+EXPORT_VERSION = 4  # bump when the export layout changes; cached conversions are then redone
+ENCODER_DIR, PREPROCESSOR_DIR, CLASSIFIER_DIR = "encoder", "preprocessor", "classifier"
+CLASSIFIER_NOTES = {
+    "yes": "classifier/ is the whole classifier as one SavedModel (preprocessor, encoder, head): "
+    "tf.saved_model.load or TF Serving; signature serving_default: text (string [batch]) -> logits; "
+    "signature pairs: text, text_pair -> logits",
+    "no head": "no classifier/ SavedModel: this export has no classification head (an encoder without labels)",
+    "no preprocessor": "no classifier/ SavedModel: there is no preprocessor SavedModel for this tokenizer "
+    "(see tokenizer.note); run encoder/ with tokenizer.json and apply head.safetensors",
+}
 
 TOKENIZER_NOTES = {
     "wordpiece": "preprocessor/ is a TF Hub BERT preprocessor (tensorflow_text ops) with the same WordPiece "
@@ -106,6 +118,8 @@ def _vocab_file(source: Path, scratch: Path) -> Path:
 
 def _readme(meta: Mapping[str, Any]) -> str:
     pre = "preprocessor/  TF Hub BERT preprocessor SavedModel\n" if meta.get("preprocessor_dir") else ""
+    if meta.get("classifier_dir"):
+        pre += "classifier/    the whole classifier, strings -> logits (serving_default; pairs)\n"
     return (
         f"# TF Hub export of a {meta['architecture']} classifier (unified_nlp)\n\n"
         "```\n"
@@ -117,7 +131,8 @@ def _readme(meta: Mapping[str, Any]) -> str:
         "tokenizer files    the tokenizer of record (tokenizer.json)\n"
         "```\n\n"
         f"pooled_output: {meta['pooled_output']}.\n\n"
-        f"Tokenizer: {meta['tokenizer']['note']}.\n"
+        f"Tokenizer: {meta['tokenizer']['note']}.\n\n"
+        f"Classifier: {meta['classifier']}.\n"
     )
 
 
@@ -178,15 +193,32 @@ def export(source: Path, out: Path) -> None:
         meta["synthesized"] = made
     if not meta["labels"]:
         del meta["labels"]
+    if tokenizer_options is not None and head is not None:
+        meta["classifier_dir"] = CLASSIFIER_DIR
+        meta["classifier"] = CLASSIFIER_NOTES["yes"]
+    else:
+        meta["classifier"] = CLASSIFIER_NOTES["no head" if head is None else "no preprocessor"]
     try:
         with atomic_dir(out) as tmp:
-            Encoder(options, config, values).save(tmp / ENCODER_DIR)
+            encoder = Encoder(options, config, values)
+            encoder.save(tmp / ENCODER_DIR)
             if tokenizer_options is not None:
                 # the default seq_length (what hub.KerasLayer(preprocessor) pads to) must fit the encoder's positions
                 seq_length = min(DEFAULT_SEQ_LENGTH, int(spec["max_length"]))
-                BertPreprocessor(_vocab_file(source, tmp), **tokenizer_options, default_seq_length=seq_length).save(
-                    tmp / PREPROCESSOR_DIR
+                preprocessor = BertPreprocessor(
+                    _vocab_file(source, tmp), **tokenizer_options, default_seq_length=seq_length
                 )
+                preprocessor.save(tmp / PREPROCESSOR_DIR)
+                if head is not None:
+                    kind = meta["head_kind"]
+                    Classifier(
+                        preprocessor,
+                        encoder,
+                        classifier_head(head, kind),
+                        kind=kind,
+                        dense_activation=arch.dense_activation,
+                        max_length=int(spec["max_length"]),
+                    ).save(tmp / CLASSIFIER_DIR)
             for name in ("config.json", *TOKENIZER_FILES):
                 if (source / name).is_file():
                     shutil.copy2(source / name, tmp / name)

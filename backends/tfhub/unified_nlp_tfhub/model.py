@@ -45,6 +45,29 @@ def _linear(x, weight, bias):  # weight [out, in], as torch's Linear
     return tf.matmul(x, weight, transpose_b=True) + bias
 
 
+def head_logits(kind: str, h: Mapping[str, Any], out: Mapping[str, Any], mask, dense_activation: str = "tanh"):
+    """(logits, sequence_output, pooled) of the head `kind` (architectures.HEAD_KINDS) on an
+    encoder's outputs; `h` holds the head's tensors under transformers' names. Shared by the
+    adapter's Model and the exported classifier SavedModel, so both compute the same."""
+    states, pooled = out["sequence_output"], out["pooled_output"]
+    if kind == "mean":
+        weights = tf.cast(mask, states.dtype)[:, :, None]
+        pooled = tf.reduce_sum(states * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1e-9)
+        logits = _linear(pooled, h["head.weight"], h["head.bias"])
+    elif kind == "pooler":
+        logits = _linear(pooled, h["classifier.weight"], h["classifier.bias"])
+    elif kind == "dense":
+        act = _ACTIVATIONS[dense_activation]  # the architecture module's: tanh, GELU for ELECTRA
+        x = act(_linear(states[:, 0], h["classifier.dense.weight"], h["classifier.dense.bias"]))
+        logits = _linear(x, h["classifier.out_proj.weight"], h["classifier.out_proj.bias"])
+    elif kind == "pre_classifier":
+        x = tf.nn.relu(_linear(states[:, 0], h["pre_classifier.weight"], h["pre_classifier.bias"]))
+        logits = _linear(x, h["classifier.weight"], h["classifier.bias"])
+    else:
+        raise InvalidModelError(f"head {kind!r} is not supported (supported: {', '.join(architectures.HEAD_KINDS)})")
+    return logits, states, pooled
+
+
 class TFHubModel:
     """Encoder SavedModel -> the architecture's own head (or mean pooling -> linear).
 
@@ -160,26 +183,7 @@ class TFHubModel:
 
     def _forward(self, ids, mask, types):
         out = self._encoder({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types})
-        states, pooled = out["sequence_output"], out["pooled_output"]
-        h = self._head
-        if self.kind == "mean":
-            weights = tf.cast(mask, states.dtype)[:, :, None]
-            pooled = tf.reduce_sum(states * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1e-9)
-            logits = _linear(pooled, h["head.weight"], h["head.bias"])
-        elif self.kind == "pooler":
-            logits = _linear(pooled, h["classifier.weight"], h["classifier.bias"])
-        elif self.kind == "dense":
-            act = _ACTIVATIONS[self.arch.dense_activation]  # the architecture module's: tanh, GELU for ELECTRA
-            x = act(_linear(states[:, 0], h["classifier.dense.weight"], h["classifier.dense.bias"]))
-            logits = _linear(x, h["classifier.out_proj.weight"], h["classifier.out_proj.bias"])
-        elif self.kind == "pre_classifier":
-            x = tf.nn.relu(_linear(states[:, 0], h["pre_classifier.weight"], h["pre_classifier.bias"]))
-            logits = _linear(x, h["classifier.weight"], h["classifier.bias"])
-        else:
-            raise InvalidModelError(
-                f"head {self.kind!r} is not supported (supported: {', '.join(architectures.HEAD_KINDS)})"
-            )
-        return logits, states, pooled
+        return head_logits(self.kind, self._head, out, mask, self.arch.dense_activation)
 
     def _check(self, encoding: Encoding) -> None:
         seq = encoding.input_ids.shape[1]
