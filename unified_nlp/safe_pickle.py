@@ -37,6 +37,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import pickletools
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -231,7 +232,7 @@ class _Array:
             )
         flat = np.frombuffer(data, dtype=dtype.dtype)
         array = flat.reshape(shape, order="F" if fortran else "C")
-        self.array = np.ascontiguousarray(array, dtype=dtype.dtype.newbyteorder("="))
+        self.array = np.array(array, dtype=dtype.dtype.newbyteorder("="), order="C", copy=True)
 
 
 def _reconstruct(cls: Any, shape: Any, typecode: Any) -> _Array:
@@ -272,10 +273,14 @@ def read_paddle_state(path: Path) -> dict[str, np.ndarray]:
         raise InvalidModelError(f"{path}: missing weight file") from None
     except OSError as e:
         raise InvalidModelError(f"{path}: cannot be read ({e})") from None
-    if not data.startswith(b"\x80"):
-        raise InvalidModelError(f"{path}: not a paddle.save pickle (no pickle protocol header)")
     try:
-        # the file's bytes are all in memory: a length field past their end fails as truncated, never allocates more
+        # parse every opcode first (pickletools only parses): a length field past the end of the
+        # file fails here, before the unpickler would allocate what it claims
+        for _ in pickletools.genops(data):
+            pass
+    except Exception as e:  # pickletools raises ValueError for malformed or truncated input
+        raise InvalidModelError(f"{path}: not a paddle.save pickle, or a truncated one ({e})") from None
+    try:
         state = _PaddleUnpickler(io.BytesIO(data)).load()
     except Exception as e:  # the pickle is untrusted: every failure means "not a plain state dict"
         raise InvalidModelError(f"{path}: refused ({type(e).__name__}: {e})") from None

@@ -1,0 +1,193 @@
+"""PaddleNLP folders as PaddleNLP's save_pretrained writes them (model_state.pdparams,
+model.safetensors, sharded), on every backend, against PaddleNLP's own tokenizer and forward.
+
+The folders and PaddleNLP's reference (token ids, logits) are built once per session
+by tests/paddle_fixtures.py in the Paddle environment; everything here runs in this
+one: the core reads the folders in numpy (pdparams through the restricted reader),
+the huggingface and tfhub backends run their canonical import, the paddlenlp backend
+runs through its worker. ERNIE-M, which has no transformers class, runs on paddlenlp
+only and is refused elsewhere with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import unified_nlp as un
+from unified_nlp import paddlenlp_format as pf
+from unified_nlp import registry
+from unified_nlp.errors import ConversionError, InvalidModelError
+from unified_nlp.weights import load_file
+
+from .conftest import REPO, require
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+LABELS = ("negative", "neutral", "positive")
+# fixture -> (transformers model_type, PaddleNLP tokenizer class, weight files save_pretrained wrote)
+EXPECTED = {
+    "bert": ("bert", "BertTokenizer", "pdparams"),
+    "ernie": ("ernie", "ErnieTokenizer", "safetensors"),
+    "roberta-wordpiece": ("roberta", "RobertaChineseTokenizer", "pdparams"),
+    "roberta-bpe": ("roberta", "RobertaBPETokenizer", "safetensors"),
+    "electra": ("electra", "ElectraTokenizer", "pdparams-sharded"),
+    "albert": ("albert", "AlbertEnglishTokenizer", "pdparams"),
+    "distilbert": ("distilbert", "DistilBertTokenizer", "safetensors-sharded"),
+    "ernie-m": (None, "ErnieMTokenizer", "pdparams"),
+}
+CONVERTIBLE = [name for name, (arch, _, _) in EXPECTED.items() if arch is not None]
+BACKENDS = ("huggingface", "tfhub", "paddlenlp")
+
+
+def _paddle_python() -> str:
+    require("paddlenlp")  # skips, or fails where CI requires every backend
+    if registry.installed_here("paddlenlp"):
+        return sys.executable
+    return registry.worker_python("paddlenlp") or str(REPO / ".venv-paddle" / "bin" / "python")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def store(tmp_path_factory):
+    """Imports of this module go to a fresh store, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UNIFIED_NLP_HOME", str(tmp_path_factory.mktemp("store")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def native(tmp_path_factory):
+    root = tmp_path_factory.mktemp("paddle-native")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    done = subprocess.run(
+        [_paddle_python(), str(REPO / "tests" / "paddle_fixtures.py"), str(root)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    ref = dict(np.load(root / "reference.npz"))
+    return {"root": root, "ref": ref, "texts": json.loads((root / "texts.json").read_text())["texts"]}
+
+
+def _rows(ids: np.ndarray, mask: np.ndarray) -> list[list[int]]:
+    return [row[: int(m.sum())].tolist() for row, m in zip(ids, mask)]
+
+
+# --- detection, without frameworks -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_detected_and_described_without_reading_weights(native, name):
+    folder = native["root"] / name
+    arch, tokenizer, weights = EXPECTED[name]
+    assert pf.is_native(folder)
+    info = pf.describe_native(folder)
+    json.dumps(info)  # JSON-ready
+    assert info["format"] == "paddlenlp" and info["architecture"] == arch and info["tokenizer"] == tokenizer
+    assert info["labels"] == list(LABELS)
+    suffix = ".pdparams" if weights.startswith("pdparams") else ".safetensors"
+    assert all(w.endswith(suffix) for w in info["weights"])
+    assert (len(info["weights"]) > 1) == weights.endswith("sharded")
+    if arch is None:
+        assert info["paddle_class"] == "ErnieMForSequenceClassification" and not info["convertible"]
+        assert "no transformers class" in info["why"]
+    else:
+        assert info["convertible"] and info["why"] is None
+
+
+def test_other_folders_are_not_taken_for_paddlenlp_ones(native, default_dir, tmp_path):
+    assert not pf.is_native(default_dir)
+    canonical = tmp_path / "canonical"
+    pf.to_canonical(native["root"] / "bert", canonical)
+    assert not pf.is_native(canonical) and not pf.is_native(tmp_path / "absent")
+
+
+# --- every backend ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", CONVERTIBLE)
+def test_runs_on_every_backend_with_paddlenlps_own_ids_and_logits(native, name, backend):
+    require(backend)
+    texts, ref = native["texts"], native["ref"]
+    clf = un.load_classifier(native["root"] / name, backend=backend)
+    assert clf.labels == LABELS and clf.spec["head"] == "native"
+    enc = clf.tokenizer(texts)
+    assert _rows(enc.input_ids, enc.attention_mask) == _rows(ref[f"{name}/input_ids"], ref[f"{name}/attention_mask"])
+    expected = ref[f"{name}/logits"]
+    assert np.abs(expected - expected.mean(0)).max() > 1e-2  # the fixture's logits depend on the input
+    logits = clf.logits(texts)
+    assert np.abs(logits - expected).max() <= 1e-5, np.abs(logits - expected).max()
+    assert [p.label for p in clf.predict(texts)] == [LABELS[i] for i in expected.argmax(1)]
+
+
+def test_ernie_m_runs_on_paddlenlp_as_it_is(native):
+    require("paddlenlp")
+    texts, ref = native["texts"], native["ref"]
+    clf = un.load_classifier(native["root"] / "ernie-m", backend="paddlenlp")
+    assert clf.labels == LABELS and clf.spec["format"] == "paddlenlp-native"
+    enc = clf.tokenizer(texts)
+    assert _rows(enc.input_ids, enc.attention_mask) == _rows(ref["ernie-m/input_ids"], ref["ernie-m/attention_mask"])
+    assert np.abs(clf.logits(texts) - ref["ernie-m/logits"]).max() <= 1e-5
+    fresh = un.load_classifier(native["root"] / "ernie-m", backend="paddlenlp", labels=["no", "yes"], seed=1)
+    assert fresh.labels == ("no", "yes") and fresh.spec["fresh_head"] and fresh.logits(texts).shape == (8, 2)
+
+
+@pytest.mark.parametrize("backend", ["huggingface", "tfhub"])
+def test_ernie_m_elsewhere_is_refused_with_the_reason(native, backend, tmp_path):
+    require(backend)
+    with pytest.raises(InvalidModelError, match="ERNIE-M .*no transformers class.*paddlenlp backend only"):
+        un.load_classifier(native["root"] / "ernie-m", backend=backend)
+    with pytest.raises(ConversionError, match="no transformers class"):
+        un.convert(native["root"] / "ernie-m", to=backend, out=tmp_path / "out")
+    with pytest.raises(ConversionError, match="no transformers class"):
+        pf.to_canonical(native["root"] / "ernie-m", tmp_path / "canonical")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "canonical").exists()
+
+
+def test_labels_come_from_labels_when_the_config_has_none(native, tmp_path):
+    folder = Path(shutil.copytree(native["root"] / "bert", tmp_path / "bert"))
+    config = json.loads((folder / "config.json").read_text())
+    del config["id2label"], config["label2id"]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert pf.describe_native(folder)["labels"] is None
+    clf = un.load_classifier(folder, backend="huggingface", labels=["a", "b", "c"])
+    assert clf.labels == ("a", "b", "c") and not clf.spec["fresh_head"]  # placeholders renamed: the same head
+    assert np.abs(clf.logits(native["texts"]) - native["ref"]["bert/logits"]).max() <= 1e-5
+
+
+# --- conversion -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CONVERTIBLE)
+def test_weights_cross_to_every_backend_and_back_bit_exact(native, name, tmp_path):
+    folder = native["root"] / name
+    canonical = tmp_path / "canonical"
+    pf.to_canonical(folder, canonical)
+    ours = load_file(canonical / "model.safetensors")
+    # against the PaddleNLP tensors through the family's table: transposes and copies only
+    pd_config = json.loads((folder / "config.json").read_text())
+    family = pf.native.family_of(pd_config, folder)
+    theirs = pf.read_weights(folder)
+    rows = family.rows(json.loads((canonical / "config.json").read_text()), task=True)
+    assert sorted(ours) == sorted(hf for hf, _, _ in rows)
+    for hf, pd, fn in rows:
+        assert ours[hf].tobytes() == np.ascontiguousarray(fn(theirs[pd])).tobytes(), hf
+    for backend in ("tfhub", "paddlenlp"):
+        require(backend)
+        out = un.convert(folder, to=backend, out=tmp_path / backend)  # the native folder, straight
+        back = un.convert(out, to="huggingface", out=tmp_path / f"{backend}-back")
+        again = load_file(back / "model.safetensors")
+        assert sorted(again) == sorted(ours), backend
+        for key, array in ours.items():
+            assert again[key].dtype == array.dtype and again[key].tobytes() == array.tobytes(), (backend, key)
