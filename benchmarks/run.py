@@ -5,8 +5,9 @@
 is `unified-nlp bench --out benchmarks/results/latest` (all three backends, batch
 sizes 1,8,32,128, 3 timed passes, 2 threads, SST-2 dev) followed by copying the
 Markdown table into benchmarks/README.md between its `results` markers. Extra
-arguments go to `unified-nlp bench` (e.g. --quick, --backends huggingface);
---out other than the default leaves the README alone.
+arguments go to `unified-nlp bench` (e.g. --backends huggingface); --out
+other than the default leaves the README alone, and --quick never touches the
+committed results (it writes a new bench-results/YYYYmmdd-HHMMSS/).
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def update_readme(table: str) -> bool:
 
 def main(argv: list[str]) -> int:
     custom_out = any(a == "--out" or a.startswith("--out=") for a in argv)
-    args = ["bench", *argv] if custom_out else ["bench", "--out", str(LATEST), *argv]
+    quick = "--quick" in argv  # a check, not figures: the committed results stay as they are
+    args = ["bench", *argv] if custom_out or quick else ["bench", "--out", str(LATEST), *argv]
     code = cli_main(args)
-    if code == 0 and not custom_out and "--quick" not in argv and (LATEST / "results.md").is_file():
+    if code == 0 and not custom_out and not quick and (LATEST / "results.md").is_file():
         if update_readme((LATEST / "results.md").read_text(encoding="utf-8")):
             print(f"updated the table in {README}", file=sys.stderr)
     return code

@@ -28,7 +28,6 @@ def tiny(tmp_path_factory):
         backends="huggingface,no-such-backend",
         batch_sizes="1,4",
         repeat=1,
-        quick=True,
         texts_limit=6,
         threads=1,
         out=out,
@@ -154,3 +153,28 @@ def test_latency_summary_and_step_count():
     cfg = {"kind": "backend", "repeat": 2, "batch_sizes": [1, 8]}
     # load, first, 2 tokenizer, latency, b1: 2 timed (warmed by latency), b8: warm-up + 2 timed
     assert count_steps(cfg) == 2 + 2 + 1 + 2 + 3
+
+
+def test_quick_plans_fewer_texts_and_no_slow_reference_rows(tmp_path):
+    from unified_nlp.bench.runner import QUICK_TEXTS, plan
+
+    full = [t["name"] for t in plan(["huggingface"], tmp_path, [], [], [1], 1, 1, None, True)]
+    quick = [t["name"] for t in plan(["huggingface"], tmp_path, [], [], [1], 1, 1, None, True, quick=True)]
+    assert "hf-pipeline" in full and "matmul-ceiling-end" in full
+    assert quick == ["matmul-ceiling", "huggingface", "torch-raw"]
+    results = bench.run(backends="bogus", quick=True, reference=False, progress=False)
+    assert results["config"]["n_texts"] == QUICK_TEXTS  # of SST-2 dev's 872, spread over it
+    assert results["config"]["batch_sizes"] == [1, 32] and results["config"]["repeat"] == 1
+
+
+def test_each_cli_run_gets_a_new_timestamped_folder(tmp_path, monkeypatch):
+    """Without --out, nothing is overwritten: not benchmarks/results, not an earlier run."""
+    from unified_nlp.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["bench", "--backends", "bogus", "--no-reference", "--no-progress", "--quick"]
+    assert main(argv) == 0 and main(argv) == 0
+    runs = sorted((tmp_path / "bench-results").iterdir())
+    assert len(runs) == 2 and all((r / "results.json").is_file() for r in runs)
+    assert all(len(r.name) >= len("20261201-194500") and r.name[8] == "-" for r in runs)
+    assert not (tmp_path / "benchmarks").exists()

@@ -83,6 +83,7 @@ class TextClassifier:
         batch_size: int = 32,
         top_k: int | str | None = "best",
         threshold: float = 0.5,
+        progress: bool | None = False,
     ):
         """Label and score of the most likely class per text.
 
@@ -92,7 +93,8 @@ class TextClassifier:
         pipeline). A
         multi-label classifier returns, per text, the list of every label whose
         sigmoid score reaches `threshold`, best first. Text longer than the model's
-        maximum is truncated; ``Prediction.truncated`` says so.
+        maximum is truncated; ``Prediction.truncated`` says so. ``progress=None`` shows a
+        bar on a terminal for long inputs, True always (see `unified_nlp.progress`).
 
         >>> clf.predict([("A man plays a guitar.", "A person makes music.")])  # doctest: +SKIP
         [Prediction(label='entailment', score=0.91)]
@@ -103,28 +105,32 @@ class TextClassifier:
             and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1)
         ):
             raise InvalidInputError(f"top_k must be a positive integer or None (every label), got {top_k!r}")
-        probs, truncated = self._probabilities(texts, text_pair, batch_size)
+        probs, truncated = self._probabilities(texts, text_pair, batch_size, progress)
         if self.multi_label:
             return postprocess.multi_label(probs, self.labels, float(threshold), truncated)
         if top_k != "best":
             return postprocess.top_k(probs, self.labels, len(self.labels) if top_k is None else top_k, truncated)
         return postprocess.predictions(probs, self.labels, truncated)
 
-    def predict_proba(self, texts, *, text_pair: Sequence[str] | None = None, batch_size: int = 32) -> np.ndarray:
+    def predict_proba(
+        self, texts, *, text_pair: Sequence[str] | None = None, batch_size: int = 32, progress: bool | None = False
+    ) -> np.ndarray:
         """Scores, numpy float32 [n_texts, num_labels], columns in `labels` order: softmax
         probabilities (rows sum to 1), or per-label sigmoids for a multi-label classifier."""
-        return self._probabilities(texts, text_pair, batch_size)[0]
+        return self._probabilities(texts, text_pair, batch_size, progress)[0]
 
-    def logits(self, texts, *, text_pair: Sequence[str] | None = None, batch_size: int = 32) -> np.ndarray:
+    def logits(
+        self, texts, *, text_pair: Sequence[str] | None = None, batch_size: int = 32, progress: bool | None = False
+    ) -> np.ndarray:
         """Raw logits [n_texts, num_labels], in input order."""
-        return self._run(texts, text_pair, batch_size)[0]
+        return self._run(texts, text_pair, batch_size, progress)[0]
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
         """Logits to scores as this head defines them (softmax, or sigmoid for multi-label)."""
         return postprocess.sigmoid(logits) if self.multi_label else postprocess.softmax(logits)
 
-    def _probabilities(self, texts, text_pair, batch_size):
-        logits, truncated = self._run(texts, text_pair, batch_size)
+    def _probabilities(self, texts, text_pair, batch_size, progress=False):
+        logits, truncated = self._run(texts, text_pair, batch_size, progress)
         return self.scores(logits), truncated
 
     def preprocess(self, texts: Sequence[str]) -> list[str]:
@@ -141,18 +147,22 @@ class TextClassifier:
             return self.tokenizer(first)
         return self.tokenizer(first, text_pair=second)
 
-    def _run(self, texts, text_pair, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, texts, text_pair, batch_size: int, progress: bool | None = False) -> tuple[np.ndarray, np.ndarray]:
+        from .progress import bar
+
         first, second = self.prepare(texts, text_pair)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         logits = np.zeros((len(first), len(self.labels)), dtype=np.float32)
         truncated = np.zeros(len(first), dtype=bool)
-        for start in range(0, len(first), TOKENIZE_CHUNK):
-            stop = start + TOKENIZE_CHUNK
-            enc = self.encode(first[start:stop], None if second is None else second[start:stop])
-            truncated[start : start + enc.num_texts] = enc.truncated
-            for rows in batches_by_length(enc.lengths, batch_size):
-                logits[start + rows] = self._forward(enc.select(rows)).logits
+        with bar(len(first), self.backend, progress) as shown:
+            for start in range(0, len(first), TOKENIZE_CHUNK):
+                stop = start + TOKENIZE_CHUNK
+                enc = self.encode(first[start:stop], None if second is None else second[start:stop])
+                truncated[start : start + enc.num_texts] = enc.truncated
+                for rows in batches_by_length(enc.lengths, batch_size):
+                    logits[start + rows] = self._forward(enc.select(rows)).logits
+                    shown.update(len(rows))
         return logits, truncated
 
     def _forward(self, enc: Encoding) -> ModelOutput:
@@ -169,11 +179,18 @@ class TextClassifier:
         return multi_hot(labels, self.labels) if self.multi_label else label_ids(labels, self.labels)
 
     def evaluate(
-        self, texts, labels, *, text_pair: Sequence[str] | None = None, batch_size: int = 32
+        self,
+        texts,
+        labels,
+        *,
+        text_pair: Sequence[str] | None = None,
+        batch_size: int = 32,
+        progress: bool | None = None,
     ) -> dict[str, Any]:
         """Accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix;
         for a multi-label classifier: subset accuracy, micro and macro F1 and per-label
-        figures at the 0.5 threshold.
+        figures at the 0.5 threshold. A bar shows on a terminal for long inputs
+        (``progress=None``; True always, False never).
 
         >>> clf.evaluate(["great", "awful"], ["POSITIVE", "NEGATIVE"])["accuracy"]  # doctest: +SKIP
         1.0
@@ -182,7 +199,7 @@ class TextClassifier:
         from .metrics import classification_report, multi_label_report
 
         y_true = self.label_ids(labels)
-        logits = self.logits(texts, text_pair=text_pair, batch_size=batch_size)
+        logits = self.logits(texts, text_pair=text_pair, batch_size=batch_size, progress=progress)
         if len(y_true) != len(logits):
             raise InvalidInputError(f"{len(logits)} texts but {len(y_true)} labels")
         if self.multi_label:

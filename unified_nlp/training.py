@@ -146,7 +146,7 @@ def fit(
                     bar.set_postfix(loss=f"{loss:.4f}", texts_per_s=f"{seen / (time.perf_counter() - start):.0f}")
             history["epoch_loss"].append(float(np.mean(losses)))
             if val is not None and val[1] is not None:  # a Model's __call__ never applies dropout
-                history["val_accuracy"].append(clf.evaluate(val[0], val[1])["accuracy"])
+                history["val_accuracy"].append(clf.evaluate(val[0], val[1], progress=False)["accuracy"])
     finally:
         clf.model.end_training()
         if bar is not None:

@@ -24,11 +24,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="intra-op threads for every framework (default: $OMP_NUM_THREADS, else the cores this process may use)",
     )
-    p.add_argument("--out", default="benchmarks/results/latest", help="folder for JSON, CSV, Markdown and PNGs")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for JSON, CSV, Markdown and PNGs (default: a new bench-results/YYYYmmdd-HHMMSS/ "
+        "in the current folder; an existing folder's files of the same names are replaced)",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
-        help="a short run: every 4th text (218 of SST-2 dev), batch sizes 1,32, one timed pass",
+        help="a short run (about a minute on 2 cores): 64 texts spread over the data, batch sizes 1,32, one "
+        "timed pass, a short matmul ceiling, no transformers-pipeline row; for a check, not for figures",
     )
     p.add_argument("--no-reference", action="store_true", help="skip the ceiling, raw-torch and pipeline rows")
     p.add_argument("--no-progress", action="store_true")

@@ -27,7 +27,7 @@ DEFAULT_BATCH_SIZES = (1, 8, 32, 128)
 QUICK_BATCH_SIZES = (1, 32)
 DEFAULT_REPEAT = 3
 QUICK_REPEAT = 1
-QUICK_EVERY = 4  # --quick keeps every 4th text: 218 of SST-2 dev, same length distribution
+QUICK_TEXTS = 64  # --quick keeps 64 texts spread over the data (every 13th of SST-2 dev): the same lengths
 PIPELINE_BATCH = 32
 DEFAULT_TIMEOUT = 900.0
 
@@ -82,8 +82,10 @@ def plan(
     threads: int,
     max_length: int | None,
     reference: bool,
+    quick: bool = False,
 ) -> list[dict[str, Any]]:
-    """One configuration per target, in launch order."""
+    """One configuration per target, in launch order (`quick`: no transformers pipeline
+    row and no second ceiling, the two slowest reference processes)."""
     common = {
         "model_dir": str(model_dir),
         "texts": texts,
@@ -102,7 +104,7 @@ def plan(
             targets.append(
                 {**common, "kind": "torch-raw", "name": "torch-raw", "batch_sizes": batch_sizes, "latency": False}
             )
-    if reference:
+    if reference and not quick:
         targets.append(
             {
                 **common,
@@ -167,14 +169,15 @@ def run(
     texts, labels, source = _data(data, pairs)
     if pairs:
         reference = False  # the reference rows (raw torch call, pipeline) run the default model's single texts
-    if quick:
-        texts, labels = texts[::QUICK_EVERY], labels[::QUICK_EVERY]
+    if quick and len(texts) > QUICK_TEXTS:
+        every = len(texts) // QUICK_TEXTS
+        texts, labels = texts[::every][:QUICK_TEXTS], labels[::every][:QUICK_TEXTS]
     if texts_limit:
         texts, labels = texts[:texts_limit], labels[:texts_limit]
     if not texts:
         raise ValueError(f"no texts in {source}")
     model_dir = resolve(model).absolute()
-    targets = plan(names, model_dir, texts, labels, sizes, repeat, int(threads), max_length, reference)
+    targets = plan(names, model_dir, texts, labels, sizes, repeat, int(threads), max_length, reference, quick)
     timeout = float(timeout or DEFAULT_TIMEOUT)
 
     bar = _progress(sum(scenario.count_steps(t) for t in targets), progress)
@@ -322,6 +325,18 @@ def _targets(s: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def default_out(base: Path | None = None) -> Path:
+    """A new folder for one run: bench-results/YYYYmmdd-HHMMSS under `base` (the current
+    folder), with a -2, -3 ... suffix if a run of the same second has it."""
+    root = (base or Path.cwd()) / "bench-results"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out, n = root / stamp, 1
+    while out.exists():
+        n += 1
+        out = root / f"{stamp}-{n}"
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     """Entry point of `unified-nlp bench` (see options.py for the arguments)."""
     results = run(
@@ -332,7 +347,7 @@ def main(args: argparse.Namespace) -> int:
         data=args.data,
         repeat=args.repeat,
         threads=args.threads,
-        out=args.out,
+        out=args.out or default_out(),
         quick=args.quick,
         reference=not args.no_reference,
         progress=not args.no_progress,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from unified_nlp import progress
 from unified_nlp.errors import InvalidModelError
 from unified_nlp.fast_tokenizer import FastTokenizer
 from unified_nlp.models import SPEC_FILE, converted_dir, safe_join
 from unified_nlp.threads import INTER_OP
+from unified_nlp.weights import atomic_dir
 
 from . import native
 from .converter import ENCODER_DIR, EXPORT_VERSION, PREPROCESSOR_DIR, export, export_canonical
@@ -92,8 +95,15 @@ class TFHubBackend:
         return TFHubTokenizer(preprocessor_dir, max_length), model
 
     def convert(self, source: Path, out: Path) -> None:
-        """Write the TF Hub form of the canonical folder `source` to `out`, atomically."""
-        export(Path(source), Path(out))
+        """Write the TF Hub form of the canonical folder `source` to `out`, atomically; a
+        conversion already in the model store (from an earlier load) is copied, not redone."""
+        cached = converted_dir(Path(source), self.name)
+        if not _is_current_export(cached):
+            export(Path(source), Path(out))
+            return
+        progress.notice(f"copying the TF Hub conversion cached in {cached}")
+        with atomic_dir(out) as tmp:
+            shutil.copytree(cached, tmp, dirs_exist_ok=True)
 
     def describe(self, path: Path, **options: Any) -> dict[str, Any]:
         """The spec of a native TF Hub SavedModel (see native.describe), for load."""
