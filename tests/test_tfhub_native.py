@@ -1,0 +1,358 @@
+"""TF Hub SavedModels as their users have them (no unified_nlp.json): an encoder +
+preprocessor pair in tfhub.dev's layout, a text-embedding module, a tf_keras
+classifier saved with ``model.save`` and a Keras 3 ``model.export()``.
+
+Each fixture is a real SavedModel written by TensorFlow here (tiny: hidden 32, 2
+layers) and checked against its own forward, run with tensorflow_hub / tf directly.
+Built once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+if "tfhub" in os.environ.get("UNIFIED_NLP_REQUIRE_BACKENDS", ""):
+    import tensorflow_hub  # noqa: F401
+    import unified_nlp_huggingface  # noqa: F401
+    import unified_nlp_tfhub
+else:
+    pytest.importorskip("tensorflow_hub")
+    pytest.importorskip("unified_nlp_huggingface")
+    unified_nlp_tfhub = pytest.importorskip("unified_nlp_tfhub")
+
+from unified_nlp_tfhub import native  # noqa: E402
+from unified_nlp_tfhub._tf import hub, tf  # noqa: E402
+from unified_nlp_tfhub.backend import TFHubBackend  # noqa: E402
+
+import unified_nlp as un  # noqa: E402
+from unified_nlp import architectures  # noqa: E402
+from unified_nlp.classifier import TextClassifier  # noqa: E402
+from unified_nlp.errors import ConversionError, InvalidInputError, InvalidModelError, UnifiedNLPError  # noqa: E402
+from unified_nlp.models import initial_head  # noqa: E402
+from unified_nlp.weights import load_file  # noqa: E402
+
+from .checkpoints import make_checkpoint  # noqa: E402
+from .conftest import require  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+TEXTS = [
+    "a gripping, beautifully acted film",
+    "the plot is thin and the jokes fall flat",
+    "A man plays a guitar.",
+    "Café naïve résumé 日本語 😀",
+    "",
+    "word " * 80,  # longer than the encoder's 64 positions: truncated
+]
+LABELS = ["negative", "neutral", "positive"]
+TOL = 1e-5
+
+
+# --- fixtures: SavedModels written by TensorFlow, once per session ------------------------
+
+
+@pytest.fixture(scope="session")
+def native_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tfhub_native")
+
+
+@pytest.fixture(scope="session")
+def bert_hf(native_dir):
+    return make_checkpoint("bert", native_dir / "bert-hf", scale=8)
+
+
+@pytest.fixture(scope="session")
+def pair(native_dir, bert_hf):
+    """tfhub.dev's layout: encoder/ and preprocessor/ SavedModels and nothing else (our exporter's,
+    with unified_nlp.json, head, config and tokenizer files stripped)."""
+    export = native_dir / "bert-export"
+    unified_nlp_tfhub.export(bert_hf, export)
+    out = native_dir / "pair"
+    out.mkdir()
+    for name in ("encoder", "preprocessor"):
+        shutil.copytree(export / name, out / name)
+    return out
+
+
+class _Embedding(tf.Module):
+    """A text embedding as NNLM-style modules are: lower-case, split on spaces, look up, average."""
+
+    def __init__(self):
+        super().__init__()
+        vocab = ["<unk>", "a", "film", "the", "plot", "is", "thin", "man", "plays", "guitar.", "word", "jokes"]
+        init = tf.lookup.KeyValueTensorInitializer(tf.constant(vocab), tf.range(len(vocab), dtype=tf.int64))
+        self.table = tf.lookup.StaticHashTable(init, 0)
+        self.embeddings = tf.Variable(tf.random.stateless_normal([len(vocab), 16], seed=[3, 4]), name="embeddings")
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, strings):
+        words = tf.strings.split(tf.strings.lower(strings))
+        vectors = tf.ragged.map_flat_values(
+            tf.gather, self.embeddings, tf.ragged.map_flat_values(self.table.lookup, words)
+        )
+        total = tf.reduce_sum(vectors, axis=1)
+        count = tf.cast(words.row_lengths(), tf.float32)[:, None]
+        return tf.math.divide_no_nan(total, count)
+
+
+@pytest.fixture(scope="session")
+def embedding(native_dir):
+    module = _Embedding()
+    root = tf.train.Checkpoint()  # the reusable-SavedModel attributes TF Hub modules carry
+    root.module = module
+    root.__call__ = module.__call__
+    root.variables = [module.embeddings]
+    root.trainable_variables = [module.embeddings]
+    root.regularization_losses = []
+    out = native_dir / "embedding"
+    tf.saved_model.save(root, str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def keras2(native_dir, pair):
+    """strings -> hub.KerasLayer(preprocessor) -> hub.KerasLayer(encoder)['pooled_output'] -> Dense(3),
+    saved by tf_keras model.save(save_format="tf")."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    strings = tf_keras.Input(shape=(), dtype=tf.string)
+    packed = hub.KerasLayer(str(pair / "preprocessor"))(strings)
+    pooled = hub.KerasLayer(str(pair / "encoder"), trainable=True)(packed)["pooled_output"]
+    logits = tf_keras.layers.Dense(3, kernel_initializer=tf_keras.initializers.RandomNormal(stddev=0.5))(pooled)
+    model = tf_keras.Model(strings, logits)
+    out = native_dir / "keras2"
+    model.save(str(out), save_format="tf")
+    return out
+
+
+@pytest.fixture(scope="session")
+def keras3(native_dir):
+    """A Keras 3 model (TextVectorization -> Embedding -> average -> Dense) exported with model.export()."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    vectorize = keras.layers.TextVectorization(max_tokens=40, output_mode="int", output_sequence_length=12)
+    vectorize.adapt(TEXTS)
+    strings = keras.Input(shape=(1,), dtype="string")
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(40, 8)(vectorize(strings)))
+    model = keras.Model(strings, keras.layers.Dense(2)(x))
+    out = native_dir / "keras3"
+    model.export(str(out))
+    return out
+
+
+def on_tfhub(path, **options) -> TextClassifier:
+    """Load a native SavedModel the way the core's dispatch does: describe, then TFHubBackend.load."""
+    spec = native.describe(Path(path), **options)
+    tokenizer, model = TFHubBackend().load(Path(path), spec)
+    return TextClassifier(tokenizer, model, spec["labels"], "tfhub", None, spec)
+
+
+# --- each kind on tfhub, against its own forward --------------------------------------------
+
+
+def _pair_reference(pair, texts, head_of):
+    pre, enc = hub.load(str(pair / "preprocessor")), hub.load(str(pair / "encoder"))
+    packed = pre(tf.constant(texts))
+    out = enc(packed)
+    return head_of(out, packed["input_mask"].numpy())
+
+
+def test_a_pair_loads_with_pooled_output_and_a_fresh_head(pair):
+    clf = on_tfhub(pair, labels=LABELS, seed=3)
+    spec = clf.spec
+    assert (spec["kind"], spec["pooling"], spec["architecture"], spec["convertible"]) == (
+        "encoder-pair",
+        "pooled_output",
+        "bert",
+        True,
+    )
+    head = architectures.get("bert").fresh_head(spec["config"], 3, 3)  # the core's draw, as on every backend
+    ref = _pair_reference(
+        pair, TEXTS, lambda out, _: out["pooled_output"].numpy() @ head["classifier.weight"].T + head["classifier.bias"]
+    )
+    assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
+    assert clf.predict(TEXTS[:1])[0].label in LABELS
+
+
+def test_a_pair_in_two_folders_with_mean_pooling(pair):
+    clf = on_tfhub(pair / "encoder", preprocessor=pair / "preprocessor", labels=LABELS, pooling="mean")
+    head = initial_head(3, 32, 0)
+
+    def mean_head(out, mask):
+        states = out["sequence_output"].numpy()
+        pooled = (states * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        return pooled @ head["weight"].T + head["bias"]
+
+    assert np.abs(clf.logits(TEXTS) - _pair_reference(pair, TEXTS, mean_head)).max() < TOL
+
+
+def test_a_text_embedding_under_a_trainable_head(embedding):
+    clf = on_tfhub(embedding, labels=["neg", "pos"], seed=1)
+    assert clf.spec["kind"] == "embedding" and clf.spec["trainable"] and not clf.spec["convertible"]
+    head = initial_head(2, 16, 1)
+    ref = hub.load(str(embedding))(tf.constant(TEXTS)).numpy() @ head["weight"].T + head["bias"]
+    assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
+    before = clf.model._encoder_variables[0].numpy().copy()
+    history = clf.fit(
+        TEXTS[:4] * 4, ["pos", "neg", "pos", "neg"] * 4, epochs=3, batch_size=4, learning_rate=0.05, progress=False
+    )
+    assert np.isfinite(history["loss"]).all() and history["loss"][-1] < history["loss"][0]
+    assert not np.array_equal(before, clf.model._encoder_variables[0].numpy())  # the module trained too
+    with pytest.raises(InvalidModelError, match="labels"):
+        native.describe(embedding)
+
+
+def test_a_tf_keras_classifier_runs_as_a_black_box(keras2):
+    clf = on_tfhub(keras2)
+    assert clf.labels == ("LABEL_0", "LABEL_1", "LABEL_2") and clf.spec["convertible"]
+    ref = hub.KerasLayer(str(keras2))(tf.constant(TEXTS)).numpy()
+    assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
+    report = clf.evaluate(TEXTS[:3], ["LABEL_0", "LABEL_1", "LABEL_2"])
+    assert 0.0 <= report["accuracy"] <= 1.0
+    with pytest.raises(UnifiedNLPError, match="black box"):
+        clf.fit(TEXTS[:2], ["LABEL_0", "LABEL_1"], progress=False)
+    with pytest.raises(InvalidInputError, match="3 outputs"):
+        native.describe(keras2, labels=["a", "b"])
+
+
+def test_a_keras3_export_runs_and_says_why_it_cannot_move(keras3, tmp_path):
+    clf = on_tfhub(keras3, labels=["no", "yes"])
+    exported = tf.saved_model.load(str(keras3))  # held: a restored function needs its object alive
+    ref = exported.serve(tf.constant([[t] for t in TEXTS])).numpy()
+    assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
+    assert not clf.spec["convertible"] and "BERT naming" in clf.spec["why"]
+    with pytest.raises(ConversionError, match="BERT naming"):
+        native.to_canonical(keras3, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_inspect_names_each_kind(pair, embedding, keras2, keras3):
+    kinds = {p.name: native.inspect(p) for p in (pair, embedding, keras2, keras3)}
+    assert {k: (v["kind"], v["convertible"]) for k, v in kinds.items()} == {
+        "pair": ("encoder-pair", True),
+        "embedding": ("embedding", False),
+        "keras2": ("keras-classifier", True),
+        "keras3": ("keras-classifier", False),
+    }
+    assert kinds["pair"]["labels"] is None and kinds["keras3"]["labels"] == ["LABEL_0", "LABEL_1"]
+
+
+# --- migration: to Hugging Face, on to PaddleNLP, and back ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def keras2_hf(native_dir, keras2):
+    out = native_dir / "keras2-hf"
+    native.to_canonical(keras2, out)
+    return out
+
+
+def test_a_keras_classifier_converts_with_its_dense_head(keras2, keras2_hf):
+    import transformers
+
+    ref = hub.KerasLayer(str(keras2))(tf.constant(TEXTS)).numpy()
+    clf = un.load_classifier(keras2_hf, backend="huggingface")
+    assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
+    # plain transformers reads it, tokenizer included
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(keras2_hf).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(keras2_hf)
+    import torch
+
+    with torch.no_grad():
+        logits = model(**tokenizer(TEXTS, padding=True, truncation=True, return_tensors="pt")).logits.numpy()
+    assert np.abs(logits - ref).max() < TOL
+
+
+def test_a_pair_converts_and_comes_back_bit_exact(pair, native_dir, tmp_path):
+    canonical = native_dir / "pair-hf"
+    native.to_canonical(pair, canonical)
+    tfhub = on_tfhub(pair, labels=LABELS)
+    hf = un.load_classifier(canonical, backend="huggingface", labels=LABELS)  # the same fresh head, drawn by the core
+    assert np.abs(hf.logits(TEXTS) - tfhub.logits(TEXTS)).max() < TOL
+    back = tmp_path / "back"
+    un.convert(canonical, to="tfhub", out=back)
+    original = {v.name: v.numpy() for v in hub.load(str(pair / "encoder")).variables}
+    again = {v.name: v.numpy() for v in hub.load(str(back / "encoder")).variables}
+    assert original.keys() == again.keys()
+    assert all(np.array_equal(original[k], again[k]) for k in original)
+
+
+def test_a_converted_keras_classifier_moves_on_to_paddlenlp_and_back(keras2, keras2_hf, tmp_path):
+    require("paddlenlp")
+    ref = hub.KerasLayer(str(keras2))(tf.constant(TEXTS)).numpy()
+    paddle_dir = tmp_path / "paddle"
+    un.convert(keras2_hf, to="paddlenlp", out=paddle_dir)
+    clf = un.load_classifier(paddle_dir, backend="paddlenlp")
+    assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
+    back = tmp_path / "back"
+    un.convert(paddle_dir, to="huggingface", out=back)
+    a, b = load_file(keras2_hf / "model.safetensors"), load_file(back / "model.safetensors")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_the_text_embedding_cannot_leave_tensorflow(embedding, tmp_path):
+    with pytest.raises(ConversionError, match="no architecture"):
+        native.to_canonical(embedding, tmp_path / "out")
+
+
+# --- exports that plain TensorFlow tools run -----------------------------------------------
+
+
+def test_a_tfhub_export_ships_a_classifier_savedmodel(keras2, keras2_hf, tmp_path):
+    out = tmp_path / "export"
+    un.convert(keras2_hf, to="tfhub", out=out)
+    ref = hub.KerasLayer(str(keras2))(tf.constant(TEXTS)).numpy()
+    loaded = tf.saved_model.load(str(out / "classifier"))  # held: its signatures need it alive
+    serve, pairs = loaded.signatures["serving_default"], loaded.signatures["pairs"]
+    assert np.abs(serve(text=tf.constant(TEXTS))["logits"].numpy() - ref).max() < TOL
+    hf = un.load_classifier(keras2_hf, backend="huggingface")
+    second = ["music", "", "A person makes music.", "x", "y", "z"]
+    got = pairs(text=tf.constant(TEXTS), text_pair=tf.constant(second))["logits"].numpy()
+    assert np.abs(got - hf.logits(TEXTS, text_pair=second)).max() < TOL
+    # hub.KerasLayer runs the encoder and the preprocessor, as tfhub.dev's pages show
+    packed = hub.KerasLayer(str(out / "preprocessor"))(tf.constant(TEXTS))
+    assert hub.KerasLayer(str(out / "encoder"))(packed)["pooled_output"].shape == (len(TEXTS), 32)
+
+
+# --- broken and hostile SavedModels ---------------------------------------------------------
+
+
+def test_a_missing_variables_folder_is_a_clear_error(pair, tmp_path):
+    broken = tmp_path / "pair"
+    shutil.copytree(pair, broken)
+    shutil.rmtree(broken / "encoder" / "variables")
+    with pytest.raises(InvalidModelError, match="variables"):
+        native.describe(broken, labels=LABELS)
+
+
+def test_a_pair_that_disagrees_on_the_vocabulary_is_refused(pair, tmp_path):
+    from unified_nlp_tfhub.preprocessor import BertPreprocessor
+
+    vocab = (pair / "preprocessor" / "assets" / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    vocab += [f"extra{i}" for i in range(50)]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertPreprocessor(tmp_path / "vocab.txt").save(tmp_path / "preprocessor")
+    with pytest.raises(InvalidModelError, match="vocabulary"):
+        native.describe(pair / "encoder", preprocessor=tmp_path / "preprocessor", labels=LABELS)
+
+
+def test_an_unknown_signature_and_a_lone_encoder_are_clear_errors(pair, tmp_path):
+    class Scorer(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        def __call__(self, x):
+            return tf.reduce_sum(x, axis=1)
+
+    tf.saved_model.save(Scorer(), str(tmp_path / "scorer"))
+    with pytest.raises(InvalidModelError, match="unknown signature"):
+        native.describe(tmp_path / "scorer", labels=LABELS)
+    with pytest.raises(InvalidModelError, match="preprocessor"):
+        native.describe(pair / "encoder", labels=LABELS)
+    with pytest.raises(InvalidModelError, match="labels"):
+        native.describe(pair)
