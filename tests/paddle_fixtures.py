@@ -9,7 +9,7 @@ config.json, every matrix scaled up so the logits depend on the input, a random
 non-zero head), with PaddleNLP's own tokenizer over a vocabulary trained here on
 SST-2 text (nothing is downloaded). Both file kinds: model_state.pdparams (the
 default) and model.safetensors (safe_serialization=True), one sharded of each.
-Beside the folders, reference.npz holds PaddleNLP's own token ids and logits
+A bfloat16 copy of the BERT one (bert-bf16, weights only). Beside the folders, reference.npz holds PaddleNLP's own token ids and logits
 (its tokenizer, its forward) on TEXTS, the reference every backend is checked against.
 """
 
@@ -29,6 +29,7 @@ LABELS = ["negative", "neutral", "positive"]
 SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
 VOCAB = 400
 SHARPEN = 8.0
+PAIRS = [("A man plays a guitar.", "A person makes music."), ("a great movie", "it was bad"), ("", "only the second")]
 # name -> (PaddleNLP model class, config class, tokenizer kind, how save_pretrained writes the weights)
 FIXTURES = {
     "bert": ("BertForSequenceClassification", "BertConfig", "BertTokenizer", "pdparams"),
@@ -173,21 +174,30 @@ def build(name: str, out: Path, corpus: list[str], sample: list[str], seed: int)
         kwargs["max_shard_size"] = "20KB"
     model.save_pretrained(str(folder), **kwargs)
     tok.save_pretrained(str(folder))
-    # one text at a time (PaddleNLP's tokenizers differ in their batch options), padded here
-    rows = [tok(text)["input_ids"] for text in sample]
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), tok.pad_token_id, np.int64)
-    mask = np.zeros((len(rows), width), np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)], mask[i, : len(row)] = row, 1
-    types = np.zeros_like(ids)
-    inputs = {"input_ids": paddle.to_tensor(ids), "attention_mask": paddle.to_tensor(mask)}
-    if name not in ("distilbert", "ernie-m"):  # the classes without token types
-        inputs["token_type_ids"] = paddle.to_tensor(types)
-    with paddle.no_grad():
-        out_ = model(**inputs)
-    logits = (out_[0] if isinstance(out_, (tuple, list)) else out_).numpy()
-    return {f"{name}/input_ids": ids, f"{name}/attention_mask": mask, f"{name}/logits": logits}
+    ref = {}
+    for kind, items in (("single", [(t, None) for t in sample]), ("pair", PAIRS)):
+        # one item at a time (PaddleNLP's tokenizers differ in their batch options), padded here
+        encoded = [tok(a) if b is None else tok(a, text_pair=b) for a, b in items]
+        width = max(len(e["input_ids"]) for e in encoded)
+        ids = np.full((len(encoded), width), tok.pad_token_id, np.int64)
+        mask, types = np.zeros_like(ids), np.zeros_like(ids)
+        for i, e in enumerate(encoded):
+            n = len(e["input_ids"])
+            ids[i, :n], mask[i, :n] = e["input_ids"], 1
+            types[i, :n] = e.get("token_type_ids") or [0] * n
+        inputs = {"input_ids": paddle.to_tensor(ids), "attention_mask": paddle.to_tensor(mask)}
+        if name not in ("distilbert", "ernie-m"):  # the classes without token types
+            inputs["token_type_ids"] = paddle.to_tensor(types)
+        with paddle.no_grad():
+            out_ = model(**inputs)
+        logits = (out_[0] if isinstance(out_, (tuple, list)) else out_).numpy()
+        ref |= {f"{name}/{kind}/input_ids": ids, f"{name}/{kind}/attention_mask": mask, f"{name}/{kind}/logits": logits}
+        ref[f"{name}/{kind}/token_type_ids"] = types
+    if name == "bert":  # a bfloat16 copy: its pdparams hold the weights as uint16
+        model.to(dtype="bfloat16")
+        model.save_pretrained(str(out / "bert-bf16"))
+        ref |= {f"bert-bf16/{k}": v.astype("float32").numpy() for k, v in model.state_dict().items()}
+    return ref
 
 
 def main(out: Path) -> None:
@@ -198,7 +208,7 @@ def main(out: Path) -> None:
     for seed, name in enumerate(FIXTURES):
         ref.update(build(name, out, corpus, sample, seed))
     np.savez(out / "reference.npz", **ref)
-    (out / "texts.json").write_text(json.dumps({"texts": sample, "labels": LABELS}), encoding="utf-8")
+    (out / "texts.json").write_text(json.dumps({"texts": sample, "pairs": PAIRS, "labels": LABELS}), encoding="utf-8")
 
 
 if __name__ == "__main__":

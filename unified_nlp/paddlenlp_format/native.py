@@ -17,6 +17,12 @@ PaddleNLP's tokenizer files) and then runs on every backend. ERNIE-M has no
 transformers class: `native_spec` describes it for the paddlenlp backend, which
 runs it with PaddleNLP's own ErnieMForSequenceClassification.
 
+Tokenization: the canonical folder's tokenizer.json is transformers' tokenizer for
+the same files, equal to PaddleNLP's on ordinary text (SST-2 here); PaddleNLP's
+BertTokenizer also splits symbols (emoji, currency signs) into words of their own,
+which transformers does not (see unified_nlp_paddlenlp/tokenizer.py), so ids can
+differ on such characters after the move.
+
 >>> is_native(Path("my-paddle-bert"))                                  # doctest: +SKIP
 True
 >>> describe_native(Path("my-paddle-bert"))["architecture"]            # doctest: +SKIP
@@ -107,12 +113,23 @@ def weight_files(folder: Path) -> list[Path]:
 
 
 def read_weights(folder: Path) -> dict[str, np.ndarray]:
-    """Every tensor of the folder under PaddleNLP's names; pdparams through the restricted reader."""
+    """Every tensor of the folder under PaddleNLP's names; pdparams through the restricted reader.
+    A bfloat16 model's pdparams hold its weights as uint16 (numpy has no bfloat16; measured with
+    paddle 3.3.1): they are widened to float32, which holds every bfloat16 value exactly."""
     from ..safe_pickle import read_paddle_state
 
+    folder = Path(folder)
     out: dict[str, np.ndarray] = {}
     for file in weight_files(folder):
         out.update(load_file(file) if file.suffix == ".safetensors" else read_paddle_state(file))
+    halves = [k for k, v in out.items() if v.dtype == np.uint16]
+    if halves:
+        if _config(folder).get("dtype") != "bfloat16":
+            raise InvalidModelError(
+                f"{folder}: uint16 tensors (e.g. {halves[0]!r}) in a model whose config.json dtype is not bfloat16"
+            )
+        for k in halves:  # bfloat16 is the top half of a float32
+            out[k] = (out[k].astype(np.uint32) << 16).view(np.float32)
     return out
 
 
@@ -314,9 +331,10 @@ def to_canonical(path: Path, out: Path) -> None:
                 text = albert_tokenizer_json(tmp)
             else:  # a WordPiece vocab.txt, tokenized as transformers' BertTokenizerFast does
                 text = _wordpiece_json(tmp / "vocab.txt", bool(tok.get("do_lower_case", True)))
-                if tokenizer_class == "RobertaChineseTokenizer" or family.architecture.token_types:
-                    tok["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
             (tmp / "tokenizer.json").write_text(text, encoding="utf-8")
+        if tokenizer_class != "RobertaBPETokenizer" and family.architecture.dims(config)["types"] > 1:
+            # PaddleNLP's tokenizers give a pair's second text segment 1 (RobertaBPETokenizer: 0 throughout)
+            tok["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
         (tmp / "tokenizer_config.json").write_text(json.dumps(tok, indent=2, ensure_ascii=False) + "\n", "utf-8")
         save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
         check(tmp)
