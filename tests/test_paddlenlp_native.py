@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -217,3 +218,22 @@ def test_weights_cross_to_every_backend_and_back_bit_exact(native, name, tmp_pat
         assert sorted(again) == sorted(ours), backend
         for key, array in ours.items():
             assert again[key].dtype == array.dtype and again[key].tobytes() == array.tobytes(), (backend, key)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_hostile_pdparams_in_a_paddlenlp_folder_never_runs(native, backend, tmp_path):
+    """The user's path: load_classifier on a folder whose model_state.pdparams would run a
+    command on unpickling. Refused with the reason; the command never runs."""
+    require(backend)
+    folder = Path(shutil.copytree(native["root"] / "bert", tmp_path / "bert"))
+    marker = tmp_path / "pwned"
+
+    class Runs:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    weights = pf.read_weights(native["root"] / "bert")
+    (folder / "model_state.pdparams").write_bytes(pickle.dumps({**weights, "z": Runs()}, protocol=4))
+    with pytest.raises(InvalidModelError, match=r"model_state.pdparams: refused .*global \w+\.system"):
+        un.load_classifier(folder, backend=backend)
+    assert not marker.exists()
