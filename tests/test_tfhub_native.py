@@ -9,6 +9,7 @@ Built once per session.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -76,6 +77,19 @@ def pair(native_dir, bert_hf):
     out.mkdir()
     for name in ("encoder", "preprocessor"):
         shutil.copytree(export / name, out / name)
+    return out
+
+
+@pytest.fixture(scope="session")
+def independent_pair(native_dir, pair):
+    """A pair built without the adapter (tests/tfhub_native_fixtures.py): an einsum BERT with tanh GELU
+    under TF Hub's names, and tfhub.dev's preprocessor recipe on tensorflow_text's BertTokenizer."""
+    from .tfhub_native_fixtures import IndependentBert, TFHubStylePreprocessor
+
+    out = native_dir / "independent"
+    out.mkdir()
+    IndependentBert(vocab=600).save(out / "encoder")
+    TFHubStylePreprocessor(pair / "preprocessor" / "assets" / "vocab.txt").save(out / "preprocessor")
     return out
 
 
@@ -191,6 +205,26 @@ def test_a_pair_in_two_folders_with_mean_pooling(pair):
         return pooled @ head["weight"].T + head["bias"]
 
     assert np.abs(clf.logits(TEXTS) - _pair_reference(pair, TEXTS, mean_head)).max() < TOL
+
+
+def test_an_independently_built_pair_loads_and_converts(independent_pair, native_dir):
+    clf = on_tfhub(independent_pair, labels=["no", "yes"], seed=2)
+    head = architectures.get("bert").fresh_head(clf.spec["config"], 2, 2)
+    ref = _pair_reference(
+        independent_pair,
+        TEXTS[:5],
+        lambda out, _: out["pooled_output"].numpy() @ head["classifier.weight"].T + head["classifier.bias"],
+    )
+    assert np.abs(clf.logits(TEXTS[:5]) - ref).max() < TOL
+    canonical = native_dir / "independent-hf"
+    native.to_canonical(independent_pair, canonical)
+    config = json.loads((canonical / "config.json").read_text())
+    assert (config["hidden_act"], config["architectures"]) == ("gelu_new", ["BertModel"])  # found by running it
+    hf = un.load_classifier(canonical, backend="huggingface", labels=["no", "yes"], seed=2)
+    assert np.abs(hf.logits(TEXTS) - clf.logits(TEXTS)).max() < TOL
+    # tokenizer.json written from the preprocessor's vocabulary gives tensorflow_text's ids
+    ids = hf.tokenizer(TEXTS[:5]).input_ids
+    assert np.array_equal(ids, clf.tokenizer(TEXTS[:5]).input_ids)
 
 
 def test_a_text_embedding_under_a_trainable_head(embedding):
