@@ -237,3 +237,20 @@ def test_a_hostile_pdparams_in_a_paddlenlp_folder_never_runs(native, backend, tm
     with pytest.raises(InvalidModelError, match=r"model_state.pdparams: refused .*global \w+\.system"):
         un.load_classifier(folder, backend=backend)
     assert not marker.exists()
+
+
+def test_broken_folders_get_clear_errors(native, tmp_path):
+    sharded = Path(shutil.copytree(native["root"] / "electra", tmp_path / "electra"))
+    next(sharded.glob("model_state-00002-of-*.pdparams")).unlink()
+    with pytest.raises(InvalidModelError, match=r"model_state.pdparams.index.json: shard\(s\) missing"):
+        pf.to_canonical(sharded, tmp_path / "out")
+    other = Path(shutil.copytree(native["root"] / "bert", tmp_path / "gpt"))
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps(config | {"architectures": ["GPTLMHeadModel"], "model_type": "gpt"}))
+    with pytest.raises(InvalidModelError, match="model_type 'gpt' .* is not supported; supported: albert, bert"):
+        pf.describe_native(other)
+    empty = Path(shutil.copytree(native["root"] / "bert", tmp_path / "empty"))
+    (empty / "model_state.pdparams").unlink()
+    with pytest.raises(InvalidModelError, match="no PaddleNLP weights .*model.safetensors.*model_state.pdparams"):
+        pf.describe_native(empty)
+    assert not (tmp_path / "out").exists()
