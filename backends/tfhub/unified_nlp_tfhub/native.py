@@ -49,6 +49,7 @@ DEFAULT_MAX_LENGTH = 512
 SUBFOLDERS = ("encoder", "preprocessor")  # the names tfhub.dev's pages and our exports use
 
 _LOADED: dict[tuple, Any] = {}  # (folder, saved_model.pb size and mtime) -> loaded object: describe, then load
+_KEEP = 6  # a pair is two; describe, to_canonical and load of a few models reuse them
 
 
 def variable_name(v) -> str:
@@ -89,6 +90,8 @@ def load_object(folder: Path, what: str = "model") -> Any:
         _check_variables(folder)
     key = (str(folder), *((pb.stat().st_size, pb.stat().st_mtime_ns) if pb.is_file() else ()))
     if key not in _LOADED:
+        while len(_LOADED) >= _KEEP:  # the oldest goes: a long session that loads many models does not grow
+            _LOADED.pop(next(iter(_LOADED)))
         _LOADED[key] = load_saved_model(folder, what)
     return _LOADED[key]
 
@@ -151,12 +154,12 @@ def strings_function(obj, folder: Path, kind: str) -> StringsFunction:
     """The strings -> [batch, width] function of an embedding or Keras classifier SavedModel."""
     call = _call_signature(obj)
     if kind == "embedding" and call is not None:
-        return StringsFunction(obj.__call__, by_signature=False, input_name=None, rank=len(call[0].shape))
+        return StringsFunction(obj.__call__, by_signature=False, input_name=None, rank=len(call[0].shape), owner=obj)
     found = _string_signature(obj)
     if found is None:
         raise InvalidModelError(f"{folder}: no serving signature that takes strings")
     name, key, rank = found
-    return StringsFunction(obj.signatures[name], by_signature=True, input_name=key, rank=rank)
+    return StringsFunction(obj.signatures[name], by_signature=True, input_name=key, rank=rank, owner=obj)
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,9 @@ class StringsFunction:
     """A SavedModel's strings -> [batch, width] function: the reusable-SavedModel
     ``__call__`` or a serving signature, taking [batch] or [batch, 1] strings."""
 
-    def __init__(self, fn: Callable, *, by_signature: bool, input_name: str | None, rank: int) -> None:
+    def __init__(self, fn: Callable, *, by_signature: bool, input_name: str | None, rank: int, owner=None) -> None:
         self._fn, self._by_signature, self._input, self._rank = fn, by_signature, input_name, rank
+        self._owner = owner  # the loaded SavedModel: its variables live as long as it does
 
     def __call__(self, strings):
         x = strings if self._rank == 1 else tf.reshape(strings, [-1, 1])

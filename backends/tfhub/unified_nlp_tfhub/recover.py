@@ -242,6 +242,7 @@ class KerasParts:
     kernel: np.ndarray | None = None  # the Dense head, [hidden, num_labels]
     bias: np.ndarray | None = None
     preprocessor: Any = None
+    owner: Any = None  # the loaded SavedModel, kept alive with its preprocessor
 
 
 @functools.lru_cache(maxsize=8)
@@ -266,7 +267,7 @@ def _keras_parts(folder: str, stamp: tuple) -> KerasParts:
             layout, "it holds no BERT preprocessor (tokenize, bert_pack_inputs) to write a tokenizer from"
         )
     values = {k: variables[k].numpy() for k in names}
-    return KerasParts(layout, None, values, rest[matrices[0]].numpy(), rest[vectors[0]].numpy(), pre)
+    return KerasParts(layout, None, values, rest[matrices[0]].numpy(), rest[vectors[0]].numpy(), pre, obj)
 
 
 def keras_parts(folder: Path) -> KerasParts:
