@@ -170,6 +170,22 @@ def test_ernie_m_runs_on_paddlenlp_as_it_is(native):
     assert fresh.labels == ("no", "yes") and fresh.spec["fresh_head"] and fresh.logits(texts).shape == (8, 2)
 
 
+def test_ernie_m_fine_tunes_and_saves_as_a_paddlenlp_folder(native, tmp_path):
+    require("paddlenlp")
+    texts = native["texts"]
+    labels = ["negative", "neutral", "positive", "negative", "positive", "neutral", "negative", "positive"]
+    clf = un.load_classifier(native["root"] / "ernie-m", backend="paddlenlp")
+    history = clf.fit(texts, labels, epochs=4, batch_size=8, learning_rate=1e-3, progress=False)
+    assert history["loss"][-1] < history["loss"][0] / 2
+    tuned = clf.logits(texts)
+    assert np.abs(tuned - native["ref"]["ernie-m/single/logits"]).max() > 1e-2  # the weights did change
+    out = tmp_path / "tuned"
+    pf.save_native(native["root"] / "ernie-m", clf.model.state_dict(), clf.labels, "single_label_classification", out)
+    assert pf.is_native(out) and not list(out.glob("*.pdparams"))
+    again = un.load_classifier(out, backend="paddlenlp")
+    assert again.labels == LABELS and np.abs(again.logits(texts) - tuned).max() <= 1e-6
+
+
 @pytest.mark.parametrize("backend", ["huggingface", "tfhub"])
 def test_ernie_m_elsewhere_is_refused_with_the_reason(native, backend, tmp_path):
     require(backend)

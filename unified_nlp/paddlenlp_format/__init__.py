@@ -22,6 +22,14 @@ True
 
 from __future__ import annotations
 
-from .native import NATIVE_FORMAT, describe_native, is_native, native_spec, read_weights, to_canonical
+from .native import NATIVE_FORMAT, describe_native, is_native, native_spec, read_weights, save_native, to_canonical
 
-__all__ = ["NATIVE_FORMAT", "describe_native", "is_native", "native_spec", "read_weights", "to_canonical"]
+__all__ = [
+    "NATIVE_FORMAT",
+    "describe_native",
+    "is_native",
+    "native_spec",
+    "read_weights",
+    "save_native",
+    "to_canonical",
+]

@@ -397,3 +397,29 @@ def native_spec(
         "convertible": info["convertible"],
         "why": info["why"],
     }
+
+
+def save_native(source: Path, state: Mapping[str, np.ndarray], labels: Sequence[str], problem_type: str, out: Path):
+    """Write a PaddleNLP folder run as it is (ERNIE-M), with the weights `state` (PaddleNLP
+    names, as the paddlenlp backend's state_dict gives them) and `labels`, to `out`,
+    atomically: `source`'s config.json with the labels, its tokenizer files, model.safetensors
+    (safe_serialization's layout: no pickle is written). PaddleNLP's from_pretrained loads it.
+
+    >>> save_native(Path("ernie-m-paddle"), clf.model.state_dict(), clf.labels, "single_label_classification",
+    ...             Path("ernie-m-tuned"))   # doctest: +SKIP
+    """
+    source, out = Path(source), Path(out)
+    config = read_json(source / CONFIG)
+    labels = [str(x) for x in labels]
+    config.update(
+        id2label={str(i): x for i, x in enumerate(labels)},
+        label2id={x: i for i, x in enumerate(labels)},
+        num_labels=len(labels),
+        problem_type=problem_type,
+    )
+    with atomic_dir(out) as tmp:
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        for name in (*_TOKENIZER_FILES, "tokenizer_config.json"):
+            if (source / name).is_file():
+                shutil.copy2(source / name, tmp / name)
+        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, tmp / SAFETENSORS, metadata={"format": "np"})

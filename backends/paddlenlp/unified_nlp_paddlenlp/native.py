@@ -25,6 +25,8 @@ from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.tokens import encoding_from_rows
 
 from ._framework import paddle, paddlenlp_class
+from .model import PaddleModel
+from .training import AdamW
 
 
 class NativeTokenizer:
@@ -109,6 +111,8 @@ class NativeModel:
         self.encoder = getattr(model, klass.base_model_prefix, None)
         self.max_length = int(spec["max_length"])
         self._vocab = int(config["vocab_size"])
+        self.multi_label = spec.get("problem_type") == "multi_label_classification"
+        self._optimizer: AdamW | None = None
         self._lock = threading.RLock()
 
     def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput:
@@ -141,10 +145,53 @@ class NativeModel:
         with self._lock:
             return {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
 
+    # --- training: the core drives data order, schedule and progress ---------
+
     def start_training(self, config: Mapping[str, Any]) -> None:
-        raise InvalidModelError(
-            "fit is not available for a PaddleNLP folder run as it is (ERNIE-M); fine-tune it with PaddleNLP's Trainer"
-        )
+        with self._lock:
+            paddle.seed(int(config.get("seed", 0)))
+            dropout = float(config.get("dropout", 0.0))
+            for layer in self.model.sublayers():  # as PaddleModel: attention dropout is a float there
+                if isinstance(layer, paddle.nn.TransformerEncoderLayer):
+                    layer.self_attn.dropout = dropout
+                elif isinstance(layer, paddle.nn.Dropout):
+                    layer.p = dropout
+            if dropout > 0:
+                self.model.train()
+            else:
+                self.model.eval()
+            self.multi_label = config.get("problem_type") == "multi_label_classification"
+            named = list(self.model.named_parameters())
+            if config.get("freeze_encoder", False):
+                for name, p in named:
+                    p.stop_gradient = not name.startswith("classifier.")
+                named = [(n, p) for n, p in named if n.startswith("classifier.")]
+            # no_decay reads transformers' names: PaddleNLP's LayerNorms are norm1/norm2/layer_norm
+            decay_names = [(n.replace("norm", "LayerNorm") if "norm" in n else n, p) for n, p in named]
+            self._optimizer = AdamW(decay_names, weight_decay=float(config.get("weight_decay", 0.01)))
+            self._clip = float(config.get("max_grad_norm", 1.0))
+
+    def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
+        if self._optimizer is None:
+            raise RuntimeError("start_training() must come before train_step()")
+        with self._lock:
+            out = self.model(
+                input_ids=paddle.to_tensor(encoding.input_ids), attention_mask=paddle.to_tensor(encoding.attention_mask)
+            )
+            logits = out[0] if isinstance(out, (tuple, list)) else out
+            loss = PaddleModel._loss(self, logits, label_ids, encoding.num_texts)  # the same loss as every family
+            loss.backward()
+            self._optimizer.step(float(learning_rate), self._clip)
+            return float(loss.numpy())
+
+    def end_training(self) -> None:
+        with self._lock:
+            if self._optimizer is not None:
+                self._optimizer.zero_grad()
+            self._optimizer = None
+            for _, p in self.model.named_parameters():
+                p.stop_gradient = False
+            self.model.eval()
 
 
 def load_native(path: Path, spec: Mapping[str, Any]) -> tuple[NativeTokenizer, NativeModel]:
