@@ -170,6 +170,18 @@ def test_ernie_m_runs_on_paddlenlp_as_it_is(native):
     assert fresh.labels == ("no", "yes") and fresh.spec["fresh_head"] and fresh.logits(texts).shape == (8, 2)
 
 
+def test_ernie_m_without_labels_in_its_config_takes_labels(native, tmp_path):
+    require("paddlenlp")
+    folder = Path(shutil.copytree(native["root"] / "ernie-m", tmp_path / "ernie-m"))
+    config = json.loads((folder / "config.json").read_text())
+    del config["id2label"], config["label2id"]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert pf.native_spec(folder)["labels"] == ["LABEL_0", "LABEL_1", "LABEL_2"]  # the head's three outputs
+    clf = un.load_classifier(folder, backend="paddlenlp", labels=["a", "b", "c"])
+    assert clf.labels == ("a", "b", "c") and not clf.spec["fresh_head"]  # the folder's own head, named
+    assert np.abs(clf.logits(native["texts"]) - native["ref"]["ernie-m/single/logits"]).max() <= 1e-5
+
+
 def test_ernie_m_fine_tunes_and_saves_as_a_paddlenlp_folder(native, tmp_path):
     require("paddlenlp")
     texts = native["texts"]

@@ -343,6 +343,19 @@ def to_canonical(path: Path, out: Path) -> None:
 # --- run as it is, on the paddlenlp backend -------------------------------------------
 
 
+def _head_outputs(path: Path) -> int | None:
+    """The classifier's output count (Paddle's Linear weight is [in, out]), None without one."""
+    files = weight_files(path)
+    if all(f.suffix == ".safetensors" for f in files):
+        for f in files:
+            entry = read_header(f).get("classifier.weight")
+            if entry is not None:
+                return int(entry["shape"][-1])
+        return None
+    weight = read_weights(path).get("classifier.weight")  # a pickle has no header: read it, restricted
+    return int(weight.shape[-1]) if weight is not None and weight.ndim == 2 else None
+
+
 def native_spec(
     path: Path, labels: Sequence[str] | None = None, problem_type: str | None = None, seed: int = 0
 ) -> dict[str, Any]:
@@ -360,10 +373,9 @@ def native_spec(
     config = read_config(path)
     only = _native_only(config) or {}
     saved = info["labels"]
-    head = [n for n in _cheap_names(path) if n == "classifier.weight"]
-    if saved is None and (head or (path / PDPARAMS).is_file()):
-        num = config.get("num_labels")
-        saved = [f"LABEL_{i}" for i in range(int(num))] if isinstance(num, int) and num >= 2 else None
+    if saved is None:  # no id2label: the head's outputs, named as transformers names them
+        outputs = _head_outputs(path)
+        saved = [f"LABEL_{i}" for i in range(outputs)] if outputs else None
     fresh = False
     if labels is not None:
         labels = [str(x) for x in labels]
