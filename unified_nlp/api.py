@@ -3,24 +3,78 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import registry
+from . import formats, progress, registry, store, threads
 from .checkpoint import check, describe
 from .classifier import TextClassifier
-from .errors import InvalidInputError, InvalidModelError
-from .models import SPEC_FILE, read_spec, resolve
+from .errors import ConversionError, InvalidInputError, InvalidModelError, UnifiedNLPError
+from .formats import Detected
+from .models import SPEC_FILE, read_json, read_spec, resolve
 
 
 def _adapter(backend: str):
     where = registry.placement(backend)
     if where.mode == "in-process":
-        return registry.load_adapter(backend), where
-    from .worker import RemoteAdapter
+        adapter = registry.load_adapter(backend)
+    else:
+        from .worker import RemoteAdapter
 
-    return RemoteAdapter(backend, where.python), where
+        adapter = RemoteAdapter(backend, where.python)
+    threads.apply(adapter, backend)
+    return adapter, where
+
+
+def _folder(path: str | os.PathLike | None) -> Path | None:
+    return None if path is None else Path(path).expanduser().absolute()
+
+
+def _tfhub_native():
+    """The tfhub adapter's reader of native SavedModels (TensorFlow reads them; nothing else can)."""
+    if not registry.installed_here("tfhub"):
+        raise InvalidModelError(
+            "a TensorFlow SavedModel is read by the tfhub backend, which cannot be imported here: "
+            + registry.missing_message("tfhub")
+        )
+    registry.load_adapter("tfhub")
+    from unified_nlp_tfhub import native
+
+    return native
+
+
+def _paddle_info(found: Detected) -> dict[str, Any]:
+    from . import paddlenlp_format
+
+    return paddlenlp_format.describe_native(found.path)
+
+
+def canonical_folder(found: Detected, *, for_backend: str | None = None) -> Path:
+    """The canonical folder a detected model runs from on another stack: itself, or the
+    native folder imported once into the store. A model that cannot leave its stack
+    gets an error saying why (a ConversionError for `convert`, `for_backend=None`)."""
+    error = InvalidModelError if for_backend else ConversionError
+    if found.format == formats.PADDLE_NATIVE:
+        from . import paddlenlp_format
+
+        info = _paddle_info(found)
+        if not info["convertible"]:
+            runs = (
+                "" if for_backend else " (it runs on the paddlenlp backend: load_classifier(path, backend='paddlenlp'))"
+            )
+            raise error(f"{found.path}: {info['why']}{runs}")
+        return formats.imported(found, lambda out: paddlenlp_format.to_canonical(found.path, out))
+    if found.format == formats.SAVEDMODEL:
+        native = _tfhub_native()
+        try:
+            return formats.imported(
+                found, lambda out: native.to_canonical(found.path, out, preprocessor=found.preprocessor)
+            )
+        except ConversionError as e:
+            raise error(f"{e} (it runs on the tfhub backend: load_classifier(path, backend='tfhub'))") from None
+    return found.path
 
 
 def model_spec(
@@ -55,6 +109,7 @@ def model_spec(
     return spec
 
 
+@store.holding
 def load_classifier(
     model: str | os.PathLike = "default",
     backend: str = "huggingface",
@@ -62,6 +117,9 @@ def load_classifier(
     labels: Sequence[str] | None = None,
     problem_type: str | None = None,
     seed: int = 0,
+    preprocessor: str | os.PathLike | None = None,
+    pooling: str | None = None,
+    num_threads: int | None = None,
 ) -> TextClassifier:
     """Load a text classifier on one backend, offline.
 
@@ -74,26 +132,76 @@ def load_classifier(
     (LABEL_0, ...) are only renamed. `problem_type="multi_label_classification"`
     makes a fresh head multi-label (sigmoid per label).
 
+    Native folders of the other ecosystems load too (see `unified_nlp.formats`): a
+    PaddleNLP ``save_pretrained`` folder, a TF Hub encoder SavedModel (with its
+    `preprocessor` folder, or a folder holding ``encoder/`` and ``preprocessor/``),
+    a text-embedding SavedModel or a Keras classifier SavedModel. Those whose
+    architecture maps to a transformers class run on every backend (imported once
+    into the model store); the others on their own backend. `pooling` ("pooled",
+    TF Hub's pooled_output, or "mean") chooses how a TF Hub encoder's fresh head
+    reads it on the tfhub backend.
+
+    `num_threads` sets the backend's framework threads, process-wide (each framework
+    has one pool per process; see `unified_nlp.threads`): None keeps an earlier
+    request, else $OMP_NUM_THREADS or the cores this process may use. On a busy
+    machine fewer threads than cores is faster. ``clf.num_threads`` reports the count.
+
     >>> clf = load_classifier("default", backend="tfhub")   # doctest: +SKIP
     >>> clf.predict(["This is a great movie!"])[0].label    # doctest: +SKIP
     'POSITIVE'
     """
     name = registry.canonical_name(backend)
     where = registry.placement(name)  # fails early, before any file work, if it can run nowhere
-    path = resolve(model).absolute()
-    spec = model_spec(path, labels, problem_type, seed)
+    threads.request(num_threads)  # before any framework starts: TensorFlow sizes its pools then
+    found = formats.detect(resolve(model).absolute(), _folder(preprocessor))
+    if pooling not in (None, "pooled", "mean"):
+        raise InvalidInputError(f"pooling must be 'pooled' or 'mean', got {pooling!r}")
+    source = None  # the canonical folder `save` starts from, when the model runs from one
+    if found.format == formats.SAVEDMODEL and name == "tfhub":
+        path = found.path
+        spec = _tfhub_native().describe(
+            path, preprocessor=found.preprocessor, labels=labels, problem_type=problem_type, seed=seed, pooling=pooling
+        )
+    elif found.format == formats.PADDLE_NATIVE and name == "paddlenlp" and not _paddle_info(found)["convertible"]:
+        from . import paddlenlp_format
+
+        path = found.path
+        spec = paddlenlp_format.native_spec(path, labels, problem_type=problem_type, seed=seed)
+    else:
+        if pooling == "mean" and found.format == formats.SAVEDMODEL:
+            raise InvalidInputError(
+                f"pooling='mean' is for the tfhub backend; on {name} a TF Hub encoder runs as its "
+                "transformers class, whose head reads the pooled output"
+            )
+        path = canonical_folder(found, for_backend=name)
+        spec = model_spec(path, labels, problem_type, seed)
+        source = path if (path / "config.json").is_file() else None
     adapter, where = _adapter(name)
+    converting = progress.conversion_notice(path, spec, name)
+    started = time.perf_counter()
     tokenizer, net = adapter.load(path, spec)
-    source = path if (path / "config.json").is_file() else None
+    if converting:
+        progress.notice(f"converted in {time.perf_counter() - started:.0f} s; later loads reuse it")
     return TextClassifier(tokenizer, net, spec["labels"], name, source, spec, where.mode)
 
 
-def convert(model: str | os.PathLike, to: str, out: str | os.PathLike) -> Path:
+@store.holding
+def convert(
+    model: str | os.PathLike,
+    to: str,
+    out: str | os.PathLike,
+    *,
+    preprocessor: str | os.PathLike | None = None,
+    num_threads: int | None = None,
+) -> Path:
     """Write `model` in backend `to`'s native format at `out`, atomically; returns `out`.
 
     `model` is a name, a canonical folder, or a backend's native folder written by
     an earlier convert: ``to="huggingface"`` turns a TF Hub or Paddle folder back
-    into the canonical format (for users leaving a stack).
+    into the canonical format (for users leaving a stack). A native PaddleNLP or TF Hub
+    folder (with its `preprocessor`) converts when its architecture maps to a
+    transformers class; otherwise a ConversionError says why. `num_threads` as in
+    `load_classifier`.
 
     >>> convert("default", to="tfhub", out="minilm-tfhub/")           # doctest: +SKIP
     >>> convert("minilm-paddle/", to="huggingface", out="minilm-hf/")  # doctest: +SKIP
@@ -102,11 +210,16 @@ def convert(model: str | os.PathLike, to: str, out: str | os.PathLike) -> Path:
 
     from .errors import ConversionError
 
+    threads.request(num_threads)
+
     name = registry.canonical_name(to)
     path = resolve(model).absolute()
     out = Path(out).absolute()
     if out == path or path in out.parents:
         raise ConversionError(f"the output {out} must not be the source folder or inside it")
+    found = formats.detect(path, _folder(preprocessor))
+    if found.format in (formats.PADDLE_NATIVE, formats.SAVEDMODEL):
+        path = canonical_folder(found)
     fmt = read_spec(path).get("format", "huggingface")
     if fmt == "huggingface":
         check(path)  # validate before any framework sees it
@@ -130,3 +243,76 @@ def convert(model: str | os.PathLike, to: str, out: str | os.PathLike) -> Path:
     adapter, _ = _adapter(name)
     adapter.convert(path, out)
     return out
+
+
+BACKENDS = ("huggingface", "tfhub", "paddlenlp")
+
+
+def inspect_model(model: str | os.PathLike, *, preprocessor: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What a model folder is and where it can go, without running it (JSON-ready):
+    format, architecture, labels, head, tokenizer, max_length, `runs_on` (backends
+    that can run it) and `converts_to` (formats `convert` can write), and `why` when
+    it cannot leave its stack. `installed` says which backends can run here.
+
+    >>> inspect_model("default")["runs_on"]
+    ['huggingface', 'tfhub', 'paddlenlp']
+    """
+    found = formats.detect(resolve(model).absolute(), _folder(preprocessor))
+    out: dict[str, Any] = {"path": str(found.path), "format": found.format, "description": found.description}
+    if found.preprocessor is not None:
+        out["preprocessor"] = str(found.preprocessor)
+    native: dict[str, Any] = {}
+    if found.format == formats.PADDLE_NATIVE:
+        native = _paddle_info(found)
+    elif found.format == formats.SAVEDMODEL:
+        native = _tfhub_native().inspect(found.path, preprocessor=found.preprocessor)
+    if native and not native.get("convertible"):
+        own = "paddlenlp" if found.format == formats.PADDLE_NATIVE else "tfhub"
+        out.update({k: v for k, v in native.items() if k not in ("format", "convertible")})
+        out.update(runs_on=[own], converts_to=[], why=native.get("why"))
+    else:
+        canonical = canonical_folder(found) if native else found.path
+        spec = model_spec(canonical, None, None, 0) if read_spec(canonical).get("format") in formats.EXPORTS else None
+        spec = spec or describe(canonical, require_head=False)
+        config = read_json(canonical / "config.json") if (canonical / "config.json").is_file() else {}
+        from . import architectures
+
+        arch = architectures.get(spec.get("architecture", "bert"))
+        out.update({k: v for k, v in native.items() if k not in ("format", "convertible", "why")})
+        out.update(
+            architecture=arch.model_type,
+            model_class=arch.encoder_class if spec.get("head") == "mean" else arch.classifier_class,
+            labels=spec.get("labels") or None,
+            head=("mean pooling + linear (unified_nlp extension)" if spec.get("head") == "mean" else "native")
+            if spec.get("labels")
+            else "none (pass labels=[...] for a fresh head)",
+            problem_type=spec.get("problem_type"),
+            tokenizer=arch.tokenizer,
+            max_length=spec.get("max_length"),
+            runs_on=list(BACKENDS),
+            converts_to=list(BACKENDS),
+        )
+        if native:
+            out["imported_to"] = str(canonical)
+        if config and arch.model_type in _paddle_families():
+            reason = _paddle_families()[arch.model_type].unsupported(config)
+            if reason:
+                out["runs_on"].remove("paddlenlp")
+                out["converts_to"].remove("paddlenlp")
+                out["why"] = f"paddlenlp: {reason}"
+    out["installed"] = [b for b in BACKENDS if _runs_here(b)]
+    return out
+
+
+def _paddle_families():
+    from .paddlenlp_format.families import FAMILIES
+
+    return FAMILIES
+
+
+def _runs_here(backend: str) -> bool:
+    try:
+        registry.placement(backend)
+    except UnifiedNLPError:
+        return False
+    return True

@@ -6,6 +6,7 @@
     unified-nlp compare --backends huggingface,tfhub [--texts FILE]
     unified-nlp fit --backend B --train FILE --validation FILE --out DIR
     unified-nlp evaluate --backend B --model M --data FILE
+    unified-nlp inspect PATH [--preprocessor DIR] [--json]
     unified-nlp bench [--backends ...] [--quick]
     unified-nlp worker register BACKEND PYTHON
     unified-nlp cache list [--json] | cache clear [--older-than DAYS] [KEY...]
@@ -64,6 +65,14 @@ def _as_json_text(text) -> dict:
     return {"text": text[0], "text_pair": text[1]} if isinstance(text, tuple) else {"text": text}
 
 
+def _announce(what: str, texts: list, clf=None) -> None:
+    """A notice on stderr before long work (unified_nlp.progress: quiet with UNIFIED_NLP_PROGRESS=0)."""
+    from .progress import LONG, notice
+
+    if len(texts) >= LONG:
+        notice(f"{what}" + (f" on {clf.backend}" if clf is not None else "") + " ...")
+
+
 def cmd_backends(args: argparse.Namespace) -> int:
     from .registry import list_backends
 
@@ -83,10 +92,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     texts = _texts(args)
     start = time.perf_counter()
-    clf = load_classifier(args.model, backend=args.backend)
+    clf = load_classifier(args.model, backend=args.backend, num_threads=args.threads, **_model_options(args))
     loaded = time.perf_counter()
     every = args.all_scores and not clf.multi_label
-    preds = clf.predict(texts, batch_size=args.batch_size, top_k=None if every else "best")
+    _announce(f"classifying {len(texts)} texts", texts, clf)
+    preds = clf.predict(texts, batch_size=args.batch_size, top_k=None if every else "best", progress=None)
     done = time.perf_counter()
     if clf.multi_label:  # every label above the threshold, best first
         for text, found in zip(texts, preds):
@@ -118,7 +128,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             print(f"{p.label:<10} {p.score:.4f}  {_shown(text)}{mark}")
     rate = len(texts) / (done - loaded) if done > loaded and texts else 0.0
     print(
-        f"[{clf.backend}, {clf.runs}] load {loaded - start:.2f}s, {len(texts)} texts in "
+        f"[{clf.backend}, {clf.runs}, {clf.num_threads or 'default'} threads] load {loaded - start:.2f}s, {len(texts)} texts in "
         f"{done - loaded:.3f}s ({rate:.0f} texts/s)",
         file=sys.stderr,
     )
@@ -129,7 +139,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .api import convert
 
     start = time.perf_counter()
-    out = convert(args.source, to=args.to, out=args.out)
+    out = convert(args.source, to=args.to, out=args.out, num_threads=args.threads, preprocessor=args.preprocessor)
     print(f"wrote {args.to} model to {out} ({time.perf_counter() - start:.1f}s)")
     return 0
 
@@ -148,8 +158,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         texts = read_tsv(args.texts)[0] if args.texts.endswith(".tsv") else read_lines(args.texts)
     else:
         texts = read_tsv(sst2_path("dev"))[0]
-    a = load_classifier(args.model, backend=names[0])
-    b = load_classifier(args.model, backend=names[1])
+    a = load_classifier(args.model, backend=names[0], num_threads=args.threads, **_model_options(args))
+    b = load_classifier(args.model, backend=names[1], num_threads=args.threads, **_model_options(args))
+    _announce(f"comparing {a.backend} and {b.backend} on {len(texts)} texts", texts)
     report = compare(a, b, texts, tolerance=args.tolerance)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report)
     return 0 if report.passed else 1
@@ -180,7 +191,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     train = _labelled(args.train, args.max_rows, pairs=args.pairs)
     validation = _labelled(args.validation, pairs=args.pairs) if args.validation else None
     check_writable(args.out)  # before training, not after it
-    clf = load_classifier(args.model, backend=args.backend, labels=label_names, problem_type=problem)
+    clf = load_classifier(
+        args.model,
+        backend=args.backend,
+        labels=label_names,
+        problem_type=problem,
+        num_threads=args.threads,
+        **_model_options(args),
+    )
     (texts, labels), validation = _for(clf, train), _for(clf, validation)
     history = clf.fit(
         texts,
@@ -202,8 +220,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import load_classifier
 
     data = _labelled(args.data, pairs=args.pairs)
-    clf = load_classifier(args.model, backend=args.backend)
+    clf = load_classifier(args.model, backend=args.backend, num_threads=args.threads, **_model_options(args))
     texts, labels = _for(clf, data)
+    _announce(f"evaluating on {len(texts)} texts", texts, clf)
     report = clf.evaluate(texts, labels)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -216,6 +235,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(
                 f"  {name:<12} precision {m['precision']:.4f} recall {m['recall']:.4f} f1 {m['f1']:.4f} n={m['support']}"
             )
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .api import inspect_model
+
+    info = inspect_model(args.model, preprocessor=args.preprocessor)
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return 0
+    shown = dict(info)
+    shown["format"] = f"{info['format']}: {info['description']}"
+    for key in ("labels", "runs_on", "converts_to", "installed"):
+        if isinstance(shown.get(key), list):
+            shown[key] = ", ".join(shown[key]) or "-"
+    for key, value in shown.items():
+        if key != "description" and value is not None:
+            print(f"{key.replace('_', ' ') + ':':<14}{value}")
     return 0
 
 
@@ -260,6 +297,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _model_options(args: argparse.Namespace) -> dict:
+    return {"preprocessor": args.preprocessor, "pooling": args.pooling}
+
+
+def _add_model_arguments(p: argparse.ArgumentParser, *, pooling: bool = True) -> None:
+    """--preprocessor (and --pooling) for a TF Hub encoder SavedModel given as the model."""
+    p.add_argument(
+        "--preprocessor", help="the TF Hub preprocessor SavedModel of an encoder SavedModel given as the model"
+    )
+    if pooling:
+        p.add_argument(
+            "--pooling",
+            choices=("pooled", "mean"),
+            help="how a TF Hub encoder's fresh head reads it on tfhub: pooled_output (default) or mean pooling",
+        )
+
+
 def _positive(text: str) -> int:
     """argparse type: an integer >= 1, checked before any model loads."""
     try:
@@ -269,6 +323,18 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    from .threads import available_cores
+
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        help="threads of the framework (default: $OMP_NUM_THREADS if set, else the cores this process may use, "
+        f"{available_cores()} here); on a busy machine, fewer threads than cores are faster",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,12 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--pairs", action="store_true", help="each text is a sentence pair: 'text<TAB>text_pair'")
     p.add_argument("--all-scores", action="store_true", help="every label's score per text, best first")
+    add_threads_option(p)
+    _add_model_arguments(p)
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("convert", help="write a model in another backend's native format")
     p.add_argument("source", help="'default' or a model folder")
     p.add_argument("out")
     p.add_argument("--to", required=True)
+    add_threads_option(p)
+    _add_model_arguments(p, pooling=False)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("compare", help="numerical parity report between two backends")
@@ -308,8 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="default")
     p.add_argument("--texts", help="a .tsv (sentence<TAB>label) or one text per line; default SST-2 dev")
     p.add_argument("--tolerance", type=float, default=1e-4)
+    add_threads_option(p)
     p.add_argument("--pairs", action="store_true", help="sentence pairs: 'text<TAB>text_pair' (.tsv: plus a label)")
     p.add_argument("--json", action="store_true")
+    _add_model_arguments(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("fit", help="fine-tune on a TSV (sentence<TAB>label) and save the canonical format")
@@ -325,19 +397,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int, help="use only the first N training rows")
     p.add_argument("--freeze-encoder", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    add_threads_option(p)
     p.add_argument("--pairs", action="store_true", help="rows are 'sentence1<TAB>sentence2<TAB>label'")
     p.add_argument(
         "--multi-label", action="store_true", help="a fresh multi-label head; labels comma-separated per row"
     )
+    _add_model_arguments(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("evaluate", help="accuracy, macro F1 and per-class figures on a TSV")
     p.add_argument("--backend", default="huggingface")
     p.add_argument("--model", default="default")
     p.add_argument("--data", required=True)
+    add_threads_option(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--pairs", action="store_true", help="rows are 'sentence1<TAB>sentence2<TAB>label'")
+    _add_model_arguments(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "inspect",
+        help="what a model folder is: format, architecture, labels, head, tokenizer, where it runs and converts",
+    )
+    p.add_argument("model", help="'default', a model folder (Hugging Face, PaddleNLP, SavedModel) or a convert output")
+    p.add_argument("--preprocessor", help="the TF Hub preprocessor SavedModel that goes with an encoder SavedModel")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("bench", help="cross-framework benchmark")
     from .bench.options import add_arguments
