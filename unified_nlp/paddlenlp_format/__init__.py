@@ -22,7 +22,8 @@ True
 
 from __future__ import annotations
 
-from .native import NATIVE_FORMAT, describe_native, is_native, native_spec, read_weights, save_native, to_canonical
+from .canonical import to_canonical
+from .native import NATIVE_FORMAT, describe_native, is_native, native_spec, read_weights, save_native
 
 __all__ = [
     "NATIVE_FORMAT",

@@ -11,7 +11,7 @@ What PaddleNLP 2.8 writes (measured with paddlepaddle 3.3.1):
                                 sentencepiece.bpe.model + vocab.txt (ERNIE-M)
 
 A folder of a family that transformers has (families/) becomes the canonical
-Hugging Face folder with `to_canonical` (weights through the literal tables,
+Hugging Face folder with `to_canonical` (canonical.py: weights through the literal tables,
 config through the family's config mapping, a tokenizer.json built from
 PaddleNLP's tokenizer files) and then runs on every backend. ERNIE-M has no
 transformers class: `native_spec` describes it for the paddlenlp backend, which
@@ -40,20 +40,18 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConversionError, InvalidInputError, InvalidModelError
+from ..errors import InvalidInputError, InvalidModelError
 from ..models import SPEC_FILE, read_json, safe_join
 from ..weights import atomic_dir, load_file, read_header, save_file
 from . import families
 from .families import Family
-from .tensors import to_canonical as canonical_tensors
-from .tokenizer_files import albert_tokenizer_json, bpe_tokenizer_json
 
 FORMAT = "paddlenlp"  # describe_native's "format"
 NATIVE_FORMAT = "paddlenlp-native"  # native_spec's "format": the paddlenlp backend runs the folder as it is
 CONFIG = "config.json"
 SAFETENSORS, SAFETENSORS_INDEX = "model.safetensors", "model.safetensors.index.json"
 PDPARAMS, PDPARAMS_INDEX = "model_state.pdparams", "model_state.pdparams.index.json"
-_TOKENIZER_FILES = (
+TOKENIZER_FILES = (
     "vocab.txt",
     "vocab.json",
     "merges.txt",
@@ -76,18 +74,6 @@ NATIVE_ONLY: dict[str, dict[str, Any]] = {
         "position_offset": 2,  # ErnieMEmbeddings numbers positions from 2: 514 positions hold 512 tokens
     },
 }
-# PaddleNLP tokenizer class -> the transformers tokenizer class that reads the same files
-TRANSFORMERS_TOKENIZERS = {
-    "BertTokenizer": "BertTokenizer",
-    "DistilBertTokenizer": "DistilBertTokenizer",
-    "ElectraTokenizer": "ElectraTokenizer",
-    "ErnieTokenizer": "BertTokenizer",
-    "RobertaChineseTokenizer": "BertTokenizer",  # PaddleNLP's Chinese RoBERTa: a WordPiece vocab.txt
-    "RobertaBPETokenizer": "RobertaTokenizer",
-    "AlbertEnglishTokenizer": "AlbertTokenizer",
-}
-
-
 # --- files ---------------------------------------------------------------------
 
 
@@ -220,7 +206,8 @@ def family_of(config: Mapping[str, Any], source: Path) -> Family:
     )
 
 
-def _labels(config: Mapping[str, Any], source: Path) -> list[str] | None:
+def labels_of(config: Mapping[str, Any], source: Path) -> list[str] | None:
+    """The labels of id2label in index order, None when the config states none."""
     from ..checkpoint import config_labels
 
     return config_labels(config, source) if config.get("id2label") is not None else None
@@ -250,7 +237,7 @@ def describe_native(path: Path) -> dict[str, Any]:
     config = read_config(path)
     weights = [f.name for f in weight_files(path)]
     only = _native_only(config)
-    out: dict[str, Any] = {"format": FORMAT, "weights": weights, "labels": _labels(config, path / CONFIG)}
+    out: dict[str, Any] = {"format": FORMAT, "weights": weights, "labels": labels_of(config, path / CONFIG)}
     if only is not None:
         return out | {
             "architecture": None,
@@ -273,71 +260,6 @@ def describe_native(path: Path) -> dict[str, Any]:
         "convertible": why is None,
         "why": why,
     }
-
-
-# --- into the canonical format -----------------------------------------------------
-
-
-def canonical_config(config: Mapping[str, Any], family: Family, source: Path) -> dict[str, Any]:
-    """transformers config.json of a PaddleNLP config: the family's mapping, labels kept."""
-    out = family.from_paddle_config(config)
-    if family.paddle_class in (config.get("architectures") or []):
-        labels = _labels(config, source)
-        if labels is not None:
-            out["id2label"] = {str(i): name for i, name in enumerate(labels)}
-            out["label2id"] = {name: i for i, name in enumerate(labels)}
-        if config.get("problem_type"):
-            out["problem_type"] = config["problem_type"]
-    return out
-
-
-def to_canonical(path: Path, out: Path) -> None:
-    """Write the canonical Hugging Face classifier folder of the PaddleNLP folder `path`
-    to `out`, atomically: model.safetensors under transformers' names, config.json with
-    id2label, the tokenizer files with a tokenizer.json. ConversionError saying why for
-    a folder that cannot leave PaddleNLP (ERNIE-M).
-
-    >>> to_canonical(Path("bert-paddle"), Path("bert-hf"))   # doctest: +SKIP
-    """
-    from ..checkpoint import check
-    from ..fast_tokenizer import _wordpiece_json
-
-    path, out = Path(path), Path(out)
-    info = describe_native(path)
-    if not info["convertible"]:
-        raise ConversionError(f"{path}: {info['why']}")
-    pd_config = read_config(path)
-    family = family_of(pd_config, path / CONFIG)
-    task = family.paddle_class in (pd_config.get("architectures") or [])
-    config = canonical_config(pd_config, family, path / CONFIG)
-    state = read_weights(path)
-    source = weight_files(path)[0]
-    tensors = canonical_tensors(state, family, config, task=task, meta={}, source=source)
-    tok = read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
-    tokenizer_class = info["tokenizer"]
-    # paths of the machine that wrote the folder mean nothing elsewhere
-    drop = ("special_tokens_map_file", "name_or_path", "tokenizer_file", "chat_template", "tokenizer_class")
-    tok = {k: v for k, v in tok.items() if k not in drop}
-    tok["tokenizer_class"] = TRANSFORMERS_TOKENIZERS.get(tokenizer_class or "", "BertTokenizer")
-    with atomic_dir(out) as tmp:
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        for name in _TOKENIZER_FILES:
-            if (path / name).is_file():
-                shutil.copy2(path / name, tmp / name)
-        if not (tmp / "tokenizer.json").is_file():
-            if (tmp / "vocab.json").is_file():
-                text = bpe_tokenizer_json(tmp)
-            elif (tmp / "spiece.model").is_file():
-                text = albert_tokenizer_json(tmp)
-            else:  # a WordPiece vocab.txt, tokenized as transformers' BertTokenizerFast does
-                text = _wordpiece_json(tmp / "vocab.txt", bool(tok.get("do_lower_case", True)))
-            (tmp / "tokenizer.json").write_text(text, encoding="utf-8")
-        if tokenizer_class != "RobertaBPETokenizer" and family.architecture.dims(config)["types"] > 1:
-            # PaddleNLP's tokenizers give a pair's second text segment 1 (RobertaBPETokenizer: 0 throughout)
-            tok["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
-        (tmp / "tokenizer_config.json").write_text(json.dumps(tok, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
-        check(tmp)
 
 
 # --- run as it is, on the paddlenlp backend -------------------------------------------
@@ -431,7 +353,7 @@ def save_native(source: Path, state: Mapping[str, np.ndarray], labels: Sequence[
     )
     with atomic_dir(out) as tmp:
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        for name in (*_TOKENIZER_FILES, "tokenizer_config.json"):
+        for name in (*TOKENIZER_FILES, "tokenizer_config.json"):
             if (source / name).is_file():
                 shutil.copy2(source / name, tmp / name)
         save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, tmp / SAFETENSORS, metadata={"format": "np"})

@@ -33,6 +33,7 @@ from unified_nlp.errors import ConversionError, InvalidModelError
 from unified_nlp.models import HEAD_FILE, SPEC_FILE, TOKENIZER_FILES, read_json, read_spec, safe_join
 from unified_nlp.paddlenlp_format import families
 from unified_nlp.paddlenlp_format import native as paddle_native
+from unified_nlp.paddlenlp_format import to_canonical as to_native_canonical
 from unified_nlp.paddlenlp_format.native import read_config as read_paddle_config
 from unified_nlp.paddlenlp_format.tensors import canonical_names, logits_name, to_canonical, to_paddle
 from unified_nlp.paddlenlp_format.tokenizer_files import paddle_tokenizer_files
@@ -181,7 +182,7 @@ def export_canonical(source: Path, out: Path) -> None:
     source, out = Path(source), Path(out)
     spec = read_spec(source)
     if not spec and paddle_native.is_native(source):  # PaddleNLP's own save_pretrained folder
-        paddle_native.to_canonical(source, out)
+        to_native_canonical(source, out)
         return
     if spec.get("format") != FORMAT:
         raise InvalidModelError(
