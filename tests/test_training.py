@@ -94,3 +94,15 @@ def test_train_on_one_backend_serve_on_another(trained, source, target, sst2_dev
     report = un.compare(here, there, texts)
     assert report.argmax_agreement == 1.0, report
     assert report.logits_max_abs_diff <= 1e-4, report
+
+
+def test_fit_documents_every_option_with_the_training_defaults():
+    import inspect
+
+    from unified_nlp.classifier import TextClassifier
+    from unified_nlp.training import DEFAULTS
+
+    parameters = inspect.signature(TextClassifier.fit).parameters
+    assert {name: parameters[name].default for name in DEFAULTS} == DEFAULTS  # help() shows the real defaults
+    doc = inspect.getdoc(TextClassifier.fit)
+    assert all(f"{name}:" in doc for name in (*DEFAULTS, "validation", "progress"))

@@ -206,12 +206,70 @@ class TextClassifier:
             return multi_label_report(y_true > 0.5, self.scores(logits) >= 0.5, self.labels)
         return classification_report(y_true, np.argmax(logits, axis=-1), self.labels)
 
-    def fit(self, texts, labels, **options: Any) -> dict[str, Any]:
-        """Fine-tune on this backend's framework (cross-entropy, or binary cross-entropy
-        for multi-label); see unified_nlp.training.fit for the options."""
+    def fit(
+        self,
+        texts,
+        labels,
+        *,
+        validation: tuple[Sequence, Sequence] | None = None,
+        epochs: int = 1,
+        batch_size: int = 32,
+        learning_rate: float = 5e-5,
+        warmup_ratio: float = 0.1,
+        weight_decay: float = 0.01,
+        max_grad_norm: float = 1.0,
+        dropout: float = 0.0,
+        freeze_encoder: bool = False,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> dict[str, Any]:
+        """Fine-tune this classifier in place on its backend's framework; returns the history.
+
+        The same call trains on every backend, from the same start to the same losses
+        (shared data order, schedule and head initialisation; only the step runs in the
+        framework): AdamW, cross-entropy (binary cross-entropy per label for a
+        multi-label classifier), gradients clipped, learning rate warmed up linearly
+        then decayed linearly to 0.
+
+        Args:
+            texts: the training texts, or sentence pairs ``(text, text_pair)``.
+            labels: per text a label name from ``labels`` or its integer index; for a
+                multi-label classifier a list of names (or a 0/1 row) per text.
+            validation: ``(texts, labels)`` evaluated after each epoch (accuracy in
+                ``history["val_accuracy"]``).
+            epochs: passes over the training set.
+            batch_size: texts per optimisation step.
+            learning_rate: the peak learning rate of AdamW.
+            warmup_ratio: the share of all steps spent warming up to the peak.
+            weight_decay: AdamW's decoupled weight decay (not on biases and LayerNorm).
+            max_grad_norm: gradients are clipped to this global norm.
+            dropout: dropout while training; 0 keeps every framework identical (0.1 is BERT's own).
+            freeze_encoder: train the head only.
+            seed: data order (and a fresh head's weights were drawn from the load's seed).
+            progress: a progress bar on stderr.
+
+        Returns:
+            A dict: ``loss`` and ``learning_rate`` per step, ``epoch_loss``,
+            ``val_accuracy``, ``steps``, ``seconds``, ``texts_per_second``, ``config``.
+
+        >>> history = clf.fit(["a fine film", "dull"], ["POSITIVE", "NEGATIVE"], epochs=1, seed=0)  # doctest: +SKIP
+        >>> history["steps"]                                                                     # doctest: +SKIP
+        1
+        """
         from .training import fit
 
-        return fit(self, texts, labels, **options)
+        options = {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "warmup_ratio": warmup_ratio,
+            "weight_decay": weight_decay,
+            "max_grad_norm": max_grad_norm,
+            "dropout": dropout,
+            "freeze_encoder": freeze_encoder,
+            "seed": seed,
+        }
+        return fit(self, texts, labels, validation=validation, progress=progress, **options)
 
     # --- persistence ------------------------------------------------------
 
