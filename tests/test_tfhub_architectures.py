@@ -252,6 +252,14 @@ def test_convert_writes_a_tf_hub_encoder_that_matches_transformers(family, arch)
     assert again.labels == LABELS
     np.testing.assert_allclose(again.logits(TEXTS), fam.clf.logits(TEXTS), atol=1e-6)
     np.testing.assert_allclose(again.logits(PAIRS), fam.clf.logits(PAIRS), atol=1e-6)
+    # the whole classifier as one SavedModel, strings -> logits, where there is a preprocessor
+    assert (export / "classifier" / "saved_model.pb").is_file() == (arch in WORDPIECE)
+    if arch in WORDPIECE:
+        loaded = tf.saved_model.load(str(export / "classifier"))  # held: its signatures need it alive
+        serve = loaded.signatures["serving_default"]
+        assert np.abs(serve(text=tf.constant(TEXTS))["logits"].numpy() - fam.clf.logits(TEXTS)).max() <= TOL
+    else:
+        assert "no classifier/" in meta["classifier"]
 
 
 @pytest.mark.parametrize("arch", sorted(WORDPIECE))

@@ -68,11 +68,18 @@ def bert_hf(native_dir):
 
 
 @pytest.fixture(scope="session")
-def pair(native_dir, bert_hf):
+def bert_export(native_dir, bert_hf):
+    """Our exporter's TF Hub form of the tiny BERT classifier (encoder/, preprocessor/, classifier/, ...)."""
+    out = native_dir / "bert-export"
+    un.convert(bert_hf, to="tfhub", out=out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pair(native_dir, bert_export):
     """tfhub.dev's layout: encoder/ and preprocessor/ SavedModels and nothing else (our exporter's,
     with unified_nlp.json, head, config and tokenizer files stripped)."""
-    export = native_dir / "bert-export"
-    unified_nlp_tfhub.export(bert_hf, export)
+    export = bert_export
     out = native_dir / "pair"
     out.mkdir()
     for name in ("encoder", "preprocessor"):
@@ -339,20 +346,19 @@ def test_the_text_embedding_cannot_leave_tensorflow(embedding, tmp_path):
 # --- exports that plain TensorFlow tools run -----------------------------------------------
 
 
-def test_a_tfhub_export_ships_a_classifier_savedmodel(keras2, keras2_hf, tmp_path):
-    out = tmp_path / "export"
-    un.convert(keras2_hf, to="tfhub", out=out)
-    ref = hub.KerasLayer(str(keras2))(tf.constant(TEXTS)).numpy()
-    loaded = tf.saved_model.load(str(out / "classifier"))  # held: its signatures need it alive
+def test_a_tfhub_export_ships_a_classifier_savedmodel(bert_hf, bert_export):
+    source = un.load_classifier(bert_hf, backend="huggingface")
+    loaded = tf.saved_model.load(str(bert_export / "classifier"))  # held: its signatures need it alive
     serve, pairs = loaded.signatures["serving_default"], loaded.signatures["pairs"]
-    assert np.abs(serve(text=tf.constant(TEXTS))["logits"].numpy() - ref).max() < TOL
-    hf = un.load_classifier(keras2_hf, backend="huggingface")
-    second = ["music", "", "A person makes music.", "x", "y", "z"]
+    assert np.abs(serve(text=tf.constant(TEXTS))["logits"].numpy() - source.logits(TEXTS)).max() < TOL
+    second = ["music", "", "A person makes music.", "x", "y", "word " * 40]
     got = pairs(text=tf.constant(TEXTS), text_pair=tf.constant(second))["logits"].numpy()
-    assert np.abs(got - hf.logits(TEXTS, text_pair=second)).max() < TOL
+    assert np.abs(got - source.logits(TEXTS, text_pair=second)).max() < TOL
+    meta = json.loads((bert_export / "unified_nlp.json").read_text())
+    assert meta["classifier_dir"] == "classifier" and meta["labels"] == list(source.labels)
     # hub.KerasLayer runs the encoder and the preprocessor, as tfhub.dev's pages show
-    packed = hub.KerasLayer(str(out / "preprocessor"))(tf.constant(TEXTS))
-    assert hub.KerasLayer(str(out / "encoder"))(packed)["pooled_output"].shape == (len(TEXTS), 32)
+    packed = hub.KerasLayer(str(bert_export / "preprocessor"))(tf.constant(TEXTS))
+    assert hub.KerasLayer(str(bert_export / "encoder"))(packed)["pooled_output"].shape == (len(TEXTS), 32)
 
 
 # --- broken and hostile SavedModels ---------------------------------------------------------
