@@ -74,6 +74,8 @@ NATIVE_ONLY: dict[str, dict[str, Any]] = {
         "position_offset": 2,  # ErnieMEmbeddings numbers positions from 2: 514 positions hold 512 tokens
     },
 }
+
+
 # --- files ---------------------------------------------------------------------
 
 
