@@ -234,6 +234,34 @@ def test_an_independently_built_pair_loads_and_converts(independent_pair, native
     assert np.array_equal(ids, clf.tokenizer(TEXTS[:5]).input_ids)
 
 
+def test_a_pair_with_its_own_head_loads_trains_and_converts_with_it(pair, tmp_path):
+    from unified_nlp.weights import save_file
+
+    folder = tmp_path / "with-head"
+    shutil.copytree(pair, folder)
+    rng = np.random.default_rng(5)
+    head = {
+        "classifier.weight": rng.standard_normal((2, 32)).astype(np.float32),
+        "classifier.bias": np.ones(2, np.float32),
+    }
+    save_file(head, folder / "head.safetensors")  # beside encoder/: a given head, under transformers' names
+    clf = on_tfhub(folder)
+    assert clf.labels == ("LABEL_0", "LABEL_1") and not clf.spec["fresh_head"]
+    ref = _pair_reference(
+        folder,
+        TEXTS,
+        lambda out, _: out["pooled_output"].numpy() @ head["classifier.weight"].T + head["classifier.bias"],
+    )
+    assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
+    native.to_canonical(folder, tmp_path / "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"] and config["id2label"]["1"] == "LABEL_1"
+    hf = un.load_classifier(tmp_path / "hf", backend="huggingface", labels=["bad", "good"])  # renames LABEL_i
+    assert hf.labels == ("bad", "good") and np.abs(hf.logits(TEXTS) - ref).max() < TOL
+    history = clf.fit(TEXTS[:4], ["LABEL_0", "LABEL_1"] * 2, epochs=2, batch_size=2, progress=False)
+    assert np.isfinite(history["loss"]).all() and not np.allclose(clf.logits(TEXTS), ref)
+
+
 def test_a_text_embedding_under_a_trainable_head(embedding):
     clf = on_tfhub(embedding, labels=["neg", "pos"], seed=1)
     assert clf.spec["kind"] == "embedding" and clf.spec["trainable"] and not clf.spec["convertible"]
