@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.errors import InvalidInputError, UnifiedNLPError
+from unified_nlp.errors import InvalidInputError, InvalidModelError, UnifiedNLPError
 from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.training import no_decay
 
@@ -35,10 +35,11 @@ class StringsFunction:
     def __call__(self, strings):
         x = strings if self._rank == 1 else tf.reshape(strings, [-1, 1])
         out = self._fn(**{self._input: x}) if self._by_signature else self._fn(x)
-        if isinstance(out, Mapping):
-            if len(out) != 1:
-                raise UnifiedNLPError(f"expected one output, got {sorted(out)}")
-            out = next(iter(out.values()))
+        if isinstance(out, Mapping):  # TF Hub modules name their main output "default" (ELMo-style dicts)
+            key = next((k for k in ("default", "outputs", "logits") if k in out), None)
+            if key is None and len(out) != 1:
+                raise InvalidModelError(f"the SavedModel returns {sorted(out)}; expected one output or 'default'")
+            out = out[key] if key is not None else next(iter(out.values()))
         return tf.cast(out, tf.float32)
 
 
@@ -68,7 +69,7 @@ class StringsModel:
         self._encoder_variables = [v for v in (encoder_variables or []) if v.trainable]
         probe = self._fn(tf.constant(["probe"]))
         if len(probe.shape) != 2:
-            raise UnifiedNLPError(f"the {what} must return [batch, width], got shape {list(probe.shape)}")
+            raise InvalidModelError(f"the {what} must return [batch, width], got shape {list(probe.shape)}")
         self.width = int(probe.shape[-1])
         self.num_labels = int(self._head["bias"].shape[0]) if self._head else self.width
         self._train_step = None
