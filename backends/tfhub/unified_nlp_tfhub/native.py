@@ -330,7 +330,7 @@ def _strings_spec(found: Located, labels, require_head: bool = True) -> dict[str
         spec.update(head="linear", pooling=None, hidden=width, architecture=None, convertible=False)
         spec["why"] = (
             "a text-embedding SavedModel is its own graph (tokenizer included) with no architecture to map its "
-            "variables to; it runs on the tfhub backend only"
+            "variables to"
         )
         head_file = found.root / HEAD_FILE
         n = _head_width(head_file, ("weight", "bias"), width) if head_file.is_file() else None

@@ -88,7 +88,7 @@ def _fit_config(
             return config
     raise ConversionError(
         f"{where}: the variables follow TF Hub's BERT naming, but no BERT configuration reproduces this "
-        f"SavedModel's outputs (closest: {best[1]}, max difference {best[0]:.2e}); it runs on the tfhub backend only"
+        f"SavedModel's outputs (closest: {best[1]}, max difference {best[0]:.2e})"
     )
 
 
@@ -253,7 +253,7 @@ def _keras_parts(folder: str, stamp: tuple) -> KerasParts:
     layout = bert_layout(shapes)
     if layout is None:
         return KerasParts(why="its variables do not follow TF Hub's BERT naming, so there is no architecture to map "
-                          "them to; it runs on the tfhub backend only")  # fmt: skip
+                          "them to")  # fmt: skip
     names = {t for _, t, _ in weight_rows("bert", layout)}
     rest = {k: v for k, v in variables.items() if k not in names}
     matrices = [k for k, v in rest.items() if len(v.shape) == 2]
@@ -326,7 +326,7 @@ def _pair_canonical(found: Located, out: Path, pooling: str | None) -> None:
     if layout is None:
         raise ConversionError(
             f"{found.model_dir}: its variables do not follow TF Hub's BERT naming (word_embeddings/embeddings, "
-            "transformer/layer_{i}/...), so there is no architecture to map them to; it runs on the tfhub backend only"
+            "transformer/layer_{i}/...), so there is no architecture to map them to"
         )
     values = {variable_name(v): v.numpy() for v in encoder.trainable_variables()}
     pre = load_object(found.preprocessor_dir, "preprocessor")
@@ -399,7 +399,7 @@ def to_canonical(path: Path, out: Path, *, preprocessor: Path | None = None, poo
     if found.kind == "embedding":
         raise ConversionError(
             f"{found.model_dir}: a text-embedding SavedModel is its own graph (its tokenizer included) with no "
-            "architecture to map its variables to; it runs on the tfhub backend only"
+            "architecture to map its variables to"
         )
     try:
         if found.kind == "keras-classifier":
