@@ -54,7 +54,7 @@ test: setup
 	$(MAKE) --no-print-directory lint test-install test-main test-paddle
 
 test-main:
-	$(VPY) -m pytest -q -p no:cacheprovider -rs tests --ignore=tests/test_paddlenlp_inprocess.py \
+	UNIFIED_NLP_PADDLENLP_PYTHON="$(CURDIR)/$(PPY)" $(VPY) -m pytest -q -p no:cacheprovider -rs tests --ignore=tests/test_paddlenlp_inprocess.py \
 		--ignore=tests/test_paddlenlp_architectures.py
 
 test-paddle:

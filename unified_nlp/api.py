@@ -165,7 +165,7 @@ def load_classifier(
     elif found.format == formats.PADDLE_NATIVE and name == "paddlenlp" and not _paddle_info(found)["convertible"]:
         from . import paddlenlp_format
 
-        path = found.path
+        path = source = found.path  # save writes a PaddleNLP folder again (paddlenlp_format.save_native)
         spec = paddlenlp_format.native_spec(path, labels, problem_type=problem_type, seed=seed)
     else:
         if pooling == "mean" and found.format == formats.SAVEDMODEL:

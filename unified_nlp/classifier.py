@@ -286,11 +286,21 @@ class TextClassifier:
         every backend: ``un.load_classifier(path, backend="tfhub")``.
         """
         from .checkpoint import classifier_config, write_config
+        from .errors import UnifiedNLPError
         from .models import read_json
 
-        if self.source is None or not (self.source / "config.json").is_file():
-            from .errors import UnifiedNLPError
+        if self.spec.get("format") == "paddlenlp-native" and self.source is not None:
+            from .paddlenlp_format import save_native
 
+            problem_type = self.spec.get("problem_type", "single_label_classification")
+            save_native(self.source, self.model.state_dict(), self.labels, problem_type, Path(path))
+            return Path(path)
+        if self.spec.get("format") == "tfhub-savedmodel":
+            raise UnifiedNLPError(
+                "a SavedModel run as it is on tfhub has no canonical folder to save; convert it "
+                "(un.convert(path, to='huggingface', out=...)) where its architecture allows, then load and save that"
+            )
+        if self.source is None or not (self.source / "config.json").is_file():
             raise UnifiedNLPError("this classifier was not loaded from a folder with config.json; it cannot be saved")
         state = self.model.state_dict()
         config = classifier_config(read_json(self.source / "config.json"), {**self.spec, "labels": self.labels})

@@ -250,9 +250,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for key in ("labels", "runs_on", "converts_to", "installed"):
         if isinstance(shown.get(key), list):
             shown[key] = ", ".join(shown[key]) or "-"
-    for key, value in shown.items():
-        if key != "description" and value is not None:
-            print(f"{key.replace('_', ' ') + ':':<14}{value}")
+    rows = [(key.replace("_", " ") + ":", value) for key, value in shown.items() if key != "description"]
+    width = max(len(key) for key, _ in rows) + 1
+    for key, value in rows:
+        if value is not None:
+            print(f"{key:<{width}}{value}")
     return 0
 
 
