@@ -141,3 +141,31 @@ def test_writing_under_a_file_is_a_one_line_error(capsys, tmp_path, monkeypatch,
     assert code == 2 and err.startswith(f"unified-nlp: error: cannot write {out}") and "is a file" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"] + (["train.tsv"] if command == "fit" else [])
+
+
+def _parsers(parser, name="unified-nlp"):
+    import argparse
+
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+def test_every_option_has_help_and_shows_its_default():
+    import argparse
+
+    from unified_nlp.cli import build_parser
+
+    for name, parser in _parsers(build_parser()):
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):  # each subcommand says what it does
+                assert all(choice.help for choice in action._choices_actions), name
+                continue
+            if action.dest in ("help", "version"):
+                continue
+            assert action.help, f"{name}: {action.option_strings or action.dest} has no help text"
+            if action.option_strings and action.default not in (None, False) and not action.required:
+                assert f"(default: {action.default})" in text, f"{name}: {action.option_strings} hides its default"

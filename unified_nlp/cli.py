@@ -339,11 +339,34 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+BACKEND_HELP = "huggingface, tfhub or paddlenlp (aliases: hf, torch, tf, paddle)"
+MODEL_HELP = "'default', a model folder, or a Hugging Face id already in the local cache"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, except flags and options that have none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of every command and subcommand: help texts show defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="unified-nlp",
         description="One text-classification API over "
         "Hugging Face (PyTorch), TF Hub (TensorFlow) and PaddleNLP (Paddle).",
+        epilog="Exit status: 0 success, 1 a parity check failed (compare), 2 an error (one line on stderr), "
+        "130 interrupted. `unified-nlp COMMAND --help` lists a command's options.",
     )
     from . import __version__
 
@@ -351,15 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("backends", help="list backends, versions and where they run")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     p.set_defaults(func=cmd_backends)
 
     p = sub.add_parser("classify", help="classify texts (arguments, --file, or stdin)")
-    p.add_argument("texts", nargs="*")
-    p.add_argument("--backend", default="huggingface")
-    p.add_argument("--model", default="default")
-    p.add_argument("--file", help="one text per line (UTF-8)")
-    p.add_argument("--batch-size", type=_positive, default=32, help="texts per forward pass (default 32)")
+    p.add_argument("texts", nargs="*", help="texts to classify; none, or '-': one per line from stdin")
+    p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
+    p.add_argument("--model", default="default", help=MODEL_HELP)
+    p.add_argument("--file", help="one text per line (UTF-8; blank lines are skipped)")
+    p.add_argument("--batch-size", type=_positive, default=32, help="texts per forward pass")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--pairs", action="store_true", help="each text is a sentence pair: 'text<TAB>text_pair'")
     p.add_argument("--all-scores", action="store_true", help="every label's score per text, best first")
@@ -369,36 +392,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="write a model in another backend's native format")
     p.add_argument("source", help="'default' or a model folder")
-    p.add_argument("out")
-    p.add_argument("--to", required=True)
+    p.add_argument("out", help="the folder to write (replaced atomically if it exists)")
+    p.add_argument("--to", required=True, help="the target format: " + BACKEND_HELP)
     add_threads_option(p)
     _add_model_arguments(p, pooling=False)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("compare", help="numerical parity report between two backends")
     p.add_argument("--backends", required=True, help="two names, e.g. huggingface,tfhub")
-    p.add_argument("--model", default="default")
+    p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--texts", help="a .tsv (sentence<TAB>label) or one text per line; default SST-2 dev")
-    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest |logit difference| that passes")
     add_threads_option(p)
     p.add_argument("--pairs", action="store_true", help="sentence pairs: 'text<TAB>text_pair' (.tsv: plus a label)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
     _add_model_arguments(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("fit", help="fine-tune on a TSV (sentence<TAB>label) and save the canonical format")
-    p.add_argument("--backend", default="huggingface")
-    p.add_argument("--model", default="default")
-    p.add_argument("--train", required=True)
-    p.add_argument("--validation")
-    p.add_argument("--out", required=True)
+    p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
+    p.add_argument("--model", default="default", help="the model to start from: " + MODEL_HELP)
+    p.add_argument("--train", required=True, help="training TSV: sentence<TAB>label, optional header")
+    p.add_argument("--validation", help="a TSV like --train, evaluated after each epoch")
+    p.add_argument("--out", required=True, help="folder for the trained model (canonical format)")
     p.add_argument("--labels", help="comma-separated label names for a fresh head")
-    p.add_argument("--epochs", type=_positive, default=1)
-    p.add_argument("--batch-size", type=_positive, default=32)
-    p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--epochs", type=_positive, default=1, help="passes over the training set")
+    p.add_argument("--batch-size", type=_positive, default=32, help="texts per optimisation step")
+    p.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (AdamW, linear warm-up/decay)")
     p.add_argument("--max-rows", type=int, help="use only the first N training rows")
-    p.add_argument("--freeze-encoder", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
+    p.add_argument("--seed", type=int, default=0, help="data order")
     add_threads_option(p)
     p.add_argument("--pairs", action="store_true", help="rows are 'sentence1<TAB>sentence2<TAB>label'")
     p.add_argument(
@@ -408,11 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("evaluate", help="accuracy, macro F1 and per-class figures on a TSV")
-    p.add_argument("--backend", default="huggingface")
-    p.add_argument("--model", default="default")
-    p.add_argument("--data", required=True)
+    p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
+    p.add_argument("--model", default="default", help=MODEL_HELP)
+    p.add_argument("--data", required=True, help="labelled TSV: sentence<TAB>label, optional header")
     add_threads_option(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
     p.add_argument("--pairs", action="store_true", help="rows are 'sentence1<TAB>sentence2<TAB>label'")
     _add_model_arguments(p)
     p.set_defaults(func=cmd_evaluate)
@@ -444,8 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="register the environment that runs a backend in a worker")
     wsub = p.add_subparsers(dest="worker_command", required=True)
-    r = wsub.add_parser("register")
-    r.add_argument("backend")
+    r = wsub.add_parser("register", help="run BACKEND with the interpreter PYTHON of another environment")
+    r.add_argument("backend", help="the backend to run there, e.g. paddlenlp")
     r.add_argument("python", help="path to that environment's bin/python")
     r.add_argument("--config", help="config file to write (default: this environment's unified_nlp.json)")
     r.set_defaults(func=cmd_worker)

@@ -7,7 +7,7 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backends", default="huggingface,tfhub,paddlenlp", help="comma-separated backend names")
-    p.add_argument("--model", default="default")
+    p.add_argument("--model", default="default", help="'default' or a model folder")
     p.add_argument(
         "--batch-sizes",
         default=None,
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "timed pass, a short matmul ceiling, no transformers-pipeline row; for a check, not for figures",
     )
     p.add_argument("--no-reference", action="store_true", help="skip the ceiling, raw-torch and pipeline rows")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.add_argument("--texts", type=int, default=None, help="use only the first N texts")
     p.add_argument(
         "--pairs",
