@@ -230,6 +230,15 @@ def _labels(labels, width: int | None, where: Path) -> list[str] | None:
     return labels
 
 
+def default_seq_length(pre) -> int | None:
+    """The seq_length a preprocessor's own call packs to (tfhub.dev's: 128), or None."""
+    try:
+        width = pre(tf.constant(["a"]))["input_word_ids"].shape[-1]
+    except Exception:  # no default call, or one that does not return the encoder's dict
+        return None
+    return int(width) if width else None
+
+
 def _head_width(file: Path, names: Sequence[str], hidden: int) -> int:
     """The number of outputs of a given head.safetensors, checked against the features it reads."""
     header = read_header(file)
@@ -296,10 +305,9 @@ def _pair_spec(found: Located, labels, pooling, require_head: bool = True) -> di
             "transformer/layer_{i}/...), so there is no architecture to map them to"
         )
     )
-    positions = config["max_position_embeddings"] if config else None
-    spec["max_length"] = (
-        int(min(positions or DEFAULT_MAX_LENGTH, DEFAULT_MAX_LENGTH)) if positions else DEFAULT_MAX_LENGTH
-    )
+    # as long as the pair's own default call packs (tfhub.dev's: 128), within the encoder's positions
+    limits = [config["max_position_embeddings"] if config else DEFAULT_MAX_LENGTH, default_seq_length(pre)]
+    spec["max_length"] = int(min(x for x in limits if x))
     # the head's shape (and, for a named encoder, its layout): TFHubModel reads it instead of config.json
     spec["config"] = config or {
         "model_type": "bert", "hidden_size": hidden, "num_hidden_layers": 1, "num_attention_heads": 1,

@@ -36,6 +36,7 @@ from .encoder import Encoder, EncoderOptions
 from .native import (
     DEFAULT_MAX_LENGTH,
     Located,
+    default_seq_length,
     encoder_shapes,
     head_file_of,
     load_object,
@@ -281,7 +282,7 @@ def _keras_canonical(found: Located, out: Path, pooling: str | None) -> None:
         raise ConversionError(f"{found.model_dir}: cannot convert this Keras classifier: {parts.why}")
     obj = load_object(found.model_dir)
     black_box = strings_function(obj, found.model_dir, "keras-classifier")
-    max_length = int(min(parts.config["max_position_embeddings"], DEFAULT_MAX_LENGTH))
+    max_length = _max_length(parts.config, parts.preprocessor)
     tokenizer = TFHubTokenizer(found.model_dir, max_length, loaded=parts.preprocessor)
     enc = tokenizer(PROBE_TEXTS)
     reference = black_box(tf.constant(PROBE_TEXTS)).numpy()
@@ -351,9 +352,16 @@ def _pair_canonical(found: Located, out: Path, pooling: str | None) -> None:
         if all(n in saved for n in names):
             head = {"classifier.weight": saved[names[0]], "classifier.bias": saved[names[1]]}
             labels = [f"LABEL_{i}" for i in range(head["classifier.bias"].shape[0])]
-    max_length = int(min(layout["max_position_embeddings"], DEFAULT_MAX_LENGTH))
+    max_length = _max_length(layout, pre)
     _write(out, config, values, head, labels, "mean" if mean else "pooled_output", pre,
            [found.preprocessor_dir / "assets"], max_length)  # fmt: skip
+
+
+def _max_length(layout: Mapping[str, Any], pre) -> int:
+    """The token limit the SavedModel itself applies: its preprocessor's default seq_length
+    (tfhub.dev's: 128; a Keras classifier calls it so), within the encoder's positions."""
+    limits = [layout["max_position_embeddings"], DEFAULT_MAX_LENGTH, default_seq_length(pre)]
+    return int(min(x for x in limits if x))
 
 
 def _write(out, config, values, head, labels, pooling, pre, asset_dirs, max_length) -> None:
