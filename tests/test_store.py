@@ -185,3 +185,19 @@ def test_clear_leaves_live_writers_and_waits_for_loads(home):
     assert released and done >= released[0]  # clearing waited for the load to finish
     assert {f"{e.kind}/{e.key}" for e in removed} == set(made)
     assert writing.is_dir() and not dead.exists()
+
+
+def test_imported_folders_are_listed_with_their_source(home, tmp_path):
+    from unified_nlp import formats
+
+    native = tmp_path / "native"
+    native.mkdir()
+    (native / "saved_model.pb").write_bytes(b"not really a SavedModel")
+
+    def write(out):
+        out.mkdir(parents=True)
+        (out / "config.json").write_text('{"model_type": "bert"}')
+
+    out = formats.imported(formats.detect(native), write)
+    [entry] = store.entries()
+    assert (entry.kind, entry.key, entry.source) == ("imported", out.name, str(native))

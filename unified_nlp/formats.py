@@ -29,6 +29,7 @@ from pathlib import Path
 from .checkpoint import SAFETENSORS, SAFETENSORS_INDEX, TORCH_BIN, TORCH_INDEX
 from .errors import InvalidModelError
 from .models import SPEC_FILE, content_key, read_spec, store_dir
+from .store import note_use
 
 HUGGINGFACE, PADDLE_NATIVE, SAVEDMODEL = "huggingface", "paddlenlp-native", "tfhub-savedmodel"
 EXPORTS = ("tfhub", "paddlenlp")  # formats `convert` writes, named in their unified_nlp.json
@@ -126,6 +127,7 @@ def imported(detected: Detected, write: Callable[[Path], None]) -> Path:
         extra.append(content_key(pre, root=detected.preprocessor))
     key = content_key(files, *extra, root=detected.path)
     out = store_dir() / "imported" / f"{detected.format}-{key}"
+    note_use(out, detected.path)  # last use and origin, for `unified-nlp cache list`
     if (out / "config.json").is_file():
         return out
     write(out)  # the writers are atomic: a failed import leaves nothing behind
