@@ -3,7 +3,9 @@
 Runs in the backend's own environment, with the adapter in-process. Protocol
 frames use private copies of stdin/stdout; anything a framework prints goes to
 stderr, which the parent keeps for error messages. Requests are answered one at
-a time, in order, each reply carrying its request's id.
+a time, in order, each reply carrying its request's id. Ops: load, call, convert,
+export_canonical, threads (the framework's thread count; the parent also passes
+$UNIFIED_NLP_NUM_THREADS to a worker it starts, before any framework loads), shutdown.
 """
 
 from __future__ import annotations
