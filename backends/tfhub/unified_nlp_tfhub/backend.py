@@ -43,7 +43,9 @@ class TFHubBackend:
     own TF Hub BERT pair laid out the same way (``encoder/``, ``preprocessor/``,
     ``unified_nlp.json`` with ``"format": "tfhub"`` and ``"labels"``, optional
     ``head.safetensors``). The first two tokenize with the folder's tokenizer.json;
-    the last with its preprocessor SavedModel.
+    the last with its preprocessor SavedModel. A native SavedModel without any
+    unified_nlp.json (format ``tfhub-savedmodel``: a pair, a text embedding, a Keras
+    classifier) loads from the spec of ``native.describe``.
 
     >>> import unified_nlp as un
     >>> clf = un.load_classifier("default", backend="tfhub")   # doctest: +SKIP
