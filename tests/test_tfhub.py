@@ -200,7 +200,11 @@ def test_exported_savedmodels_follow_the_tf_hub_contract_in_a_fresh_process(tfhu
         spec = lambda s: [s.dtype.name, s.shape.rank]
         tokens = pre.tokenize(tf.constant(["hello world"]))
         packed = pre.bert_pack_inputs([tokens], seq_length=16)
+        whole = tf.saved_model.load(export + "/classifier")  # strings -> logits, as TF Serving runs it
+        serving = whole.signatures["serving_default"]
         print(json.dumps({{
+            "classifier_in": {{k: spec(v) for k, v in serving.structured_input_signature[1].items()}},
+            "logits": serving(text=tf.constant(["This is a great movie!", "awful"]))["logits"].numpy().tolist(),
             "pre_keys": sorted(inputs), "pre_shape": inputs["input_word_ids"].shape.as_list(),
             "pre_dtype": inputs["input_word_ids"].dtype.name,
             "call_keys": sorted(out), "layers": len(out["encoder_outputs"]),
@@ -229,6 +233,9 @@ def test_exported_savedmodels_follow_the_tf_hub_contract_in_a_fresh_process(tfhu
     }
     assert got["tokens_rank"] == 3 and got["tokens_dtype"] == "int32"
     assert got["packed"] == [[101, 7592, 2088, 102] + [0] * 12]
+    assert got["classifier_in"] == {"text": ["string", 1]}
+    expected = tfhub_default.clf.logits(["This is a great movie!", "awful"])
+    assert np.abs(np.array(got["logits"]) - expected).max() < 1e-5
 
 
 def test_bert_pack_inputs_packs_as_tensorflow_texts_trimmer_and_combiner():
@@ -452,6 +459,8 @@ def test_a_conversion_that_fails_midway_leaves_nothing_and_keeps_an_older_export
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(converter.BertPreprocessor, "save", explode)
+    # an empty store: a conversion cached there (keyed by content) would be copied, not redone
+    monkeypatch.setenv("UNIFIED_NLP_HOME", str(tmp_path / "empty-store"))
     out = tmp_path / "out"
     with pytest.raises(un.ConversionError, match="disk full"):
         un.convert(tfhub_default.canonical, to="tfhub", out=out)
