@@ -339,6 +339,23 @@ def test_a_keras_classifier_converts_with_its_dense_head(keras2, keras2_hf):
     assert np.abs(logits - ref).max() < TOL
 
 
+def test_a_keras_classifier_on_the_mean_of_sequence_output_converts_to_the_mean_head(pair, tmp_path):
+    import tf_keras
+
+    strings = tf_keras.Input(shape=(), dtype=tf.string)
+    packed = hub.KerasLayer(str(pair / "preprocessor"))(strings)
+    states = hub.KerasLayer(str(pair / "encoder"))(packed)["sequence_output"]
+    mask = tf_keras.layers.Lambda(lambda m: tf.cast(m, tf.float32)[:, :, None])(packed["input_mask"])
+    mean = tf_keras.layers.Lambda(lambda a: tf.reduce_sum(a[0] * a[1], 1) / tf.reduce_sum(a[1], 1))([states, mask])
+    model = tf_keras.Model(strings, tf_keras.layers.Dense(2)(mean))
+    model.save(str(tmp_path / "keras"), save_format="tf")
+    native.to_canonical(tmp_path / "keras", tmp_path / "hf")
+    assert json.loads((tmp_path / "hf" / "unified_nlp.json").read_text())["head"] == "mean"
+    clf = un.load_classifier(tmp_path / "hf", backend="huggingface")
+    ref = hub.KerasLayer(str(tmp_path / "keras"))(tf.constant(TEXTS)).numpy()
+    assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
+
+
 def test_a_pair_converts_and_comes_back_bit_exact(pair, native_dir, tmp_path):
     canonical = native_dir / "pair-hf"
     native.to_canonical(pair, canonical)
