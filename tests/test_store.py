@@ -201,3 +201,23 @@ def test_imported_folders_are_listed_with_their_source(home, tmp_path):
     out = formats.imported(formats.detect(native), write)
     [entry] = store.entries()
     assert (entry.kind, entry.key, entry.source) == ("imported", out.name, str(native))
+
+
+def test_loads_and_conversions_wait_while_entries_are_removed(home, tmp_path):
+    default_model_dir()
+    removing = threading.Event()
+    finished = []
+
+    def clear_slowly():
+        with store.in_use(shared=False):  # what `clear` holds while it removes entries
+            removing.set()
+            time.sleep(0.5)
+            finished.append(time.monotonic())
+
+    clearer = threading.Thread(target=clear_slowly)
+    clearer.start()
+    removing.wait()
+    out = un.convert("default", to="huggingface", out=tmp_path / "copy")  # reads models/ from the store
+    converted = time.monotonic()
+    clearer.join()
+    assert finished and converted >= finished[0] and (out / "config.json").is_file()
