@@ -441,3 +441,24 @@ def test_an_unknown_signature_and_a_lone_encoder_are_clear_errors(pair, tmp_path
         native.describe(pair / "encoder", labels=LABELS)
     with pytest.raises(InvalidModelError, match="labels"):
         native.describe(pair)
+
+
+def test_mean_pooling_reaches_the_other_backends_and_the_head_file_keys_the_import(pair, tmp_path):
+    """pooling='mean' on huggingface runs the mean-head extension with the same fresh head as
+    tfhub; a changed head.safetensors beside encoder/ makes a new import, not a stale one."""
+    on_tf = un.load_classifier(pair, backend="tfhub", labels=LABELS, pooling="mean")
+    on_hf = un.load_classifier(pair, backend="huggingface", labels=LABELS, pooling="mean")
+    assert on_hf.spec["head"] == "mean" and np.abs(on_hf.logits(TEXTS) - on_tf.logits(TEXTS)).max() < TOL
+    pooled = un.load_classifier(pair, backend="huggingface", labels=LABELS)
+    assert pooled.spec["head"] == "native" and np.abs(pooled.logits(TEXTS) - on_hf.logits(TEXTS)).max() > 1e-4
+
+    own = Path(shutil.copytree(pair, tmp_path / "pair"))
+    head = initial_head(3, 32, 5)
+    from unified_nlp.weights import save_file
+
+    save_file({"classifier.weight": head["weight"], "classifier.bias": head["bias"] + 1.0}, own / "head.safetensors")
+    first = un.load_classifier(own, backend="huggingface", labels=LABELS)
+    save_file({"classifier.weight": head["weight"], "classifier.bias": head["bias"] - 1.0}, own / "head.safetensors")
+    second = un.load_classifier(own, backend="huggingface", labels=LABELS)
+    assert first.source != second.source
+    assert np.abs((first.logits(TEXTS) - second.logits(TEXTS)) - 2.0).max() < 1e-5

@@ -51,7 +51,7 @@ def _paddle_info(found: Detected) -> dict[str, Any]:
     return paddlenlp_format.describe_native(found.path)
 
 
-def canonical_folder(found: Detected, *, for_backend: str | None = None) -> Path:
+def canonical_folder(found: Detected, *, for_backend: str | None = None, pooling: str | None = None) -> Path:
     """The canonical folder a detected model runs from on another stack: itself, or the
     native folder imported once into the store. A model that cannot leave its stack
     gets an error saying why (a ConversionError for `convert`, `for_backend=None`)."""
@@ -70,7 +70,9 @@ def canonical_folder(found: Detected, *, for_backend: str | None = None) -> Path
         native = _tfhub_native()
         try:
             return formats.imported(
-                found, lambda out: native.to_canonical(found.path, out, preprocessor=found.preprocessor)
+                found,
+                lambda out: native.to_canonical(found.path, out, preprocessor=found.preprocessor, pooling=pooling),
+                f"pooling={pooling or 'pooled'}",
             )
         except ConversionError as e:
             raise error(f"{e} (it runs on the tfhub backend: load_classifier(path, backend='tfhub'))") from None
@@ -168,12 +170,9 @@ def load_classifier(
         path = source = found.path  # save writes a PaddleNLP folder again (paddlenlp_format.save_native)
         spec = paddlenlp_format.native_spec(path, labels, problem_type=problem_type, seed=seed)
     else:
-        if pooling == "mean" and found.format == formats.SAVEDMODEL:
-            raise InvalidInputError(
-                f"pooling='mean' is for the tfhub backend; on {name} a TF Hub encoder runs as its "
-                "transformers class, whose head reads the pooled output"
-            )
-        path = canonical_folder(found, for_backend=name)
+        if pooling is not None and found.format != formats.SAVEDMODEL:
+            raise InvalidInputError(f"pooling= is for a TF Hub encoder SavedModel; this is a {found.format} folder")
+        path = canonical_folder(found, for_backend=name, pooling=pooling)
         spec = model_spec(path, labels, problem_type, seed)
         source = path if (path / "config.json").is_file() else None
     adapter, where = _adapter(name)

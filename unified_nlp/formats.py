@@ -56,6 +56,7 @@ class Detected:
     format: str
     path: Path
     preprocessor: Path | None = None
+    root: Path | None = None  # the folder given, when `path` is inside it (encoder/ of a pair's folder)
 
     @property
     def description(self) -> str:
@@ -98,7 +99,7 @@ def detect(path: Path, preprocessor: Path | None = None) -> Detected:
     elif is_savedmodel(path / "encoder"):
         if preprocessor is None and is_savedmodel(path / "preprocessor"):
             preprocessor = path / "preprocessor"
-        found = Detected(SAVEDMODEL, path / "encoder", preprocessor)
+        found = Detected(SAVEDMODEL, path / "encoder", preprocessor, root=path)
     elif (path / "config.json").is_file():
         found = Detected(HUGGINGFACE, path)  # describe names what is missing
     else:
@@ -117,15 +118,15 @@ def model_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file())
 
 
-def imported(detected: Detected, write: Callable[[Path], None]) -> Path:
+def imported(detected: Detected, write: Callable[[Path], None], *options: str) -> Path:
     """The canonical folder of a native folder, written once by `write(out)` into the
-    store's imported/ (keyed by the bytes of the folder and its preprocessor), reused after."""
-    files = model_files(detected.path)
-    extra = [detected.format]
-    if detected.preprocessor is not None:
-        pre = model_files(detected.preprocessor)
-        extra.append(content_key(pre, root=detected.preprocessor))
-    key = content_key(files, *extra, root=detected.path)
+    store's imported/ (keyed by the bytes of the folder given, of its preprocessor and by
+    `options` that change what is written), reused after."""
+    root = detected.root or detected.path
+    extra = [detected.format, *options]
+    if detected.preprocessor is not None and root not in detected.preprocessor.parents:
+        extra.append(content_key(model_files(detected.preprocessor), root=detected.preprocessor))
+    key = content_key(model_files(root), *extra, root=root)
     out = store_dir() / "imported" / f"{detected.format}-{key}"
     note_use(out, detected.path)  # last use and origin, for `unified-nlp cache list`
     if (out / "config.json").is_file():

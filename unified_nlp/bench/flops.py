@@ -30,8 +30,11 @@ def encoder_flops_per_token(config: dict[str, Any], seq_len: float) -> float:
     return layers * per_layer
 
 
-def model_summary(model_dir: Path) -> dict[str, Any]:
-    """The architecture figures the ceiling needs, read from the model folder's config.json."""
+def model_summary(model_dir: Path) -> dict[str, Any] | None:
+    """The architecture figures the ceiling needs, read from the model folder's config.json;
+    None for a folder without one (a SavedModel run as a black box)."""
+    if not (Path(model_dir) / "config.json").is_file():
+        return None
     config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     arch = get_architecture(config.get("model_type", "bert"))
     names = {"hidden": "hidden_size", "intermediate": "intermediate_size", "layers": "num_hidden_layers"}

@@ -176,7 +176,7 @@ def run(
         texts, labels = texts[:texts_limit], labels[:texts_limit]
     if not texts:
         raise ValueError(f"no texts in {source}")
-    model_dir = resolve(model).absolute()
+    model_dir = _bench_folder(resolve(model).absolute())
     targets = plan(names, model_dir, texts, labels, sizes, repeat, int(threads), max_length, reference, quick)
     timeout = float(timeout or DEFAULT_TIMEOUT)
 
@@ -254,6 +254,23 @@ def _at(run: dict[str, Any] | None, batch_size: int) -> float | None:
     return next((t["texts_per_s"] for t in run.get("throughput", []) if t["batch_size"] == batch_size), None)
 
 
+def _bench_folder(path: Path) -> Path:
+    """What the backends run: a native PaddleNLP or TF Hub folder that converts runs as its
+    canonical folder (imported once into the store), so every row runs the same weights;
+    one that cannot leave its stack runs as it is (its own backend only)."""
+    from ..api import canonical_folder
+    from ..errors import UnifiedNLPError
+    from ..formats import PADDLE_NATIVE, SAVEDMODEL, detect
+
+    found = detect(path)
+    if found.format not in (PADDLE_NATIVE, SAVEDMODEL):
+        return path
+    try:
+        return canonical_folder(found, for_backend="bench")
+    except UnifiedNLPError:
+        return path
+
+
 def derive(results: dict[str, Any]) -> None:
     """Ceiling fractions per row and batch size, and the comparisons the issue asks for."""
     measured = [
@@ -264,6 +281,8 @@ def derive(results: dict[str, Any]) -> None:
     results["ceiling_gflops"] = ceiling
     for run in results["runs"]:
         if run.get("status") != "ok" or "tokens" not in run:
+            continue
+        if not config:  # a black-box SavedModel: no architecture to count FLOPs from
             continue
         fpt = encoder_flops_per_token(config, run["tokens"]["mean"])
         run["flops_per_token"] = fpt
