@@ -240,6 +240,8 @@ def convert(
         copy_canonical(path, out)
         return out
     adapter, _ = _adapter(name)
+    if name in progress.CONVERTS:  # tens of seconds for a MiniLM-sized model: say so first
+        progress.notice(f"writing the {name} format of {path} to {out} ...")
     adapter.convert(path, out)
     return out
 
