@@ -41,6 +41,25 @@ def _variable_name(v: tf.Variable) -> str:
     return v.name.split(":")[0]
 
 
+def classification_loss(logits, labels, multi: bool):
+    """The loss every backend trains with: the mean softmax cross-entropy, or (multi-label) the
+    mean sigmoid cross-entropy over every element, as torch's binary_cross_entropy_with_logits."""
+    if multi:
+        losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    else:
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    return tf.reduce_mean(losses)
+
+
+def dense_gradients(tape, loss, variables) -> list:
+    """Gradients as dense tensors (zeros for unused variables): embedding gradients arrive as
+    IndexedSlices, and torch updates embeddings densely, so do we."""
+    return [
+        tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+        for g, v in zip(tape.gradient(loss, variables), variables)
+    ]
+
+
 def _linear(x, weight, bias):  # weight [out, in], as torch's Linear
     return tf.matmul(x, weight, transpose_b=True) + bias
 
@@ -248,17 +267,8 @@ class TFHubModel:
         def step(ids, mask, types, labels, learning_rate):
             with tf.GradientTape() as tape:
                 logits, _, _ = self._forward(ids, mask, types)
-                if multi:  # as torch's binary_cross_entropy_with_logits: the mean over every element
-                    losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
-                else:
-                    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-                loss = tf.reduce_mean(losses)
-            # embedding gradients arrive as IndexedSlices; torch updates embeddings densely, so do we
-            grads = [
-                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                for g, v in zip(tape.gradient(loss, variables), variables)
-            ]
-            optimizer.apply(clip_by_global_norm(grads, clip), learning_rate)
+                loss = classification_loss(logits, labels, multi)
+            optimizer.apply(clip_by_global_norm(dense_gradients(tape, loss, variables), clip), learning_rate)
             return loss
 
         self._optimizer, self._train_step, self._multi = optimizer, step, multi

@@ -19,6 +19,7 @@ from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.training import no_decay
 
 from ._tf import tf
+from .model import classification_loss, dense_gradients
 from .strings import decode_strings
 
 MULTI_LABEL = "multi_label_classification"
@@ -129,16 +130,8 @@ class StringsModel:
         def step(strings, labels, learning_rate):
             with tf.GradientTape() as tape:
                 logits, _ = self._forward(strings)
-                if multi:
-                    losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
-                else:
-                    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-                loss = tf.reduce_mean(losses)
-            grads = [
-                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                for g, v in zip(tape.gradient(loss, variables), variables)
-            ]
-            optimizer.apply(clip_by_global_norm(grads, clip), learning_rate)
+                loss = classification_loss(logits, labels, multi)
+            optimizer.apply(clip_by_global_norm(dense_gradients(tape, loss, variables), clip), learning_rate)
             return loss
 
         self._optimizer, self._train_step, self._multi = optimizer, step, multi
