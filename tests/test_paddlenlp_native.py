@@ -282,3 +282,29 @@ def test_broken_folders_get_clear_errors(native, tmp_path):
     with pytest.raises(InvalidModelError, match="no PaddleNLP weights .*model.safetensors.*model_state.pdparams"):
         pf.describe_native(empty)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_wordpiece_roberta_exports_paddlenlps_chinese_roberta_tokenizer(native, tmp_path):
+    """PaddleNLP's RoBERTa with a vocab.txt, moved out and back in: plain PaddleNLP's AutoTokenizer
+    reads the export (RobertaChineseTokenizer) and gives the original folder's token ids."""
+    out = un.convert(native["root"] / "roberta-wordpiece", to="paddlenlp", out=tmp_path / "export")
+    settings = json.loads((out / "paddlenlp" / "tokenizer_config.json").read_text())
+    assert settings["tokenizer_class"] == "RobertaChineseTokenizer"
+    script = (
+        "import json, sys\n"
+        "from paddlenlp.transformers import AutoTokenizer\n"
+        "tok = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+        "print(json.dumps([tok(t, max_length=64, truncation=True)['input_ids'] for t in json.loads(sys.argv[2])]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    done = subprocess.run(
+        [_paddle_python(), "-c", script, str(out / "paddlenlp"), json.dumps(native["texts"])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    ref = native["ref"]
+    expected = _rows(ref["roberta-wordpiece/single/input_ids"], ref["roberta-wordpiece/single/attention_mask"])
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected

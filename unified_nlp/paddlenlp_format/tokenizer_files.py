@@ -42,7 +42,13 @@ BPE_SPECIALS = {
     "cls_token": "<s>",
     "mask_token": "<mask>",
 }
-WORDPIECE_CLASSES = ("BertTokenizer", "DistilBertTokenizer", "ElectraTokenizer", "ErnieTokenizer")
+WORDPIECE_CLASSES = (
+    "BertTokenizer",
+    "DistilBertTokenizer",
+    "ElectraTokenizer",
+    "ErnieTokenizer",
+    "RobertaChineseTokenizer",  # PaddleNLP's RoBERTa with a WordPiece vocab.txt (BERT's settings)
+)
 
 
 def _token(value: Any, default: str) -> str:
@@ -68,11 +74,20 @@ def paddle_tokenizer_files(source: Path, tokenizer_class: str | None, max_length
             "tokenizer_config.json": _json(settings),
             "special_tokens_map.json": _json({k: settings[k] for k in SPECIAL_KEYS}),
         }
+    if tokenizer_class == "RobertaBPETokenizer" and _wordpiece(source):
+        return paddle_tokenizer_files(source, "RobertaChineseTokenizer", max_length)
     if tokenizer_class == "RobertaBPETokenizer":
         return _bpe_files(source, max_length)
     if tokenizer_class == "AlbertEnglishTokenizer":
         return _albert_files(source, max_length)
     raise ConversionError(f"no PaddleNLP tokenizer files are written for {tokenizer_class}")
+
+
+def _wordpiece(source: Path) -> bool:
+    """A RoBERTa folder with a WordPiece tokenizer (PaddleNLP's Chinese RoBERTa) rather than BPE."""
+    if (source / "tokenizer.json").is_file():
+        return (read_json(source / "tokenizer.json").get("model") or {}).get("type") == "WordPiece"
+    return (source / "vocab.txt").is_file() and not (source / "merges.txt").is_file()
 
 
 def _json(data: dict) -> str:
