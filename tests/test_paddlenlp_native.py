@@ -308,3 +308,16 @@ def test_a_wordpiece_roberta_exports_paddlenlps_chinese_roberta_tokenizer(native
     ref = native["ref"]
     expected = _rows(ref["roberta-wordpiece/single/input_ids"], ref["roberta-wordpiece/single/attention_mask"])
     assert json.loads(done.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_unified_nlp_inspect_on_each_folder(capsys, native):
+    from unified_nlp.cli import main
+
+    for name, (arch, tokenizer, _) in EXPECTED.items():
+        assert main(["inspect", str(native["root"] / name), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["format"] == "paddlenlp-native" and info["labels"] == list(LABELS), name
+        if arch is None:  # ERNIE-M
+            assert info["runs_on"] == ["paddlenlp"] and info["converts_to"] == [] and "transformers" in info["why"]
+        else:
+            assert info["architecture"] == arch and info["runs_on"] == list(BACKENDS) and tokenizer in info["tokenizer"]

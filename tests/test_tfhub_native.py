@@ -313,6 +313,27 @@ def test_inspect_names_each_kind(pair, embedding, keras2, keras3):
     assert kinds["pair"]["labels"] is None and kinds["keras3"]["labels"] == ["LABEL_0", "LABEL_1"]
 
 
+def test_unified_nlp_inspect_on_each_kind(capsys, pair, embedding, keras2, keras3):
+    from unified_nlp.cli import main
+
+    every = ["huggingface", "tfhub", "paddlenlp"]
+    expected = {pair: (every, "native"), keras2: (every, "native"), embedding: (["tfhub"], None)}
+    expected[keras3] = (["tfhub"], None)
+    for folder, (runs_on, head) in expected.items():
+        assert main(["inspect", str(folder), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["format"] == "tfhub-savedmodel" and info["runs_on"] == runs_on, folder.name
+        assert info["converts_to"] == (every if head else []) and (head is not None or info["why"])
+        if head == "native":
+            assert info["architecture"] == "bert" and info["model_class"] in (
+                "BertModel",
+                "BertForSequenceClassification",
+            )
+    assert main(["inspect", str(pair)]) == 0
+    text = capsys.readouterr().out
+    assert "tfhub-savedmodel: TensorFlow SavedModel" in text and "preprocessor:" in text
+
+
 # --- migration: to Hugging Face, on to PaddleNLP, and back ----------------------------------
 
 

@@ -288,7 +288,7 @@ def inspect_model(model: str | os.PathLike, *, preprocessor: str | os.PathLike |
             if spec.get("labels")
             else "none (pass labels=[...] for a fresh head)",
             problem_type=spec.get("problem_type"),
-            tokenizer=arch.tokenizer,
+            tokenizer=arch.tokenizer + (f" (the folder's {native['tokenizer']})" if native.get("tokenizer") else ""),
             max_length=spec.get("max_length"),
             runs_on=list(BACKENDS),
             converts_to=list(BACKENDS),

@@ -247,9 +247,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     shown = dict(info)
     shown["format"] = f"{info['format']}: {info['description']}"
-    for key in ("labels", "runs_on", "converts_to", "installed"):
-        if isinstance(shown.get(key), list):
-            shown[key] = ", ".join(shown[key]) or "-"
+    for key, value in shown.items():
+        if isinstance(value, list):
+            shown[key] = ", ".join(map(str, value)) or "-"
     rows = [(key.replace("_", " ") + ":", value) for key, value in shown.items() if key != "description"]
     width = max(len(key) for key, _ in rows) + 1
     for key, value in rows:
