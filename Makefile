@@ -13,9 +13,10 @@ PPY := $(PVENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check --progress-bar off
 
 # torch must be pinned: any other version or an unpinned torch downloads a CUDA build of several GB.
+# pyarrow: unified_nlp.datasets (classify_dataset); .venv-paddle does not need it (the engine runs here).
 MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-keras==2.21.*' \
 	tensorflow-hub==0.16.1 tensorflow-text==2.21.1 'setuptools<81' safetensors sentencepiece \
-	pytest hypothesis psutil matplotlib tqdm ruff
+	pytest hypothesis psutil matplotlib tqdm ruff pyarrow==26.0.1
 # paddlenlp 2.8.1 imports only with huggingface_hub<1 (1.x removed repo_type_and_id_from_hf_id) and
 # aistudio-sdk<0.3 (0.3 removed aistudio_sdk.hub.download), measured; setuptools<66
 # keeps jieba (a paddlenlp dependency) from warning about pkg_resources on every import

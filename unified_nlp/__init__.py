@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .api import convert, load_classifier
 from .classifier import TextClassifier
+from .datasets.classify import classify_dataset
 from .errors import (
     BackendNotInstalledError,
     ConversionError,
@@ -50,6 +51,7 @@ __all__ = [
     "UnifiedNLPError",
     "UnknownBackendError",
     "WorkerError",
+    "classify_dataset",
     "compare",
     "convert",
     "list_backends",

@@ -2,6 +2,7 @@
 
     unified-nlp backends
     unified-nlp classify [--backend B] [--model M] [--json] TEXT...   (or one text per line from --file / stdin)
+    unified-nlp classify --input FILE --output FILE [--text-column C] [--engine local|ray] [--on-error skip]
     unified-nlp convert --to B SRC OUT
     unified-nlp compare --backends huggingface,tfhub [--texts FILE]
     unified-nlp fit --backend B --train FILE --validation FILE --out DIR
@@ -87,9 +88,43 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classify_dataset(args: argparse.Namespace) -> int:
+    from .datasets.classify import classify_dataset
+
+    if args.texts or args.file:
+        raise InvalidInputError("--input classifies a file of rows; give either --input or texts/--file, not both")
+    if not args.output:
+        raise InvalidInputError("--input needs --output (a .parquet, .jsonl, .csv or .tsv file to write)")
+    summary = classify_dataset(
+        args.input,
+        args.output,
+        model=args.model,
+        backend=args.backend,
+        text_column=args.text_column,
+        pair_column=args.pair_column,
+        id_column=args.id_column,
+        engine=args.engine,
+        address=args.address,
+        batch_size=args.batch_size,
+        chunk_rows=args.chunk_rows,
+        on_error=args.on_error,
+        resume=not args.no_resume,
+        num_threads=args.threads,
+        input_format=args.input_format,
+        progress=None,
+        **{k: v for k, v in _model_options(args).items() if v is not None},
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from .api import load_classifier
 
+    if args.input or args.output:
+        if not args.input:
+            raise InvalidInputError("--output goes with --input (a dataset file to classify)")
+        return _classify_dataset(args)
     texts = _texts(args)
     start = time.perf_counter()
     clf = load_classifier(args.model, backend=args.backend, num_threads=args.threads, **_model_options(args))
@@ -386,6 +421,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--pairs", action="store_true", help="each text is a sentence pair: 'text<TAB>text_pair'")
     p.add_argument("--all-scores", action="store_true", help="every label's score per text, best first")
+    d = p.add_argument_group("datasets (--input): a whole file, streamed in chunks and resumable")
+    d.add_argument("--input", help="a .parquet, .jsonl, .csv or .tsv file of rows (instead of texts/--file)")
+    d.add_argument(
+        "--output", help="the file to write (.parquet, .jsonl, .csv or .tsv): id, label, score, prob_<label>"
+    )
+    d.add_argument(
+        "--input-format", choices=("parquet", "jsonl", "csv", "tsv"), help="the input's format (default: by suffix)"
+    )
+    d.add_argument("--text-column", default="text", help="the input column to classify")
+    d.add_argument("--pair-column", help="a second text column: classify (text, pair) sentence pairs")
+    d.add_argument("--id-column", help="a column written beside each prediction (default: 'row', the row number)")
+    d.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process; ray: Ray Data")
+    d.add_argument("--address", help="--engine ray: the Ray cluster to join (default: start a local one)")
+    d.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="a bad row (None, not a string, not UTF-8): stop naming it, or write it to OUTPUT.errors.jsonl and go on",
+    )
+    d.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start over instead of going on from the finished parts of a crashed run",
+    )
+    from .datasets.local import CHUNK_ROWS
+
+    d.add_argument("--chunk-rows", type=_positive, default=CHUNK_ROWS, help="rows per part (and per resume step)")
     add_threads_option(p)
     _add_model_arguments(p)
     p.set_defaults(func=cmd_classify)

@@ -1,0 +1,134 @@
+"""`classify_dataset`: one entry point, two engines (local, Ray)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError, UnifiedNLPError
+from .local import CHUNK_ROWS
+from .rows import ON_ERROR
+
+ENGINES = ("local", "ray")
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def classify_dataset(
+    input: Any,
+    output: str | os.PathLike,
+    *,
+    model: Any = "default",
+    backend: str = "huggingface",
+    text_column: str = "text",
+    pair_column: str | None = None,
+    id_column: str | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    batch_size: int = 32,
+    chunk_rows: int = CHUNK_ROWS,
+    on_error: str = "raise",
+    resume: bool = True,
+    num_threads: int | None = None,
+    num_actors: int | None = None,
+    progress: bool | None = None,
+    input_format: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Classify every row of a JSONL, CSV/TSV or Parquet file into an output file.
+
+    The output (its format from its suffix: .parquet, .jsonl, .csv, .tsv) has the
+    input's `id_column` (or ``row``, the 0-based row number), ``label``, ``score`` and
+    ``prob_<label>`` per label; see `unified_nlp.datasets.rows`. The local engine
+    streams `chunk_rows` rows at a time (bounded memory), writes each chunk as a part
+    of ``<output>.parts/`` and, with `resume`, a rerun after a crash or Ctrl-C goes on
+    from the finished parts. ``on_error="raise"`` stops at the first bad row (None,
+    not a string, not UTF-8) naming it; ``"skip"`` writes bad rows, with their id and
+    the reason, to ``<output>.errors.jsonl``. ``engine="ray"`` runs on Ray Data
+    (`address` joins a cluster; `input` may then be a Ray Dataset). `model` is a
+    name or folder for `load_classifier` (other keyword options go there too, e.g.
+    ``preprocessor=``), or, on the local engine, an already loaded TextClassifier.
+
+    Returns a summary: ``rows``, ``written``, ``errors``, ``errors_file``, ``seconds``,
+    ``rows_per_s``, ``output``.
+
+    >>> import unified_nlp as un
+    >>> un.classify_dataset("reviews.parquet", "preds.parquet", text_column="review")  # doctest: +SKIP
+    {'output': 'preds.parquet', 'rows': 1000000, 'written': 1000000, 'errors': 0, ...}
+    """
+    if engine not in ENGINES:
+        raise InvalidInputError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    if on_error not in ON_ERROR:
+        raise InvalidInputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    _positive("batch_size", batch_size)
+    _positive("chunk_rows", chunk_rows)
+    if engine == "ray":
+        if importlib.util.find_spec("unified_nlp.datasets.ray_engine") is None:
+            raise UnifiedNLPError("the Ray engine is not available in this version; use engine='local'")
+        from . import ray_engine
+
+        return ray_engine.run(
+            input,
+            output,
+            model=model,
+            backend=backend,
+            text_column=text_column,
+            pair_column=pair_column,
+            id_column=id_column,
+            address=address,
+            batch_size=batch_size,
+            chunk_rows=chunk_rows,
+            on_error=on_error,
+            resume=resume,
+            num_threads=num_threads,
+            num_actors=num_actors,
+            progress=progress,
+            input_format=input_format,
+            **options,
+        )
+    if num_actors is not None:
+        raise InvalidInputError("num_actors is an option of engine='ray'; the local engine runs in this process")
+    if not isinstance(input, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"the local engine reads a file path, got {type(input).__name__} (a Ray Dataset needs engine='ray')"
+        )
+    from ..api import load_classifier
+    from ..classifier import TextClassifier
+    from ..registry import canonical_name
+    from . import io, local
+
+    output = Path(output).absolute()
+    io.file_format(output)  # an unknown output suffix fails before any work
+    columns = [text_column, *([pair_column] if pair_column else []), *([id_column] if id_column else [])]
+    reader = io.Reader(input, columns, input_format)
+    if isinstance(model, TextClassifier):  # an already loaded classifier runs as it is
+        clf = model
+        model_key = {"model": str(clf.source), "backend": clf.backend, "labels": list(clf.labels)}
+        load = lambda: clf  # noqa: E731
+    else:
+        model_key = {
+            "model": str(model),
+            "backend": canonical_name(backend),
+            "options": {k: str(v) for k, v in options.items()},
+        }
+        load = lambda: load_classifier(model, backend=backend, num_threads=num_threads, **options)  # noqa: E731
+    return local.run(
+        reader,
+        output,
+        load,
+        model_key=model_key,
+        text_column=text_column,
+        pair_column=pair_column,
+        id_column=id_column,
+        batch_size=batch_size,
+        chunk_rows=chunk_rows,
+        on_error=on_error,
+        resume=resume,
+        progress=progress,
+    )
