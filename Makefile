@@ -14,9 +14,10 @@ PIP_FLAGS := --quiet --disable-pip-version-check --progress-bar off
 
 # torch must be pinned: any other version or an unpinned torch downloads a CUDA build of several GB.
 # pyarrow: unified_nlp.datasets (classify_dataset); .venv-paddle does not need it (the engine runs here).
+# ray[data]: classify_dataset's engine="ray" (about 15 s more to install from cached wheels, measured).
 MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-keras==2.21.*' \
 	tensorflow-hub==0.16.1 tensorflow-text==2.21.1 'setuptools<81' safetensors sentencepiece \
-	pytest hypothesis psutil matplotlib tqdm ruff pyarrow==26.0.1
+	pytest hypothesis psutil matplotlib tqdm ruff pyarrow==26.0.1 'ray[data]==2.60.0'
 # paddlenlp 2.8.1 imports only with huggingface_hub<1 (1.x removed repo_type_and_id_from_hf_id) and
 # aistudio-sdk<0.3 (0.3 removed aistudio_sdk.hub.download), measured; setuptools<66
 # keeps jieba (a paddlenlp dependency) from warning about pkg_resources on every import

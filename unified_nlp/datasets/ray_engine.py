@@ -1,0 +1,385 @@
+"""The Ray engine: the same rows, columns and numbers as the local engine, on Ray Data.
+
+Plan: read -> ``map_batches`` with an actor pool -> the driver writes the output.
+
+- Read: a file goes through the local engine's own reader (`io.Reader`, so CSV/TSV
+  cells, JSONL values and bad UTF-8 reach the classifier exactly as they do there)
+  in one streaming Ray read task, pinned to the driver's node (where the file is);
+  each block gets the ``row`` numbers before the map, so every output row is
+  traceable. A `ray.data.Dataset` given in Python is read as it is; without an
+  `id_column` its rows are numbered in the order the dataset yields them.
+- Map: an actor pool of `num_actors` actors, each loading the classifier once in
+  ``__init__`` (paddlenlp through its worker process, started by the actor and
+  ended with it) and running `rows.classify_rows` on each batch of `chunk_rows`
+  rows. Each actor reserves `num_threads` CPUs and runs its framework with that
+  many threads, so the actors together never ask for more cores than they hold.
+  Default: one thread per actor and as many actors as cores (less one CPU for the
+  reading task).
+- Write: the driver takes the classified batches in order (``preserve_order``) and
+  writes them as the local engine does: parts, then one output file assembled
+  atomically, bad rows to ``<output>.errors.jsonl`` (``on_error="skip"``) or an
+  InvalidInputError naming the first bad row (``"raise"``).
+
+Faults: an actor that dies (killed, out of memory) is restarted by Ray up to
+`MAX_RESTARTS` times and its unfinished batches run again on it (`MAX_TASK_RETRIES`);
+a batch's output reaches the driver once, so every row is written exactly once. A
+crash of the driver itself starts over (only the local engine resumes).
+
+Cluster: `address=None` starts a local Ray cluster sized for the actors (no
+dashboard) and stops it at the end; an address ("auto", "ray://host:10001",
+"host:6379") joins that cluster and leaves it running; a Ray already initialised
+in this process is used as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import threads
+from ..errors import BackendNotInstalledError, InvalidInputError, UnifiedNLPError
+from ..progress import bar
+from . import io
+from .local import CHUNK_ROWS, errors_path
+from .rows import ROW_COLUMN, classify_rows
+
+MAX_RESTARTS = 3  # per actor: a killed actor comes back this often before the run fails
+MAX_TASK_RETRIES = 3  # per batch, on actor death (a bad row is not retried: it is data, not a fault)
+READ_CPUS = 1  # the reading task holds one logical CPU for the whole (streaming) run
+OBJECT_STORE_BYTES = 512 << 20  # the local cluster's object store: blocks are small and streamed
+ERROR = "_error"  # per-row column from the actors to the driver: "" or why the row is bad
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise BackendNotInstalledError(
+            "engine='ray' needs Ray Data: pip install 'unified-nlp[ray]' (ray[data]==2.60.0)"
+        ) from None
+    return ray
+
+
+class _Classify:
+    """The actor: loads the classifier once, classifies one batch per call."""
+
+    def __init__(self, model, backend, num_threads, options, text_column, pair_column, id_column, batch_size):
+        from ..api import load_classifier
+
+        self.clf = load_classifier(model, backend=backend, num_threads=num_threads, **options)
+        self.text_column, self.pair_column, self.id_column = text_column, pair_column, id_column
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.id_column is None and ROW_COLUMN not in batch:  # a Dataset: numbered by the driver
+            batch = {**batch, ROW_COLUMN: np.arange(len(batch[self.text_column]))}
+        out, bad = classify_rows(
+            self.clf,
+            batch,
+            text_column=self.text_column,
+            pair_column=self.pair_column,
+            id_column=self.id_column,
+            on_error="skip",  # the driver raises, in row order, so "raise" names the first bad row
+            batch_size=self.batch_size,
+        )
+        id_name = self.id_column or ROW_COLUMN
+        kept, nbad = len(out["label"]), len(bad)
+        result: dict[str, np.ndarray] = {
+            id_name: _objects(list(out[id_name]) + [b["id"] for b in bad]),
+            "label": np.array(list(out["label"]) + [""] * nbad, dtype=object),
+        }
+        for name in list(out)[2:]:  # score, prob_*
+            result[name] = np.concatenate([out[name], np.full(nbad, np.nan, dtype=np.float32)])
+        result[ERROR] = np.array([""] * kept + [b["reason"] for b in bad], dtype=object)
+        return result
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _objects(values: list) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def _bad_row_error(row_id: Any, reason: str, id_column: str | None) -> InvalidInputError:
+    # as rows.classify_rows words it, so both engines stop with the same message
+    hint = "; on_error='skip' (--on-error skip) writes bad rows to an errors file and goes on"
+    where = f"row with {id_column}={row_id!r}" if id_column else f"row {row_id}"
+    return InvalidInputError(f"{where}: {reason}{hint}")
+
+
+def _file_dataset(ray, reader: io.Reader, chunk_rows: int, number: bool):
+    """A Ray Dataset streaming `reader`'s chunks from one read task on this node."""
+    from ray.data.block import BlockAccessor, BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    class _Chunks(Datasource):
+        def estimate_inmemory_data_size(self):
+            return None
+
+        def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+            def read():
+                for start, chunk in reader.chunks(chunk_rows):
+                    n = len(chunk[reader.wanted[0]])
+                    block = {c: _objects(v) for c, v in chunk.items()}
+                    if number:
+                        block[ROW_COLUMN] = np.arange(start, start + n, dtype=np.int64)
+                    yield BlockAccessor.batch_to_block(block)
+
+            meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=[str(reader.path)], exec_stats=None)
+            return [ReadTask(read, meta)]
+
+    here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}  # the file is on this node
+    ds = ray.data.read_datasource(_Chunks(), override_num_blocks=1, num_cpus=READ_CPUS, label_selector=here)
+    # the read task's chunks would be merged into large blocks (one actor's work): cut them back
+    return ds.repartition(target_num_rows_per_block=chunk_rows)
+
+
+def _sizes(cores: int, num_actors: int | None, num_threads: int | None) -> tuple[int, int]:
+    """(actors, threads per actor): together within `cores` unless asked otherwise."""
+    if num_threads is not None:
+        per = threads.check(num_threads)
+    elif num_actors is not None:
+        per = max(1, cores // num_actors)
+    else:
+        per = 1
+    actors = num_actors if num_actors is not None else max(1, cores // per)
+    if isinstance(actors, bool) or not isinstance(actors, int) or actors < 1:
+        raise InvalidInputError(f"num_actors must be a positive integer or None, got {num_actors!r}")
+    return actors, per
+
+
+def _unwrap(e: BaseException) -> BaseException | None:
+    """The library's own error inside a Ray task failure, if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, UnifiedNLPError):
+            return e
+        cause = getattr(e, "cause", None)
+        e = cause if isinstance(cause, BaseException) else (e.__cause__ or e.__context__)
+    return None
+
+
+def run(
+    input: Any,
+    output: str | os.PathLike,
+    *,
+    model: Any = "default",
+    backend: str = "huggingface",
+    text_column: str = "text",
+    pair_column: str | None = None,
+    id_column: str | None = None,
+    address: str | None = None,
+    num_actors: int | None = None,
+    batch_size: int = 32,
+    chunk_rows: int = CHUNK_ROWS,
+    on_error: str = "raise",
+    resume: bool = True,
+    num_threads: int | None = None,
+    progress: bool | None = None,
+    input_format: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Classify `input` (a file path or a `ray.data.Dataset`) into `output` on Ray Data;
+    returns the summary of `classify_dataset`. `resume` has no effect here: Ray
+    retries what a dead actor left, and a failed run starts over.
+
+    >>> run("reviews.parquet", "preds.parquet", model="default", backend="tfhub", num_actors=2)  # doctest: +SKIP
+    {'output': '.../preds.parquet', 'rows': 1000000, 'written': 1000000, 'errors': 0, 'engine': 'ray', ...}
+    """
+    from ..classifier import TextClassifier
+    from ..registry import canonical_name
+
+    began = time.perf_counter()
+    if isinstance(model, TextClassifier):
+        raise InvalidInputError(
+            "engine='ray' loads the model in each actor: pass its name or folder, not a loaded classifier"
+        )
+    backend = canonical_name(backend)
+    output = Path(output).absolute()
+    out_fmt = io.file_format(output)
+    ray = _ray()
+    reader = None
+    if isinstance(input, (str, os.PathLike)):
+        columns = [text_column, *([pair_column] if pair_column else []), *([id_column] if id_column else [])]
+        reader = io.Reader(input, columns, input_format)  # missing columns, empty or unreadable files fail here
+        if output == reader.path.absolute():
+            raise InvalidInputError(f"the output {output} is the input file; write the predictions elsewhere")
+    elif not isinstance(input, ray.data.Dataset):
+        raise InvalidInputError(f"engine='ray' reads a file path or a ray.data.Dataset, got {type(input).__name__}")
+
+    started = False
+    if not ray.is_initialized():
+        if address is None:
+            actors, per = _sizes(threads.available_cores(), num_actors, num_threads)
+            ray.init(
+                num_cpus=actors * per + READ_CPUS,
+                include_dashboard=False,
+                object_store_memory=OBJECT_STORE_BYTES,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        else:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        started = address is None
+    try:
+        if not started or num_actors is None:
+            cluster = int(ray.cluster_resources().get("CPU", 1))
+            actors, per = _sizes(max(cluster - READ_CPUS, 1), num_actors, num_threads)
+        with warnings.catch_warnings():
+            # max_restarts/max_task_retries have no named parameter in Ray 2.60; the pool-size hint counts read tasks
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+            warnings.filterwarnings("ignore", message=".*minimum number of concurrent actors")
+            return _run(**locals())
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run(
+    *,
+    ray,
+    input,
+    reader,
+    output: Path,
+    out_fmt: str,
+    model,
+    backend: str,
+    text_column: str,
+    pair_column: str | None,
+    id_column: str | None,
+    actors: int,
+    per: int,
+    batch_size: int,
+    chunk_rows: int,
+    on_error: str,
+    progress: bool | None,
+    options: dict[str, Any],
+    began: float,
+    address: str | None,
+    **_: Any,
+) -> dict[str, Any]:
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    numbered_here = reader is None and id_column is None  # a Dataset without ids: rows numbered in order
+    if reader is not None:
+        ds = _file_dataset(ray, reader, chunk_rows, number=id_column is None)
+        total = reader.count()
+        name = reader.path.name
+    else:
+        ds = input
+        missing = [c for c in (text_column, pair_column, id_column) if c and c not in ds.columns()]
+        if missing:
+            raise InvalidInputError(
+                f"the dataset has no column {', '.join(map(repr, missing))}; its columns are {ds.columns()}"
+            )
+        total, name = None, "dataset"
+    ds = ds.map_batches(
+        _Classify,
+        fn_constructor_args=(model, backend, per, options, text_column, pair_column, id_column, batch_size),
+        batch_size=chunk_rows,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=per,
+        max_restarts=MAX_RESTARTS,
+        max_task_retries=MAX_TASK_RETRIES,
+    )
+    context = ray.data.DataContext.get_current()
+    saved = (context.execution_options.preserve_order, context.enable_progress_bars)
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    folder = output.with_name(output.name + ".ray-parts")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    parts: list[Path] = []
+    bad_rows: list[dict[str, Any]] = []
+    names: list[str] | None = None
+    pending: dict[str, list] = {}
+    rows = written = 0
+    first_batch = None
+
+    def flush() -> None:
+        if names and pending and pending[names[0]]:
+            part = folder / f"part-{len(parts):06d}.{out_fmt}"
+            columns = {k: pending[k] if k in names[:2] else np.concatenate(pending[k]) for k in names}
+            io.write_part(part, out_fmt, columns, names)  # scores float32, as the local engine writes them
+            parts.append(part)
+            pending.clear()
+
+    try:
+        with bar(total or 0, f"classify {name} ({backend}, ray x{actors})", progress, unit="row") as shown:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                if first_batch is None:
+                    first_batch = time.perf_counter()
+                reasons = batch.pop(ERROR).tolist()
+                if names is None:
+                    names = list(batch)
+                ids = batch[names[0]].tolist()
+                if numbered_here:
+                    ids = [rows + i for i in ids]
+                for i, reason in enumerate(reasons):
+                    if reason:
+                        if on_error == "raise":
+                            raise _bad_row_error(ids[i], reason, id_column)
+                        bad_rows.append({"id": ids[i], "reason": reason})
+                keep = [i for i, reason in enumerate(reasons) if not reason]
+                if not pending:
+                    pending.update({k: [] for k in names})
+                pending[names[0]].extend(ids[i] for i in keep)
+                pending["label"].extend(batch["label"][keep].tolist())
+                for k in names[2:]:
+                    pending[k].append(np.asarray(batch[k][keep], dtype=np.float32))
+                rows += len(reasons)
+                written += len(keep)
+                if len(pending[names[0]]) >= chunk_rows:
+                    flush()
+                shown.update(len(reasons))
+        flush()
+        if names is None:
+            raise InvalidInputError(f"{name} has no rows: nothing to classify")
+        io.assemble(parts, out_fmt, output)
+        errors_file = errors_path(output)
+        if bad_rows:
+            io.write_jsonl(folder / "errors.jsonl", bad_rows)
+            io.assemble([folder / "errors.jsonl"], "jsonl", errors_file)
+        elif errors_file.exists():
+            errors_file.unlink()  # from an earlier run of the same output
+    except Exception as e:
+        ours = _unwrap(e)
+        if ours is not None and ours is not e:
+            raise ours.with_traceback(None) from None
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        context.execution_options.preserve_order, context.enable_progress_bars = saved
+    finished = time.perf_counter()
+    seconds = finished - began
+    working = finished - (first_batch or began)
+    return {
+        "output": str(output),
+        "rows": rows,
+        "written": written,
+        "errors": len(bad_rows),
+        "errors_file": str(errors_file) if bad_rows else None,
+        "parts": len(parts),
+        "seconds": round(seconds, 3),
+        "load_seconds": round((first_batch or finished) - began, 3),  # cluster, actors and model up, first batch
+        "rows_per_s": round(rows / seconds, 1) if seconds > 0 else 0.0,
+        "rows_per_s_after_first_batch": round(rows / working, 1) if working > 0 else 0.0,
+        "engine": "ray",
+        "backend": backend,
+        "actors": actors,
+        "threads_per_actor": per,
+        "address": address,
+    }
