@@ -288,3 +288,33 @@ def test_every_backend_labels_sst2_dev_as_huggingface_does(tmp_path, hf, name):
     head = texts[:64]
     own = other.predict_proba(head)
     assert np.abs(np.array([b[f"prob_{x}"][:64] for x in other.labels]).T - own).max() <= 1e-6
+
+
+def test_ctrl_c_stops_after_finished_parts_and_says_how_to_go_on(tmp_path):
+    source = write_input(tmp_path / "in.parquet", {"text": [TEXTS[i % len(TEXTS)] for i in range(800)]})
+    out, folder = tmp_path / "preds.jsonl", tmp_path / "preds.jsonl.parts"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unified_nlp.cli", "classify", "--input", str(source), "--output", str(out)]
+        + ["--chunk-rows", "50", "--threads", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k != "UNIFIED_NLP_PROGRESS"},
+    )
+    deadline = time.monotonic() + 240
+    while not _manifest(folder)["parts"] and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "parts finished in" in err and "rerun the same command" in err and "Traceback" not in err
+    parts = _manifest(folder)["parts"]
+    assert parts and all((folder / p["file"]).is_file() for p in parts.values()) and not out.exists()
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # no half-written part
+
+
+def test_the_output_cannot_be_the_input(tmp_path):
+    path = write_input(tmp_path / "in.jsonl", {"text": ["fine"]})
+    with pytest.raises(un.InvalidInputError, match="is the input file"):
+        un.classify_dataset(path, path)

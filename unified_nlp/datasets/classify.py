@@ -107,6 +107,8 @@ def classify_dataset(
     io.file_format(output)  # an unknown output suffix fails before any work
     columns = [text_column, *([pair_column] if pair_column else []), *([id_column] if id_column else [])]
     reader = io.Reader(input, columns, input_format)
+    if output == reader.path.absolute():
+        raise InvalidInputError(f"the output {output} is the input file; write the predictions elsewhere")
     if isinstance(model, TextClassifier):  # an already loaded classifier runs as it is
         clf = model
         model_key = {"model": str(clf.source), "backend": clf.backend, "labels": list(clf.labels)}

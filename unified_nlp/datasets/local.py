@@ -107,41 +107,21 @@ def run(
     manifest = _start(folder, key, resume)
     done: dict[str, Any] = manifest["parts"]
     reused = len(done)
-    total = reader.count()
+    total = reader.count() or 0
     finished_rows = sum(p["rows"][1] - p["rows"][0] for p in done.values())
     if reused:
         notice(f"resuming {output}: {reused} finished parts ({finished_rows:,} rows) kept from the earlier run")
     clf = load()
     loaded = time.perf_counter()
     names = output_schema(clf.labels, id_column)
-    classified = 0
-    remaining = None if total is None else max(total - finished_rows, 0)
-    with bar(remaining or 0, f"classify {reader.path.name} ({clf.backend})", progress, unit="row") as shown:
-        for index, (start, chunk) in enumerate(reader.chunks(chunk_rows)):
-            if str(index) in done:
-                continue
-            n = len(chunk[text_column])
-            if id_column is None:
-                chunk[ROW_COLUMN] = list(range(start, start + n))
-            columns, bad = classify_rows(
-                clf,
-                chunk,
-                text_column=text_column,
-                pair_column=pair_column,
-                id_column=id_column,
-                on_error=on_error,
-                batch_size=batch_size,
-            )
-            part = _part_name(index, out_fmt)
-            io.write_part(folder / part, out_fmt, columns, names)
-            entry = {"file": part, "rows": [start, start + n], "written": n - len(bad), "errors": len(bad)}
-            if bad:
-                entry["errors_file"] = f"errors-{index:06d}.jsonl"
-                io.write_jsonl(folder / entry["errors_file"], bad)
-            done[str(index)] = entry
-            _write_manifest(folder, manifest)
-            classified += n
-            shown.update(n)
+    remaining = max(total - finished_rows, 0)  # CSV/TSV: an estimate (see Reader.count)
+    try:
+        with bar(remaining, f"classify {reader.path.name} ({clf.backend})", progress, unit="row") as shown:
+            _classify_chunks(reader, clf, folder, manifest, names, shown, key, on_error, batch_size)
+    except KeyboardInterrupt:
+        notice(f"stopped: {len(done)} parts finished in {folder}; rerun the same command to go on from there")
+        raise
+    classified = sum(p["rows"][1] - p["rows"][0] for p in done.values()) - finished_rows
     order = sorted(done.values(), key=lambda p: p["rows"][0])
     io.assemble([folder / p["file"] for p in order], out_fmt, output)
     errors = [folder / p["errors_file"] for p in order if p.get("errors_file")]
@@ -168,3 +148,34 @@ def run(
         "engine": "local",
         "backend": clf.backend,
     }
+
+
+def _classify_chunks(reader, clf, folder, manifest, names, shown, key, on_error, batch_size) -> None:
+    """Classify and write every chunk not in the manifest, listing each part once written."""
+    done = manifest["parts"]
+    text_column, pair_column, id_column = key["text_column"], key["pair_column"], key["id_column"]
+    out_fmt, chunk_rows = key["output_format"], key["chunk_rows"]
+    for index, (start, chunk) in enumerate(reader.chunks(chunk_rows)):
+        if str(index) in done:
+            continue
+        n = len(chunk[text_column])
+        if id_column is None:
+            chunk[ROW_COLUMN] = list(range(start, start + n))
+        columns, bad = classify_rows(
+            clf,
+            chunk,
+            text_column=text_column,
+            pair_column=pair_column,
+            id_column=id_column,
+            on_error=on_error,
+            batch_size=batch_size,
+        )
+        part = _part_name(index, out_fmt)
+        io.write_part(folder / part, out_fmt, columns, names)
+        entry = {"file": part, "rows": [start, start + n], "written": n - len(bad), "errors": len(bad)}
+        if bad:
+            entry["errors_file"] = f"errors-{index:06d}.jsonl"
+            io.write_jsonl(folder / entry["errors_file"], bad)
+        done[str(index)] = entry
+        _write_manifest(folder, manifest)
+        shown.update(n)

@@ -1,0 +1,106 @@
+"""Peak memory of the local dataset engine: classify_dataset over Parquet files of
+SST-2 dev repeated to each size, on huggingface, each run in a fresh process.
+
+    .venv/bin/python benchmarks/datasets_memory.py [--rows 10000 1000000] [--max-seconds 600]
+        [--out benchmarks/results/datasets/memory.json]
+
+Each size: a Parquet file (text, id; row groups of 65,536 rows) in a temporary
+folder, then ``un.classify_dataset(..., "preds.parquet")`` in a child process that
+reports its own peak RSS (getrusage ru_maxrss), rows and rows/s. A run still going
+after --max-seconds gets SIGINT (as Ctrl-C): it stops after its finished parts,
+and the record says how many rows it had classified by then (``complete: false``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+import unified_nlp as un
+from unified_nlp.datasets import local
+path, out, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+start = time.perf_counter()
+record = {"complete": False}
+try:
+    record.update(un.classify_dataset(path, out, num_threads=threads, progress=False), complete=True)
+except KeyboardInterrupt:
+    manifest = json.loads((local.parts_dir(local.Path(out).absolute()) / local.MANIFEST).read_text())
+    record["rows_classified"] = sum(p["rows"][1] - p["rows"][0] for p in manifest["parts"].values())
+record["wall_seconds"] = round(time.perf_counter() - start, 1)
+record["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+print(json.dumps(record))
+"""
+
+
+def make_input(path: Path, rows: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from unified_nlp.benchdata import read_tsv, sst2_path
+
+    texts = read_tsv(sst2_path("dev"))[0]
+    with pq.ParquetWriter(path, pa.schema([("text", pa.string()), ("id", pa.int64())])) as writer:
+        for start in range(0, rows, 65536):
+            n = min(65536, rows - start)
+            column = [texts[i % len(texts)] for i in range(start, start + n)]
+            writer.write_table(pa.table({"text": column, "id": list(range(start, start + n))}))
+
+
+def measure(rows: int, max_seconds: float, threads: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / f"sst2x{rows}.parquet"
+        make_input(source, rows)
+        env = {**os.environ, "UNIFIED_NLP_PROGRESS": "0"}
+        cmd = [sys.executable, "-c", CHILD, str(source), str(Path(tmp) / "preds.parquet"), str(threads)]
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            stdout, _ = child.communicate(timeout=max_seconds)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGINT)
+            stdout, _ = child.communicate(timeout=120)
+        record = json.loads(stdout.strip().splitlines()[-1])
+        for temporary in ("output", "errors_file"):  # paths in the deleted temporary folder
+            record.pop(temporary, None)
+        record["input_rows"] = rows
+        record["input_mb"] = round(source.stat().st_size / 1e6, 1)
+        if not record["complete"] and record.get("wall_seconds"):
+            record["rows_per_s"] = round(record["rows_classified"] / record["wall_seconds"], 1)
+        return record
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="SIGINT a run still going after this")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=None, help="write the JSON record here")
+    args = parser.parse_args()
+    runs = []
+    for rows in args.rows:
+        record = measure(rows, args.max_seconds, args.threads)
+        print(json.dumps(record), flush=True)
+        runs.append(record)
+    result = {
+        "benchmark": "datasets_memory",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "threads": args.threads},
+        "runs": runs,
+    }
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
