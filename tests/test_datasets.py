@@ -96,7 +96,7 @@ def test_sentence_pairs_and_row_numbers(tmp_path, hf):
     assert np.abs(np.array([got[f"prob_{x}"] for x in hf.labels]).T - want).max() <= 1e-6
 
 
-def test_classify_rows_on_numpy_columns_and_a_multi_label_rule(hf):
+def test_classify_rows_on_numpy_columns_names_bad_rows_and_missing_columns(hf):
     out, bad = classify_rows(
         hf,
         {"row": np.arange(3), "text": np.array(["great", None, "awful"], dtype=object)},
@@ -318,3 +318,21 @@ def test_the_output_cannot_be_the_input(tmp_path):
     path = write_input(tmp_path / "in.jsonl", {"text": ["fine"]})
     with pytest.raises(un.InvalidInputError, match="is the input file"):
         un.classify_dataset(path, path)
+
+
+def test_a_multi_label_head_writes_sigmoids_and_every_label_at_the_threshold(tmp_path):
+    from .checkpoints import make_checkpoint
+
+    clf = un.load_classifier(
+        make_checkpoint("bert", tmp_path / "m", num_labels=4, problem_type="multi_label_classification", scale=8.0),
+        backend="huggingface",
+    )
+    texts = TEXTS[:40]
+    source = write_input(tmp_path / "in.jsonl", {"text": texts})
+    un.classify_dataset(source, tmp_path / "out.parquet", model=clf, chunk_rows=16)
+    got = read_output(tmp_path / "out.parquet")
+    probs = np.array([got[f"prob_{x}"] for x in clf.labels]).T
+    assert np.abs(probs - clf.predict_proba(texts)).max() <= 1e-6
+    want = [",".join(p.label for p in found) for found in clf.predict(texts)]
+    assert got["label"] == want and len(set(want)) > 1  # the rows do not all get one label set
+    assert np.abs(np.array(got["score"]) - probs.max(axis=1)).max() <= 1e-6
