@@ -61,10 +61,24 @@ def _local(path, out, backend):
 def test_same_output_as_the_local_engine(cluster, sst2_parquet, tmp_path, backend):
     require(backend)
     local = _local(sst2_parquet, tmp_path / "local.parquet", backend)
-    summary = un.classify_dataset(
-        sst2_parquet, tmp_path / "ray.parquet", backend=backend, text_column="sentence", chunk_rows=CHUNK,
-        engine="ray",
-    )  # fmt: skip
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def watch():  # the actors' Paddle workers, while they run
+        while not done.is_set():
+            seen.update(_actor_workers())
+            time.sleep(0.2)
+
+    side = threading.Thread(target=watch, daemon=True)
+    if backend == "paddlenlp":
+        side.start()
+    try:
+        summary = un.classify_dataset(
+            sst2_parquet, tmp_path / "ray.parquet", backend=backend, text_column="sentence", chunk_rows=CHUNK,
+            engine="ray",
+        )  # fmt: skip
+    finally:
+        done.set()
     assert summary["engine"] == "ray" and summary["rows"] == summary["written"] == local["rows"] == ROWS
     a, b = pq.read_table(tmp_path / "local.parquet"), pq.read_table(tmp_path / "ray.parquet")
     assert a.schema == b.schema
@@ -73,6 +87,33 @@ def test_same_output_as_the_local_engine(cluster, sst2_parquet, tmp_path, backen
     for name in a.column_names[2:]:
         assert np.abs(a.column(name).to_numpy() - b.column(name).to_numpy()).max() <= 1e-6, name
     assert not (tmp_path / "ray.parquet.ray-parts").exists()
+    if backend == "paddlenlp":  # the actors' Paddle workers ended with the actors (this process's own may stay)
+        side.join(5)
+        assert seen, "no Paddle worker of an actor was seen during the run"
+        deadline = time.monotonic() + 15
+        while _actor_workers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _actor_workers()
+
+
+def _actor_workers() -> list[int]:
+    """Paddle workers started by Ray actors on this machine, orphaned or not (they carry Ray's
+    environment and this process's store)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if "unified_nlp.worker_main" not in " ".join(proc.cmdline()):
+                continue
+            env = proc.environ()
+            ours = env.get("UNIFIED_NLP_HOME") == os.environ.get("UNIFIED_NLP_HOME")
+            mine = env.get("UNIFIED_NLP_PARENT_PID") == str(os.getpid())  # the local engine's, in this process
+            if ours and not mine and any(k.startswith("RAY_") for k in env):
+                found.append(proc.pid)
+        except psutil.Error:
+            pass
+    return found
 
 
 def _actor_pids() -> set[int]:
@@ -184,3 +225,19 @@ def test_missing_column_and_loaded_classifier_are_clear_errors(cluster, sst2_par
     require("huggingface")
     with pytest.raises(InvalidInputError, match="not a loaded classifier"):
         un.classify_dataset(ds, tmp_path / "o.parquet", model=default_classifier("huggingface"), engine="ray")
+
+
+def test_cli_engine_ray_with_num_actors(cluster, tmp_path, capsys):
+    require("huggingface")
+    from unified_nlp.cli import main
+
+    path = tmp_path / "in.csv"
+    path.write_text("id,text\n007,a wonderful film\n008,dull and long\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    code = main(["classify", "--input", str(path), "--output", str(out), "--id-column", "id", "--engine", "ray",
+                 "--num-actors", "1"])  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["engine"] == "ray" and summary["actors"] == 1 and summary["rows"] == 2
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["label"]) for r in rows] == [("007", "POSITIVE"), ("008", "NEGATIVE")]

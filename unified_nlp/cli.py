@@ -105,6 +105,7 @@ def _classify_dataset(args: argparse.Namespace) -> int:
         id_column=args.id_column,
         engine=args.engine,
         address=args.address,
+        num_actors=args.num_actors,
         batch_size=args.batch_size,
         chunk_rows=args.chunk_rows,
         on_error=args.on_error,
@@ -434,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--id-column", help="a column written beside each prediction (default: 'row', the row number)")
     d.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process; ray: Ray Data")
     d.add_argument("--address", help="--engine ray: the Ray cluster to join (default: start a local one)")
+    d.add_argument(
+        "--num-actors",
+        type=int,
+        help="--engine ray: classifier actors (default: cores // --threads; a joined cluster keeps one CPU for reading)",
+    )
     d.add_argument(
         "--on-error",
         choices=("raise", "skip"),
