@@ -1,0 +1,155 @@
+"""Rows/s of classify_dataset: the local engine against Ray with 1 and 2 actors, per
+backend, on SST-2 dev repeated to --rows rows, each run in a fresh process.
+
+    .venv/bin/python benchmarks/datasets_scale.py [--rows 100000] [--backends huggingface tfhub]
+        [--out benchmarks/results/datasets/scale.json]
+
+Runs per backend (cores = the machine's 2):
+  local-1t     local engine, 1 framework thread
+  local-2t     local engine, 2 threads (all the cores)
+  ray-1x1t     Ray, 1 actor of 1 thread (1 CPU): the per-actor rate
+  ray-1x2t     Ray, 1 actor of 2 threads: against local-2t at equal cores (Ray's overhead)
+  ray-2x1t     Ray, 2 actors of 1 thread: against ray-1x1t (scaling over actors)
+Each record has the summary of classify_dataset: total seconds (Ray's include
+starting the local cluster and loading the model in every actor), rows/s over the
+whole run, and the steady rate (local: after the model loaded; Ray: after the
+first batch came back: over-stated, as the other actors' batches are in flight by
+then; the whole-run rate is the fair comparison). The input is read by one task; its rate alone
+(``read_rows_per_s``, the local engine's reader with no model) bounds how far
+more actors can go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = r"""
+import json, sys
+import unified_nlp as un
+path, out, backend, engine, actors, threads, chunk = sys.argv[1:8]
+kw = {"num_actors": int(actors)} if engine == "ray" else {}
+record = un.classify_dataset(path, out, backend=backend, text_column="sentence", engine=engine,
+                             num_threads=int(threads), chunk_rows=int(chunk), progress=False, resume=False, **kw)
+print(json.dumps(record))
+"""
+
+RUNS = [("local-1t", "local", 0, 1), ("local-2t", "local", 0, 2), ("ray-1x1t", "ray", 1, 1),
+        ("ray-1x2t", "ray", 1, 2), ("ray-2x1t", "ray", 2, 1)]  # fmt: skip
+
+
+def read_rate(path: Path) -> float:
+    from unified_nlp.datasets import io
+
+    start, n = time.perf_counter(), 0
+    for _, chunk in io.Reader(path, ["sentence"]).chunks(8192):
+        n += len(chunk["sentence"])
+    return round(n / (time.perf_counter() - start), 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--chunk-rows", type=int, default=8192, help="rows per part and per Ray batch")
+    parser.add_argument("--backends", nargs="+", default=["huggingface"])
+    parser.add_argument("--runs", nargs="+", default=[r[0] for r in RUNS], choices=[r[0] for r in RUNS])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/datasets/scale.json"))
+    args = parser.parse_args()
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from unified_nlp.benchdata import read_tsv, sst2_path
+
+    texts, _ = read_tsv(sst2_path("dev"))
+    repeated = (texts * (args.rows // len(texts) + 1))[: args.rows]
+    results = {
+        "rows": args.rows,
+        "chunk_rows": args.chunk_rows,
+        "input": f"SST-2 dev ({len(texts)} sentences) repeated to {args.rows:,} rows, Parquet",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": os.getloadavg()},
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sst2.parquet"
+        pq.write_table(pa.table({"sentence": repeated}), path, row_group_size=65536)
+        results["read_rows_per_s"] = read_rate(path)
+        for backend in args.backends:
+            for name, engine, actors, threads in RUNS:
+                if name not in args.runs:
+                    continue
+                out = Path(tmp) / f"{backend}-{name}.parquet"
+                env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+                proc = subprocess.run(
+                    [
+                        sys.executable,
+                        "-c",
+                        CHILD,
+                        str(path),
+                        str(out),
+                        backend,
+                        engine,
+                        str(actors),
+                        str(threads),
+                        str(args.chunk_rows),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                )
+                if proc.returncode != 0:
+                    print(proc.stderr[-3000:], file=sys.stderr)
+                    raise SystemExit(f"{backend} {name} failed")
+                record = json.loads(proc.stdout.strip().splitlines()[-1])
+                steady = record.get("rows_per_s_after_first_batch") if engine == "ray" else record["rows_per_s"]
+                row = {
+                    "backend": backend,
+                    "run": name,
+                    "engine": engine,
+                    "actors": actors or None,
+                    "threads_per_actor": threads,
+                    "seconds": record["seconds"],
+                    "rows_per_s": round(record["rows"] / record["seconds"], 1),
+                    "steady_rows_per_s": steady,
+                    "startup_seconds": record["load_seconds"],
+                }
+                results["runs"].append(row)
+                print(json.dumps(row), flush=True)
+    results["machine"]["load_after"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    args.out.with_suffix(".md").write_text(report(results), encoding="utf-8")
+    print(report(results))
+
+
+def report(results: dict) -> str:
+    lines = [
+        f"# classify_dataset scale: {results['input']}",
+        "",
+        f"Chunks (parts, Ray batches) of {results['chunk_rows']:,} rows; load average before/after "
+        f"{results['machine']['load_before'][0]:.1f}/{results['machine']['load_after'][0]:.1f} on "
+        f"{results['machine']['cpus']} cores (shared).",
+        "",
+        f"Reading alone (the local engine's reader, one process): {results['read_rows_per_s']:,.0f} rows/s.",
+        "",
+        "| backend | run | actors x threads | seconds | rows/s (whole run) | steady rows/s | start-up s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results["runs"]:
+        shape = f"{r['actors']} x {r['threads_per_actor']}" if r["actors"] else f"local, {r['threads_per_actor']}"
+        lines.append(
+            f"| {r['backend']} | {r['run']} | {shape} | {r['seconds']} | {r['rows_per_s']} "
+            f"| {r['steady_rows_per_s']} | {r['startup_seconds']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
