@@ -52,6 +52,22 @@ def _first(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
+def classification_loss(logits, labels: np.ndarray, n: int, num_labels: int, multi_label: bool):
+    """The loss every family (and a native folder) trains with, after checking the targets:
+    mean binary cross-entropy over every element (multi-label), else mean cross-entropy."""
+    if multi_label:
+        target = np.asarray(labels, dtype=np.float32)
+        if target.shape != (n, num_labels) or not np.isin(target, (0.0, 1.0)).all():
+            raise InvalidInputError(f"multi-label targets must be 0/1 of shape [{n}, {num_labels}]")
+        return paddle.nn.functional.binary_cross_entropy_with_logits(logits, paddle.to_tensor(target), reduction="mean")
+    ids = np.asarray(labels)
+    integral = np.issubdtype(ids.dtype, np.integer) or (ids.size and np.array_equal(ids, np.round(ids)))
+    if ids.shape != (n,) or not integral or (n and (ids.min() < 0 or ids.max() >= num_labels)):
+        raise InvalidInputError(f"label_ids must be {n} integers in [0, {num_labels})")
+    ids = ids.astype(np.int64)
+    return paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(ids), reduction="mean")
+
+
 class _Native(paddle.nn.Layer):
     """The PaddleNLP task model's own forward, as one Layer with fixed inputs (for to_static)."""
 
@@ -305,27 +321,12 @@ class PaddleModel:
             self._optimizer = AdamW(named, weight_decay=float(config.get("weight_decay", 0.01)))
             self._clip = float(config.get("max_grad_norm", 1.0))
 
-    def _loss(self, logits, labels: np.ndarray, n: int):
-        if self.multi_label:
-            target = np.asarray(labels, dtype=np.float32)
-            if target.shape != (n, self.num_labels) or not np.isin(target, (0.0, 1.0)).all():
-                raise InvalidInputError(f"multi-label targets must be 0/1 of shape [{n}, {self.num_labels}]")
-            return paddle.nn.functional.binary_cross_entropy_with_logits(
-                logits, paddle.to_tensor(target), reduction="mean"
-            )
-        ids = np.asarray(labels)
-        integral = np.issubdtype(ids.dtype, np.integer) or (ids.size and np.array_equal(ids, np.round(ids)))
-        if ids.shape != (n,) or not integral or (n and (ids.min() < 0 or ids.max() >= self.num_labels)):
-            raise InvalidInputError(f"label_ids must be {n} integers in [0, {self.num_labels})")
-        ids = ids.astype(np.int64)
-        return paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(ids), reduction="mean")
-
     def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
         if self._optimizer is None:
             raise RuntimeError("start_training() must come before train_step()")
         with self._lock:
             logits, _, _ = self._run(encoding)
-            loss = self._loss(logits, label_ids, encoding.num_texts)
+            loss = classification_loss(logits, label_ids, encoding.num_texts, self.num_labels, self.multi_label)
             loss.backward()
             self._optimizer.step(float(learning_rate), self._clip)
             return float(loss.numpy())

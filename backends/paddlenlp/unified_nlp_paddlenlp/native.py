@@ -25,7 +25,7 @@ from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.tokens import encoding_from_rows
 
 from ._framework import paddle, paddlenlp_class
-from .model import PaddleModel
+from .model import classification_loss
 from .training import AdamW
 
 
@@ -179,7 +179,7 @@ class NativeModel:
                 input_ids=paddle.to_tensor(encoding.input_ids), attention_mask=paddle.to_tensor(encoding.attention_mask)
             )
             logits = out[0] if isinstance(out, (tuple, list)) else out
-            loss = PaddleModel._loss(self, logits, label_ids, encoding.num_texts)  # the same loss as every family
+            loss = classification_loss(logits, label_ids, encoding.num_texts, self.num_labels, self.multi_label)
             loss.backward()
             self._optimizer.step(float(learning_rate), self._clip)
             return float(loss.numpy())
