@@ -2,7 +2,12 @@
 backend, on SST-2 dev repeated to --rows rows, each run in a fresh process.
 
     .venv/bin/python benchmarks/datasets_scale.py [--rows 100000] [--backends huggingface tfhub]
-        [--out benchmarks/results/datasets/scale.json]
+        [--runs local-2t ray-2x1t] [--out benchmarks/results/datasets/scale.json]
+
+Results are written after every run; a second invocation with the same --out and
+--rows adds its runs to the file (a run measured again replaces the old record), so
+the backends can be measured in separate sittings. The report (``.md``) and the
+plot (``.png``) are remade from the whole file each time.
 
 Runs per backend (cores = the machine's 2):
   local-1t     local engine, 1 framework thread
@@ -16,7 +21,9 @@ whole run, and the steady rate (local: after the model loaded; Ray: after the
 first batch came back: over-stated, as the other actors' batches are in flight by
 then; the whole-run rate is the fair comparison). The input is read by one task; its rate alone
 (``read_rows_per_s``, the local engine's reader with no model) bounds how far
-more actors can go.
+more actors can go, and so does the driver, which writes every output row
+(``write_rows_per_s``: the output columns of those rows written as parts and
+assembled, as the driver does).
 """
 
 from __future__ import annotations
@@ -54,6 +61,40 @@ def read_rate(path: Path) -> float:
     return round(n / (time.perf_counter() - start), 1)
 
 
+def write_rate(rows: int, tmp: Path) -> float:
+    """Rows/s of the driver's side: output parts (id, label, score, 2 probabilities) then assembly."""
+    import numpy as np
+
+    from unified_nlp.datasets import io
+
+    names = ["row", "label", "score", "prob_negative", "prob_positive"]
+    rng = np.random.default_rng(0)
+    start, parts = time.perf_counter(), []
+    for first in range(0, rows, 8192):
+        n = min(8192, rows - first)
+        p = rng.random(n, dtype=np.float32)
+        columns = {"row": list(range(first, first + n)), "label": ["positive" if x > 0.5 else "negative" for x in p],
+                   "score": np.maximum(p, 1 - p), "prob_negative": 1 - p, "prob_positive": p}  # fmt: skip
+        parts.append(tmp / f"write-{first}.parquet")
+        io.write_part(parts[-1], "parquet", columns, names)
+    io.assemble(parts, "parquet", tmp / "written.parquet")
+    return round(rows / (time.perf_counter() - start), 1)
+
+
+def _merge(out: Path, results: dict) -> dict:
+    """`results` over the earlier file at `out` (same rows and chunks): its runs kept unless measured again."""
+    try:
+        old = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return results
+    if (old.get("rows"), old.get("chunk_rows")) != (results["rows"], results["chunk_rows"]):
+        return results
+    new = {(r["backend"], r["run"]) for r in results["runs"]}
+    results["runs"] = [r for r in old.get("runs", []) if (r["backend"], r["run"]) not in new] + results["runs"]
+    results["sittings"] = old.get("sittings", [old.get("machine", {})]) + [results["machine"]]
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -81,6 +122,7 @@ def main() -> None:
         path = Path(tmp) / "sst2.parquet"
         pq.write_table(pa.table({"sentence": repeated}), path, row_group_size=65536)
         results["read_rows_per_s"] = read_rate(path)
+        results["write_rows_per_s"] = write_rate(args.rows, Path(tmp))
         for backend in args.backends:
             for name, engine, actors, threads in RUNS:
                 if name not in args.runs:
@@ -120,13 +162,51 @@ def main() -> None:
                     "steady_rows_per_s": steady,
                     "startup_seconds": record["load_seconds"],
                 }
+                row["load_after"] = round(os.getloadavg()[0], 2)
                 results["runs"].append(row)
                 print(json.dumps(row), flush=True)
+                save(args.out, results)
     results["machine"]["load_after"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(report(results), encoding="utf-8")
-    print(report(results))
+    print(report(save(args.out, results)))
+
+
+def save(out: Path, results: dict) -> dict:
+    """Write the JSON, the report and the plot (merged with the file's earlier runs)."""
+    merged = _merge(out, json.loads(json.dumps(results)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text(report(merged), encoding="utf-8")
+    plot(merged, out.with_suffix(".png"))
+    return merged
+
+
+def plot(results: dict, path: Path) -> None:
+    """Grouped bars: whole-run rows/s per backend, one bar per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = list(dict.fromkeys(r["backend"] for r in results["runs"]))
+    runs = [name for name, *_ in RUNS if any(r["run"] == name for r in results["runs"])]
+    width = 0.8 / max(1, len(runs))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for j, name in enumerate(runs):
+        xs, ys = [], []
+        for i, backend in enumerate(backends):
+            for r in results["runs"]:
+                if r["backend"] == backend and r["run"] == name:
+                    xs.append(i + (j - (len(runs) - 1) / 2) * width)
+                    ys.append(r["rows_per_s"])
+        bars = ax.bar(xs, ys, width, label=name)
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.set_xticks(range(len(backends)), backends)
+    ax.set_ylabel("rows/s (whole run, start-up included)")
+    ax.set_title(f"classify_dataset, {results['rows']:,} rows of SST-2 dev, {results['machine']['cpus']} cores")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def report(results: dict) -> str:
@@ -134,19 +214,20 @@ def report(results: dict) -> str:
         f"# classify_dataset scale: {results['input']}",
         "",
         f"Chunks (parts, Ray batches) of {results['chunk_rows']:,} rows; load average before/after "
-        f"{results['machine']['load_before'][0]:.1f}/{results['machine']['load_after'][0]:.1f} on "
+        f"{results['machine']['load_before'][0]:.1f}/{results['machine'].get('load_after', [float('nan')])[0]:.1f} on "
         f"{results['machine']['cpus']} cores (shared).",
         "",
-        f"Reading alone (the local engine's reader, one process): {results['read_rows_per_s']:,.0f} rows/s.",
+        f"Reading alone (the local engine's reader, one process): {results['read_rows_per_s']:,.0f} rows/s; "
+        f"writing the output alone (the driver's parts and assembly): {results.get('write_rows_per_s', 0):,.0f} rows/s.",
         "",
-        "| backend | run | actors x threads | seconds | rows/s (whole run) | steady rows/s | start-up s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | run | actors x threads | seconds | rows/s (whole run) | steady rows/s | start-up s | load after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results["runs"]:
         shape = f"{r['actors']} x {r['threads_per_actor']}" if r["actors"] else f"local, {r['threads_per_actor']}"
         lines.append(
             f"| {r['backend']} | {r['run']} | {shape} | {r['seconds']} | {r['rows_per_s']} "
-            f"| {r['steady_rows_per_s']} | {r['startup_seconds']} |"
+            f"| {r['steady_rows_per_s']} | {r['startup_seconds']} | {r.get('load_after', '')} |"
         )
     return "\n".join(lines) + "\n"
 
