@@ -61,6 +61,53 @@ def read_rate(path: Path) -> float:
     return round(n / (time.perf_counter() - start), 1)
 
 
+def _kind(proc) -> str:
+    """Which part of a run a process is: the classifying actors, the paddlenlp workers, Ray's own."""
+    try:
+        line = " ".join(proc.cmdline())
+    except Exception:
+        return "other"
+    if "MapWorker" in line or "_Classify" in line:
+        return "actors"
+    if "worker_main" in line:
+        return "paddle_workers"
+    if "ray" in line:
+        return "ray_system"  # gcs, raylet, dashboard agents, log monitor, Ray Data's own actors, idle workers
+    return "other"
+
+
+def run_sampled(cmd: list[str], env: dict) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run `cmd`, sampling the CPU seconds of it and every process under it each second:
+    where the cores went (the driver, the actors, Ray's own processes)."""
+    import psutil
+
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen: dict[int, tuple[str, float]] = {}
+    out: list[str] = []
+    reader = __import__("threading").Thread(target=lambda: out.extend(child.communicate()), daemon=True)
+    reader.start()
+    root = psutil.Process(child.pid)
+    while reader.is_alive():
+        try:
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            procs = []
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                # an idle Ray worker becomes an actor later (its title changes): once an actor, always one
+                before = seen.get(p.pid, ("",))[0]
+                kind = "driver" if p.pid == child.pid else before if before == "actors" else _kind(p)
+                seen[p.pid] = (kind, t.user + t.system)
+            except psutil.Error:
+                pass
+        reader.join(1.0)
+    cpu: dict[str, float] = {}
+    for kind, seconds in seen.values():
+        cpu[kind] = round(cpu.get(kind, 0.0) + seconds, 1)
+    return subprocess.CompletedProcess(cmd, child.returncode, out[0], out[1]), cpu
+
+
 def write_rate(rows: int, tmp: Path) -> float:
     """Rows/s of the driver's side: output parts (id, label, score, 2 probabilities) then assembly."""
     import numpy as np
@@ -129,23 +176,9 @@ def main() -> None:
                     continue
                 out = Path(tmp) / f"{backend}-{name}.parquet"
                 env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-                proc = subprocess.run(
-                    [
-                        sys.executable,
-                        "-c",
-                        CHILD,
-                        str(path),
-                        str(out),
-                        backend,
-                        engine,
-                        str(actors),
-                        str(threads),
-                        str(args.chunk_rows),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                )
+                cmd = [sys.executable, "-c", CHILD, str(path), str(out), backend, engine]
+                cmd += [str(actors), str(threads), str(args.chunk_rows)]
+                proc, cpu = run_sampled(cmd, env)
                 if proc.returncode != 0:
                     print(proc.stderr[-3000:], file=sys.stderr)
                     raise SystemExit(f"{backend} {name} failed")
@@ -161,6 +194,7 @@ def main() -> None:
                     "rows_per_s": round(record["rows"] / record["seconds"], 1),
                     "steady_rows_per_s": steady,
                     "startup_seconds": record["load_seconds"],
+                    "cpu_seconds": cpu,
                 }
                 row["load_after"] = round(os.getloadavg()[0], 2)
                 results["runs"].append(row)
@@ -209,6 +243,16 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _cpu(r: dict) -> str:
+    cpu = r.get("cpu_seconds")
+    if not cpu:
+        return "-"
+    if "actors_and_ray_system" in cpu:  # an early record (see its cpu_note)
+        return f"{cpu.get('driver', 0):.0f} / {cpu['actors_and_ray_system']:.0f} with Ray's own"
+    work = cpu.get("actors", 0) + cpu.get("paddle_workers", 0)
+    return f"{cpu.get('driver', 0):.0f} / {work:.0f} / {cpu.get('ray_system', 0):.0f}"
+
+
 def report(results: dict) -> str:
     lines = [
         f"# classify_dataset scale: {results['input']}",
@@ -220,14 +264,15 @@ def report(results: dict) -> str:
         f"Reading alone (the local engine's reader, one process): {results['read_rows_per_s']:,.0f} rows/s; "
         f"writing the output alone (the driver's parts and assembly): {results.get('write_rows_per_s', 0):,.0f} rows/s.",
         "",
-        "| backend | run | actors x threads | seconds | rows/s (whole run) | steady rows/s | start-up s | load after |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | run | actors x threads | seconds | rows/s (whole run) | steady rows/s | start-up s | load after "
+        "| CPU s: driver / actors (+ paddle workers) / Ray's own |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results["runs"]:
         shape = f"{r['actors']} x {r['threads_per_actor']}" if r["actors"] else f"local, {r['threads_per_actor']}"
         lines.append(
             f"| {r['backend']} | {r['run']} | {shape} | {r['seconds']} | {r['rows_per_s']} "
-            f"| {r['steady_rows_per_s']} | {r['startup_seconds']} | {r.get('load_after', '')} |"
+            f"| {r['steady_rows_per_s']} | {r['startup_seconds']} | {r.get('load_after', '')} | {_cpu(r)} |"
         )
     return "\n".join(lines) + "\n"
 
