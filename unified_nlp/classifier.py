@@ -215,42 +215,79 @@ class TextClassifier:
         epochs: int = 1,
         batch_size: int = 32,
         learning_rate: float = 5e-5,
+        schedule: str = "linear",
         warmup_ratio: float = 0.1,
         weight_decay: float = 0.01,
         max_grad_norm: float = 1.0,
         dropout: float = 0.0,
         freeze_encoder: bool = False,
         seed: int = 0,
+        max_length: int | None = None,
+        gradient_accumulation: int = 1,
+        class_weight: str | dict | None = None,
+        eval_every: int | str = "epoch",
+        early_stopping: dict | None = None,
+        keep_best: bool = False,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
         progress: bool = True,
     ) -> dict[str, Any]:
         """Fine-tune this classifier in place on its backend's framework; returns the history.
 
         The same call trains on every backend, from the same start to the same losses
-        (shared data order, schedule and head initialisation; only the step runs in the
-        framework): AdamW, cross-entropy (binary cross-entropy per label for a
-        multi-label classifier), gradients clipped, learning rate warmed up linearly
-        then decayed linearly to 0.
+        (shared data order, schedule, validation and head initialisation; only the step
+        runs in the framework): AdamW, cross-entropy (binary cross-entropy per label for a
+        multi-label classifier), gradients clipped. Every option is checked before any
+        training starts (InvalidInputError; TypeError for an unknown option).
 
         Args:
             texts: the training texts, or sentence pairs ``(text, text_pair)``.
             labels: per text a label name from ``labels`` or its integer index; for a
                 multi-label classifier a list of names (or a 0/1 row) per text.
-            validation: ``(texts, labels)`` evaluated after each epoch (accuracy in
-                ``history["val_accuracy"]``).
-            epochs: passes over the training set.
-            batch_size: texts per optimisation step.
+            validation: ``(texts, labels)`` evaluated every `eval_every`: the loss as
+                trained (unweighted), accuracy, macro F1 (and micro F1 for multi-label).
+            epochs: passes over the training set, each in a new seeded random order.
+            batch_size: texts per forward/backward pass (a micro-batch).
             learning_rate: the peak learning rate of AdamW.
-            warmup_ratio: the share of all steps spent warming up to the peak.
+            schedule: after a linear warm-up, "linear" decay to 0, "cosine" decay to 0,
+                or "constant" (see fit_options.learning_rate_at).
+            warmup_ratio: the share of all optimizer steps spent warming up to the peak.
             weight_decay: AdamW's decoupled weight decay (not on biases and LayerNorm).
-            max_grad_norm: gradients are clipped to this global norm.
+            max_grad_norm: the accumulated gradient is clipped to this global norm (0: off).
             dropout: dropout while training; 0 keeps every framework identical (0.1 is BERT's own).
             freeze_encoder: train the head only.
             seed: data order (and a fresh head's weights were drawn from the load's seed).
-            progress: a progress bar on stderr.
+            max_length: tokens per training text (truncated); None: the model's maximum.
+            gradient_accumulation: k micro-batches per optimizer step; the step's loss is
+                the mean over its k * batch_size texts and its gradient that of one batch
+                of them all (a last short group of an epoch averages over what it holds).
+            class_weight: "balanced" (w_c = n / (classes * n_c)) or ``{label: weight}``
+                (others 1): the loss of a step is sum_i w[y_i] * CE_i / sum_i w[y_i], as
+                torch's ``cross_entropy(weight=w)``. Single-label only (a multi-label
+                classifier refuses it). Validation loss stays unweighted.
+            eval_every: "epoch", or N to evaluate every N optimizer steps (then not per epoch).
+            early_stopping: ``{"metric": "loss", "patience": 1, "min_delta": 0.0}`` (any
+                key may be left out): stop when the validation metric ("loss", lowered;
+                "accuracy", "macro_f1", "micro_f1", raised; a "val_" prefix is allowed)
+                has not improved by more than min_delta for `patience` evaluations in a
+                row (0 and 1: the first).
+            keep_best: at the end, restore the weights of the best evaluation (by the
+                early-stopping metric, else the validation loss).
+            checkpoint_dir: folder for checkpoints (weights, optimizer state, schedule
+                position, data order, RNG); see unified_nlp.fit_checkpoints.
+            checkpoint_every: write a checkpoint every N optimizer steps (the newest is kept).
+            resume: continue from the newest checkpoint in `checkpoint_dir` (the same
+                options and data are required), to the same weights as a run that was
+                never interrupted; with none there, start from the beginning.
+            progress: a progress bar on stderr (loss, texts/s, the last validation metric).
 
         Returns:
-            A dict: ``loss`` and ``learning_rate`` per step, ``epoch_loss``,
-            ``val_accuracy``, ``steps``, ``seconds``, ``texts_per_second``, ``config``.
+            A dict: ``loss`` and ``learning_rate`` per optimizer step, ``epoch_loss``,
+            ``eval`` (per evaluation: step, epoch, loss, accuracy, macro_f1, ...),
+            ``val_accuracy``, ``best`` (metric, value, step), ``stopped_early``,
+            ``restored_best`` (the step whose weights keep_best restored), ``resumed_from``,
+            ``steps``, ``seconds``, ``texts_per_second``, ``config``.
 
         >>> history = clf.fit(["a fine film", "dull"], ["POSITIVE", "NEGATIVE"], epochs=1, seed=0)  # doctest: +SKIP
         >>> history["steps"]                                                                     # doctest: +SKIP
@@ -262,12 +299,22 @@ class TextClassifier:
             "epochs": epochs,
             "batch_size": batch_size,
             "learning_rate": learning_rate,
+            "schedule": schedule,
             "warmup_ratio": warmup_ratio,
             "weight_decay": weight_decay,
             "max_grad_norm": max_grad_norm,
             "dropout": dropout,
             "freeze_encoder": freeze_encoder,
             "seed": seed,
+            "max_length": max_length,
+            "gradient_accumulation": gradient_accumulation,
+            "class_weight": class_weight,
+            "eval_every": eval_every,
+            "early_stopping": early_stopping,
+            "keep_best": keep_best,
+            "checkpoint_dir": checkpoint_dir,
+            "checkpoint_every": checkpoint_every,
+            "resume": resume,
         }
         return fit(self, texts, labels, validation=validation, progress=progress, **options)
 

@@ -167,6 +167,16 @@ class Model(Protocol):
     returning the batch loss, and ``end_training()``. ``config["problem_type"]`` says
     which loss: cross-entropy on int64 label ids [batch], or, for
     ``multi_label_classification``, binary cross-entropy on float32 0/1 [batch, labels].
+
+    Optional, for fit's gradient accumulation, class weights, keep_best and checkpoints
+    (the three adapters have them; fit says which one a model lacks, before training):
+    ``train_step(..., example_weights, apply)``: with float weights [batch], the loss is
+    sum(weight * loss per text) (a multi-label text's loss: the mean over its labels);
+    ``apply=False`` only adds the gradients, and the next ``apply=True`` call clips their
+    sum and steps. ``load_state_dict(state)`` sets what ``state_dict()`` returns.
+    ``training_state()`` / ``set_training_state(state)``: the optimizer's moments and
+    step counts as numpy, by canonical parameter name (``exp_avg/NAME``,
+    ``exp_avg_sq/NAME``, ``step/NAME``, shape [1]), in the canonical layout.
     """
 
     num_labels: int

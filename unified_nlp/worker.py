@@ -332,10 +332,29 @@ class RemoteModel:
         self._handle.call("model", "start_training", config)
         self._handle.trained = True
 
-    def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self._handle.call("model", "load_state_dict", dict(state))
+
+    def train_step(
+        self,
+        encoding: Encoding,
+        label_ids: np.ndarray,
+        learning_rate: float,
+        example_weights: np.ndarray | None = None,
+        apply: bool = True,
+    ) -> float:
         labels = np.asarray(label_ids)  # int64 ids [batch], or float32 0/1 [batch, labels] for multi-label
         labels = labels.astype(np.float32 if labels.ndim == 2 else np.int64, copy=False)
-        return float(self._handle.call("model", "train_step", encoding, labels, learning_rate))
+        if example_weights is None and apply:  # the plain step: the same request as before
+            return float(self._handle.call("model", "train_step", encoding, labels, learning_rate))
+        weights = None if example_weights is None else np.asarray(example_weights, np.float64)
+        return float(self._handle.call("model", "train_step", encoding, labels, learning_rate, weights, bool(apply)))
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        return self._handle.call("model", "training_state")
+
+    def set_training_state(self, state: dict[str, np.ndarray]) -> None:
+        self._handle.call("model", "set_training_state", dict(state))
 
     def end_training(self) -> None:
         self._handle.call("model", "end_training")

@@ -23,7 +23,16 @@ from .wire import PipeClosed, read_message, write_message
 
 _METHODS = {
     "tokenizer": {"__call__", "decode"},
-    "model": {"__call__", "state_dict", "start_training", "train_step", "end_training"},
+    "model": {
+        "__call__",
+        "state_dict",
+        "load_state_dict",
+        "start_training",
+        "train_step",
+        "training_state",
+        "set_training_state",
+        "end_training",
+    },
 }
 
 

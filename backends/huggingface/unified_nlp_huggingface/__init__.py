@@ -158,6 +158,28 @@ class HFModel:
             out["head.bias"] = self.head.bias.detach().cpu().numpy().copy()
         return out
 
+    def _weight_tensors(self) -> dict[str, torch.Tensor]:
+        """The tensors `state_dict` reads, by the same names (the live ones, not copies)."""
+        out = {k: v for k, v in self.encoder.state_dict().items() if not k.endswith("position_ids")}
+        if self.mean:
+            out["head.weight"], out["head.bias"] = self.head.weight, self.head.bias
+        return out
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Set every weight from arrays named as `state_dict` gives them (all of them, same shapes)."""
+        own = self._weight_tensors()
+        missing, unknown = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unknown:
+            raise InvalidInputError(f"weights do not match the model: missing {missing[:3]}, unknown {unknown[:3]}")
+        with torch.no_grad():
+            for name, target in own.items():
+                value = np.asarray(state[name])
+                if tuple(value.shape) != tuple(target.shape):
+                    raise InvalidInputError(
+                        f"weight {name!r} has shape {list(value.shape)}, expected {list(target.shape)}"
+                    )
+                target.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
+
     # --- training: the core drives data order, schedule and progress -------
 
     def start_training(self, config: Mapping[str, Any]) -> None:
@@ -188,35 +210,87 @@ class HFModel:
             {"params": [p for n, p in named if no_decay(n)], "weight_decay": 0.0},
         ]
         self._optimizer = torch.optim.AdamW(groups, lr=0.0, betas=(0.9, 0.999), eps=1e-8)
+        self._named = named  # canonical names of the optimizer's parameters (its state is keyed by tensor)
         self._clip = float(config.get("max_grad_norm", 1.0))
+        self._pending = False  # gradients of micro-batches wait for their optimizer step
 
-    def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
+    def _loss(self, logits, label_ids: np.ndarray, example_weights: np.ndarray | None):
+        if self._multi_label:
+            target = torch.from_numpy(np.asarray(label_ids, np.float32))
+            if example_weights is None:
+                return torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+            losses = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=1)
+        else:
+            ids = torch.from_numpy(np.asarray(label_ids, np.int64))
+            if example_weights is None:
+                return torch.nn.functional.cross_entropy(logits, ids)
+            losses = torch.nn.functional.cross_entropy(logits, ids, reduction="none")
+        return (losses * torch.from_numpy(np.asarray(example_weights, np.float32))).sum()
+
+    def train_step(
+        self,
+        encoding: Encoding,
+        label_ids: np.ndarray,
+        learning_rate: float,
+        example_weights: np.ndarray | None = None,
+        apply: bool = True,
+    ) -> float:
+        """One micro-batch: the mean loss (or sum(example_weights * loss per text)), backward into
+        the summed gradients; with `apply`, the accumulated gradient is clipped and AdamW steps."""
         if self._optimizer is None:
             raise RuntimeError("start_training() must come before train_step()")
         with torch.enable_grad():
             logits, _, _ = self._logits(encoding)
-            if self._multi_label:
-                target = torch.from_numpy(np.asarray(label_ids, np.float32))
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
-            else:
-                loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(np.asarray(label_ids, np.int64)))
-            self._optimizer.zero_grad(
-                set_to_none=False
-            )  # reuse grad buffers: fresh 47 MB embedding grads each step cost page faults
+            loss = self._loss(logits, label_ids, example_weights)
+            if not self._pending:  # reuse grad buffers: fresh 47 MB embedding grads each step cost page faults
+                self._optimizer.zero_grad(set_to_none=False)
             loss.backward()
-            if self._clip > 0:
-                torch.nn.utils.clip_grad_norm_(
-                    [p for g in self._optimizer.param_groups for p in g["params"]], self._clip
-                )
-            for group in self._optimizer.param_groups:
-                group["lr"] = float(learning_rate)
-            self._optimizer.step()
+            self._pending = not apply
+            if apply:
+                if self._clip > 0:
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for g in self._optimizer.param_groups for p in g["params"]], self._clip
+                    )
+                for group in self._optimizer.param_groups:
+                    group["lr"] = float(learning_rate)
+                self._optimizer.step()
         return float(loss.detach())
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """AdamW's state by canonical parameter name (``exp_avg/NAME``, ``exp_avg_sq/NAME``,
+        ``step/NAME``) and torch's RNG (``rng/torch``, for dropout), as numpy."""
+        if self._optimizer is None:
+            raise RuntimeError("training_state() needs start_training() first")
+        out = {"rng/torch": torch.get_rng_state().numpy().copy()}
+        for name, p in self._named:
+            state = self._optimizer.state.get(p)
+            if state:
+                out[f"exp_avg/{name}"] = state["exp_avg"].detach().numpy().copy()
+                out[f"exp_avg_sq/{name}"] = state["exp_avg_sq"].detach().numpy().copy()
+                out[f"step/{name}"] = np.array([int(state["step"])], np.int64)  # [1]: safetensors keeps no 0-d
+        return out
+
+    def set_training_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """The inverse of `training_state`, after start_training()."""
+        if self._optimizer is None:
+            raise RuntimeError("set_training_state() needs start_training() first")
+        if "rng/torch" in state:
+            torch.set_rng_state(torch.from_numpy(np.asarray(state["rng/torch"], np.uint8).copy()))
+        for name, p in self._named:
+            if f"step/{name}" not in state:
+                self._optimizer.state.pop(p, None)
+                continue
+            self._optimizer.state[p] = {
+                "step": torch.tensor(float(np.ravel(state[f"step/{name}"])[0]), dtype=torch.float32),
+                "exp_avg": torch.from_numpy(np.array(state[f"exp_avg/{name}"], np.float32)).reshape(p.shape),
+                "exp_avg_sq": torch.from_numpy(np.array(state[f"exp_avg_sq/{name}"], np.float32)).reshape(p.shape),
+            }
 
     def end_training(self) -> None:
         if self._optimizer is not None:
             self._optimizer.zero_grad(set_to_none=True)  # free the gradient buffers
         self._optimizer = None
+        self._pending = False
         self.net.requires_grad_(True)
         self.net.eval()
 

@@ -26,6 +26,10 @@ from .training import AdamW
 _INPUTS = ("input_ids", "token_type_ids", "attention_mask")  # the order of the nets' forward arguments
 
 
+def _same(x: np.ndarray) -> np.ndarray:
+    return x
+
+
 def build(family: Family, config: Mapping[str, Any], pd_config: Mapping[str, Any], *, task: bool, source: Path):
     """A PaddleNLP model of `family` without random initialisation (every weight is set
     next), with transformers' numerics where PaddleNLP's construction differs."""
@@ -52,20 +56,37 @@ def _first(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def classification_loss(logits, labels: np.ndarray, n: int, num_labels: int, multi_label: bool):
+def classification_loss(
+    logits, labels: np.ndarray, n: int, num_labels: int, multi_label: bool, example_weights: np.ndarray | None = None
+):
     """The loss every family (and a native folder) trains with, after checking the targets:
-    mean binary cross-entropy over every element (multi-label), else mean cross-entropy."""
+    mean binary cross-entropy over every element (multi-label), else mean cross-entropy;
+    with `example_weights`, sum(weight * loss per text) (a text's multi-label loss: the mean
+    over its labels)."""
+    weights = None
+    if example_weights is not None:
+        weights = np.asarray(example_weights, dtype=np.float32)
+        if weights.shape != (n,) or not np.isfinite(weights).all():
+            raise InvalidInputError(f"example_weights must be {n} finite numbers")
+        weights = paddle.to_tensor(weights)
     if multi_label:
         target = np.asarray(labels, dtype=np.float32)
         if target.shape != (n, num_labels) or not np.isin(target, (0.0, 1.0)).all():
             raise InvalidInputError(f"multi-label targets must be 0/1 of shape [{n}, {num_labels}]")
-        return paddle.nn.functional.binary_cross_entropy_with_logits(logits, paddle.to_tensor(target), reduction="mean")
+        target = paddle.to_tensor(target)
+        if weights is None:
+            return paddle.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="mean")
+        losses = paddle.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(axis=1)
+        return (losses * weights).sum()
     ids = np.asarray(labels)
     integral = np.issubdtype(ids.dtype, np.integer) or (ids.size and np.array_equal(ids, np.round(ids)))
     if ids.shape != (n,) or not integral or (n and (ids.min() < 0 or ids.max() >= num_labels)):
         raise InvalidInputError(f"label_ids must be {n} integers in [0, {num_labels})")
-    ids = ids.astype(np.int64)
-    return paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(ids), reduction="mean")
+    ids = paddle.to_tensor(ids.astype(np.int64))
+    if weights is None:
+        return paddle.nn.functional.cross_entropy(logits, ids, reduction="mean")
+    losses = paddle.nn.functional.cross_entropy(logits, ids, reduction="none").reshape([-1])
+    return (losses * weights).sum()
 
 
 class _Native(paddle.nn.Layer):
@@ -163,6 +184,7 @@ class PaddleModel:
         self.model = model
         self.net.eval()
         self._canonical = {pd: hf for hf, pd, _ in self.rows}
+        self._transforms = {hf: fn for hf, _, fn in self.rows}
         self.max_positions = arch.position_limit(self.config)
         self.max_length = min(int(spec.get("max_length") or self.max_positions), self.max_positions)
         dims = arch.dims(self.config)
@@ -321,15 +343,63 @@ class PaddleModel:
             self._optimizer = AdamW(named, weight_decay=float(config.get("weight_decay", 0.01)))
             self._clip = float(config.get("max_grad_norm", 1.0))
 
-    def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
+    def train_step(
+        self,
+        encoding: Encoding,
+        label_ids: np.ndarray,
+        learning_rate: float,
+        example_weights: np.ndarray | None = None,
+        apply: bool = True,
+    ) -> float:
+        """One micro-batch: backward adds into the gradients (paddle sums them until cleared);
+        with `apply`, clipping of the summed gradient and the AdamW step, which clears them."""
         if self._optimizer is None:
             raise RuntimeError("start_training() must come before train_step()")
         with self._lock:
             logits, _, _ = self._run(encoding)
-            loss = classification_loss(logits, label_ids, encoding.num_texts, self.num_labels, self.multi_label)
+            loss = classification_loss(
+                logits, label_ids, encoding.num_texts, self.num_labels, self.multi_label, example_weights
+            )
             loss.backward()
-            self._optimizer.step(float(learning_rate), self._clip)
+            if apply:
+                self._optimizer.step(float(learning_rate), self._clip)
             return float(loss.numpy())
+
+    def _layout(self, name: str, value: np.ndarray) -> np.ndarray:
+        return self._transforms.get(name, _same)(value)  # transposes: their own inverse
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """AdamW's state by canonical parameter name, in the canonical (torch) layout."""
+        if self._optimizer is None:
+            raise RuntimeError("training_state() needs start_training() first")
+        with self._lock:
+            return self._optimizer.state(self._layout)
+
+    def set_training_state(self, state: Mapping[str, np.ndarray]) -> None:
+        if self._optimizer is None:
+            raise RuntimeError("set_training_state() needs start_training() first")
+        with self._lock:
+            try:
+                self._optimizer.load(state, self._layout)
+            except (ValueError, KeyError) as e:
+                raise InvalidInputError(f"the optimizer state does not fit this model: {e}") from None
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Set every weight from arrays named as `state_dict` gives them."""
+        with self._lock:
+            own = self.model.state_dict()
+            targets = {hf: (own[pd], fn) for hf, pd, fn in self.rows}
+            if not self.task:
+                targets["head.weight"] = (self.net.head_weight, _same)
+                targets["head.bias"] = (self.net.head_bias, _same)
+            missing, unknown = sorted(set(targets) - set(state)), sorted(set(state) - set(targets))
+            if missing or unknown:
+                raise InvalidInputError(f"weights do not match the model: missing {missing[:3]}, unknown {unknown[:3]}")
+            for name, (target, fn) in targets.items():
+                value = np.ascontiguousarray(fn(np.asarray(state[name], np.float32)))
+                if list(value.shape) != list(target.shape):
+                    raise InvalidInputError(f"weight {name!r} has shape {list(np.shape(state[name]))}")
+                target.set_value(value)
 
     def end_training(self) -> None:
         with self._lock:

@@ -171,7 +171,15 @@ class NativeModel:
             self._optimizer = AdamW(decay_names, weight_decay=float(config.get("weight_decay", 0.01)))
             self._clip = float(config.get("max_grad_norm", 1.0))
 
-    def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
+    def train_step(
+        self,
+        encoding: Encoding,
+        label_ids: np.ndarray,
+        learning_rate: float,
+        example_weights: np.ndarray | None = None,
+        apply: bool = True,
+    ) -> float:
+        """One micro-batch, as PaddleModel.train_step."""
         if self._optimizer is None:
             raise RuntimeError("start_training() must come before train_step()")
         with self._lock:
@@ -179,10 +187,42 @@ class NativeModel:
                 input_ids=paddle.to_tensor(encoding.input_ids), attention_mask=paddle.to_tensor(encoding.attention_mask)
             )
             logits = out[0] if isinstance(out, (tuple, list)) else out
-            loss = classification_loss(logits, label_ids, encoding.num_texts, self.num_labels, self.multi_label)
+            loss = classification_loss(
+                logits, label_ids, encoding.num_texts, self.num_labels, self.multi_label, example_weights
+            )
             loss.backward()
-            self._optimizer.step(float(learning_rate), self._clip)
+            if apply:
+                self._optimizer.step(float(learning_rate), self._clip)
             return float(loss.numpy())
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """AdamW's state by PaddleNLP parameter name (ERNIE-M has no transformers names)."""
+        if self._optimizer is None:
+            raise RuntimeError("training_state() needs start_training() first")
+        with self._lock:
+            return self._optimizer.state(lambda name, value: value)
+
+    def set_training_state(self, state: Mapping[str, np.ndarray]) -> None:
+        if self._optimizer is None:
+            raise RuntimeError("set_training_state() needs start_training() first")
+        with self._lock:
+            try:
+                self._optimizer.load(state, lambda name, value: value)
+            except (ValueError, KeyError) as e:
+                raise InvalidInputError(f"the optimizer state does not fit this model: {e}") from None
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Set every weight from arrays named as `state_dict` gives them."""
+        with self._lock:
+            own = self.model.state_dict()
+            missing, unknown = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+            if missing or unknown:
+                raise InvalidInputError(f"weights do not match the model: missing {missing[:3]}, unknown {unknown[:3]}")
+            for name, target in own.items():
+                value = np.asarray(state[name], dtype=target.numpy().dtype)
+                if list(value.shape) != list(target.shape):
+                    raise InvalidInputError(f"weight {name!r} has shape {list(value.shape)}")
+                target.set_value(value)
 
     def end_training(self) -> None:
         with self._lock:

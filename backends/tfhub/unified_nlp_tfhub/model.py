@@ -30,7 +30,7 @@ from unified_nlp.weights import load_file
 from ._tf import tf
 from .encoder import INPUT_KEYS
 from .savedmodel import EncoderCall, load_saved_model
-from .weight_map import bert_layout, tf_to_hf, weight_rows
+from .weight_map import TRANSFORMS, bert_layout, tf_to_hf, weight_rows
 
 _IDS = tf.TensorSpec([None, None], tf.int64)  # [batch, seq] of any size: traced once, never per shape
 MULTI_LABEL = "multi_label_classification"
@@ -58,6 +58,65 @@ def dense_gradients(tape, loss, variables) -> list:
         tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
         for g, v in zip(tape.gradient(loss, variables), variables)
     ]
+
+
+def weighted_loss(logits, labels, weights, multi: bool):
+    """sum(weights * loss per text); a text's multi-label loss is the mean over its labels."""
+    if multi:
+        losses = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits), axis=1)
+    else:
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    return tf.reduce_sum(losses * weights)
+
+
+class GradientSum:
+    """Gradient accumulation: gradients of micro-batches summed in variables, then one clipped
+    AdamW step on the sum (clipping applies to the accumulated gradient, as in torch)."""
+
+    def __init__(self, variables: list, optimizer, clip: float) -> None:
+        from .adamw import clip_by_global_norm
+
+        self.sums = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.pending = False
+
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.float64)])
+        def apply(learning_rate):
+            optimizer.apply(clip_by_global_norm([tf.convert_to_tensor(s) for s in self.sums], clip), learning_rate)
+            for s in self.sums:
+                s.assign(tf.zeros_like(s))
+
+        self.apply = apply
+
+    def add(self, grads) -> None:
+        for s, g in zip(self.sums, grads):
+            s.assign_add(g)
+
+
+def optimizer_state(optimizer, names: list[str], to_canonical) -> dict[str, np.ndarray]:
+    """AdamW's moments by canonical name (``exp_avg/NAME``...), in the canonical layout."""
+    step = int(optimizer.step.numpy())
+    out: dict[str, np.ndarray] = {}
+    if step == 0:
+        return out
+    for name, m, v in zip(names, optimizer.m, optimizer.v):
+        out[f"exp_avg/{name}"] = np.ascontiguousarray(to_canonical(name, m.numpy()))
+        out[f"exp_avg_sq/{name}"] = np.ascontiguousarray(to_canonical(name, v.numpy()))
+        out[f"step/{name}"] = np.array([step], np.int64)  # [1]: safetensors keeps no 0-d
+    return out
+
+
+def set_optimizer_state(optimizer, names: list[str], state: Mapping[str, np.ndarray], to_tf) -> None:
+    """The inverse of optimizer_state (one step count for all: this AdamW keeps one)."""
+    steps = {int(np.ravel(state[f"step/{n}"])[0]) for n in names if f"step/{n}" in state}
+    if len(steps) > 1:
+        raise InvalidInputError(f"the optimizer state holds different step counts {sorted(steps)}")
+    step = steps.pop() if steps else 0
+    for name, m, v in zip(names, optimizer.m, optimizer.v):
+        if step and f"exp_avg/{name}" not in state:
+            raise InvalidInputError(f"the optimizer state has no moments for {name!r}")
+        m.assign(to_tf(name, state[f"exp_avg/{name}"]) if step else tf.zeros_like(m))
+        v.assign(to_tf(name, state[f"exp_avg_sq/{name}"]) if step else tf.zeros_like(v))
+    optimizer.step.assign(step)
 
 
 def _linear(x, weight, bias):  # weight [out, in], as torch's Linear
@@ -129,7 +188,7 @@ class TFHubModel:
         self._canonical = self._canonical_names()
         self.max_positions = self._max_positions()
         self._infer = tf.function(self._forward, autograph=False, input_signature=[_IDS, _IDS, _IDS])
-        self._train_step = None
+        self._train_step = self._optimizer = None
         self._training_lock = threading.Lock()
 
     # --- construction ---------------------------------------------------------------
@@ -239,6 +298,31 @@ class TFHubModel:
         out.update({k: v.numpy().copy() for k, v in self._head.items()})
         return out
 
+    def _layouts(self) -> dict[str, tuple[str, str]]:
+        """TF variable name -> (canonical name, transform name of weight_map.TRANSFORMS)."""
+        if not self._canonical:
+            return {}
+        prefix = "" if self.kind == "mean" else self.arch.prefix + "."
+        return {t: (prefix + hf, how) for hf, t, how in weight_rows(self.model_type, self.config)}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Set every weight from arrays named as `state_dict` gives them."""
+        own = set(self.state_dict())  # and the same refusal for an encoder that is not named as ours
+        missing, unknown = sorted(own - set(state)), sorted(set(state) - own)
+        if missing or unknown:
+            raise InvalidInputError(f"weights do not match the model: missing {missing[:3]}, unknown {unknown[:3]}")
+        heads = self.arch.dims(self.config)["heads"]
+        by_tf = {_variable_name(v): v for v in self._variables}
+        for tf_name, (name, how) in self._layouts().items():
+            value = TRANSFORMS[how].to_tf(np.asarray(state[name], np.float32), heads)
+            if tuple(value.shape) != tuple(by_tf[tf_name].shape):
+                raise InvalidInputError(f"weight {name!r} has shape {list(np.shape(state[name]))}")
+            by_tf[tf_name].assign(value)
+        for name, v in self._head.items():
+            if tuple(np.shape(state[name])) != tuple(v.shape):
+                raise InvalidInputError(f"weight {name!r} has shape {list(np.shape(state[name]))}")
+            v.assign(np.asarray(state[name], np.float32))
+
     # --- training: the core drives data order, schedule and progress -------
 
     def start_training(self, config: Mapping[str, Any]) -> None:
@@ -271,20 +355,79 @@ class TFHubModel:
             optimizer.apply(clip_by_global_norm(dense_gradients(tape, loss, variables), clip), learning_rate)
             return loss
 
-        self._optimizer, self._train_step, self._multi = optimizer, step, multi
+        def accumulate(ids, mask, types, labels, weights):
+            with tf.GradientTape() as tape:
+                logits, _, _ = self._forward(ids, mask, types)
+                loss = weighted_loss(logits, labels, weights, multi)
+            self._sum.add(dense_gradients(tape, loss, variables))
+            return loss
 
-    def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
+        self._accumulate = tf.function(
+            accumulate,
+            autograph=False,
+            input_signature=[_IDS, _IDS, _IDS, labels_spec, tf.TensorSpec([None], tf.float32)],
+        )
+        self._sum: GradientSum | None = None  # made on the first weighted or accumulated step
+        self._optimizer, self._train_step, self._multi, self._clip = optimizer, step, multi, clip
+        self._param_names = [name for name, _ in params]
+
+    def train_step(
+        self,
+        encoding: Encoding,
+        label_ids: np.ndarray,
+        learning_rate: float,
+        example_weights: np.ndarray | None = None,
+        apply: bool = True,
+    ) -> float:
+        """One micro-batch (see the huggingface adapter): the mean loss in one compiled step, or
+        sum(example_weights * loss per text) into summed gradients, stepped when `apply`."""
         if self._train_step is None:
             raise RuntimeError("start_training() must come before train_step()")
         self._check(encoding)
         labels = np.asarray(label_ids, np.float32 if self._multi else np.int64)
+        inputs = [tf.constant(encoding[k]) for k in ("input_ids", "attention_mask", "token_type_ids")]
+        rate = tf.constant(float(learning_rate), tf.float64)
         with self._training_lock:
-            loss = self._train_step(
-                *(tf.constant(encoding[k]) for k in ("input_ids", "attention_mask", "token_type_ids")),
-                tf.constant(labels),
-                tf.constant(float(learning_rate), tf.float64),
-            )
+            if example_weights is None and apply and (self._sum is None or not self._sum.pending):
+                loss = self._train_step(*inputs, tf.constant(labels), rate)
+                return float(loss.numpy())
+            if self._sum is None:
+                self._sum = GradientSum([v for v in self._optimizer.params], self._optimizer, self._clip)
+            if example_weights is None:
+                example_weights = np.full(encoding.num_texts, 1.0 / max(1, encoding.num_texts))
+            loss = self._accumulate(*inputs, tf.constant(labels), tf.constant(np.asarray(example_weights, np.float32)))
+            self._sum.pending = not apply
+            if apply:
+                self._sum.apply(rate)
         return float(loss.numpy())
 
+    def _to_canonical(self, name: str, value: np.ndarray) -> np.ndarray:
+        layout = self._tf_layout.get(name)
+        return value if layout is None else TRANSFORMS[layout].to_hf(value, self._heads)
+
+    def _to_tf(self, name: str, value: np.ndarray) -> np.ndarray:
+        layout = self._tf_layout.get(name)
+        value = np.asarray(value, np.float32)
+        return value if layout is None else TRANSFORMS[layout].to_tf(value, self._heads)
+
+    @property
+    def _tf_layout(self) -> dict[str, str]:  # canonical name -> transform, for encoder variables
+        return {name: how for name, how in self._layouts().values()}
+
+    @property
+    def _heads(self) -> int:
+        return self.arch.dims(self.config)["heads"] if self.config else 1
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """AdamW's state by canonical parameter name and layout (see the huggingface adapter)."""
+        if self._optimizer is None:
+            raise RuntimeError("training_state() needs start_training() first")
+        return optimizer_state(self._optimizer, self._param_names, self._to_canonical)
+
+    def set_training_state(self, state: Mapping[str, np.ndarray]) -> None:
+        if self._optimizer is None:
+            raise RuntimeError("set_training_state() needs start_training() first")
+        set_optimizer_state(self._optimizer, self._param_names, state, self._to_tf)
+
     def end_training(self) -> None:
-        self._optimizer, self._train_step = None, None
+        self._optimizer, self._train_step, self._sum = None, None, None

@@ -19,7 +19,7 @@ from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.training import no_decay
 
 from ._tf import tf
-from .model import classification_loss, dense_gradients
+from .model import GradientSum, classification_loss, dense_gradients, weighted_loss
 from .strings import decode_strings
 
 MULTI_LABEL = "multi_label_classification"
@@ -134,19 +134,47 @@ class StringsModel:
             optimizer.apply(clip_by_global_norm(dense_gradients(tape, loss, variables), clip), learning_rate)
             return loss
 
-        self._optimizer, self._train_step, self._multi = optimizer, step, multi
+        def accumulate(strings, labels, weights):
+            with tf.GradientTape() as tape:
+                logits, _ = self._forward(strings)
+                loss = weighted_loss(logits, labels, weights, multi)
+            self._sum.add(dense_gradients(tape, loss, variables))
+            return loss
 
-    def train_step(self, encoding: Encoding, label_ids: np.ndarray, learning_rate: float) -> float:
+        self._accumulate = tf.function(
+            accumulate,
+            autograph=False,
+            input_signature=[tf.TensorSpec([None], tf.string), labels_spec, tf.TensorSpec([None], tf.float32)],
+        )
+        self._sum: GradientSum | None = None
+        self._optimizer, self._train_step, self._multi, self._clip = optimizer, step, multi, clip
+
+    def train_step(
+        self,
+        encoding: Encoding,
+        label_ids: np.ndarray,
+        learning_rate: float,
+        example_weights: np.ndarray | None = None,
+        apply: bool = True,
+    ) -> float:
+        """One micro-batch, as TFHubModel.train_step."""
         if self._train_step is None:
             raise RuntimeError("start_training() must come before train_step()")
-        labels = np.asarray(label_ids, np.float32 if self._multi else np.int64)
+        labels = tf.constant(np.asarray(label_ids, np.float32 if self._multi else np.int64))
+        strings = tf.constant(decode_strings(encoding), tf.string)
+        rate = tf.constant(float(learning_rate), tf.float64)
         with self._lock:
-            loss = self._train_step(
-                tf.constant(decode_strings(encoding), tf.string),
-                tf.constant(labels),
-                tf.constant(float(learning_rate), tf.float64),
-            )
+            if example_weights is None and apply and (self._sum is None or not self._sum.pending):
+                return float(self._train_step(strings, labels, rate).numpy())
+            if self._sum is None:
+                self._sum = GradientSum(list(self._optimizer.params), self._optimizer, self._clip)
+            if example_weights is None:
+                example_weights = np.full(encoding.num_texts, 1.0 / max(1, encoding.num_texts))
+            loss = self._accumulate(strings, labels, tf.constant(np.asarray(example_weights, np.float32)))
+            self._sum.pending = not apply
+            if apply:
+                self._sum.apply(rate)
         return float(loss.numpy())
 
     def end_training(self) -> None:
-        self._optimizer, self._train_step = None, None
+        self._optimizer, self._train_step, self._sum = None, None, None
