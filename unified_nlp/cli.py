@@ -5,7 +5,7 @@
     unified-nlp classify --input FILE --output FILE [--text-column C] [--engine local|ray] [--on-error skip]
     unified-nlp convert --to B SRC OUT
     unified-nlp compare --backends huggingface,tfhub [--texts FILE]
-    unified-nlp fit --backend B --train FILE --validation FILE --out DIR
+    unified-nlp fit --backend B --train FILE --validation FILE --out DIR [--early-stopping loss --keep-best --plot P]
     unified-nlp evaluate --backend B --model M --data FILE
     unified-nlp inspect PATH [--preprocessor DIR] [--json]
     unified-nlp bench [--backends ...] [--quick]
@@ -218,6 +218,27 @@ def _for(clf, data):
     return texts, [[x.strip() for x in str(label).split(",") if x.strip()] for label in labels]
 
 
+def _class_weight(text: str | None):
+    """--class-weight: 'balanced', or 'LABEL=WEIGHT,LABEL=WEIGHT' (checked against the labels by fit)."""
+    if text is None or text == "balanced":
+        return text
+    out = {}
+    for item in text.split(","):
+        label, sep, weight = item.rpartition("=")
+        try:
+            out[label.strip()] = float(weight)
+        except ValueError:
+            sep = ""
+        if not sep or not label.strip():
+            raise InvalidInputError(f"--class-weight: expected 'balanced' or LABEL=WEIGHT,..., got {item!r}")
+    return out
+
+
+def _eval_every(text: str):
+    """argparse type of --eval-every: 'epoch' or a positive number of steps."""
+    return text if text == "epoch" else _positive(text)
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from .api import load_classifier
     from .weights import check_writable
@@ -226,7 +247,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     problem = "multi_label_classification" if args.multi_label else None
     train = _labelled(args.train, args.max_rows, pairs=args.pairs)
     validation = _labelled(args.validation, pairs=args.pairs) if args.validation else None
+    class_weight = _class_weight(args.class_weight)
     check_writable(args.out)  # before training, not after it
+    for path in (args.plot, args.history_csv):
+        if path:
+            check_writable(Path(path).absolute().parent)
     clf = load_classifier(
         args.model,
         backend=args.backend,
@@ -235,6 +260,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
         num_threads=args.threads,
         **_model_options(args),
     )
+    if isinstance(class_weight, dict):  # a label given by its index: "0=2.5"
+        class_weight = {int(k) if k not in clf.labels and k.isdigit() else k: v for k, v in class_weight.items()}
+    early_stopping = None
+    if args.early_stopping:
+        early_stopping = {"metric": args.early_stopping, "patience": args.patience, "min_delta": args.min_delta}
     (texts, labels), validation = _for(clf, train), _for(clf, validation)
     history = clf.fit(
         texts,
@@ -243,11 +273,33 @@ def cmd_fit(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        schedule=args.schedule,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm,
+        dropout=args.dropout,
         freeze_encoder=args.freeze_encoder,
         seed=args.seed,
+        max_length=args.max_length,
+        gradient_accumulation=args.gradient_accumulation,
+        class_weight=class_weight,
+        eval_every=args.eval_every,
+        early_stopping=early_stopping,
+        keep_best=args.keep_best,
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
     )
     clf.save(args.out)
-    summary = {k: history[k] for k in ("steps", "seconds", "texts_per_second", "epoch_loss", "val_accuracy")}
+    if args.history_csv or args.plot:
+        from .fit_report import plot, write_csv
+
+        if args.history_csv:
+            write_csv(history, args.history_csv)
+        if args.plot:
+            plot(history, args.plot, title=f"fit on {clf.backend}")
+    keys = ("steps", "seconds", "texts_per_second", "epoch_loss", "val_accuracy", "best", "stopped_early")
+    summary = {k: history[k] for k in (*keys, "restored_best", "resumed_from")}
     print(json.dumps({"out": args.out, **summary}, indent=2))
     return 0
 
@@ -481,12 +533,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
     p.add_argument("--model", default="default", help="the model to start from: " + MODEL_HELP)
     p.add_argument("--train", required=True, help="training TSV: sentence<TAB>label, optional header")
-    p.add_argument("--validation", help="a TSV like --train, evaluated after each epoch")
+    p.add_argument("--validation", help="a TSV like --train, evaluated every --eval-every")
     p.add_argument("--out", required=True, help="folder for the trained model (canonical format)")
     p.add_argument("--labels", help="comma-separated label names for a fresh head")
     p.add_argument("--epochs", type=_positive, default=1, help="passes over the training set")
     p.add_argument("--batch-size", type=_positive, default=32, help="texts per optimisation step")
-    p.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (AdamW, linear warm-up/decay)")
+    p.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate of AdamW")
+    p.add_argument(
+        "--schedule",
+        choices=("linear", "cosine", "constant"),
+        default="linear",
+        help="after the linear warm-up: linear or cosine decay to 0, or constant (default linear)",
+    )
+    p.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps spent warming up")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's decoupled weight decay")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, help="clip the gradient to this global norm (0: off)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout while training (0 keeps backends identical)")
+    p.add_argument("--max-length", type=_positive, help="tokens per training text (default: the model's maximum)")
+    p.add_argument(
+        "--gradient-accumulation", type=_positive, default=1, help="micro-batches per optimizer step (default 1)"
+    )
+    p.add_argument(
+        "--class-weight", help="'balanced', or LABEL=WEIGHT,... (weighted cross-entropy; other labels weigh 1)"
+    )
+    p.add_argument(
+        "--eval-every", type=_eval_every, default="epoch", help="evaluate --validation every N steps, or 'epoch'"
+    )
+    p.add_argument(
+        "--early-stopping",
+        metavar="METRIC",
+        help="stop when this validation metric (loss, accuracy, macro_f1, micro_f1) stops improving",
+    )
+    p.add_argument("--patience", type=int, default=1, help="evaluations without improvement before stopping")
+    p.add_argument("--min-delta", type=float, default=0.0, help="the least change that counts as an improvement")
+    p.add_argument("--keep-best", action="store_true", help="end with the weights of the best evaluation")
+    p.add_argument("--checkpoint-dir", help="folder for training checkpoints (the newest is kept)")
+    p.add_argument("--checkpoint-every", type=_positive, help="write a checkpoint every N optimizer steps")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir (same options)"
+    )
+    p.add_argument("--plot", help="write the loss and validation curves to this PNG")
+    p.add_argument("--history-csv", help="write the history to this CSV (one row per step)")
     p.add_argument("--max-rows", type=int, help="use only the first N training rows")
     p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
     p.add_argument("--seed", type=int, default=0, help="data order")
