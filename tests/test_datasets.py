@@ -336,3 +336,13 @@ def test_a_multi_label_head_writes_sigmoids_and_every_label_at_the_threshold(tmp
     want = [",".join(p.label for p in found) for found in clf.predict(texts)]
     assert got["label"] == want and len(set(want)) > 1  # the rows do not all get one label set
     assert np.abs(np.array(got["score"]) - probs.max(axis=1)).max() <= 1e-6
+
+
+def test_a_first_part_of_bad_rows_only_still_assembles_into_parquet(tmp_path, hf):
+    texts = [None, 7, "a wonderful film", "dull and long", None]  # chunk 0 (rows 0-1) and chunk 2 are all bad
+    source = write_input(tmp_path / "in.jsonl", {"text": texts})
+    out = tmp_path / "out.parquet"
+    summary = un.classify_dataset(source, out, model=hf, chunk_rows=2, on_error="skip")
+    assert (summary["parts"], summary["written"], summary["errors"]) == (3, 2, 3)
+    got = read_output(out)
+    assert got["row"] == [2, 3] and got["label"] == [p.label for p in hf.predict(texts[2:4])]

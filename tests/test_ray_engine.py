@@ -5,17 +5,24 @@ Ray missing is a skip, or a failure where $UNIFIED_NLP_REQUIRE_BACKENDS lists "r
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REQUIRED, default_classifier, require
+from tests.conftest import REPO, REQUIRED, default_classifier, require
 
 if importlib.util.find_spec("ray") is None or importlib.util.find_spec("pyarrow") is None:
     if "ray" in REQUIRED:
@@ -86,7 +93,7 @@ def test_same_output_as_the_local_engine(cluster, sst2_parquet, tmp_path, backen
     assert a.column("label").to_pylist() == b.column("label").to_pylist()
     for name in a.column_names[2:]:
         assert np.abs(a.column(name).to_numpy() - b.column(name).to_numpy()).max() <= 1e-6, name
-    assert not (tmp_path / "ray.parquet.ray-parts").exists()
+    assert not (tmp_path / "ray.parquet.parts").exists()
     if backend == "paddlenlp":  # the actors' Paddle workers ended with the actors (this process's own may stay)
         side.join(5)
         assert seen, "no Paddle worker of an actor was seen during the run"
@@ -132,7 +139,7 @@ def _actor_pids() -> set[int]:
 def test_an_actor_killed_mid_run_is_restarted_and_every_row_lands_once(cluster, sst2_parquet, tmp_path):
     require("huggingface")
     out = tmp_path / "ray.parquet"
-    parts = tmp_path / "ray.parquet.ray-parts"
+    parts = tmp_path / "ray.parquet.parts"
     killed: list[int] = []
 
     def kill_after_first_part():
@@ -241,3 +248,172 @@ def test_cli_engine_ray_with_num_actors(cluster, tmp_path, capsys):
     assert summary["engine"] == "ray" and summary["actors"] == 1 and summary["rows"] == 2
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [(r["id"], r["label"]) for r in rows] == [("007", "POSITIVE"), ("008", "NEGATIVE")]
+
+
+# Resume: the local engine's parts folder and manifest, on a killed driver and across engines.
+
+
+def _manifest(folder):
+    try:
+        return json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {"parts": {}}
+
+
+def _cmdline(proc) -> list[str]:
+    import psutil
+
+    try:
+        return [proc.name(), *proc.cmdline()]
+    except psutil.Error:
+        return []
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def test_a_killed_driver_resumes_from_its_finished_parts(cluster, sst2_parquet, tmp_path):
+    """SIGKILL of a driver that started its own cluster; the rerun (here, on the test's
+    cluster) keeps the listed parts, classifies the rest, writes every row once."""
+    import psutil
+
+    require("huggingface")
+    out, folder = tmp_path / "preds.parquet", tmp_path / "preds.parquet.parts"
+    args = dict(text_column="sentence", chunk_rows=20, batch_size=8, engine="ray", num_actors=1, num_threads=1)
+    code = f"import unified_nlp as un; un.classify_dataset({str(sst2_parquet)!r}, {str(out)!r}, **{args!r})"
+    env = {**os.environ, "UNIFIED_NLP_PROGRESS": "0"}
+    log = tmp_path / "driver.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)
+    cluster_procs: list = []
+    try:
+        deadline = time.monotonic() + 150
+        while not _manifest(folder)["parts"] and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cluster_procs = _descendants(proc.pid)  # the Ray cluster this driver started
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, log.read_text(errors="replace")
+        # Ray's dashboard and runtime-env agents may linger (ended below); the cluster itself must go
+        agents = ("DashboardAgent", "RuntimeEnvAgent", "dashboard/agent.py", "runtime_env/agent/main.py")
+        core = [p for p in cluster_procs if not any(a in " ".join(_cmdline(p)) for a in agents)]
+        _, alive = psutil.wait_procs(core, timeout=30)
+        assert not alive, (
+            f"the killed driver's Ray processes outlived it: {[' '.join(_cmdline(p))[:80] for p in alive]}"
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in cluster_procs:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+    finished = _manifest(folder)["parts"]
+    assert 1 <= len(finished) < ROWS // 20 and not out.exists(), finished
+    first = folder / finished["0"]["file"]  # mark a finished part: a redone part would lose the mark
+    table = pq.read_table(first)
+    pq.write_table(table.set_column(1, "label", pa.array(["KEPT"] * table.num_rows)), first)
+
+    summary = un.classify_dataset(sst2_parquet, out, **args)
+    done_rows = sum(p["rows"][1] - p["rows"][0] for p in finished.values())
+    assert summary["parts_reused"] == len(finished) and summary["rows_classified"] == ROWS - done_rows
+    assert (summary["rows"], summary["written"], summary["parts"]) == (ROWS, ROWS, ROWS // 20)
+    got = pq.read_table(out)
+    assert got.column("row").to_pylist() == list(range(ROWS))  # every row exactly once, in order
+    expected = pq.read_table(_expected(sst2_parquet, tmp_path))
+    labels = got.column("label").to_pylist()
+    assert labels[:20] == ["KEPT"] * 20 and labels[20:] == expected.column("label").to_pylist()[20:]
+    for name in got.column_names[2:]:
+        assert np.abs(got.column(name).to_numpy() - expected.column(name).to_numpy()).max() <= 1e-6, name
+    assert not folder.exists()
+
+
+def test_parts_of_one_engine_are_finished_by_the_other(cluster, tmp_path):
+    require("huggingface")
+    texts = [f"{w} film number {i}" for i, w in enumerate(["a wonderful", "a dull", "a moving", "a tedious"] * 3)]
+    rows = [{"id": f"x{i}", "text": None if i == 9 else t} for i, t in enumerate(texts)]  # row 9 (chunk 2) is bad
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    clf = default_classifier("huggingface")
+    want = clf.predict_proba([t for i, t in enumerate(texts) if i != 9])
+    for first, second in [("ray", "local"), ("local", "ray")]:
+        out = tmp_path / f"{first}-then-{second}.csv"
+        with pytest.raises(InvalidInputError, match=r"row with id='x9'"):
+            un.classify_dataset(path, out, id_column="id", chunk_rows=4, engine=first)
+        assert sorted(_manifest(tmp_path / f"{out.name}.parts")["parts"]) == ["0", "1"], first  # rows 0-7
+        with pytest.raises(InvalidInputError, match=r"different chunk_rows.*--no-resume"):
+            un.classify_dataset(path, out, id_column="id", chunk_rows=5, engine=second, on_error="skip")
+        summary = un.classify_dataset(path, out, id_column="id", chunk_rows=4, engine=second, on_error="skip")
+        assert (summary["engine"], summary["parts_reused"], summary["rows_classified"]) == (second, 2, 4)
+        assert (summary["rows"], summary["written"], summary["errors"]) == (12, 11, 1)
+        table = pa.csv.read_csv(out, convert_options=pa.csv.ConvertOptions(column_types={"id": pa.string()}))
+        assert table.column("id").to_pylist() == [f"x{i}" for i in range(12) if i != 9]
+        assert np.abs(table.column("prob_POSITIVE").to_numpy() - want[:, 1]).max() <= 1e-6
+        errors = (tmp_path / f"{out.name}.errors.jsonl").read_text().splitlines()
+        assert [json.loads(e) for e in errors] == [{"id": "x9", "reason": "column 'text' is None"}]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_address_joins_a_running_cluster_and_leaves_it_up(cluster, sst2_parquet, tmp_path):
+    """A cluster of its own (`ray start --head --block`, its own temp dir, so no other Ray
+    on this machine sees it); stopped by ending that one command, which ends its processes."""
+    import psutil
+
+    require("huggingface")
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    port = _free_port()
+    temp = Path(tempfile.mkdtemp(prefix="ray-"))  # short: Ray's socket paths under it must stay < 108 bytes
+    with open(tmp_path / "head.log", "wb") as log:
+        head = subprocess.Popen(
+            [ray_cli, "start", "--head", "--block", "--num-cpus", "2", "--port", str(port), "--node-ip-address",
+             "127.0.0.1", "--disable-usage-stats", "--include-dashboard", "false", "--temp-dir", str(temp)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    head_procs: list = []
+    try:
+        deadline = time.monotonic() + 60
+        while not (temp / "ray_current_cluster").exists() and head.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # written once the head node is up
+        up = head.poll() is None and (temp / "ray_current_cluster").exists()
+        assert up, "ray start --head did not come up: " + (tmp_path / "head.log").read_text(errors="replace")
+        head_procs = _descendants(head.pid)
+        out = tmp_path / "out.jsonl"
+        result = subprocess.run(
+            [sys.executable, "-m", "unified_nlp.cli", "classify", "--input", str(sst2_parquet), "--output", str(out),
+             "--text-column", "sentence", "--chunk-rows", "60", "--engine", "ray", "--address", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, cwd=REPO, timeout=240,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert (summary["engine"], summary["address"], summary["actors"]) == ("ray", f"127.0.0.1:{port}", 1)
+        assert summary["rows"] == summary["written"] == ROWS
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        expected = pq.read_table(_expected(sst2_parquet, tmp_path))
+        assert [r["row"] for r in rows] == list(range(ROWS))
+        assert [r["label"] for r in rows] == expected.column("label").to_pylist()
+        # the joined cluster is still up and answers
+        assert head.poll() is None and all(p.is_running() for p in head_procs)
+        status = subprocess.run([ray_cli, "status", "--address", f"127.0.0.1:{port}"], capture_output=True, text=True)
+        assert status.returncode == 0 and "2.0 CPU" in status.stdout, status.stdout + status.stderr
+    finally:
+        head.terminate()  # `ray start --block` ends the processes it started on SIGTERM (`ray stop` would end every Ray)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+        _, alive = psutil.wait_procs(head_procs, timeout=30)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        shutil.rmtree(temp, ignore_errors=True)
+    assert not alive, f"processes of the stopped head outlived it: {[p.pid for p in alive]}"

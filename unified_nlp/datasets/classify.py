@@ -46,17 +46,19 @@ def classify_dataset(
     The output (its format from its suffix: .parquet, .jsonl, .csv, .tsv) has the
     input's `id_column` (or ``row``, the 0-based row number), ``label``, ``score`` and
     ``prob_<label>`` per label; see `unified_nlp.datasets.rows`. The local engine
-    streams `chunk_rows` rows at a time (bounded memory), writes each chunk as a part
-    of ``<output>.parts/`` and, with `resume`, a rerun after a crash or Ctrl-C goes on
-    from the finished parts. ``on_error="raise"`` stops at the first bad row (None,
-    not a string, not UTF-8) naming it; ``"skip"`` writes bad rows, with their id and
-    the reason, to ``<output>.errors.jsonl``. ``engine="ray"`` runs on Ray Data
+    streams `chunk_rows` rows at a time (bounded memory); both engines write each chunk
+    of `chunk_rows` input rows as a part of ``<output>.parts/`` and, with `resume`, a
+    rerun after a crash, SIGKILL or Ctrl-C goes on from the finished parts, whichever
+    engine wrote them (a Ray Dataset input never resumes). ``on_error="raise"`` stops
+    at the first bad row (None, not a string, not UTF-8) naming it; ``"skip"`` writes
+    bad rows, with their id and the reason, to ``<output>.errors.jsonl``. ``engine="ray"`` runs on Ray Data
     (`address` joins a cluster; `input` may then be a Ray Dataset). `model` is a
     name or folder for `load_classifier` (other keyword options go there too, e.g.
     ``preprocessor=``), or, on the local engine, an already loaded TextClassifier.
 
-    Returns a summary: ``rows``, ``written``, ``errors``, ``errors_file``, ``seconds``,
-    ``rows_per_s``, ``output``.
+    Returns a summary: ``rows``, ``written``, ``errors``, ``errors_file``, ``parts``,
+    ``parts_reused``, ``rows_classified`` (in this run), ``seconds``, ``rows_per_s``,
+    ``output``, ``engine``.
 
     >>> import unified_nlp as un
     >>> un.classify_dataset("reviews.parquet", "preds.parquet", text_column="review")  # doctest: +SKIP
@@ -100,7 +102,6 @@ def classify_dataset(
         )
     from ..api import load_classifier
     from ..classifier import TextClassifier
-    from ..registry import canonical_name
     from . import io, local
 
     output = Path(output).absolute()
@@ -114,11 +115,7 @@ def classify_dataset(
         model_key = {"model": str(clf.source), "backend": clf.backend, "labels": list(clf.labels)}
         load = lambda: clf  # noqa: E731
     else:
-        model_key = {
-            "model": str(model),
-            "backend": canonical_name(backend),
-            "options": {k: str(v) for k, v in options.items()},
-        }
+        model_key = local.named_model_key(model, backend, options)
         load = lambda: load_classifier(model, backend=backend, num_threads=num_threads, **options)  # noqa: E731
     return local.run(
         reader,

@@ -247,7 +247,10 @@ def assemble(parts: Sequence[Path], fmt: str, output: Path) -> None:
             import pyarrow.parquet as pq
 
             writer = None
-            for part in parts:
+            # a part of bad rows only has no rows and untyped (null) columns: it adds nothing
+            # and must not set the schema (later ids, labels would not cast to null)
+            rows = [pq.ParquetFile(part).metadata.num_rows for part in parts]
+            for part in [p for p, n in zip(parts, rows) if n] or parts[:1]:
                 table = pq.read_table(part)
                 if writer is None:
                     writer = pq.ParquetWriter(f, table.schema)

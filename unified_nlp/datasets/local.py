@@ -8,6 +8,12 @@ is redone and no row is written twice (a part written but not yet listed is
 simply written again, atomically, under the same name). The manifest records the
 input (path, size, mtime), the model, backend, columns and chunk size; a rerun
 with any of them different refuses, and ``resume=False`` starts over.
+
+The Ray engine (`ray_engine`) keeps the same folder with the same helpers
+(`resume_key`, `_start`, `write_chunk`, `finish`), one part per input chunk. The
+engine is not part of the key: both run `rows.classify_rows` with the same model and
+write the same columns (labels identical, probabilities within 1e-6), so a run
+stopped on one engine can be finished on the other.
 """
 
 from __future__ import annotations
@@ -40,6 +46,44 @@ def errors_path(output: Path) -> Path:
 
 def _part_name(index: int, fmt: str) -> str:
     return f"part-{index:06d}.{fmt}"
+
+
+def named_model_key(model: Any, backend: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's record of a model given by name or folder (either engine)."""
+    from ..registry import canonical_name
+
+    return {"model": str(model), "backend": canonical_name(backend), "options": {k: str(v) for k, v in options.items()}}
+
+
+def resume_key(
+    reader: io.Reader,
+    model_key: dict[str, Any],
+    *,
+    text_column: str,
+    pair_column: str | None,
+    id_column: str | None,
+    chunk_rows: int,
+    output_format: str,
+) -> dict[str, Any]:
+    """What a rerun must match to go on from the finished parts."""
+    return {
+        "input": reader.identity(),
+        **model_key,
+        "text_column": text_column,
+        "pair_column": pair_column,
+        "id_column": id_column,
+        "chunk_rows": chunk_rows,
+        "output_format": output_format,
+    }
+
+
+def finished_rows(parts: dict[str, Any]) -> int:
+    return sum(p["rows"][1] - p["rows"][0] for p in parts.values())
+
+
+def stopped(folder: Path, manifest: dict[str, Any]) -> None:
+    """The notice on Ctrl-C: what is kept and how to go on."""
+    notice(f"stopped: {len(manifest['parts'])} parts finished in {folder}; rerun the same command to go on from there")
 
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -76,6 +120,52 @@ def _start(folder: Path, key: dict[str, Any], resume: bool) -> dict[str, Any]:
     return manifest
 
 
+def write_chunk(
+    folder: Path,
+    manifest: dict[str, Any] | None,
+    index: int,
+    rows: tuple[int, int],
+    columns: dict[str, Any],
+    names: list[str],
+    bad: list[dict[str, Any]],
+    out_fmt: str,
+) -> dict[str, Any]:
+    """Write input chunk `index` (rows [start, end)) as one part, its bad rows beside it,
+    and list it in the manifest (rewritten atomically; None: no manifest is kept)."""
+    part = _part_name(index, out_fmt)
+    io.write_part(folder / part, out_fmt, columns, names)
+    entry = {"file": part, "rows": list(rows), "written": rows[1] - rows[0] - len(bad), "errors": len(bad)}
+    if bad:
+        entry["errors_file"] = f"errors-{index:06d}.jsonl"
+        io.write_jsonl(folder / entry["errors_file"], bad)
+    if manifest is not None:
+        manifest["parts"][str(index)] = entry
+        _write_manifest(folder, manifest)
+    return entry
+
+
+def finish(folder: Path, parts: dict[str, Any], out_fmt: str, output: Path) -> dict[str, Any]:
+    """Assemble the parts, in row order, into `output` and their bad rows into the errors
+    file (both atomically), remove `folder`; returns the counts of the summary."""
+    order = sorted(parts.values(), key=lambda p: p["rows"][0])
+    io.assemble([folder / p["file"] for p in order], out_fmt, output)
+    errors = [folder / p["errors_file"] for p in order if p.get("errors_file")]
+    errors_file = errors_path(output)
+    if errors:
+        io.assemble(errors, "jsonl", errors_file)
+    elif errors_file.exists():
+        errors_file.unlink()  # from an earlier run of the same output
+    shutil.rmtree(folder)
+    return {
+        "output": str(output),
+        "rows": sum(p["rows"][1] - p["rows"][0] for p in order),
+        "written": sum(p["written"] for p in order),
+        "errors": sum(p["errors"] for p in order),
+        "errors_file": str(errors_file) if errors else None,
+        "parts": len(order),
+    }
+
+
 def run(
     reader: io.Reader,
     output: Path,
@@ -95,51 +185,38 @@ def run(
     began = time.perf_counter()
     out_fmt = io.file_format(output)
     folder = parts_dir(output)
-    key = {
-        "input": reader.identity(),
-        **model_key,
-        "text_column": text_column,
-        "pair_column": pair_column,
-        "id_column": id_column,
-        "chunk_rows": chunk_rows,
-        "output_format": out_fmt,
-    }
+    key = resume_key(
+        reader,
+        model_key,
+        text_column=text_column,
+        pair_column=pair_column,
+        id_column=id_column,
+        chunk_rows=chunk_rows,
+        output_format=out_fmt,
+    )
     manifest = _start(folder, key, resume)
     done: dict[str, Any] = manifest["parts"]
     reused = len(done)
     total = reader.count() or 0
-    finished_rows = sum(p["rows"][1] - p["rows"][0] for p in done.values())
+    kept_rows = finished_rows(done)
     if reused:
-        notice(f"resuming {output}: {reused} finished parts ({finished_rows:,} rows) kept from the earlier run")
+        notice(f"resuming {output}: {reused} finished parts ({kept_rows:,} rows) kept from the earlier run")
     clf = load()
     loaded = time.perf_counter()
     names = output_schema(clf.labels, id_column)
-    remaining = max(total - finished_rows, 0)  # CSV/TSV: an estimate (see Reader.count)
+    remaining = max(total - kept_rows, 0)  # CSV/TSV: an estimate (see Reader.count)
     try:
         with bar(remaining, f"classify {reader.path.name} ({clf.backend})", progress, unit="row") as shown:
             _classify_chunks(reader, clf, folder, manifest, names, shown, key, on_error, batch_size)
     except KeyboardInterrupt:
-        notice(f"stopped: {len(done)} parts finished in {folder}; rerun the same command to go on from there")
+        stopped(folder, manifest)
         raise
-    classified = sum(p["rows"][1] - p["rows"][0] for p in done.values()) - finished_rows
-    order = sorted(done.values(), key=lambda p: p["rows"][0])
-    io.assemble([folder / p["file"] for p in order], out_fmt, output)
-    errors = [folder / p["errors_file"] for p in order if p.get("errors_file")]
-    errors_file = errors_path(output)
-    if errors:
-        io.assemble(errors, "jsonl", errors_file)
-    elif errors_file.exists():
-        errors_file.unlink()  # from an earlier run of the same output
-    shutil.rmtree(folder)
+    classified = finished_rows(done) - kept_rows
+    summary = finish(folder, done, out_fmt, output)
     finished = time.perf_counter()
     seconds, working = finished - began, finished - loaded
     return {
-        "output": str(output),
-        "rows": sum(p["rows"][1] - p["rows"][0] for p in order),
-        "written": sum(p["written"] for p in order),
-        "errors": sum(p["errors"] for p in order),
-        "errors_file": str(errors_file) if errors else None,
-        "parts": len(order),
+        **summary,
         "parts_reused": reused,
         "rows_classified": classified,
         "seconds": round(seconds, 3),
@@ -170,12 +247,5 @@ def _classify_chunks(reader, clf, folder, manifest, names, shown, key, on_error,
             on_error=on_error,
             batch_size=batch_size,
         )
-        part = _part_name(index, out_fmt)
-        io.write_part(folder / part, out_fmt, columns, names)
-        entry = {"file": part, "rows": [start, start + n], "written": n - len(bad), "errors": len(bad)}
-        if bad:
-            entry["errors_file"] = f"errors-{index:06d}.jsonl"
-            io.write_jsonl(folder / entry["errors_file"], bad)
-        done[str(index)] = entry
-        _write_manifest(folder, manifest)
+        write_chunk(folder, manifest, index, (start, start + n), columns, names, bad, out_fmt)
         shown.update(n)

@@ -5,9 +5,11 @@ Plan: read -> ``map_batches`` with an actor pool -> the driver writes the output
 - Read: a file goes through the local engine's own reader (`io.Reader`, so CSV/TSV
   cells, JSONL values and bad UTF-8 reach the classifier exactly as they do there)
   in one streaming Ray read task, pinned to the driver's node (where the file is);
-  each block gets the ``row`` numbers before the map, so every output row is
-  traceable. A `ray.data.Dataset` given in Python is read as it is; without an
-  `id_column` its rows are numbered in the order the dataset yields them.
+  it reads the local engine's chunks of `chunk_rows` rows, leaves out the chunks a
+  resumed run has finished, and gives every row its position in the file before the
+  map, so every output row is traceable. A `ray.data.Dataset` given in Python is
+  read as it is; its rows are numbered in the order the dataset yields them (the
+  ``row`` column without an `id_column`).
 - Map: an actor pool of `num_actors` actors, each loading the classifier once in
   ``__init__`` (paddlenlp through its worker process, started by the actor and
   ended with it) and running `rows.classify_rows` on each batch of `chunk_rows`
@@ -15,15 +17,27 @@ Plan: read -> ``map_batches`` with an actor pool -> the driver writes the output
   many threads, so the actors together never ask for more cores than they hold.
   Default: one thread per actor and as many actors as cores (less one CPU for the
   reading task).
-- Write: the driver takes the classified batches in order (``preserve_order``) and
-  writes them as the local engine does: parts, then one output file assembled
-  atomically, bad rows to ``<output>.errors.jsonl`` (``on_error="skip"``) or an
-  InvalidInputError naming the first bad row (``"raise"``).
+- Write: the driver takes the classified batches in order (``preserve_order``),
+  puts each row back in its input chunk by its position (a batch need not match a
+  chunk, and an actor returns a batch's bad rows after its good ones) and writes each
+  chunk, once all its rows are in (`chunk_rows` of them; only the file's last chunk
+  is shorter), as the local engine does: one part per chunk in ``<output>.parts/``
+  listed in the same manifest (`local.write_chunk`), then one output file assembled
+  atomically (`local.finish`), bad rows to ``<output>.errors.jsonl``
+  (``on_error="skip"``) or an InvalidInputError naming the first bad row (``"raise"``).
 
 Faults: an actor that dies (killed, out of memory) is restarted by Ray up to
 `MAX_RESTARTS` times and its unfinished batches run again on it (`MAX_TASK_RETRIES`);
-a batch's output reaches the driver once, so every row is written exactly once. A
-crash of the driver itself starts over (only the local engine resumes).
+a batch's output reaches the driver once, so every row is written exactly once.
+
+Resume (a file input): the local engine's scheme and folder. A rerun of the same
+command after a crash, SIGKILL or Ctrl-C of the driver keeps the parts the manifest
+lists and classifies only the other chunks; a different input file, model, backend,
+options, columns, chunk size or output format refuses, ``resume=False`` starts over.
+The engine is not in the key (both give the same labels, and probabilities within
+1e-6), so parts of a local run are finished by a Ray run and back. A
+`ray.data.Dataset` has no identity to check a rerun against: it never resumes (its
+parts go to ``<output>.ray-parts/``, removed at the end, success or not).
 
 Cluster: `address=None` starts a local Ray cluster sized for the actors (no
 dashboard) and stops it at the end; an address ("auto", "ray://host:10001",
@@ -45,16 +59,28 @@ import numpy as np
 
 from .. import threads
 from ..errors import BackendNotInstalledError, InvalidInputError, UnifiedNLPError
-from ..progress import bar
+from ..progress import bar, notice
 from . import io
-from .local import CHUNK_ROWS, errors_path
-from .rows import ROW_COLUMN, classify_rows
+from .local import (
+    CHUNK_ROWS,
+    _start,
+    finish,
+    finished_rows,
+    named_model_key,
+    parts_dir,
+    resume_key,
+    stopped,
+    write_chunk,
+)
+from .rows import ROW_COLUMN, classify_rows, output_schema
 
 MAX_RESTARTS = 3  # per actor: a killed actor comes back this often before the run fails
 MAX_TASK_RETRIES = 3  # per batch, on actor death (a bad row is not retried: it is data, not a fault)
 READ_CPUS = 1  # the reading task holds one logical CPU for the whole (streaming) run
 OBJECT_STORE_BYTES = 512 << 20  # the local cluster's object store: blocks are small and streamed
 ERROR = "_error"  # per-row column from the actors to the driver: "" or why the row is bad
+POSITION = "_unified_nlp_position"  # per-row column, reader -> actor -> driver: the row's 0-based place in the input
+INDEX = "_unified_nlp_index"  # in the actor: the row's place in its batch (classify_rows's id while classifying)
 
 
 def _ray():
@@ -79,26 +105,33 @@ class _Classify:
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.id_column is None and ROW_COLUMN not in batch:  # a Dataset: numbered by the driver
-            batch = {**batch, ROW_COLUMN: np.arange(len(batch[self.text_column]))}
+        id_name = self.id_column or ROW_COLUMN
+        output_schema(self.clf.labels, self.id_column)  # an id column named like an output column: a clear error
+        local = np.arange(len(batch[self.text_column]), dtype=np.int64)
+        # a file's rows carry their position; a Dataset's are numbered in the batch (the driver adds the offset)
+        position = np.asarray(batch[POSITION], dtype=np.int64) if POSITION in batch else local
+        batch = {**batch, INDEX: local}
+        if self.id_column is None:
+            batch[ROW_COLUMN] = position
         out, bad = classify_rows(
             self.clf,
             batch,
             text_column=self.text_column,
             pair_column=self.pair_column,
-            id_column=self.id_column,
+            id_column=INDEX,  # the rows' places in the batch, to send each one's id and position with it
             on_error="skip",  # the driver raises, in row order, so "raise" names the first bad row
             batch_size=self.batch_size,
         )
-        id_name = self.id_column or ROW_COLUMN
         kept, nbad = len(out["label"]), len(bad)
+        order = np.array(list(out[INDEX]) + [b["id"] for b in bad], dtype=np.int64)  # good rows, then bad ones
         result: dict[str, np.ndarray] = {
-            id_name: _objects(list(out[id_name]) + [b["id"] for b in bad]),
+            id_name: np.asarray(batch[id_name], dtype=object)[order],  # numpy scalars as Python values
             "label": np.array(list(out["label"]) + [""] * nbad, dtype=object),
         }
         for name in list(out)[2:]:  # score, prob_*
             result[name] = np.concatenate([out[name], np.full(nbad, np.nan, dtype=np.float32)])
         result[ERROR] = np.array([""] * kept + [b["reason"] for b in bad], dtype=object)
+        result[POSITION] = position[order]
         return result
 
     def pid(self) -> int:
@@ -118,8 +151,9 @@ def _bad_row_error(row_id: Any, reason: str, id_column: str | None) -> InvalidIn
     return InvalidInputError(f"{where}: {reason}{hint}")
 
 
-def _file_dataset(ray, reader: io.Reader, chunk_rows: int, number: bool):
-    """A Ray Dataset streaming `reader`'s chunks from one read task on this node."""
+def _file_dataset(ray, reader: io.Reader, chunk_rows: int, skip: set[int]):
+    """A Ray Dataset streaming `reader`'s chunks, but those in `skip`, from one read
+    task on this node, each row with its position in the file."""
     from ray.data.block import BlockAccessor, BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
@@ -129,11 +163,12 @@ def _file_dataset(ray, reader: io.Reader, chunk_rows: int, number: bool):
 
         def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
             def read():
-                for start, chunk in reader.chunks(chunk_rows):
+                for index, (start, chunk) in enumerate(reader.chunks(chunk_rows)):
+                    if index in skip:  # finished by an earlier run
+                        continue
                     n = len(chunk[reader.wanted[0]])
                     block = {c: _objects(v) for c, v in chunk.items()}
-                    if number:
-                        block[ROW_COLUMN] = np.arange(start, start + n, dtype=np.int64)
+                    block[POSITION] = np.arange(start, start + n, dtype=np.int64)
                     yield BlockAccessor.batch_to_block(block)
 
             meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=[str(reader.path)], exec_stats=None)
@@ -192,8 +227,9 @@ def run(
     **options: Any,
 ) -> dict[str, Any]:
     """Classify `input` (a file path or a `ray.data.Dataset`) into `output` on Ray Data;
-    returns the summary of `classify_dataset`. `resume` has no effect here: Ray
-    retries what a dead actor left, and a failed run starts over.
+    returns the summary of `classify_dataset`. With a file and `resume`, a rerun goes
+    on from the finished parts in ``<output>.parts/``, the local engine's or this
+    engine's (see the module's notes); a Dataset input always starts over.
 
     >>> run("reviews.parquet", "preds.parquet", model="default", backend="tfhub", num_actors=2)  # doctest: +SKIP
     {'output': '.../preds.parquet', 'rows': 1000000, 'written': 1000000, 'errors': 0, 'engine': 'ray', ...}
@@ -218,6 +254,20 @@ def run(
             raise InvalidInputError(f"the output {output} is the input file; write the predictions elsewhere")
     elif not isinstance(input, ray.data.Dataset):
         raise InvalidInputError(f"engine='ray' reads a file path or a ray.data.Dataset, got {type(input).__name__}")
+    if reader is not None:  # checked before the cluster starts: a mismatch refuses at once
+        folder = parts_dir(output)
+        key = resume_key(
+            reader,
+            named_model_key(model, backend, options),
+            text_column=text_column,
+            pair_column=pair_column,
+            id_column=id_column,
+            chunk_rows=chunk_rows,
+            output_format=out_fmt,
+        )
+        manifest = _start(folder, key, resume)
+    else:
+        folder = manifest = None  # made in _run
 
     started = False
     if not ray.is_initialized():
@@ -254,6 +304,8 @@ def _run(
     reader,
     output: Path,
     out_fmt: str,
+    folder: Path | None,
+    manifest: dict[str, Any] | None,
     model,
     backend: str,
     text_column: str,
@@ -271,10 +323,13 @@ def _run(
     **_: Any,
 ) -> dict[str, Any]:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    numbered_here = reader is None and id_column is None  # a Dataset without ids: rows numbered in order
+    done: dict[str, Any] = manifest["parts"] if manifest is not None else {}
+    reused, kept_rows = len(done), finished_rows(done)
     if reader is not None:
-        ds = _file_dataset(ray, reader, chunk_rows, number=id_column is None)
-        total = reader.count()
+        if reused:
+            notice(f"resuming {output}: {reused} finished parts ({kept_rows:,} rows) kept from the earlier run")
+        ds = _file_dataset(ray, reader, chunk_rows, {int(i) for i in done})
+        total = max((reader.count() or 0) - kept_rows, 0)  # CSV/TSV: an estimate (see Reader.count)
         name = reader.path.name
     else:
         ds = input
@@ -297,80 +352,47 @@ def _run(
     context = ds.context  # the copy this dataset runs with (taken when it was created)
     context.execution_options.preserve_order = True  # in input order, whatever actor finishes first
     context.enable_progress_bars = False
-    folder = output.with_name(output.name + ".ray-parts")
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    parts: list[Path] = []
-    bad_rows: list[dict[str, Any]] = []
-    names: list[str] | None = None
-    pending: dict[str, list] = {}
-    rows = written = 0
+    if reader is None:  # a Dataset has no stable identity to check a rerun against: never resumed
+        folder = output.with_name(output.name + ".ray-parts")
+        manifest = _start(folder, {"input": "ray.data.Dataset"}, resume=False)
+        done = manifest["parts"]
+    chunks = _Chunks(folder, manifest, chunk_rows, out_fmt, on_error, id_column)
+    rows = 0
     first_batch, first_rows = None, 0
-
-    def flush() -> None:
-        if names and pending and pending[names[0]]:
-            part = folder / f"part-{len(parts):06d}.{out_fmt}"
-            columns = {k: pending[k] if k in names[:2] else np.concatenate(pending[k]) for k in names}
-            io.write_part(part, out_fmt, columns, names)  # scores float32, as the local engine writes them
-            parts.append(part)
-            pending.clear()
-
     try:
         with bar(total or 0, f"classify {name} ({backend}, ray x{actors})", progress, unit="row") as shown:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 if first_batch is None:
                     first_batch, first_rows = time.perf_counter(), len(batch[ERROR])
-                reasons = batch.pop(ERROR).tolist()
-                if names is None:
-                    names = list(batch)
-                ids = batch[names[0]].tolist()
-                if numbered_here:
-                    ids = [rows + i for i in ids]
-                for i, reason in enumerate(reasons):
-                    if reason:
-                        if on_error == "raise":
-                            raise _bad_row_error(ids[i], reason, id_column)
-                        bad_rows.append({"id": ids[i], "reason": reason})
-                keep = [i for i, reason in enumerate(reasons) if not reason]
-                if not pending:
-                    pending.update({k: [] for k in names})
-                pending[names[0]].extend(ids[i] for i in keep)
-                pending["label"].extend(batch["label"][keep].tolist())
-                for k in names[2:]:
-                    pending[k].append(np.asarray(batch[k][keep], dtype=np.float32))
-                rows += len(reasons)
-                written += len(keep)
-                if len(pending[names[0]]) >= chunk_rows:
-                    flush()
-                shown.update(len(reasons))
-        flush()
-        if names is None:
+                positions = np.asarray(batch.pop(POSITION), dtype=np.int64)
+                if reader is None:  # a Dataset's rows are numbered in their batch
+                    positions = positions + rows
+                chunks.add(batch, positions)
+                rows += len(positions)
+                shown.update(len(positions))
+        chunks.close()
+        if chunks.names is None and not done:
             raise InvalidInputError(f"{name} has no rows: nothing to classify")
-        io.assemble(parts, out_fmt, output)
-        errors_file = errors_path(output)
-        if bad_rows:
-            io.write_jsonl(folder / "errors.jsonl", bad_rows)
-            io.assemble([folder / "errors.jsonl"], "jsonl", errors_file)
-        elif errors_file.exists():
-            errors_file.unlink()  # from an earlier run of the same output
+        summary = finish(folder, done, out_fmt, output)
+    except KeyboardInterrupt:
+        if reader is not None:
+            stopped(folder, manifest)
+        raise
     except Exception as e:
         ours = _unwrap(e)
         if ours is not None and ours is not e:
             raise ours.with_traceback(None) from None
         raise
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if reader is None:  # a Dataset's parts are never resumed
+            shutil.rmtree(folder, ignore_errors=True)
     finished = time.perf_counter()
     seconds = finished - began
     working = finished - (first_batch or began)
     return {
-        "output": str(output),
-        "rows": rows,
-        "written": written,
-        "errors": len(bad_rows),
-        "errors_file": str(errors_file) if bad_rows else None,
-        "parts": len(parts),
+        **summary,
+        "parts_reused": reused,
+        "rows_classified": rows,
         "seconds": round(seconds, 3),
         "load_seconds": round((first_batch or finished) - began, 3),  # cluster, actors and model up, first batch
         "rows_per_s": round(rows / seconds, 1) if seconds > 0 else 0.0,
@@ -382,3 +404,71 @@ def _run(
         "threads_per_actor": per,
         "address": address,
     }
+
+
+class _Chunks:
+    """The driver's side: classified rows back into the input's chunks, each written as
+    one part (`local.write_chunk`) once all its rows are in."""
+
+    def __init__(self, folder, manifest, chunk_rows, out_fmt, on_error, id_column) -> None:
+        self.folder, self.manifest, self.chunk_rows, self.out_fmt = folder, manifest, chunk_rows, out_fmt
+        self.on_error, self.id_column = on_error, id_column
+        self.names: list[str] | None = None
+        self.open: dict[int, dict[str, Any]] = {}  # chunk index -> its rows so far
+
+    def add(self, batch: dict[str, np.ndarray], positions: np.ndarray) -> None:
+        reasons = batch.pop(ERROR).tolist()
+        if self.names is None:
+            self.names = list(batch)
+        names = self.names
+        ids = positions.tolist() if self.id_column is None else batch[names[0]].tolist()
+        order = np.argsort(positions, kind="stable")  # input order again: the actor put bad rows last
+        indices = positions[order] // self.chunk_rows
+        cuts = np.flatnonzero(np.diff(indices)) + 1
+        for rows_of_chunk in np.split(order, cuts):
+            index = int(positions[rows_of_chunk[0]] // self.chunk_rows)
+            chunk = self.open.setdefault(index, {"ids": [], "label": [], "probs": [], "bad": [], "rows": 0})
+            good = []
+            for i in rows_of_chunk.tolist():
+                if not reasons[i]:
+                    good.append(i)
+                elif self.on_error == "raise":
+                    raise _bad_row_error(ids[i], reasons[i], self.id_column)
+                else:
+                    chunk["bad"].append({"id": ids[i], "reason": reasons[i]})
+            chunk["ids"].extend(ids[i] for i in good)
+            chunk["label"].extend(batch["label"][good].tolist())
+            chunk["probs"].append(np.stack([np.asarray(batch[k][good], dtype=np.float32) for k in names[2:]]))
+            chunk["rows"] += len(rows_of_chunk)
+            if chunk["rows"] == self.chunk_rows:
+                self._write(index)
+
+    def close(self) -> None:
+        """Write the last chunk (the only one shorter than chunk_rows); any other still
+        open would mean rows lost on the way, which is never written as a result."""
+        last = max((int(i) for i in self.manifest["parts"]), default=-1)
+        short = sorted(self.open)
+        if len(short) > 1 or (short and short[0] < last):
+            raise UnifiedNLPError(
+                f"rows of input chunks {short} did not all come back from the Ray actors; nothing was "
+                f"written for them (the finished parts are kept in {self.folder})"
+            )
+        for index in short:
+            self._write(index)
+
+    def _write(self, index: int) -> None:
+        chunk = self.open.pop(index)
+        probs = np.concatenate(chunk["probs"], axis=1)  # scores float32, as the local engine writes them
+        columns = {self.names[0]: chunk["ids"], "label": chunk["label"]}
+        columns.update(zip(self.names[2:], probs))
+        start = index * self.chunk_rows
+        write_chunk(
+            self.folder,
+            self.manifest,
+            index,
+            (start, start + chunk["rows"]),
+            columns,
+            self.names,
+            chunk["bad"],
+            self.out_fmt,
+        )
