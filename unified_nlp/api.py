@@ -273,7 +273,11 @@ def inspect_model(model: str | os.PathLike, *, preprocessor: str | os.PathLike |
         out.update(runs_on=[own], converts_to=[], why=native.get("why"))
     else:
         canonical = canonical_folder(found) if native else found.path
-        spec = model_spec(canonical, None, None, 0) if read_spec(canonical).get("format") in formats.EXPORTS else None
+        spec = (
+            model_spec(canonical, None, None, 0)
+            if read_spec(canonical).get("format") in formats.export_formats()
+            else None
+        )
         spec = spec or describe(canonical, require_head=False)
         config = read_json(canonical / "config.json") if (canonical / "config.json").is_file() else {}
         from . import architectures

@@ -427,7 +427,7 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-BACKEND_HELP = "huggingface, tfhub or paddlenlp (aliases: hf, torch, tf, paddle)"
+BACKEND_HELP = "huggingface, tfhub, paddlenlp or onnxruntime (aliases: hf, torch, tf, paddle, ort)"
 MODEL_HELP = "'default', a model folder, or a Hugging Face id already in the local cache"
 
 

@@ -60,7 +60,15 @@ class Detected:
 
     @property
     def description(self) -> str:
-        return DESCRIPTIONS[self.format]
+        return DESCRIPTIONS.get(self.format, f"{self.format} export written by unified_nlp convert")
+
+
+def export_formats() -> tuple[str, ...]:
+    """Formats `convert` writes: the built-in backends' and each third-party adapter's own,
+    named by its backend (a folder whose unified_nlp.json says ``"format": "<backend>"``)."""
+    from . import registry
+
+    return EXPORTS + tuple(n for n in registry.backend_names() if n not in registry.KNOWN_BACKENDS)
 
 
 def is_savedmodel(path: Path) -> bool:
@@ -82,11 +90,11 @@ def detect(path: Path, preprocessor: Path | None = None) -> Detected:
         if not is_savedmodel(preprocessor):
             raise InvalidModelError(f"{preprocessor}: a preprocessor must be a SavedModel folder (saved_model.pb)")
     fmt = read_spec(path).get("format") if (path / SPEC_FILE).is_file() else None
-    if fmt in EXPORTS:
+    if fmt in export_formats():
         found = Detected(fmt, path)
     elif fmt not in (None, HUGGINGFACE):
         raise InvalidModelError(
-            f"{path / SPEC_FILE}: unknown format {fmt!r} (known: {HUGGINGFACE}, {', '.join(EXPORTS)})"
+            f"{path / SPEC_FILE}: unknown format {fmt!r} (known: {HUGGINGFACE}, {', '.join(export_formats())})"
         )
     elif paddlenlp_format.is_native(path):
         found = Detected(PADDLE_NATIVE, path)

@@ -68,8 +68,30 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
 }
 
 
+ALIAS_GROUP = "unified_nlp.aliases"  # a third-party adapter's other names: `ort = "onnxruntime"`
+
+
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _third_party_aliases() -> dict[str, str]:
+    """alias -> backend name, declared by third-party adapters in the entry-point group
+    `unified_nlp.aliases` (read from package metadata: nothing is imported)."""
+    names = set(_entry_points()) - set(KNOWN_BACKENDS)
+    return {
+        ep.name.lower(): ep.value.strip()
+        for ep in importlib.metadata.entry_points(group=ALIAS_GROUP)
+        if ep.value.strip() in names
+    }
+
+
+def aliases_of(name: str) -> tuple[str, ...]:
+    """The other names of backend `name` (built in, or declared by its adapter)."""
+    known = KNOWN_BACKENDS.get(name)
+    if known is not None:
+        return known.aliases
+    return tuple(sorted(a for a, target in _third_party_aliases().items() if target == name))
 
 
 def backend_names() -> list[str]:
@@ -91,8 +113,14 @@ def canonical_name(name: str) -> str:
             return known.name
     if key in _entry_points():
         return key
+    third = _third_party_aliases()
+    if key in third:
+        return third[key]
     aliases = ", ".join(f"{b.name} ({'/'.join(b.aliases)})" for b in KNOWN_BACKENDS.values())
-    extra = sorted(set(_entry_points()) - set(KNOWN_BACKENDS))
+    extra = [
+        f"{n} ({'/'.join(aliases_of(n))})" if aliases_of(n) else n
+        for n in sorted(set(_entry_points()) - set(KNOWN_BACKENDS))
+    ]
     raise UnknownBackendError(
         f"unknown backend {name!r}; known backends: {aliases}" + (f", {', '.join(extra)}" if extra else "")
     )
@@ -113,10 +141,29 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def framework_versions(name: str) -> dict[str, str]:
+def framework_distributions(name: str) -> tuple[str, ...]:
+    """Distributions whose versions describe backend `name`: the built-in list, or for a
+    third-party adapter its own distribution and its declared requirements (package
+    metadata, nothing imported)."""
     known = KNOWN_BACKENDS.get(name)
-    dists = known.frameworks if known else ()
-    return {d: v for d in dists if (v := _version(d)) is not None}
+    if known is not None:
+        return known.frameworks
+    ep = _entry_points().get(name)
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return ()
+    import re
+
+    found = [dist.metadata["Name"]]
+    for requirement in dist.requires or []:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+        if match and not match.group(1).lower().replace("_", "-").startswith("unified-nlp"):
+            found.append(match.group(1))
+    return tuple(dict.fromkeys(found))
+
+
+def framework_versions(name: str) -> dict[str, str]:
+    return {d: v for d in framework_distributions(name) if (v := _version(d)) is not None}
 
 
 # --- worker environments ----------------------------------------------------
@@ -276,8 +323,7 @@ class BackendStatus:
 def _remote_versions(python: str, name: str) -> dict[str, str]:
     import subprocess
 
-    known = KNOWN_BACKENDS.get(name)
-    dists = list(known.frameworks) if known else []
+    dists = list(framework_distributions(name))
     code = (
         "import importlib.metadata as m, json, sys\n"
         "out = {}\n"
@@ -302,7 +348,7 @@ def list_backends() -> list[BackendStatus]:
     out = []
     for name in backend_names():
         known = KNOWN_BACKENDS.get(name)
-        aliases = known.aliases if known else ()
+        aliases = aliases_of(name)
         try:
             where = placement(name)
         except BackendNotInstalledError:

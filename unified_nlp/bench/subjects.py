@@ -103,7 +103,8 @@ class BackendSubject:
         from unified_nlp import registry
 
         known = registry.KNOWN_BACKENDS.get(self.name)
-        dists = [*(known.frameworks if known else ()), *([known.distribution] if known else [])]
+        # a third-party adapter: its own distribution and its requirements (package metadata)
+        dists = [*registry.framework_distributions(self.name), *([known.distribution] if known else [])]
         from .tracker import versions
 
         return {

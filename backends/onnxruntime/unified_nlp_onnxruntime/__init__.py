@@ -1,0 +1,133 @@
+"""ONNX Runtime adapter for unified_nlp (backend `onnxruntime`, aliases ort, onnx).
+
+A canonical folder is exported once to ONNX (export.py: torch.onnx's dynamo exporter
+on the torch model the huggingface backend builds, then ONNX Runtime's transformer
+fusions where they keep the logits within 1e-5) into the model store
+(``converted/onnxruntime/<key>``, keyed by the folder's bytes) and run from there by an
+ONNX Runtime CPU session; the tokenizer is the core's (`tokenizers`). ``convert --to
+onnxruntime`` writes the same folder: model.onnx, the tokenizer files and
+unified_nlp.json, which plain ``onnxruntime.InferenceSession("model.onnx")`` runs.
+
+This package registers itself through the ``unified_nlp.backends`` entry point (its
+aliases through ``unified_nlp.aliases``); the core has no entry for it.
+
+>>> import unified_nlp as un
+>>> clf = un.load_classifier("default", backend="ort")              # doctest: +SKIP
+>>> un.convert("default", to="onnxruntime", out="minilm-onnx/")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime  # noqa: F401  (a missing runtime fails here, at the adapter's import)
+
+from unified_nlp import progress
+from unified_nlp.errors import InvalidInputError, InvalidModelError
+from unified_nlp.fast_tokenizer import FastTokenizer
+from unified_nlp.models import SPEC_FILE, converted_dir, read_spec
+from unified_nlp.threads import default_threads
+from unified_nlp.weights import atomic_dir
+
+from .export import EXPORT_VERSION, FORMAT, export
+from .session import OrtModel
+
+__all__ = ["OnnxRuntimeBackend", "OrtModel", "export"]
+
+
+def _current(folder: Path) -> dict[str, Any] | None:
+    """unified_nlp.json of an export in the store made by this version, else None."""
+    try:
+        meta = read_spec(folder) if (folder / SPEC_FILE).is_file() else {}
+    except InvalidModelError:
+        return None
+    ok = meta.get("format") == FORMAT and meta.get("export_version") == EXPORT_VERSION
+    return meta if ok and (folder / meta.get("model_file", "model.onnx")).is_file() else None
+
+
+def _variant(spec: Mapping[str, Any]) -> str:
+    """What besides the folder's bytes changes the graph: a fresh head (its size and seed)."""
+    if not spec.get("fresh_head"):
+        return ""
+    return f"fresh-head:{int(spec['num_labels'])}:{int(spec.get('seed', 0))}"
+
+
+def canonical_state(path: Path, spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The weights an export of `path` computes with, under transformers' names, read in
+    numpy (no torch): the folder's tensors plus what the core draws for it (a fresh head,
+    a missing pooler), as the huggingface backend's state_dict gives them."""
+    from unified_nlp.checkpoint import read_config, read_state
+    from unified_nlp.models import load_head
+
+    state = {k: v for k, v in read_state(path).items() if not k.endswith("position_ids")}
+    config, arch = read_config(path)
+    if spec.get("head") == "mean":
+        head = load_head(path, dict(spec), arch.dims(config)["hidden"])
+        state["head.weight"], state["head.bias"] = head["weight"], head["bias"]
+        return state
+    state.update(arch.missing_tensors(config, spec.get("missing", [])))
+    if spec.get("fresh_head"):
+        state.update(arch.fresh_head(config, int(spec["num_labels"]), int(spec.get("seed", 0))))
+    return state
+
+
+class OnnxRuntimeBackend:
+    """Entry point of the `onnxruntime` backend: inference on ONNX Runtime's CPU provider."""
+
+    name = "onnxruntime"
+
+    def __init__(self) -> None:
+        self.num_threads = default_threads()
+
+    def set_threads(self, n: int) -> int:
+        """Intra-op threads of the sessions this adapter opens (inter-op: one). ONNX Runtime's
+        pools are per session, so the count applies to models loaded after the call."""
+        self.num_threads = int(n)
+        return self.num_threads
+
+    def cached_export(self, path: Path, spec: Mapping[str, Any]) -> Path:
+        """The export of the canonical folder `path` in the model store, made on first use."""
+        folder = converted_dir(Path(path), self.name, _variant(spec))
+        if _current(folder) is None:
+            progress.notice(f"first use of {path} on onnxruntime: exporting it to ONNX once (about 20 s) ...")
+            export(Path(path), spec, folder, num_threads=self.num_threads)
+        return folder
+
+    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[FastTokenizer, OrtModel]:
+        path = Path(path)
+        fmt = spec.get("format", "huggingface")
+        if fmt == "huggingface":
+            folder = self.cached_export(path, spec)
+            meta = {**read_spec(folder), "labels": list(spec["labels"])}  # labels renamed at load count
+            state = lambda: canonical_state(path, spec)  # noqa: E731
+        elif fmt == FORMAT:
+            if spec.get("fresh_head"):
+                raise InvalidInputError(
+                    f"{path}: an ONNX export has its head in the graph; other labels need a fresh head, which "
+                    "only the canonical folder can get (load that with labels=[...] and fit it on a backend "
+                    "that trains)"
+                )
+            folder, meta, state = path, read_spec(path), None
+        else:
+            raise InvalidModelError(
+                f"{path}: a {fmt!r} folder; the onnxruntime backend loads the canonical format or its own "
+                "(convert it with `unified-nlp convert --to onnxruntime`)"
+            )
+        model = OrtModel(folder, meta, self.num_threads, state)
+        max_length = min(int(spec.get("max_length") or meta["max_length"]), model.max_positions)
+        tokenizer = FastTokenizer.from_folder(folder, max_length, bool(meta.get("token_types", True)))
+        return tokenizer, model
+
+    def convert(self, source: Path, out: Path) -> None:
+        """Write the ONNX Runtime folder of the canonical folder `source` at `out`, atomically
+        (copied from the model store when an earlier load exported it already)."""
+        from unified_nlp.api import model_spec
+
+        spec = model_spec(Path(source))
+        cached = self.cached_export(Path(source), spec)
+        with atomic_dir(out) as tmp:
+            shutil.copytree(cached, tmp, dirs_exist_ok=True)

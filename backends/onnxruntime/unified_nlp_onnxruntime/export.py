@@ -1,0 +1,207 @@
+"""Export a canonical folder to ONNX: the torch model the huggingface backend runs, through
+torch.onnx's exporter, then ONNX Runtime's transformer optimizer where it keeps the logits.
+
+Why these tools: torch.onnx (the dynamo exporter, torch's maintained path) exports every
+supported family from the same `HFModel` the huggingface backend builds (the same head, the
+same core-drawn fresh or missing tensors), so parity is by construction. Measured here with
+transformers 5: the older TorchScript exporter (``dynamo=False``) bakes the attention mask
+of the example batch into the graph (logits off by more than 1 on other batches); the
+dynamo graph matches within 5e-6. ONNX Runtime's optimizer (onnxruntime.transformers)
+fuses LayerNorm, SkipLayerNorm and bias + GELU in that graph; it does not recognise
+transformers 5's attention-mask pattern, so attention stays unfused (ONNX Runtime's own
+session-level fusions still apply when the graph is loaded).
+
+Export needs torch, transformers and the huggingface adapter; running the written folder
+needs only onnxruntime and tokenizers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unified_nlp.errors import BackendNotInstalledError, ConversionError
+from unified_nlp.fast_tokenizer import FastTokenizer
+from unified_nlp.models import SPEC_FILE, TOKENIZER_FILES
+from unified_nlp.weights import atomic_dir
+
+FORMAT = "onnxruntime"
+MODEL_FILE = "model.onnx"
+EXPORT_VERSION = 1  # exports in the store of another version are made again
+OPSET = 18
+TOLERANCE = 1e-5  # the optimised graph is kept only when its logits stay this close to torch's
+# probe inputs for the parity check of each export: padding, a pair, an accented and a CJK text
+PROBES = ["This is a great movie!", "a dull , lifeless script", "Café naïve 日本語 😀", "ok"]
+PROBE_PAIRS = (["A man plays a guitar.", "great"], ["A person makes music.", "it was bad , really bad"])
+INSTALL_EXPORT = (
+    "exporting a model to ONNX needs torch, transformers and the huggingface adapter: "
+    "pip install torch==2.13.0 'unified-nlp[onnxruntime-export]' (see README, 'ONNX Runtime'). "
+    "Running an exported folder (unified-nlp convert --to onnxruntime) needs only onnxruntime and tokenizers"
+)
+
+
+def _frameworks():
+    try:
+        import torch
+        from unified_nlp_huggingface import HFModel
+    except ImportError as e:
+        raise BackendNotInstalledError(f"{INSTALL_EXPORT} (import failed: {e})") from None
+    return torch, HFModel
+
+
+def _graph_module(torch, model):
+    """The HFModel's forward as a torch module of tensors: logits, last hidden state
+    (and the pooled embedding of the mean-pooling head), as HFModel._logits computes them."""
+
+    class Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model.net
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                inputs["token_type_ids"] = token_type_ids
+            if not model.mean:
+                out = model.encoder(**inputs, output_hidden_states=True)
+                return out.logits, out.hidden_states[-1]
+            states = model.encoder(**inputs).last_hidden_state
+            weights = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+            return model.head(pooled), states, pooled
+
+    return Graph().eval()
+
+
+def _feeds(enc, names: list[str]) -> dict[str, np.ndarray]:
+    return {name: enc[name] for name in names}
+
+
+def _max_diff(session, graph, torch, encodings, names: list[str]) -> float:
+    worst = 0.0
+    for enc in encodings:
+        with torch.inference_mode():
+            expected = graph(*(torch.from_numpy(enc[n]) for n in names))[0].numpy()
+        got = session.run(["logits"], _feeds(enc, names))[0]
+        worst = max(worst, float(np.abs(got.astype(np.float64) - expected).max()))
+    return worst
+
+
+def export(source: Path, spec: Mapping[str, Any], out: Path, *, num_threads: int = 1) -> dict[str, Any]:
+    """Write the ONNX Runtime folder of the canonical folder `source` at `out`, atomically:
+    model.onnx (inputs input_ids, attention_mask and, where the family reads them,
+    token_type_ids; outputs logits, last_hidden_state, and pooled for a mean-pooling head),
+    the tokenizer files and unified_nlp.json. Returns the written unified_nlp.json.
+
+    >>> export(Path("my-bert-classifier"), describe(Path("my-bert-classifier")), Path("out"))  # doctest: +SKIP
+    """
+    torch, HFModel = _frameworks()
+    from .session import open_session
+
+    source, out = Path(source), Path(out)
+    model = HFModel(source, spec)
+    graph = _graph_module(torch, model)
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if model.token_types else [])
+    outputs = ["logits", "last_hidden_state"] + (["pooled"] if model.mean else [])
+    max_length = int(spec["max_length"])
+    tokenizer = FastTokenizer.from_folder(source, max_length, bool(spec.get("token_types", True)))
+    probes = [tokenizer(PROBES), tokenizer(PROBE_PAIRS[0], text_pair=PROBE_PAIRS[1]), tokenizer(PROBES[:1])]
+    example = probes[0]
+    if example.input_ids.shape[1] < 2 or example.num_texts < 2:
+        raise ConversionError(f"{source}: the tokenizer gives fewer than 2 tokens for {PROBES}; cannot export")
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    seq = torch.export.Dim("seq", min=1, max=max(int(model.max_positions), 2))
+    shapes = {name: {0: batch, 1: seq} for name in names}
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "export_version": EXPORT_VERSION,
+        "model_file": MODEL_FILE,
+        "architecture": spec["architecture"],
+        "head": spec.get("head", "native"),
+        "labels": list(spec["labels"]),
+        "problem_type": spec.get("problem_type", "single_label_classification"),
+        "max_length": max_length,
+        "max_positions": int(model.max_positions),
+        "token_types": bool(spec.get("token_types", True)),
+        "inputs": names,
+        "outputs": outputs,
+        "converted_from": "huggingface",
+    }
+    with atomic_dir(out) as tmp:
+        raw = tmp / "raw.onnx"
+        chatter = io.StringIO()  # the exporter prints its steps to stdout; a library stays quiet
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    graph,
+                    tuple(torch.from_numpy(example[n]) for n in names),
+                    str(raw),
+                    input_names=names,
+                    output_names=outputs,
+                    dynamic_shapes=shapes,
+                    opset_version=OPSET,
+                    dynamo=True,
+                    external_data=False,
+                    verbose=False,
+                )
+        except Exception as e:  # the exporter raises many types (torch._dynamo, onnxscript, export errors)
+            raise ConversionError(
+                f"{source}: torch.onnx could not export the {spec['architecture']} model: {type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}"
+            ) from e
+        raw_diff = _max_diff(open_session(raw, num_threads), graph, torch, probes, names)
+        optimized, fusions, opt_diff = _optimize(raw, tmp / MODEL_FILE, num_threads, graph, torch, probes, names)
+        if optimized and opt_diff <= max(TOLERANCE, raw_diff):
+            raw.unlink()
+            meta.update(optimized=True, fusions=fusions, max_abs_diff_vs_torch=opt_diff)
+        else:  # the optimiser changed the numbers beyond the tolerance (or failed): the plain export
+            (tmp / MODEL_FILE).unlink(missing_ok=True)
+            raw.rename(tmp / MODEL_FILE)
+            meta.update(optimized=False, fusions={}, max_abs_diff_vs_torch=raw_diff)
+            if optimized:
+                meta["optimizer_max_abs_diff"] = opt_diff
+        meta["exported_with"] = _versions()
+        for name in TOKENIZER_FILES:
+            if (source / name).is_file():
+                shutil.copy2(source / name, tmp / name)
+        (tmp / SPEC_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return meta
+
+
+def _optimize(raw: Path, target: Path, num_threads: int, graph, torch, probes, names) -> tuple[bool, dict, float]:
+    """ONNX Runtime's transformer fusions on the exported graph, written to `target`:
+    (done, fused operator counts, max |logits - torch|)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    from .session import open_session
+
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            # num_heads/hidden_size 0: read from the graph; opt_level 0: only the Python fusions are
+            # written into the file (the session applies ONNX Runtime's own graph optimisations at load)
+            optimized = optimize_model(str(raw), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+            optimized.save_model_to_file(str(target))
+            fusions = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
+    except Exception:  # an optimiser failure costs speed, not correctness: the plain export is used
+        return False, {}, float("inf")
+    return True, fusions, _max_diff(open_session(target, num_threads), graph, torch, probes, names)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata
+
+    out = {}
+    for dist in ("torch", "transformers", "onnx", "onnxscript", "onnxruntime"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[dist] = importlib.metadata.version(dist)
+    return out

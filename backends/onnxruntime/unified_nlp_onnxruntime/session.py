@@ -1,0 +1,85 @@
+"""ONNX Runtime sessions and the Model of the onnxruntime backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from unified_nlp.errors import InvalidInputError, InvalidModelError, UnifiedNLPError
+from unified_nlp.protocols import Encoding, ModelOutput
+from unified_nlp.threads import INTER_OP
+
+TRAINING_BACKENDS = ("huggingface", "tfhub", "paddlenlp")
+
+
+def open_session(path: Path, num_threads: int) -> ort.InferenceSession:
+    """A CPU session of the .onnx file at `path`: `num_threads` intra-op threads, one inter-op
+    (all parallelism in the kernels), every graph optimisation of ONNX Runtime."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(num_threads)
+    options.inter_op_num_threads = INTER_OP
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: its warnings about unused initializers are noise here
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+        raise InvalidModelError(f"{path}: ONNX Runtime cannot load this model file ({type(e).__name__}: {e})") from None
+
+
+class OrtModel:
+    """An exported classifier run by ONNX Runtime: an Encoding in, numpy logits (and on
+    request the last hidden state, and the pooled embedding of a mean-pooling head) out.
+
+    `state` gives the weights under transformers' names (`state_dict`) where the model was
+    loaded from a canonical folder; an exported folder keeps only its graph."""
+
+    def __init__(self, folder: Path, meta: Mapping[str, Any], num_threads: int, state=None) -> None:
+        self.file = folder / meta.get("model_file", "model.onnx")
+        if not self.file.is_file():
+            raise InvalidModelError(f"{self.file}: missing (an ONNX Runtime folder holds model.onnx)")
+        self.session = open_session(self.file, num_threads)
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        wanted = list(meta.get("inputs", ["input_ids", "attention_mask"]))
+        if sorted(self.inputs) != sorted(wanted) or "logits" not in self.outputs:
+            raise InvalidModelError(
+                f"{self.file}: the graph's inputs {self.inputs} and outputs {self.outputs} are not those of "
+                f"{folder / 'unified_nlp.json'} ({wanted}, with logits)"
+            )
+        self.num_labels = int(len(meta["labels"]))
+        self.max_positions = int(meta.get("max_positions", meta.get("max_length", 512)))
+        self._state = state
+
+    def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput:
+        if encoding.input_ids.shape[1] == 0:  # an empty batch: nothing for the runtime to run
+            return ModelOutput(np.zeros((encoding.num_texts, self.num_labels), np.float32))
+        if encoding.input_ids.shape[1] > self.max_positions:
+            raise InvalidInputError(
+                f"sequence of {encoding.input_ids.shape[1]} tokens exceeds the model's {self.max_positions}; "
+                "tokenize with truncation=True"
+            )
+        names = self.outputs if output_hidden_states else ["logits"]
+        try:
+            got = dict(zip(names, self.session.run(names, {k: encoding[k] for k in self.inputs})))
+        except Exception as e:  # onnxruntime's pybind errors
+            raise UnifiedNLPError(f"{self.file}: ONNX Runtime failed on this batch ({type(e).__name__}: {e})") from None
+        return ModelOutput(got["logits"], got.get("last_hidden_state"), got.get("pooled"))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        if self._state is None:
+            raise UnifiedNLPError(
+                f"{self.file.parent}: an ONNX Runtime export keeps only its graph, no canonical weights; "
+                "save the canonical folder it was converted from instead"
+            )
+        return self._state()
+
+    def start_training(self, config: Mapping[str, Any]) -> None:
+        raise UnifiedNLPError(
+            "the onnxruntime backend runs inference only and cannot fit; fine-tune on a backend that trains "
+            f"({', '.join(TRAINING_BACKENDS)}), save, then load the saved folder with backend='onnxruntime'"
+        )
