@@ -291,7 +291,9 @@ def test_every_backend_labels_sst2_dev_as_huggingface_does(tmp_path, hf, name):
 
 
 def test_ctrl_c_stops_after_finished_parts_and_says_how_to_go_on(tmp_path):
-    source = write_input(tmp_path / "in.parquet", {"text": [TEXTS[i % len(TEXTS)] for i in range(800)]})
+    # 80 parts, so the run cannot finish before the signal even when this test is descheduled for
+    # seconds on a loaded machine (16 parts were about 8 s of work); one finished part is enough
+    source = write_input(tmp_path / "in.parquet", {"text": [TEXTS[i % len(TEXTS)] for i in range(4000)]})
     out, folder = tmp_path / "preds.jsonl", tmp_path / "preds.jsonl.parts"
     proc = subprocess.Popen(
         [sys.executable, "-m", "unified_nlp.cli", "classify", "--input", str(source), "--output", str(out)]
