@@ -69,6 +69,23 @@ def weighted_loss(logits, labels, weights, multi: bool):
     return tf.reduce_sum(losses * weights)
 
 
+def micro_step(model, inputs: list, rate, num_texts: int, example_weights, apply: bool) -> float:
+    """The dispatch of `train_step` for both TF models (`model` has _train_step, _accumulate,
+    _sum, _optimizer, _clip): a plain step runs the compiled step; a weighted or accumulating
+    one adds into the GradientSum, which clips and steps when `apply`. Called under the model's lock."""
+    if example_weights is None and apply and (model._sum is None or not model._sum.pending):
+        return float(model._train_step(*inputs, rate).numpy())
+    if model._sum is None:
+        model._sum = GradientSum(list(model._optimizer.params), model._optimizer, model._clip)
+    if example_weights is None:
+        example_weights = np.full(num_texts, 1.0 / max(1, num_texts))
+    loss = model._accumulate(*inputs, tf.constant(np.asarray(example_weights, np.float32)))
+    model._sum.pending = not apply
+    if apply:
+        model._sum.apply(rate)
+    return float(loss.numpy())
+
+
 class GradientSum:
     """Gradient accumulation: gradients of micro-batches summed in variables, then one clipped
     AdamW step on the sum (clipping applies to the accumulated gradient, as in torch)."""
@@ -388,18 +405,7 @@ class TFHubModel:
         inputs = [tf.constant(encoding[k]) for k in ("input_ids", "attention_mask", "token_type_ids")]
         rate = tf.constant(float(learning_rate), tf.float64)
         with self._training_lock:
-            if example_weights is None and apply and (self._sum is None or not self._sum.pending):
-                loss = self._train_step(*inputs, tf.constant(labels), rate)
-                return float(loss.numpy())
-            if self._sum is None:
-                self._sum = GradientSum([v for v in self._optimizer.params], self._optimizer, self._clip)
-            if example_weights is None:
-                example_weights = np.full(encoding.num_texts, 1.0 / max(1, encoding.num_texts))
-            loss = self._accumulate(*inputs, tf.constant(labels), tf.constant(np.asarray(example_weights, np.float32)))
-            self._sum.pending = not apply
-            if apply:
-                self._sum.apply(rate)
-        return float(loss.numpy())
+            return micro_step(self, [*inputs, tf.constant(labels)], rate, encoding.num_texts, example_weights, apply)
 
     def _to_canonical(self, name: str, value: np.ndarray) -> np.ndarray:
         layout = self._tf_layout.get(name)

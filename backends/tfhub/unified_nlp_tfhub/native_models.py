@@ -19,7 +19,7 @@ from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.training import no_decay
 
 from ._tf import tf
-from .model import GradientSum, classification_loss, dense_gradients, weighted_loss
+from .model import GradientSum, classification_loss, dense_gradients, micro_step, weighted_loss
 from .strings import decode_strings
 
 MULTI_LABEL = "multi_label_classification"
@@ -164,17 +164,7 @@ class StringsModel:
         strings = tf.constant(decode_strings(encoding), tf.string)
         rate = tf.constant(float(learning_rate), tf.float64)
         with self._lock:
-            if example_weights is None and apply and (self._sum is None or not self._sum.pending):
-                return float(self._train_step(strings, labels, rate).numpy())
-            if self._sum is None:
-                self._sum = GradientSum(list(self._optimizer.params), self._optimizer, self._clip)
-            if example_weights is None:
-                example_weights = np.full(encoding.num_texts, 1.0 / max(1, encoding.num_texts))
-            loss = self._accumulate(strings, labels, tf.constant(np.asarray(example_weights, np.float32)))
-            self._sum.pending = not apply
-            if apply:
-                self._sum.apply(rate)
-        return float(loss.numpy())
+            return micro_step(self, [strings, labels], rate, encoding.num_texts, example_weights, apply)
 
     def end_training(self) -> None:
         self._optimizer, self._train_step, self._sum = None, None, None
