@@ -61,13 +61,13 @@ test: setup
 	$(MAKE) --no-print-directory lint test-install test-main test-paddle
 
 test-main:
-	UNIFIED_NLP_PADDLENLP_PYTHON="$(CURDIR)/$(PPY)" $(VPY) -m pytest -q -p no:cacheprovider -rs tests --ignore=tests/test_paddlenlp_inprocess.py \
+	UNIFIED_NLP_PADDLENLP_PYTHON="$(CURDIR)/$(PPY)" $(VPY) -m pytest -q -p no:cacheprovider -rs --durations=15 tests --ignore=tests/test_paddlenlp_inprocess.py \
 		--ignore=tests/test_paddlenlp_architectures.py
 
 test-paddle:
 	UNIFIED_NLP_TEST_MODEL="$$($(VPY) -c 'from unified_nlp.models import default_model_dir; print(default_model_dir())')" \
 		UNIFIED_NLP_MAIN_PYTHON="$(CURDIR)/$(VPY)" \
-		$(PPY) -m pytest -q -p no:cacheprovider tests/test_paddlenlp_inprocess.py tests/test_paddlenlp_architectures.py
+		$(PPY) -m pytest -q -p no:cacheprovider --durations=10 tests/test_paddlenlp_inprocess.py tests/test_paddlenlp_architectures.py
 
 # The built wheels, installed as a user would (README, "Install"): a fresh venv in a temporary
 # folder, the core with the huggingface extra, run from outside the checkout with an empty store

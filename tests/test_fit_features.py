@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -32,6 +33,10 @@ def sst2():
 def fresh(backend):
     """The default encoder with a fresh two-label head, loaded once per backend, reset to
     its starting weights before each test (load_state_dict: the setter under test too)."""
+    return _fresh(backend)
+
+
+def _fresh(backend: str):
     if backend not in _FRESH:
         clf = un.load_classifier("default", backend=backend, labels=["neg", "pos"])
         _FRESH[backend] = (clf, clf.model.state_dict())
@@ -227,9 +232,10 @@ if mode == "kill":
     clf.fit(*train, **common, **checkpoints)
     sys.exit(3)
 clf = load()
+start = clf.model.state_dict()
 reference = clf.fit(*train, **common)
 np.savez(Path(out) / "reference.npz", **clf.model.state_dict())
-clf = load()
+clf.model.load_state_dict(start)  # as loaded again (a second load costs up to 30 s); the resume sets it all
 resumed = clf.fit(*train, **common, **checkpoints, resume=True)
 np.savez(Path(out) / "resumed.npz", **clf.model.state_dict())
 keys = ("loss", "learning_rate", "epoch_loss", "eval", "steps", "resumed_from")
@@ -280,6 +286,82 @@ def test_first_step_losses_of_those_runs_agree_across_backends():
     ref = _FIRST_LOSSES["huggingface"]
     for loss in _FIRST_LOSSES.values():
         assert abs(loss - ref) / abs(ref) < 1e-3, _FIRST_LOSSES
+
+
+@pytest.mark.parametrize("name", ["huggingface", "paddlenlp"])  # tfhub's exported encoder has no dropout
+def test_with_dropout_an_interrupted_run_resumes_to_the_same_weights(name, sst2, tmp_path):
+    """The dropout masks after the resume are those of the uninterrupted run: torch's RNG
+    state and paddle's micro-step count are in the checkpoint."""
+    require(name)
+    texts, labels = sst2[0][:8], sst2[1][:8]
+    options = dict(batch_size=2, dropout=0.1, learning_rate=1e-4, progress=False)
+    reference = _fresh(name)
+    reference.fit(texts, labels, seed=3, **options)
+    expected = reference.model.state_dict()
+    other_seed = _fresh(name)
+    other_seed.fit(texts, labels, seed=4, **options)  # the data order differs too, but so must the masks
+    assert any(not np.array_equal(v, expected[k]) for k, v in other_seed.model.state_dict().items())
+
+    clf = _fresh(name)
+    _interrupt_after_first_checkpoint(clf, texts, labels, seed=3, checkpoint_dir=tmp_path, **options)
+    clf.model.load_state_dict(_FRESH[name][1])  # as a new process would start, before the resume sets them
+    history = clf.fit(texts, labels, seed=3, checkpoint_dir=tmp_path, checkpoint_every=2, resume=True, **options)
+    assert history["resumed_from"] == 2 and history["steps"] == 4
+    for key, value in clf.model.state_dict().items():
+        np.testing.assert_array_equal(value, expected[key], err_msg=key)
+
+
+def _interrupt_after_first_checkpoint(clf, texts, labels, checkpoint_dir, **options):
+    """fit with a checkpoint every 2 steps, stopped by Ctrl-C at the first step after one is complete."""
+    step = clf.model.train_step
+
+    def interrupted(*args, **kwargs):
+        if any(checkpoint_dir.glob("checkpoint-*")):
+            raise KeyboardInterrupt
+        return step(*args, **kwargs)
+
+    clf.model.train_step = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            clf.fit(texts, labels, checkpoint_dir=checkpoint_dir, checkpoint_every=2, **options)
+    finally:
+        del clf.model.train_step
+
+
+_CROSS = dict(batch_size=2, learning_rate=1e-4, seed=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def hf_checkpoint(sst2, tmp_path_factory):
+    """A huggingface run stopped after its checkpoint of step 2, and the weights of the same run uninterrupted."""
+    require("huggingface")
+    texts, labels = sst2[0][:8], sst2[1][:8]
+    hf = _fresh("huggingface")
+    hf.fit(texts, labels, **_CROSS)
+    expected = hf.model.state_dict()
+    folder = tmp_path_factory.mktemp("hf-checkpoint")
+    _interrupt_after_first_checkpoint(_fresh("huggingface"), texts, labels, checkpoint_dir=folder, **_CROSS)
+    return folder, expected
+
+
+@pytest.mark.parametrize("name", ["tfhub", "paddlenlp"])
+def test_a_checkpoint_of_huggingface_is_resumed_on_another_backend(name, hf_checkpoint, sst2, tmp_path):
+    """Checkpoints hold canonical names and layouts: a run stopped on huggingface finishes on
+    another stack with the weights of the uninterrupted huggingface run, within float
+    tolerance (the frameworks' kernels differ in the last bits)."""
+    require(name)
+    folder, expected = hf_checkpoint
+    shutil.copytree(folder, tmp_path / "checkpoints")
+    clf = _fresh(name)
+    history = clf.fit(
+        sst2[0][:8], sst2[1][:8], checkpoint_dir=tmp_path / "checkpoints", checkpoint_every=2, resume=True, **_CROSS
+    )
+    assert history["resumed_from"] == 2 and history["steps"] == 4
+    got = clf.model.state_dict()
+    assert sorted(got) == sorted(expected)
+    worst = max(float(np.max(np.abs(got[k] - expected[k]))) for k in expected)
+    moved = max(float(np.max(np.abs(expected[k] - _FRESH["huggingface"][1][k]))) for k in expected)
+    assert worst < 1e-5 < moved, (worst, moved)
 
 
 def test_resume_refuses_a_checkpoint_of_other_options(fresh, sst2, tmp_path):

@@ -3,8 +3,8 @@ step in `checkpoint_dir`, written atomically (a temporary folder, then a rename)
 
 - ``weights.safetensors``: every weight under the canonical (transformers) names;
 - ``optimizer.safetensors``: AdamW's moments and step counts by canonical parameter name
-  (``exp_avg/NAME``, ``exp_avg_sq/NAME``, ``step/NAME``) and the framework's RNG where it has
-  one in use (``rng/torch``);
+  (``exp_avg/NAME``, ``exp_avg_sq/NAME``, ``step/NAME``) and what fixes the dropout masks from
+  there on (``rng/torch``: torch's RNG state; ``rng/paddle``: the micro-step count paddle reseeds from);
 - ``best.safetensors`` (keep_best): the best validation weights so far;
 - ``trainer.json``: the step, the epoch and the position in its data order, numpy's RNG
   state before that epoch's permutation was drawn, the early-stopping state, the history

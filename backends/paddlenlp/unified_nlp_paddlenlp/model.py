@@ -326,6 +326,10 @@ class PaddleModel:
         with self._lock:
             paddle.seed(int(config.get("seed", 0)))
             dropout = float(config.get("dropout", 0.0))
+            # paddle's CPU generator state is an opaque object (no array form to checkpoint), so with
+            # dropout each micro-step reseeds from (seed, its count), and a checkpoint holds the count
+            self._dropout_seed = int(config.get("seed", 0)) if dropout > 0 else None
+            self._micro_steps = 0
             self._set_dropout(dropout)
             if dropout > 0:
                 self.net.train()
@@ -356,6 +360,9 @@ class PaddleModel:
         if self._optimizer is None:
             raise RuntimeError("start_training() must come before train_step()")
         with self._lock:
+            if self._dropout_seed is not None:
+                paddle.seed((self._dropout_seed * 1_000_003 + self._micro_steps) % 2**31)
+            self._micro_steps += 1
             logits, _, _ = self._run(encoding)
             loss = classification_loss(
                 logits, label_ids, encoding.num_texts, self.num_labels, self.multi_label, example_weights
@@ -373,12 +380,14 @@ class PaddleModel:
         if self._optimizer is None:
             raise RuntimeError("training_state() needs start_training() first")
         with self._lock:
-            return self._optimizer.state(self._layout)
+            return {**self._optimizer.state(self._layout), "rng/paddle": np.array([self._micro_steps], np.int64)}
 
     def set_training_state(self, state: Mapping[str, np.ndarray]) -> None:
         if self._optimizer is None:
             raise RuntimeError("set_training_state() needs start_training() first")
         with self._lock:
+            if "rng/paddle" in state:
+                self._micro_steps = int(np.ravel(state["rng/paddle"])[0])
             try:
                 self._optimizer.load(state, self._layout)
             except (ValueError, KeyError) as e:
