@@ -109,6 +109,56 @@ def test_the_store_keeps_the_export_and_a_second_load_reuses_it(ort_clf, monkeyp
     np.testing.assert_array_equal(again.logits(TEXTS), ort_clf.logits(TEXTS))
 
 
+@pytest.fixture(scope="module")
+def int8(ort_clf):
+    return un.load_classifier("default", backend="ort", precision="int8")
+
+
+def test_int8_is_a_quantised_graph_that_keeps_most_labels(int8, ort_clf, sst2_dev, monkeypatch):
+    import onnx
+
+    assert int8.precision == "int8" and ort_clf.precision == "fp32"
+    ops = [n.op_type for n in onnx.load(str(int8.model.file)).graph.node]
+    # every weight product: 6 layers x (query, key, value, output, up, down) + the head
+    assert ops.count("MatMulInteger") == 37 and int8.model.file.parent != ort_clf.model.file.parent
+    # int8 weights; the embeddings (47 of 91 MB) stay fp32
+    assert int8.model.file.stat().st_size < 0.7 * ort_clf.model.file.stat().st_size
+    texts, labels = sst2_dev[0][:300], sst2_dev[1][:300]
+    report = un.compare(ort_clf, int8, texts)
+    assert report.argmax_agreement >= 0.95 and report.logits_max_abs_diff > 1e-3, str(report)
+    assert abs(int8.evaluate(texts, labels)["accuracy"] - ort_clf.evaluate(texts, labels)["accuracy"]) <= 0.03
+
+    def no_quantize(*args, **kwargs):
+        raise AssertionError("quantised again")
+
+    monkeypatch.setattr(unified_nlp_onnxruntime, "quantize", no_quantize)
+    again = un.load_classifier("default", backend="ort", precision="int8")
+    np.testing.assert_array_equal(again.logits(TEXTS), int8.logits(TEXTS))
+
+
+def test_an_exported_folder_runs_int8_and_an_int8_folder_refuses_fp32(exported, int8, tmp_path):
+    from_folder = un.load_classifier(exported, backend="ort", precision="int8")
+    np.testing.assert_allclose(from_folder.logits(TEXTS), int8.logits(TEXTS), atol=1e-6)
+    folder = tmp_path / "int8"
+    import shutil
+
+    shutil.copytree(int8.model.file.parent, folder)
+    assert un.load_classifier(folder, backend="ort").precision == "int8"  # as stored
+    with pytest.raises(un.InvalidInputError, match="int8 export cannot run at fp32"):
+        un.load_classifier(folder, backend="ort", precision="fp32")
+
+
+def test_precision_is_refused_where_the_backend_has_none(capsys):
+    with pytest.raises(un.InvalidInputError, match="huggingface backend runs fp32 only, not int8"):
+        un.load_classifier("default", backend="huggingface", precision="int8")
+    with pytest.raises(un.InvalidInputError, match="precision must be one of fp32, int8, got 'bf16'"):
+        un.load_classifier("default", backend="ort", precision="bf16")
+    from unified_nlp.cli import main
+
+    assert main(["classify", "--backend", "ort", "--precision", "int8", "--json", "This is a great movie!"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == "POSITIVE"
+
+
 def test_fit_is_a_clear_error_naming_the_backends_that_train(ort_clf):
     with pytest.raises(UnifiedNLPError, match="inference only.*huggingface, tfhub, paddlenlp"):
         ort_clf.fit(["a fine film", "dull"], ["POSITIVE", "NEGATIVE"], progress=False)

@@ -122,6 +122,7 @@ def load_classifier(
     preprocessor: str | os.PathLike | None = None,
     pooling: str | None = None,
     num_threads: int | None = None,
+    precision: str | None = None,
 ) -> TextClassifier:
     """Load a text classifier on one backend, offline.
 
@@ -148,12 +149,18 @@ def load_classifier(
     request, else $OMP_NUM_THREADS or the cores this process may use. On a busy
     machine fewer threads than cores is faster. ``clf.num_threads`` reports the count.
 
+    `precision` is "fp32" or "int8", on a backend that offers it (the adapter's
+    `precisions`; int8: onnxruntime, README "Precision"); None runs the model as it is
+    stored (fp32, or int8 for an int8 export). ``clf.precision`` reports it.
+
     >>> clf = load_classifier("default", backend="tfhub")   # doctest: +SKIP
     >>> clf.predict(["This is a great movie!"])[0].label    # doctest: +SKIP
     'POSITIVE'
     """
     name = registry.canonical_name(backend)
     where = registry.placement(name)  # fails early, before any file work, if it can run nowhere
+    if precision is not None and precision not in registry.PRECISIONS:
+        raise InvalidInputError(f"precision must be one of {', '.join(registry.PRECISIONS)}, got {precision!r}")
     threads.request(num_threads)  # before any framework starts: TensorFlow sizes its pools then
     found = formats.detect(resolve(model).absolute(), _folder(preprocessor))
     if pooling not in (None, "pooled", "mean"):
@@ -176,6 +183,14 @@ def load_classifier(
         spec = model_spec(path, labels, problem_type, seed)
         source = path if (path / "config.json").is_file() else None
     adapter, where = _adapter(name)
+    if precision is not None:
+        offered = tuple(getattr(adapter, "precisions", ("fp32",)))
+        if precision not in offered:
+            raise InvalidInputError(
+                f"the {name} backend runs {', '.join(offered)} only, not {precision}; int8 runs on a backend that "
+                "offers it (onnxruntime: pip install 'unified-nlp[onnxruntime]')"
+            )
+        spec = {**spec, "precision": precision}
     converting = progress.conversion_notice(path, spec, name)
     started = time.perf_counter()
     tokenizer, net = adapter.load(path, spec)

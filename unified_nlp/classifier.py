@@ -57,6 +57,11 @@ class TextClassifier:
         self.spec = dict(spec or {})
         self.runs = runs
 
+    @property
+    def precision(self) -> str:
+        """The numeric precision the model runs at: "fp32", or "int8" (load_classifier's precision)."""
+        return str(self.spec.get("precision", "fp32"))
+
     def __repr__(self) -> str:
         return f"TextClassifier(backend={self.backend!r}, labels={list(self.labels)}, runs={self.runs!r})"
 

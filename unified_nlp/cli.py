@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from .errors import InvalidInputError, UnifiedNLPError
+from .registry import PRECISIONS
 
 
 def _split_pairs(lines: list[str], where: str) -> list[tuple[str, str]]:
@@ -388,11 +389,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _model_options(args: argparse.Namespace) -> dict:
-    return {"preprocessor": args.preprocessor, "pooling": args.pooling}
+    return {"preprocessor": args.preprocessor, "pooling": args.pooling, "precision": getattr(args, "precision", None)}
 
 
-def _add_model_arguments(p: argparse.ArgumentParser, *, pooling: bool = True) -> None:
-    """--preprocessor (and --pooling) for a TF Hub encoder SavedModel given as the model."""
+def _add_model_arguments(p: argparse.ArgumentParser, *, pooling: bool = True, precision: bool = True) -> None:
+    """--preprocessor (and --pooling) for a TF Hub encoder SavedModel given as the model,
+    and --precision where a model is loaded to run."""
     p.add_argument(
         "--preprocessor", help="the TF Hub preprocessor SavedModel of an encoder SavedModel given as the model"
     )
@@ -401,6 +403,12 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, pooling: bool = True) ->
             "--pooling",
             choices=("pooled", "mean"),
             help="how a TF Hub encoder's fresh head reads it on tfhub: pooled_output (default) or mean pooling",
+        )
+    if precision:
+        p.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            help="fp32, or int8 on a backend that offers it (onnxruntime); default: as the model is stored",
         )
 
 
@@ -515,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="the folder to write (replaced atomically if it exists)")
     p.add_argument("--to", required=True, help="the target format: " + BACKEND_HELP)
     add_threads_option(p)
-    _add_model_arguments(p, pooling=False)
+    _add_model_arguments(p, pooling=False, precision=False)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("compare", help="numerical parity report between two backends")
@@ -582,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--multi-label", action="store_true", help="a fresh multi-label head; labels comma-separated per row"
     )
-    _add_model_arguments(p)
+    _add_model_arguments(p, precision=False)  # training is fp32
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("evaluate", help="accuracy, macro F1 and per-class figures on a TSV")

@@ -20,6 +20,7 @@ from pathlib import Path
 from .errors import BackendNotInstalledError, UnifiedNLPError, UnknownBackendError
 
 ENTRY_POINT_GROUP = "unified_nlp.backends"
+PRECISIONS = ("fp32", "int8")  # what load_classifier(precision=...) may ask; an adapter lists its own in `precisions`
 
 
 @dataclass(frozen=True)

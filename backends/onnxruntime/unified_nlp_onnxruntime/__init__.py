@@ -29,11 +29,12 @@ import onnxruntime  # noqa: F401  (a missing runtime fails here, at the adapter'
 from unified_nlp import progress
 from unified_nlp.errors import InvalidInputError, InvalidModelError
 from unified_nlp.fast_tokenizer import FastTokenizer
-from unified_nlp.models import SPEC_FILE, converted_dir, read_spec
+from unified_nlp.models import SPEC_FILE, content_key, converted_dir, read_spec, store_dir
 from unified_nlp.threads import default_threads
 from unified_nlp.weights import atomic_dir
 
 from .export import EXPORT_VERSION, FORMAT, export
+from .quantize import quantize
 from .session import OrtModel
 
 __all__ = ["OnnxRuntimeBackend", "OrtModel", "export"]
@@ -50,10 +51,24 @@ def _current(folder: Path) -> dict[str, Any] | None:
 
 
 def _variant(spec: Mapping[str, Any]) -> str:
-    """What besides the folder's bytes changes the graph: a fresh head (its size and seed)."""
-    if not spec.get("fresh_head"):
-        return ""
-    return f"fresh-head:{int(spec['num_labels'])}:{int(spec.get('seed', 0))}"
+    """What besides the folder's bytes changes the graph: a fresh head (its size and seed),
+    the precision."""
+    parts = []
+    if spec.get("fresh_head"):
+        parts.append(f"fresh-head:{int(spec['num_labels'])}:{int(spec.get('seed', 0))}")
+    if spec.get("precision", "fp32") != "fp32":
+        parts.append(str(spec["precision"]))
+    return ":".join(parts)
+
+
+def _quantized_dir(export_folder: Path, precision: str) -> Path:
+    """Store folder of the `precision` form of an exported (not canonical) folder, keyed by its files' bytes."""
+    from unified_nlp.store import note_use
+
+    files = [f for f in export_folder.iterdir() if f.is_file()]
+    folder = store_dir() / "converted" / "onnxruntime" / content_key(files, precision)
+    note_use(folder, export_folder.absolute())
+    return folder
 
 
 def canonical_state(path: Path, spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -79,6 +94,7 @@ class OnnxRuntimeBackend:
     """Entry point of the `onnxruntime` backend: inference on ONNX Runtime's CPU provider."""
 
     name = "onnxruntime"
+    precisions = ("fp32", "int8")  # int8: quantize.py
 
     def __init__(self) -> None:
         self.num_threads = default_threads()
@@ -93,8 +109,13 @@ class OnnxRuntimeBackend:
         """The export of the canonical folder `path` in the model store, made on first use."""
         folder = converted_dir(Path(path), self.name, _variant(spec))
         if _current(folder) is None:
-            progress.notice(f"first use of {path} on onnxruntime: exporting it to ONNX once (about 20 s) ...")
-            export(Path(path), spec, folder, num_threads=self.num_threads)
+            if spec.get("precision", "fp32") == "int8":
+                fp32 = self.cached_export(path, {**spec, "precision": "fp32"})
+                progress.notice(f"first int8 use of {path} on onnxruntime: quantising the export once ...")
+                quantize(fp32, folder)
+            else:
+                progress.notice(f"first use of {path} on onnxruntime: exporting it to ONNX once (about 20 s) ...")
+                export(Path(path), spec, folder, num_threads=self.num_threads)
         return folder
 
     def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[FastTokenizer, OrtModel]:
@@ -112,6 +133,17 @@ class OnnxRuntimeBackend:
                     "that trains)"
                 )
             folder, meta, state = path, read_spec(path), None
+            stored, wanted = meta.get("precision", "fp32"), spec.get("precision", meta.get("precision", "fp32"))
+            if wanted != stored:
+                if stored != "fp32":
+                    raise InvalidInputError(
+                        f"{path}: an {stored} export cannot run at {wanted}; load the canonical folder it came from"
+                    )
+                folder = _quantized_dir(path, wanted)
+                if _current(folder) is None:
+                    progress.notice(f"first int8 use of {path}: quantising it once ...")
+                    quantize(path, folder)
+                meta = read_spec(folder)
         else:
             raise InvalidModelError(
                 f"{path}: a {fmt!r} folder; the onnxruntime backend loads the canonical format or its own "

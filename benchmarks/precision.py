@@ -1,0 +1,81 @@
+"""Precision run: each (backend, precision) on all 872 SST-2 dev sentences: accuracy, label
+agreement with the same backend at fp32, max |logit difference| and speed.
+
+    .venv/bin/python benchmarks/precision.py --out benchmarks/results/precision
+
+Speed: texts/s of `clf.logits` over the whole dev set (the library's batching, batch 32,
+--threads framework threads), best of --repeats passes after one warm-up pass, every
+configuration in this one process, one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+RUNS = (("huggingface", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/precision"))
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    import unified_nlp as un
+    from unified_nlp.benchdata import read_tsv, sst2_path
+    from unified_nlp.metrics import label_ids
+
+    texts, labels = read_tsv(sst2_path("dev"))
+    rows, fp32 = [], {}
+    for backend, precision in RUNS:
+        clf = un.load_classifier("default", backend=backend, precision=precision, num_threads=args.threads)
+        logits = clf.logits(texts, batch_size=32)  # warm-up, and the figures
+        best = float("inf")
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            clf.logits(texts, batch_size=32)
+            best = min(best, time.perf_counter() - started)
+        y = label_ids(labels, clf.labels)
+        if precision == "fp32":
+            fp32[backend] = logits
+        ref = fp32.get(backend, logits)
+        rows.append(
+            {
+                "backend": backend,
+                "precision": precision,
+                "accuracy": float((logits.argmax(1) == y).mean()),
+                "agreement_with_fp32": float((logits.argmax(1) == ref.argmax(1)).mean()),
+                "max_abs_logit_diff_vs_fp32": float(np.abs(logits - ref).max()),
+                "texts_per_second": round(len(texts) / best, 1),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    base = rows[0]["texts_per_second"]
+    lines = [
+        f"SST-2 dev, 872 sentences, batch 32, {args.threads} threads, best of {args.repeats}, {time.strftime('%Y-%m-%d')}",
+        "",
+        "| backend | precision | accuracy | label agreement with fp32 | max abs logit diff vs fp32 | texts/s | vs huggingface fp32 |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['backend']} | {r['precision']} | {r['accuracy']:.4f} | {r['agreement_with_fp32']:.2%} | "
+            f"{r['max_abs_logit_diff_vs_fp32']:.1e} | {r['texts_per_second']:.1f} | {r['texts_per_second'] / base:.2f}x |"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(
+        json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=1) + "\n"
+    )
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
