@@ -148,6 +148,19 @@ def test_an_exported_folder_runs_int8_and_an_int8_folder_refuses_fp32(exported, 
         un.load_classifier(folder, backend="ort", precision="fp32")
 
 
+def test_int8_without_onnx_says_what_to_install(exported, tmp_path):
+    code = (
+        "import sys; sys.modules['onnx'] = None\n"  # import onnx fails, as in an install without the export extra
+        "import unified_nlp as un\n"
+        "from unified_nlp.errors import BackendNotInstalledError\n"
+        f"try:\n    un.load_classifier({str(exported)!r}, backend='ort', precision='int8')\n"
+        "except BackendNotInstalledError as e:\n    print(e)\n"
+    )
+    env = {**os.environ, "UNIFIED_NLP_HOME": str(tmp_path / "empty-store"), "UNIFIED_NLP_PROGRESS": "0"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert "int8 needs the onnx package" in done.stdout and "pip install" in done.stdout, done.stderr[-2000:]
+
+
 def test_precision_is_refused_where_the_backend_has_none(capsys):
     with pytest.raises(un.InvalidInputError, match="huggingface backend runs fp32 only, not int8"):
         un.load_classifier("default", backend="huggingface", precision="int8")

@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from unified_nlp.errors import ConversionError
+from unified_nlp.errors import BackendNotInstalledError, ConversionError
 from unified_nlp.models import SPEC_FILE, read_spec
 from unified_nlp.weights import atomic_dir
 
@@ -38,8 +38,14 @@ QUANTIZATION = {"method": "dynamic", "weights": "int8 per output channel", "ops"
 def quantize(source: Path, out: Path) -> dict[str, Any]:
     """Write the int8 folder of the fp32 export `source` at `out`, atomically; returns its
     unified_nlp.json."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as e:
+        raise BackendNotInstalledError(
+            f"int8 needs the onnx package to quantise the export once ({e}): pip install 'onnx>=1.23' "
+            "(or 'unified-nlp[onnxruntime-export]'); running an int8 folder afterwards does not"
+        ) from None
 
     source, out = Path(source), Path(out)
     meta = read_spec(source)
