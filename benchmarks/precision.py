@@ -5,7 +5,9 @@ agreement with the same backend at fp32, max |logit difference| and speed.
 
 Speed: texts/s of `clf.logits` over the whole dev set (the library's batching, batch 32,
 --threads framework threads), best of --repeats passes after one warm-up pass, every
-configuration in this one process, one after the other.
+configuration in this one process, one after the other. Then the same at longer inputs
+(--lengths: dev sentences joined into texts of about that many tokens, --long-texts of
+them, batch 8), where attention's share of the work grows with the length.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lengths", default="128,256,512", help="token lengths of the long-text rows ('' for none)")
+    parser.add_argument("--long-texts", type=int, default=48)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/precision"))
     args = parser.parse_args(argv)
 
@@ -32,15 +36,23 @@ def main(argv: list[str] | None = None) -> int:
     from unified_nlp.metrics import label_ids
 
     texts, labels = read_tsv(sst2_path("dev"))
+    lengths = [int(n) for n in args.lengths.split(",") if n.strip()]
+    long_texts: dict[int, list[str]] = {}
     rows, fp32 = [], {}
     for backend, precision in RUNS:
         clf = un.load_classifier("default", backend=backend, precision=precision, num_threads=args.threads)
         logits = clf.logits(texts, batch_size=32)  # warm-up, and the figures
-        best = float("inf")
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            clf.logits(texts, batch_size=32)
-            best = min(best, time.perf_counter() - started)
+        best = _best_seconds(clf, texts, 32, args.repeats)
+        if not long_texts:
+            long_texts = {n: _texts_of_about(clf.tokenizer, texts, n, args.long_texts) for n in lengths}
+        by_length = {}
+        for n, batch in long_texts.items():
+            clf.logits(batch, batch_size=8)
+            tokens = float(clf.tokenizer(batch).attention_mask.sum(axis=1).mean())
+            by_length[n] = {
+                "tokens": round(tokens, 1),
+                "texts_per_second": round(len(batch) / _best_seconds(clf, batch, 8, args.repeats), 2),
+            }
         y = label_ids(labels, clf.labels)
         if precision == "fp32":
             fp32[backend] = logits
@@ -53,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 "agreement_with_fp32": float((logits.argmax(1) == ref.argmax(1)).mean()),
                 "max_abs_logit_diff_vs_fp32": float(np.abs(logits - ref).max()),
                 "texts_per_second": round(len(texts) / best, 1),
+                "long_texts": by_length,
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -68,6 +81,19 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['backend']} | {r['precision']} | {r['accuracy']:.4f} | {r['agreement_with_fp32']:.2%} | "
             f"{r['max_abs_logit_diff_vs_fp32']:.1e} | {r['texts_per_second']:.1f} | {r['texts_per_second'] / base:.2f}x |"
         )
+    if lengths:
+        lines += [
+            "",
+            f"Longer texts: SST-2 dev sentences joined, {args.long_texts} texts per length, batch 8, texts/s (mean tokens per text)",
+            "",
+            "| backend | precision | " + " | ".join(f"~{n} tokens" for n in lengths) + " |",
+            "| --- | --- | " + " | ".join("---:" for _ in lengths) + " |",
+        ]
+        for r in rows:
+            cells = [
+                f"{r['long_texts'][n]['texts_per_second']:.2f} ({r['long_texts'][n]['tokens']:.0f})" for n in lengths
+            ]
+            lines.append(f"| {r['backend']} | {r['precision']} | " + " | ".join(cells) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(
         json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=1) + "\n"
@@ -75,6 +101,24 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
+
+
+def _best_seconds(clf, texts: list[str], batch_size: int, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        clf.logits(texts, batch_size=batch_size)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _texts_of_about(tokenizer, sentences: list[str], tokens: int, count: int) -> list[str]:
+    """`count` texts of about `tokens` tokens each (the model truncates at its maximum): dev
+    sentences joined in order, each text starting where the previous one ended."""
+    words = " ".join(sentences).split()
+    per_word = tokenizer([" ".join(words[:200])]).attention_mask.sum() / 200  # tokens per word (under the 512 cap)
+    size = max(1, int((tokens - 2) / per_word))
+    return [" ".join(words[(i * size) % (len(words) - size) :][:size]) for i in range(count)]
 
 
 if __name__ == "__main__":

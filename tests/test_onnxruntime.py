@@ -96,6 +96,7 @@ def test_the_store_keeps_the_export_and_a_second_load_reuses_it(ort_clf, monkeyp
     meta = json.loads(next(model_store.glob("converted/onnxruntime/*/unified_nlp.json")).read_text())
     assert meta["format"] == "onnxruntime" and meta["max_abs_diff_vs_torch"] <= TOL
     assert meta["optimized"] and meta["fusions"].get("SkipLayerNormalization", 0) > 0  # ORT's fusions applied
+    assert meta["fusions"].get("Attention") == 6  # one fused attention per layer of MiniLM
 
     def no_export(*args, **kwargs):
         raise AssertionError("exported again")
@@ -119,8 +120,9 @@ def test_int8_is_a_quantised_graph_that_keeps_most_labels(int8, ort_clf, sst2_de
 
     assert int8.precision == "int8" and ort_clf.precision == "fp32"
     ops = [n.op_type for n in onnx.load(str(int8.model.file)).graph.node]
-    # every weight product: 6 layers x (query, key, value, output, up, down) + the head
-    assert ops.count("MatMulInteger") == 37 and int8.model.file.parent != ort_clf.model.file.parent
+    # every weight product: 6 layers x (fused query/key/value; output, up, down) + the head
+    assert ops.count("QAttention") == 6 and ops.count("MatMulInteger") == 19
+    assert int8.model.file.parent != ort_clf.model.file.parent
     # int8 weights; the embeddings (47 of 91 MB) stay fp32
     assert int8.model.file.stat().st_size < 0.7 * ort_clf.model.file.stat().st_size
     texts, labels = sst2_dev[0][:300], sst2_dev[1][:300]
@@ -284,6 +286,8 @@ def test_every_family_matches_transformers_on_texts_and_pairs(arch, tmp_path):
     folder = make_checkpoint(arch, tmp_path / arch, scale=8.0)
     clf = un.load_classifier(folder, backend="ort")
     assert clf.labels == LABELS and clf.spec["architecture"] == arch
+    meta = json.loads((clf.model.file.parent / "unified_nlp.json").read_text())
+    assert meta["fusions"].get("Attention", 0) >= 1  # attention fused in every family (ALBERT: its shared layer once)
     batch, expected = _reference(folder, TEXTS)
     np.testing.assert_array_equal(clf.tokenizer(TEXTS).input_ids, batch["input_ids"].numpy())
     logits = clf.logits(TEXTS)

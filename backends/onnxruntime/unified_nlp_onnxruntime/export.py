@@ -7,9 +7,10 @@ same core-drawn fresh or missing tensors), so parity is by construction. Measure
 transformers 5: the older TorchScript exporter (``dynamo=False``) bakes the attention mask
 of the example batch into the graph (logits off by more than 1 on other batches); the
 dynamo graph matches within 5e-6. ONNX Runtime's optimizer (onnxruntime.transformers)
-fuses LayerNorm, SkipLayerNorm and bias + GELU in that graph; it does not recognise
-transformers 5's attention-mask pattern, so attention stays unfused (ONNX Runtime's own
-session-level fusions still apply when the graph is loaded).
+fuses LayerNorm, SkipLayerNorm, bias + GELU and attention in that graph. Attention fuses
+only in the form of BERT's original code, which is what the export traces (see
+`_classic_attention`): transformers 5's own sdpa and eager graphs are not matched, and
+unfused attention is about ten kernels a layer instead of one.
 
 Export needs torch, transformers and the huggingface adapter; running the written folder
 needs only onnxruntime and tokenizers.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import shutil
 import warnings
 from collections.abc import Mapping
@@ -35,7 +37,7 @@ from unified_nlp.weights import atomic_dir
 
 FORMAT = "onnxruntime"
 MODEL_FILE = "model.onnx"
-EXPORT_VERSION = 1  # exports in the store of another version are made again
+EXPORT_VERSION = 2  # exports in the store of another version are made again
 OPSET = 18
 TOLERANCE = 1e-5  # the optimised graph is kept only when its logits stay this close to torch's
 # probe inputs for the parity check of each export: padding, a pair, an accented and a CJK text
@@ -57,6 +59,36 @@ def _frameworks():
     return torch, HFModel
 
 
+ATTENTION = "unified_nlp_onnx"  # the name `_classic_attention` is registered under in transformers
+
+
+def _classic_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """transformers' attention function (the signature of its eager_attention_forward, in
+    inference) written as BERT's original graph: query . key / sqrt(head size) + additive
+    mask, softmax, . value. Written here because ONNX Runtime's attention fuser matches this
+    graph and no other transformers 5 implementation offers it: its eager one multiplies by
+    the scale (the fuser then takes the scale for the mask), its sdpa one masks through Where."""
+    import torch
+
+    head = query.size(-1)
+    scores = torch.matmul(query, key.transpose(2, 3))
+    if scaling is None or abs(scaling - head**-0.5) < 1e-12:
+        scores = scores / head**0.5
+    else:  # a family with its own scale: correct, but left unfused
+        scores = scores * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = torch.softmax(scores, dim=-1)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+
+
+def _use_classic_attention(model) -> None:
+    import transformers
+
+    transformers.AttentionInterface.register(ATTENTION, _classic_attention)
+    model.encoder.set_attn_implementation(ATTENTION)
+
+
 def _graph_module(torch, model):
     """The HFModel's forward as a torch module of tensors: logits, last hidden state
     (and the pooled embedding of the mean-pooling head), as HFModel._logits computes them."""
@@ -67,7 +99,10 @@ def _graph_module(torch, model):
             self.net = model.net
 
         def forward(self, input_ids, attention_mask, token_type_ids=None):
-            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            # BERT's original additive mask, (batch, 1, 1, seq): transformers passes a 4-D mask on
+            # as it is, and ONNX Runtime's attention fuser maps this pattern back to the 2-D input
+            keep = attention_mask.unsqueeze(1).unsqueeze(2).to(torch.float32)
+            inputs = {"input_ids": input_ids, "attention_mask": (1.0 - keep) * torch.finfo(torch.float32).min}
             if token_type_ids is not None:
                 inputs["token_type_ids"] = token_type_ids
             if not model.mean:
@@ -108,6 +143,7 @@ def export(source: Path, spec: Mapping[str, Any], out: Path, *, num_threads: int
 
     source, out = Path(source), Path(out)
     model = HFModel(source, spec)
+    _use_classic_attention(model)
     graph = _graph_module(torch, model)
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if model.token_types else [])
     outputs = ["logits", "last_hidden_state"] + (["pooled"] if model.mean else [])
@@ -139,7 +175,8 @@ def export(source: Path, spec: Mapping[str, Any], out: Path, *, num_threads: int
         raw = tmp / "raw.onnx"
         chatter = io.StringIO()  # the exporter prints its steps to stdout; a library stays quiet
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+            # the exporter also logs a warning per torchvision operator it cannot register
+            with warnings.catch_warnings(), contextlib.redirect_stdout(chatter), quiet_logger("torch.onnx"):
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
                     graph,
@@ -159,7 +196,9 @@ def export(source: Path, spec: Mapping[str, Any], out: Path, *, num_threads: int
                 f"{str(e).splitlines()[0] if str(e) else ''}"
             ) from e
         raw_diff = _max_diff(open_session(raw, num_threads), graph, torch, probes, names)
-        optimized, fusions, opt_diff = _optimize(raw, tmp / MODEL_FILE, num_threads, graph, torch, probes, names)
+        config = model.encoder.config
+        heads = (int(config.num_attention_heads), int(config.hidden_size))
+        optimized, fusions, opt_diff = _optimize(raw, tmp / MODEL_FILE, heads, num_threads, graph, torch, probes, names)
         if optimized and opt_diff <= max(TOLERANCE, raw_diff):
             raw.unlink()
             meta.update(optimized=True, fusions=fusions, max_abs_diff_vs_torch=opt_diff)
@@ -177,9 +216,39 @@ def export(source: Path, spec: Mapping[str, Any], out: Path, *, num_threads: int
     return meta
 
 
-def _optimize(raw: Path, target: Path, num_threads: int, graph, torch, probes, names) -> tuple[bool, dict, float]:
+def _split_mask_unsqueeze(graph) -> None:
+    """Undo one merge of the exporter's optimiser (onnxscript) in place: the attention mask's
+    two Unsqueeze nodes become one with axes [1, 2], and ONNX Runtime's attention fuser looks
+    for the two. Nothing else in the graph changes; the parity check after fusion still holds."""
+    import onnx
+    from onnx import numpy_helper
+
+    constants = {t.name: t for t in graph.initializer}
+    constants.update({n.output[0]: n.attribute[0].t for n in graph.node if n.op_type == "Constant" and n.attribute})
+    nodes = []
+    for node in graph.node:
+        axes = constants.get(node.input[1]) if node.op_type == "Unsqueeze" and len(node.input) == 2 else None
+        axes = numpy_helper.to_array(axes).ravel().tolist() if axes is not None else []
+        if node.input[0] != "attention_mask" or len(axes) < 2 or min(axes) < 0:
+            nodes.append(node)
+            continue
+        current = node.input[0]
+        for k, axis in enumerate(sorted(axes)):
+            name = f"{node.name}_split{k}"
+            graph.initializer.append(numpy_helper.from_array(np.array([axis], np.int64), f"{name}_axes"))
+            output = node.output[0] if k == len(axes) - 1 else f"{name}_out"
+            nodes.append(onnx.helper.make_node("Unsqueeze", [current, f"{name}_axes"], [output], name=name))
+            current = output
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _optimize(
+    raw: Path, target: Path, heads: tuple[int, int], num_threads: int, graph, torch, probes, names
+) -> tuple[bool, dict, float]:
     """ONNX Runtime's transformer fusions on the exported graph, written to `target`:
-    (done, fused operator counts, max |logits - torch|)."""
+    (done, fused operator counts, max |logits - torch|). `heads`: (attention heads, hidden size)."""
+    import onnx
     from onnxruntime.transformers.optimizer import optimize_model
 
     from .session import open_session
@@ -187,14 +256,28 @@ def _optimize(raw: Path, target: Path, num_threads: int, graph, torch, probes, n
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            # num_heads/hidden_size 0: read from the graph; opt_level 0: only the Python fusions are
-            # written into the file (the session applies ONNX Runtime's own graph optimisations at load)
-            optimized = optimize_model(str(raw), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+            proto = onnx.load(str(raw))
+            _split_mask_unsqueeze(proto.graph)
+            # opt_level 0: only the Python fusions are written into the file (the session
+            # applies ONNX Runtime's own graph optimisations at load)
+            optimized = optimize_model(proto, model_type="bert", num_heads=heads[0], hidden_size=heads[1], opt_level=0)
             optimized.save_model_to_file(str(target))
             fusions = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
     except Exception:  # an optimiser failure costs speed, not correctness: the plain export is used
         return False, {}, float("inf")
     return True, fusions, _max_diff(open_session(target, num_threads), graph, torch, probes, names)
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str):
+    """Only errors from the logger `name` ("" is the root logger) while inside."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _versions() -> dict[str, str]:

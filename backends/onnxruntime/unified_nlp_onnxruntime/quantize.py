@@ -1,8 +1,9 @@
 """precision="int8": ONNX Runtime's own quantiser (onnxruntime.quantization) on an export.
 
-Dynamic quantisation of the weight MatMuls, per output channel: int8 weights with one scale
-per column, each batch's activations quantised at run time (MatMulInteger). The attention
-products (activation by activation), LayerNorm, GELU and softmax stay fp32.
+Dynamic quantisation of the weight products, per output channel: int8 weights with one scale
+per column, each batch's activations quantised at run time (MatMulInteger, and QAttention for
+the export's fused attention with its query/key/value weights). The attention products
+(activation by activation), LayerNorm, GELU and softmax stay fp32.
 
 Activations are quantised per batch, so an int8 logit depends a little on the other texts of its
 batch (their ranges set the scale): fp32 gives a text the same logits in any batch, int8 does not.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
 import shutil
 import warnings
 from pathlib import Path
@@ -32,7 +32,13 @@ from unified_nlp.errors import BackendNotInstalledError, ConversionError
 from unified_nlp.models import SPEC_FILE, read_spec
 from unified_nlp.weights import atomic_dir
 
-QUANTIZATION = {"method": "dynamic", "weights": "int8 per output channel", "ops": ["MatMul (constant weight)"]}
+from .export import quiet_logger
+
+QUANTIZATION = {
+    "method": "dynamic",
+    "weights": "int8 per output channel",
+    "ops": ["Attention (fused query, key, value)", "MatMul (constant weight)"],
+}
 
 
 def quantize(source: Path, out: Path) -> dict[str, Any]:
@@ -59,14 +65,14 @@ def quantize(source: Path, out: Path) -> dict[str, Any]:
         try:
             # the quantiser logs on the root logger (advice to pre-process, tensors whose type it
             # cannot infer: the attention products it leaves in fp32 anyway); a library stays quiet
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _root_log_quiet():
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_logger(""):
                 warnings.simplefilter("ignore")
                 quantize_dynamic(
                     plain,
                     tmp / meta.get("model_file", "model.onnx"),
                     per_channel=True,
                     weight_type=QuantType.QInt8,
-                    op_types_to_quantize=["MatMul"],
+                    op_types_to_quantize=["MatMul", "Attention"],  # Attention: the fused query/key/value weights
                     extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
                 )
         except Exception as e:  # the quantiser raises RuntimeError, onnx errors, ValueError
@@ -80,14 +86,3 @@ def quantize(source: Path, out: Path) -> dict[str, Any]:
         meta = {**meta, "precision": "int8", "quantization": QUANTIZATION}
         (tmp / SPEC_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta
-
-
-@contextlib.contextmanager
-def _root_log_quiet():
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
