@@ -64,7 +64,7 @@ def _local(path, out, backend):
     return un.classify_dataset(path, out, backend=backend, text_column="sentence", chunk_rows=CHUNK, resume=False)
 
 
-@pytest.mark.parametrize("backend", ["huggingface", "tfhub", "paddlenlp"])
+@pytest.mark.parametrize("backend", ["huggingface", "tfhub", "paddlenlp", "onnxruntime"])
 def test_same_output_as_the_local_engine(cluster, sst2_parquet, tmp_path, backend):
     require(backend)
     local = _local(sst2_parquet, tmp_path / "local.parquet", backend)
