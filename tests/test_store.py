@@ -8,6 +8,7 @@ import os
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,6 +52,38 @@ def test_conversion_keys_follow_the_bytes_not_the_path_or_the_time(home, tmp_pat
     changed = _folder(tmp_path / "c", {"head": "mean", "labels": ["a", "b"]}, weight=2.0)
     assert converted_dir(changed, "tfhub") != key
     assert converted_dir(a, "tfhub", version="4") != key
+
+
+def test_a_computed_key_is_kept_by_stat_stamp_and_any_write_hashes_again(home, tmp_path, monkeypatch):
+    from unified_nlp import models
+
+    a = _folder(tmp_path / "a")
+    files = sorted(a.iterdir())
+    fresh = models.content_key(files, "v")
+    assert not (home / models.KEYS_FILE).exists()  # files written in the last 2 s are not trusted yet
+    monkeypatch.setattr(models, "_SETTLED_NS", 0)
+    assert models.content_key(files, "v") == fresh and (home / models.KEYS_FILE).is_file()
+    real_open = open
+
+    def no_reading(file, *args, **kwargs):
+        assert Path(file).parent != a, f"read {file} again"
+        return real_open(file, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr("builtins.open", no_reading)
+        assert models.content_key(files, "v") == fresh  # the kept key: no byte read
+    time.sleep(0.05)  # past the file system clock's granularity
+    weights = a / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit, same size
+    weights.write_bytes(bytes(data))
+    changed = models.content_key(files, "v")
+    assert changed != fresh
+    weights.write_bytes(bytes(data[:-1]) + bytes([data[-1] ^ 1]))  # back to the first bytes, rewritten
+    assert models.content_key(files, "v") == fresh
+    (home / models.KEYS_FILE).write_text("{not json")  # damaged: hashed again, and rewritten
+    assert models.content_key(files, "v") == fresh
+    assert fresh in json.loads((home / models.KEYS_FILE).read_text()).values()
 
 
 def test_the_default_model_folder_is_keyed_by_content(home):
