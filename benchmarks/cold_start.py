@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from recorded import write_results
+
 REPO = Path(__file__).resolve().parents[1]
 TEXT = "This is a great movie!"
 BACKENDS = ("huggingface", "tfhub", "paddlenlp", "onnxruntime")
@@ -124,12 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for r in rows:
         lines.append(f"| {r['backend']} | {r['ours']:.2f} | {r['cli']:.2f} | {r['native']:.2f} | {r['ratio']:.2f}x |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(
-        json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=1) + "\n"
-    )
-    (args.out / "results.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, rows, lines)
     return 0
 
 

@@ -17,6 +17,8 @@ import json
 import time
 from pathlib import Path
 
+from recorded import write_results
+
 RUNS = (("huggingface", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"))
 
 
@@ -94,12 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['long_texts'][n]['texts_per_second']:.2f} ({r['long_texts'][n]['tokens']:.0f})" for n in lengths
             ]
             lines.append(f"| {r['backend']} | {r['precision']} | " + " | ".join(cells) + " |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(
-        json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=1) + "\n"
-    )
-    (args.out / "results.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, rows, lines)
     return 0
 
 
