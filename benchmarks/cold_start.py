@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     for backend in BACKENDS:  # warm the store: every conversion made once, before any timing
         _timed([python, "-c", OURS.format(b=backend, t=TEXT)], env)
     folders = _folders(args.store)
+    paddle_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # .venv-paddle must not see .venv's packages
     rows = []
     for backend in BACKENDS:
         native = [args.paddle_python if backend == "paddlenlp" else python, "-c"]
@@ -111,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.runs):  # in turn, so a slow spell of the machine hits all three
             runs["ours"].append(_timed([python, "-c", OURS.format(b=backend, t=TEXT)], env))
             runs["cli"].append(_timed([cli, "classify", "--backend", backend, TEXT], env))
-            runs["native"].append(_timed(native, {k: v for k, v in env.items() if k != "PYTHONPATH"}
-                                         if backend == "paddlenlp" else env))  # fmt: skip
+            runs["native"].append(_timed(native, paddle_env if backend == "paddlenlp" else env))
         row = {"backend": backend, **{k: round(statistics.median(v), 2) for k, v in runs.items()}, "samples": runs}
         row["ratio"] = round(row["ours"] / row["native"], 2)
         rows.append(row)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidModelError, ModelNotFoundError
-from .weights import atomic_dir, load_file
+from .weights import atomic_dir, atomic_file, load_file
 
 SPEC_FILE = "unified_nlp.json"
 HEAD_FILE = "head.safetensors"
@@ -282,11 +282,11 @@ def content_key(files: Iterable[Path], *extra: str, root: Path | None = None) ->
     files = sorted(files, key=name)
     try:
         stamps = [[str(f.absolute()), name(f), *_stat_stamp(f)] for f in files]
-    except OSError:
-        stamps = None
-    known = _known_keys() if stamps is not None else {}
+    except OSError:  # a missing file: the hashing below raises the error
+        stamps = []
     stamp = hashlib.sha256(json.dumps([list(extra), stamps]).encode()).hexdigest() if stamps else ""
-    if stamp and isinstance(known.get(stamp), str):
+    known = _known_keys() if stamp else {}
+    if isinstance(known.get(stamp), str):
         return known[stamp]
     hashed_at = time.time_ns()
     h = hashlib.sha256()
@@ -319,8 +319,6 @@ def _known_keys() -> dict[str, Any]:
 def _remember_key(known: dict[str, Any], stamp: str, key: str) -> None:
     """Add `stamp -> key` to the store's file (the newest _KEYS_KEPT); never fails: a
     read-only store, or a writer racing this one, costs a hash next time, not an error."""
-    from .weights import atomic_file
-
     known = {k: v for k, v in known.items() if k != stamp}
     known[stamp] = key
     known = dict(list(known.items())[-_KEYS_KEPT:])
