@@ -29,10 +29,10 @@ if "tensorflow" in sys.modules and "paddle" not in sys.modules:
 def _amd_cpu() -> bool:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            head = f.read(4096)
+            words = f.read().split("\n\n", 1)[0].split()  # the first processor's block: vendor, flags
     except OSError:
         return False
-    return "AuthenticAMD" in head and " avx2" in head
+    return "AuthenticAMD" in words and "avx2" in words
 
 
 # Paddle's CPU wheels ship MKL 2019.0.5, which dispatches by CPU vendor: on an AMD CPU it runs

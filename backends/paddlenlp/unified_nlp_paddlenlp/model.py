@@ -31,6 +31,10 @@ _INPUTS = ("input_ids", "token_type_ids", "attention_mask")  # the order of the 
 _ONEDNN_SHAPES = 1
 
 
+def _input_spec() -> list:
+    return [paddle.static.InputSpec([None, None], "int64", name=k) for k in _INPUTS]
+
+
 def _same(x: np.ndarray) -> np.ndarray:
     return x
 
@@ -234,19 +238,17 @@ class PaddleModel:
         def infer(input_ids, token_type_ids, attention_mask):
             return net(input_ids, token_type_ids, attention_mask)
 
-        spec = [paddle.static.InputSpec([None, None], "int64", name=k) for k in _INPUTS]
-        return paddle.jit.to_static(infer, input_spec=spec, full_graph=True)
+        return paddle.jit.to_static(infer, input_spec=_input_spec(), full_graph=True)
 
     def _make_predictor(self):
         """A Paddle Inference predictor (oneDNN, IR optimisations) of the inference graph with the
         weights and math-library threads in force now; None where Paddle cannot make one (the
         to_static graph then runs, and is used from then on)."""
-        spec = [paddle.static.InputSpec([None, None], "int64", name=k) for k in _INPUTS]
         try:
             with tempfile.TemporaryDirectory(prefix="unified-nlp-paddle-") as tmp:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
-                    paddle.jit.save(self.net, os.path.join(tmp, "model"), input_spec=spec)
+                    paddle.jit.save(self.net, os.path.join(tmp, "model"), input_spec=_input_spec())
                 program = os.path.join(tmp, "model.json")
                 if not os.path.isfile(program):  # the legacy program format
                     program = os.path.join(tmp, "model.pdmodel")
@@ -265,20 +267,26 @@ class PaddleModel:
             return None
         return predictor
 
-    def _predict(self, inputs: list[np.ndarray]):
-        """Logits from the predictor (made or remade here), or None where none can be made."""
+    def _predict(self, enc: Encoding) -> np.ndarray | None:
+        """Logits from the predictor (made or remade here), or None where none can be made or it
+        fails (the to_static graph of the same Layers runs then, with the same results)."""
         wanted = (self._weights_version, math_threads())  # a predictor holds a copy of both
         if self._predictor is None or self._predictor_made_for != wanted:
-            self._predictor = None
+            self._predictor = None  # the old one freed before the next is made
             self._predictor = self._make_predictor()
             if self._predictor is None:
                 return None
             self._predictor_made_for = wanted
         p = self._predictor
-        for name, value in zip(_INPUTS, inputs, strict=True):
-            p.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(value))
-        p.run()
-        return p.get_output_handle(p.get_output_names()[0]).copy_to_cpu()
+        try:
+            for name in _INPUTS:
+                p.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(enc[name]))
+            p.run()
+            return p.get_output_handle(p.get_output_names()[0]).copy_to_cpu()
+        except Exception:  # noqa: BLE001
+            self._use_predictor = False
+            self._predictor = None
+            return None
 
     # --- inference -----------------------------------------------------------
 
@@ -296,14 +304,6 @@ class PaddleModel:
     def _run(self, enc: Encoding, compiled: bool = False):
         """(logits, last hidden state or None, pooled or None) as paddle tensors."""
         self._check(enc)
-        if compiled and self._use_predictor and self._optimizer is None:  # while fitting: the live weights
-            try:
-                logits = self._predict([enc[k] for k in _INPUTS])
-                if logits is not None:
-                    return paddle.to_tensor(logits), None, None
-            except Exception:  # noqa: BLE001  the same graph runs through to_static, with the same results
-                self._use_predictor = False
-                self._predictor = None
         inputs = [paddle.to_tensor(enc[k]) for k in _INPUTS]
         if compiled and self._compiled is not None:
             try:
@@ -343,8 +343,13 @@ class PaddleModel:
             try:
                 with paddle.no_grad():
                     if not output_hidden_states:
-                        logits, _, _ = self._run(encoding, compiled=not training)
-                        return ModelOutput(logits.numpy())
+                        logits = None
+                        if not training and self._use_predictor and self._optimizer is None:  # fitting: live weights
+                            self._check(encoding)
+                            logits = self._predict(encoding)
+                        if logits is None:
+                            logits = self._run(encoding, compiled=not training)[0].numpy()
+                        return ModelOutput(logits)
                     logits, states, pooled = self._run_with_states(encoding)
                     return ModelOutput(logits.numpy(), states.numpy(), None if pooled is None else pooled.numpy())
             finally:
