@@ -345,6 +345,40 @@ def test_inference_runs_on_a_paddle_inference_predictor_that_follows_the_weights
     np.testing.assert_allclose(after - before, np.tile([5.0, -5.0], (len(texts), 1)), atol=1e-4, rtol=0)
 
 
+def test_a_prediction_leaves_paddle_on_the_threads_asked_for(canonical):
+    # a Paddle Inference run() ends by setting the process's math library to one thread; training
+    # (dygraph) after a prediction ran on one core until the adapter set the count back
+    from unified_nlp_paddlenlp import _framework
+
+    clf = un.load_classifier(canonical, backend="paddlenlp", num_threads=2)
+    assert _framework.mkl_threads() == 2
+    clf.predict(["A fine film.", "A dull one."])
+    assert type(clf.model._predictor).__name__ == "PaddleInferPredictor"
+    assert _framework.mkl_threads() == 2
+
+
+def test_importing_paddle_does_not_set_the_thread_default_to_one():
+    # `import paddle` writes OMP_NUM_THREADS=1 where it is unset, which unified_nlp.threads
+    # reads as the user's request
+    script = textwrap.dedent(
+        """
+        import os
+        from unified_nlp import threads
+        from unified_nlp_paddlenlp import _framework
+        print(os.environ.get("OMP_NUM_THREADS"), _framework.math_threads(), _framework.mkl_threads(),
+              threads.requested(), threads.available_cores())
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    omp, math, mkl, requested, cores = done.stdout.split()
+    assert omp == "None" and math == mkl == requested == cores, done.stdout
+    env["OMP_NUM_THREADS"] = "1"  # the user's own value is kept and used
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert done.stdout.split()[:4] == ["1", "1", "1", "1"], done.stdout + done.stderr[-2000:]
+
+
 def test_state_dict_uses_canonical_names(canonical, clf):
     state = clf.model.state_dict()
     original = load_file(canonical / "model.safetensors")

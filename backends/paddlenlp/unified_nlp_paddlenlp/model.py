@@ -287,6 +287,11 @@ class PaddleModel:
             self._use_predictor = False
             self._predictor = None
             return None
+        finally:
+            # a predictor's run() ends by setting the process's math-library threads to 1 (Paddle
+            # Inference does so for serving); dygraph ops after it, fine-tuning's among them,
+            # would run on one core (measured: 18.5 texts/s instead of 23 on 2 cores)
+            paddle.base.core.set_num_threads(math_threads())
 
     # --- inference -----------------------------------------------------------
 
