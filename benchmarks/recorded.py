@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 
-def write_results(out: Path, rows: list[dict[str, Any]], lines: list[str]) -> None:
+def write_results(out: Path, rows: list[dict[str, Any]], lines: list[str], **extra: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=1) + "\n")
+    record = {"date": time.strftime("%Y-%m-%d"), "rows": rows, **extra}
+    (out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -34,11 +34,23 @@ def update_readme(table: str) -> bool:
     return True
 
 
+def without_machine_paths(folder: Path) -> None:
+    """The committed results name files relative to the checkout (the model folder, each
+    environment's python), not this machine's absolute paths."""
+    prefix = str(HERE.parent) + "/"
+    for name in ("results.json", "results.csv", "results.md"):
+        path = folder / name
+        if path.is_file():
+            path.write_text(path.read_text(encoding="utf-8").replace(prefix, ""), encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
     custom_out = any(a == "--out" or a.startswith("--out=") for a in argv)
     quick = "--quick" in argv  # a check, not figures: the committed results stay as they are
     args = ["bench", *argv] if custom_out or quick else ["bench", "--out", str(LATEST), *argv]
     code = cli_main(args)
+    if code == 0 and not custom_out and not quick:
+        without_machine_paths(LATEST)
     if code == 0 and not custom_out and not quick and (LATEST / "results.md").is_file():
         if update_readme((LATEST / "results.md").read_text(encoding="utf-8")):
             print(f"updated the table in {README}", file=sys.stderr)

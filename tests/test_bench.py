@@ -47,6 +47,7 @@ def test_every_file_is_written(tiny):
     assert float(rows["huggingface"]["b4_texts_per_s"]) > 0
     md = (out / "results.md").read_text()
     assert "| huggingface | ok |" in md and "no-such-backend: missing" in md
+    assert "bf16" in md and "GOP/s" in md  # the ceiling line names the reduced-precision rates
 
 
 def test_backend_row_has_every_field_with_sane_values(tiny):
@@ -84,6 +85,8 @@ def test_reference_rows_and_comparisons(tiny):
     ]
     ceiling = by_name["matmul-ceiling"]["ceiling"]
     assert ceiling["numpy_gflops"] > 0 and ceiling["torch_gflops"] > 0
+    # the reduced-precision rates of the same GEMM (torch's oneDNN kernels), for the precision rows
+    assert ceiling["bf16_gflops"] > 0 and ceiling["int8_gops"] > 0, ceiling
     end = by_name["matmul-ceiling-end"]["ceiling"]
     assert results["ceiling_gflops"] == max(ceiling["gflops"], end["gflops"])
     assert ceiling["gflops"] == max(ceiling["numpy_gflops"], ceiling["torch_gflops"])

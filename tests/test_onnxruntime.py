@@ -164,10 +164,12 @@ def test_int8_without_onnx_says_what_to_install(exported, tmp_path):
 
 
 def test_precision_is_refused_where_the_backend_has_none(capsys):
-    with pytest.raises(un.InvalidInputError, match="huggingface backend runs fp32 only, not int8"):
+    with pytest.raises(un.InvalidInputError, match="huggingface backend runs fp32 only here, not int8"):
         un.load_classifier("default", backend="huggingface", precision="int8")
-    with pytest.raises(un.InvalidInputError, match="precision must be one of fp32, int8, got 'bf16'"):
+    with pytest.raises(un.InvalidInputError, match="onnxruntime backend runs fp32, int8 only here, not bf16"):
         un.load_classifier("default", backend="ort", precision="bf16")
+    with pytest.raises(un.InvalidInputError, match="precision must be one of fp32, bf16, int8, got 'fp16'"):
+        un.load_classifier("default", backend="ort", precision="fp16")
     from unified_nlp.cli import main
 
     assert main(["classify", "--backend", "ort", "--precision", "int8", "--json", "This is a great movie!"]) == 0

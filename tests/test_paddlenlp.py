@@ -38,6 +38,23 @@ def test_clear_sentences(paddle_clf):
     assert [p.label for p in preds] == ["POSITIVE", "NEGATIVE"]
 
 
+def test_precisions_come_from_the_worker(paddle_clf, sst2_dev):
+    # the worker's adapter says what it runs: bf16 where the CPU has bf16 dot products
+    from unified_nlp.api import _adapter
+
+    offered = _adapter("paddlenlp")[0].precisions
+    assert offered[0] == "fp32" and set(offered) <= {"fp32", "bf16"}
+    if "bf16" not in offered:
+        with pytest.raises(un.InvalidInputError, match="runs fp32 only here, not bf16"):
+            un.load_classifier("default", backend="paddlenlp", precision="bf16")
+        return
+    bf16 = un.load_classifier("default", backend="paddlenlp", precision="bf16")
+    report = un.compare(paddle_clf, bf16, sst2_dev[0][:96])
+    assert bf16.precision == "bf16" and report.argmax_agreement >= 0.99 and report.logits_max_abs_diff > 1e-3
+    with pytest.raises(un.InvalidInputError, match="not int8"):
+        un.load_classifier("default", backend="paddlenlp", precision="int8")
+
+
 def test_paddle_after_tensorflow_does_not_crash_the_process():
     """`import paddle` after `import tensorflow` is a segmentation fault; the library
     must route paddle to a worker instead of crashing its caller."""

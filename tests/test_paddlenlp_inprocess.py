@@ -379,6 +379,30 @@ def test_importing_paddle_does_not_set_the_thread_default_to_one():
     assert done.stdout.split()[:4] == ["1", "1", "1", "1"], done.stdout + done.stderr[-2000:]
 
 
+def test_bf16_runs_onednn_bf16_kernels_and_keeps_the_labels(canonical, clf, sst2_dev, monkeypatch):
+    from unified_nlp_paddlenlp import _cpu
+
+    if not _cpu.native_bf16():  # oneDNN would emulate bf16, slower than fp32: not offered
+        with pytest.raises(un.InvalidInputError, match="paddlenlp backend runs fp32 only here, not bf16"):
+            un.load_classifier(canonical, backend="paddlenlp", precision="bf16")
+        return
+    bf16 = un.load_classifier(canonical, backend="paddlenlp", precision="bf16")
+    assert bf16.precision == "bf16"
+    texts = sst2_dev[0][:160]
+    fp32, low = clf.logits(texts), bf16.logits(texts)
+    assert 1e-3 < np.abs(fp32 - low).max() < 0.1  # rounded to bf16 (fp32 runs agree within 4e-6), and close
+    assert (fp32.argmax(1) == low.argmax(1)).mean() >= 0.99
+    enc = bf16.tokenizer(texts[:4])
+    both = bf16.model(enc, output_hidden_states=True)  # what compare reads: bf16 logits, fp32 states
+    np.testing.assert_array_equal(both.logits, bf16.model(enc).logits)
+    np.testing.assert_allclose(
+        both.last_hidden_state, clf.model(enc, output_hidden_states=True).last_hidden_state, atol=1e-5
+    )
+    monkeypatch.setenv("UNIFIED_NLP_PADDLE_INFERENCE", "0")
+    with pytest.raises(un.InvalidInputError, match="bf16.*Paddle Inference"):
+        un.load_classifier(canonical, backend="paddlenlp", precision="bf16")
+
+
 def test_state_dict_uses_canonical_names(canonical, clf):
     state = clf.model.state_dict()
     original = load_file(canonical / "model.safetensors")

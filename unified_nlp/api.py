@@ -149,9 +149,10 @@ def load_classifier(
     request, else $OMP_NUM_THREADS or the cores this process may use. On a busy
     machine fewer threads than cores is faster. ``clf.num_threads`` reports the count.
 
-    `precision` is "fp32" or "int8", on a backend that offers it (the adapter's
-    `precisions`; int8: onnxruntime, README "Precision"); None runs the model as it is
-    stored (fp32, or int8 for an int8 export). ``clf.precision`` reports it.
+    `precision` is "fp32", "bf16" or "int8", on a backend that offers it (the adapter's
+    `precisions`; int8: onnxruntime; bf16: paddlenlp on a CPU with AVX512-BF16 or AMX;
+    README "Precision"); None runs the model as it is stored (fp32, or int8 for an int8
+    export). ``clf.precision`` reports it.
 
     >>> clf = load_classifier("default", backend="tfhub")   # doctest: +SKIP
     >>> clf.predict(["This is a great movie!"])[0].label    # doctest: +SKIP
@@ -187,8 +188,8 @@ def load_classifier(
         offered = tuple(getattr(adapter, "precisions", ("fp32",)))
         if precision not in offered:
             raise InvalidInputError(
-                f"the {name} backend runs {', '.join(offered)} only, not {precision}; int8 runs on a backend that "
-                "offers it (onnxruntime: pip install 'unified-nlp[onnxruntime]')"
+                f"the {name} backend runs {', '.join(offered)} only here, not {precision}; int8 runs on onnxruntime "
+                "(pip install 'unified-nlp[onnxruntime]'), bf16 on paddlenlp where the CPU has AVX512-BF16 or AMX"
             )
         spec = {**spec, "precision": precision}
     converting = progress.conversion_notice(path, spec, name)

@@ -408,7 +408,8 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, pooling: bool = True, pr
         p.add_argument(
             "--precision",
             choices=PRECISIONS,
-            help="fp32, or int8 on a backend that offers it (onnxruntime); default: as the model is stored",
+            help="fp32, or bf16 / int8 on a backend that offers it (bf16: paddlenlp on a CPU with AVX512-BF16 or "
+            "AMX; int8: onnxruntime); default: as the model is stored",
         )
 
 

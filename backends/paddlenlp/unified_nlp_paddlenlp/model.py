@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.errors import InvalidInputError, InvalidModelError
+from unified_nlp.errors import ConversionError, InvalidInputError, InvalidModelError
 from unified_nlp.models import check_shapes, load_head, read_json, read_spec
 from unified_nlp.paddlenlp_format import families
 from unified_nlp.paddlenlp_format.families import Family
@@ -151,10 +151,11 @@ class PaddleModel:
     which needs about two thirds of the CPU time of dygraph; logits within 4e-6. Calls
     are serialised by a lock (dygraph's grad mode is process-wide state, a predictor is
     not thread-safe). UNIFIED_NLP_PADDLE_INFERENCE=0 keeps inference in to_static,
-    UNIFIED_NLP_PADDLE_STATIC=0 in dygraph.
+    UNIFIED_NLP_PADDLE_STATIC=0 in dygraph. precision="bf16" runs the predictor on
+    oneDNN's bf16 kernels.
     Training (train_step) runs in dygraph: forward, cross-entropy (binary cross-entropy
-    for multi-label), backward, global-norm clipping, and AdamW written out as
-    torch.optim.AdamW computes it (see training.py).
+    for multi-label), backward, global-norm clipping, and AdamW with torch.optim.AdamW's
+    arithmetic on Paddle's fused kernel (see training.py).
     """
 
     def __init__(self, path: Path, spec: Mapping[str, Any]) -> None:
@@ -207,6 +208,14 @@ class PaddleModel:
         self._compiled = None if os.environ.get("UNIFIED_NLP_PADDLE_STATIC") == "0" else self._compile()
         # made at the first prediction, again after the weights or the thread count change
         self._use_predictor = self._compiled is not None and os.environ.get("UNIFIED_NLP_PADDLE_INFERENCE") != "0"
+        # bf16: the predictor runs oneDNN's bf16 kernels (weights and activations rounded to bf16,
+        # accumulation in fp32) and gives the logits; training and hidden states stay fp32
+        self.bf16 = spec.get("precision") == "bf16"
+        if self.bf16 and not self._use_predictor:
+            raise InvalidInputError(
+                "precision='bf16' runs through Paddle Inference, which UNIFIED_NLP_PADDLE_INFERENCE=0 or "
+                "UNIFIED_NLP_PADDLE_STATIC=0 turns off; unset them, or load with precision='fp32'"
+            )
         self._predictor = None
         self._predictor_made_for: tuple[int, int] | None = None
         self._weights_version = 0
@@ -257,15 +266,25 @@ class PaddleModel:
                 config.disable_glog_info()
                 config.switch_ir_optim(True)
                 config.enable_onednn()
+                if self.bf16:
+                    config.enable_onednn_bfloat16()
                 # oneDNN keeps primitives per input shape; bounded, so that a long run of batches of
                 # every width does not grow memory without end
                 config.set_onednn_cache_capacity(_ONEDNN_SHAPES)
                 config.set_cpu_math_library_num_threads(math_threads())
                 predictor = paddle.inference.create_predictor(config)  # reads the files here
-        except Exception:  # noqa: BLE001  the to_static graph of the same Layers runs instead
-            self._use_predictor = False
+        except Exception as e:  # noqa: BLE001  the to_static graph of the same Layers runs instead
+            self._fall_back(e)
             return None
         return predictor
+
+    def _fall_back(self, cause: Exception) -> None:
+        """From now on the to_static graph (fp32) runs instead of a predictor; a bf16 model
+        cannot, so it raises instead of answering in another precision."""
+        self._use_predictor = False
+        self._predictor = None
+        if self.bf16:
+            raise ConversionError(f"Paddle Inference could not run this model in bf16: {cause}") from cause
 
     def _predict(self, enc: Encoding) -> np.ndarray | None:
         """Logits from the predictor (made or remade here), or None where none can be made or it
@@ -283,9 +302,8 @@ class PaddleModel:
                 p.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(enc[name]))
             p.run()
             return p.get_output_handle(p.get_output_names()[0]).copy_to_cpu()
-        except Exception:  # noqa: BLE001
-            self._use_predictor = False
-            self._predictor = None
+        except Exception as e:  # noqa: BLE001
+            self._fall_back(e)
             return None
         finally:
             # a predictor's run() ends by setting the process's math-library threads to 1 (Paddle
@@ -356,7 +374,13 @@ class PaddleModel:
                             logits = self._run(encoding, compiled=not training)[0].numpy()
                         return ModelOutput(logits)
                     logits, states, pooled = self._run_with_states(encoding)
-                    return ModelOutput(logits.numpy(), states.numpy(), None if pooled is None else pooled.numpy())
+                    logits = logits.numpy()
+                    if self.bf16 and not training and self._optimizer is None:
+                        # the predictor returns logits only: a bf16 model's logits come from it
+                        # (what compare must see), its hidden states from the fp32 Layers
+                        self._check(encoding)
+                        logits = self._predict(encoding)
+                    return ModelOutput(logits, states.numpy(), None if pooled is None else pooled.numpy())
             finally:
                 if training:
                     self.net.train()
