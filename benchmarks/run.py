@@ -51,8 +51,7 @@ def main(argv: list[str]) -> int:
     code = cli_main(args)
     if code == 0 and not custom_out and not quick:
         without_machine_paths(LATEST)
-    if code == 0 and not custom_out and not quick and (LATEST / "results.md").is_file():
-        if update_readme((LATEST / "results.md").read_text(encoding="utf-8")):
+        if (LATEST / "results.md").is_file() and update_readme((LATEST / "results.md").read_text(encoding="utf-8")):
             print(f"updated the table in {README}", file=sys.stderr)
     return code
 

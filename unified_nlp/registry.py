@@ -20,11 +20,8 @@ from pathlib import Path
 from .errors import BackendNotInstalledError, UnifiedNLPError, UnknownBackendError
 
 ENTRY_POINT_GROUP = "unified_nlp.backends"
-PRECISIONS = (
-    "fp32",
-    "bf16",
-    "int8",
-)  # what load_classifier(precision=...) may ask; an adapter lists its own in `precisions`
+# what load_classifier(precision=...) may ask; an adapter lists its own in `precisions`
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)

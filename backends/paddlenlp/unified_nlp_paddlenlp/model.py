@@ -4,7 +4,6 @@ the checkpoint's head (native), or its bare encoder -> mean pooling -> linear he
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
 import tempfile
 import threading
@@ -40,17 +39,7 @@ _ONEDNN_SHAPES = 1
 _TRIM_EVERY = 32
 
 
-def _trim() -> None:
-    """glibc's malloc_trim(0): hand the allocator's free memory back to the system (a no-op
-    where the C library has no such call)."""
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _libc():
-    return ctypes.CDLL(None)  # the process's own C library
+_MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc's; absent from other C libraries
 
 
 def _input_spec() -> list:
@@ -241,7 +230,7 @@ class PaddleModel:
         self._predictor = None
         self._predictor_made_for: tuple[int, int] | None = None
         self._weights_version = 0
-        self._runs = 0  # predictor runs, for _trim
+        self._runs = 0  # predictor runs, for _MALLOC_TRIM
 
     def _tensors(self, folder: Path, meta: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The PaddleNLP tensors to set: the folder's (a bare encoder's renamed into the task
@@ -334,8 +323,8 @@ class PaddleModel:
             # would run on one core (measured: 18.5 texts/s instead of 23 on 2 cores)
             paddle.base.core.set_num_threads(math_threads())
             self._runs += 1
-            if self._runs % _TRIM_EVERY == 0:
-                _trim()
+            if self._runs % _TRIM_EVERY == 0 and _MALLOC_TRIM is not None:
+                _MALLOC_TRIM(0)  # hand the allocator's free memory back to the system
 
     # --- inference -----------------------------------------------------------
 
