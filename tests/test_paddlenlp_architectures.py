@@ -267,6 +267,29 @@ def test_sentence_pairs_match_transformers(built, classifiers, arch):
     np.testing.assert_allclose(_plain_logits(clf.model.model, ref, arch, "pair"), logits, atol=1e-5, rtol=0)
 
 
+def _graph_ops(clf) -> set[str]:
+    """The ops of the static graph Paddle traces from the classifier's Layers (what Paddle
+    Inference is given)."""
+    import paddle
+    from unified_nlp_paddlenlp.model import _input_spec
+
+    static = paddle.jit.to_static(clf.model.net.forward, input_spec=_input_spec(), full_graph=True)
+    return {op.name() for op in static.concrete_program.main_program.global_block().ops}
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_the_inference_graph_has_no_dropout(built, classifiers, arch):
+    # the fixtures keep transformers' 0.1 dropout rates; in eval mode paddle's dropout is a copy
+    ops = _graph_ops(classifiers[arch])
+    assert "pd_op.matmul" in ops and not {op for op in ops if "dropout" in op}
+
+
+def test_no_dropout_is_left_in_the_graph_after_fitting_with_dropout(built):
+    clf = un.load_classifier(built["root"] / "bert", backend="paddlenlp")
+    clf.fit(TRAIN[:4], TRAIN_LABELS[:4], **(FIT | {"epochs": 1, "dropout": 0.1}))
+    assert not {op for op in _graph_ops(clf) if "dropout" in op}
+
+
 def test_hidden_states_and_state_dict_names(built, classifiers):
     clf = classifiers["roberta"]
     out = clf.model(clf.tokenizer(TEXTS[:2]), output_hidden_states=True)

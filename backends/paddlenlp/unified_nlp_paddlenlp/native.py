@@ -25,7 +25,7 @@ from unified_nlp.protocols import Encoding, ModelOutput
 from unified_nlp.tokens import encoding_from_rows
 
 from ._framework import paddle, paddlenlp_class
-from .model import classification_loss
+from .model import classification_loss, set_dropout
 from .training import AdamW
 
 
@@ -107,6 +107,7 @@ class NativeModel:
         check_shapes({k: v.shape for k, v in tensors.items()}, expected, weight_files(folder)[0])
         model.set_state_dict({k: tensors[k] for k in expected})
         model.eval()
+        set_dropout(model, 0.0)  # no dropout op in inference (see set_dropout)
         self.model = model
         self.encoder = getattr(model, klass.base_model_prefix, None)
         self.max_length = int(spec["max_length"])
@@ -151,11 +152,7 @@ class NativeModel:
         with self._lock:
             paddle.seed(int(config.get("seed", 0)))
             dropout = float(config.get("dropout", 0.0))
-            for layer in self.model.sublayers():  # as PaddleModel: attention dropout is a float there
-                if isinstance(layer, paddle.nn.TransformerEncoderLayer):
-                    layer.self_attn.dropout = dropout
-                elif isinstance(layer, paddle.nn.Dropout):
-                    layer.p = dropout
+            set_dropout(self.model, dropout)
             if dropout > 0:
                 self.model.train()
             else:
@@ -232,6 +229,7 @@ class NativeModel:
             for _, p in self.model.named_parameters():
                 p.stop_gradient = False
             self.model.eval()
+            set_dropout(self.model, 0.0)
 
 
 def load_native(path: Path, spec: Mapping[str, Any]) -> tuple[NativeTokenizer, NativeModel]:
