@@ -48,7 +48,7 @@ class PaddleNLPBackend:
     def precisions(self) -> tuple[str, ...]:
         """fp32, and bf16 (Paddle Inference's oneDNN bf16 kernels) where the CPU has bf16 dot
         products: measured on an AMD EPYC with AVX512-BF16, default model, SST-2 dev, batch 32,
-        2 threads (benchmarks/precision.py): 1.53x fp32, 100% of its labels, logits within 0.033."""
+        2 threads (benchmarks/precision.py): 1.83x fp32, 100% of its labels, logits within 0.033."""
         return ("fp32", "bf16") if _cpu.native_bf16() else ("fp32",)
 
     def set_threads(self, n: int) -> int:
