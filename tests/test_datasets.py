@@ -290,6 +290,13 @@ def test_every_backend_labels_sst2_dev_as_huggingface_does(tmp_path, hf, name):
     assert np.abs(np.array([b[f"prob_{x}"][:64] for x in other.labels]).T - own).max() <= 1e-6
 
 
+def _sigint_as_in_a_terminal() -> None:
+    # a suite started in the background of a non-interactive shell (`make test &`, nohup)
+    # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt: the child ran on
+    # to the end (seen: a 60 s timeout). A terminal's Ctrl-C reaches a process with the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_after_finished_parts_and_says_how_to_go_on(tmp_path):
     # 80 parts, so the run cannot finish before the signal even when this test is descheduled for
     # seconds on a loaded machine (16 parts were about 8 s of work); one finished part is enough
@@ -303,6 +310,7 @@ def test_ctrl_c_stops_after_finished_parts_and_says_how_to_go_on(tmp_path):
         text=True,
         cwd=REPO,
         env={k: v for k, v in os.environ.items() if k != "UNIFIED_NLP_PROGRESS"},
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     deadline = time.monotonic() + 240
     while not _manifest(folder)["parts"] and proc.poll() is None and time.monotonic() < deadline:
