@@ -77,7 +77,8 @@ def _first(out):
 
 
 def set_dropout(model, p: float) -> None:
-    """Every dropout rate of a PaddleNLP model to `p`, as transformers drops out: embeddings,
+    """Every dropout rate of a PaddleNLP model (or a Layer holding one) to `p`, the model in
+    train mode where p > 0, else in eval mode. Rates as transformers drops out: embeddings,
     attention probabilities, both residual branches and the classifier input. paddle's
     TransformerEncoderLayer has an extra activation dropout (layer.dropout, built with
     act_dropout=0) that stays 0, and keeps attention dropout as a float.
@@ -96,6 +97,10 @@ def set_dropout(model, p: float) -> None:
     for layer in model.sublayers():
         if isinstance(layer, paddle.nn.Dropout) and id(layer) not in skip:
             layer.p = p
+    if p > 0:
+        model.train()
+    else:
+        model.eval()
 
 
 def classification_loss(
@@ -229,8 +234,7 @@ class PaddleModel:
             self.net = _Mean(model, self.family, head)
             self.encoder = model
         self.model = model
-        self.net.eval()
-        set_dropout(self.model, 0.0)  # no dropout op in inference; fit sets the rate it trains with
+        set_dropout(self.net, 0.0)  # eval mode, no dropout op in inference; fit sets the rate it trains with
         self._canonical = {pd: hf for hf, pd, _ in self.rows}
         self._transforms = {hf: fn for hf, _, fn in self.rows}
         self.max_positions = arch.position_limit(self.config)
@@ -454,11 +458,7 @@ class PaddleModel:
             # dropout each micro-step reseeds from (seed, its count), and a checkpoint holds the count
             self._dropout_seed = int(config.get("seed", 0)) if dropout > 0 else None
             self._micro_steps = 0
-            set_dropout(self.model, dropout)
-            if dropout > 0:
-                self.net.train()
-            else:
-                self.net.eval()
+            set_dropout(self.net, dropout)
             self.multi_label = config.get("problem_type", "single_label_classification") == "multi_label_classification"
             named = self.named_parameters()
             if config.get("freeze_encoder", False):
@@ -543,5 +543,4 @@ class PaddleModel:
             self._optimizer = None
             for _, p in self.named_parameters():
                 p.stop_gradient = False
-            self.net.eval()
-            set_dropout(self.model, 0.0)
+            set_dropout(self.net, 0.0)

@@ -106,8 +106,7 @@ class NativeModel:
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         check_shapes({k: v.shape for k, v in tensors.items()}, expected, weight_files(folder)[0])
         model.set_state_dict({k: tensors[k] for k in expected})
-        model.eval()
-        set_dropout(model, 0.0)  # no dropout op in inference (see set_dropout)
+        set_dropout(model, 0.0)  # eval mode, no dropout op in inference (see set_dropout)
         self.model = model
         self.encoder = getattr(model, klass.base_model_prefix, None)
         self.max_length = int(spec["max_length"])
@@ -153,10 +152,6 @@ class NativeModel:
             paddle.seed(int(config.get("seed", 0)))
             dropout = float(config.get("dropout", 0.0))
             set_dropout(self.model, dropout)
-            if dropout > 0:
-                self.model.train()
-            else:
-                self.model.eval()
             self.multi_label = config.get("problem_type") == "multi_label_classification"
             named = list(self.model.named_parameters())
             if config.get("freeze_encoder", False):
@@ -228,7 +223,6 @@ class NativeModel:
             self._optimizer = None
             for _, p in self.model.named_parameters():
                 p.stop_gradient = False
-            self.model.eval()
             set_dropout(self.model, 0.0)
 
 
