@@ -65,7 +65,7 @@ test-main:
 		--ignore=tests/test_paddlenlp_architectures.py
 
 test-paddle:
-	UNIFIED_NLP_TEST_MODEL="$$($(VPY) -c 'from unified_nlp.models import default_model_dir; print(default_model_dir())')" \
+	UNIFIED_NLP_TEST_MODEL="$$($(VPY) -c 'from unified_nlp.resolve import default_model_dir; print(default_model_dir())')" \
 		UNIFIED_NLP_MAIN_PYTHON="$(CURDIR)/$(VPY)" \
 		$(PPY) -m pytest -q -p no:cacheprovider --durations=10 tests/test_paddlenlp_inprocess.py tests/test_paddlenlp_architectures.py
 

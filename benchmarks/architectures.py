@@ -48,7 +48,7 @@ def reference(folder: Path, first: list[str], second: list[str] | None) -> tuple
 
 def measure(name: str, folder: Path, texts: list[str], pairs: list[tuple[str, str]], scratch: Path) -> list[dict]:
     import unified_nlp as un
-    from unified_nlp.checkpoint import read_state
+    from unified_nlp.folder import read_state
 
     ref_texts, ref_ids = reference(folder, texts, None)
     ref_pairs, _ = reference(folder, [a for a, _ in pairs], [b for _, b in pairs])

@@ -123,7 +123,7 @@ def tfhub_fixtures(root: Path, texts: list[str]) -> list[dict]:
     import unified_nlp as un
     from tests import test_tfhub_native as t
     from tests.checkpoints import make_checkpoint
-    from unified_nlp.models import initial_head
+    from unified_nlp.folder import initial_head
     from unified_nlp.weights import save_file
 
     strings = tf.constant(texts)

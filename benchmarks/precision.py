@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from unified_nlp.bench.flops import ceiling_fraction, encoder_flops_per_token
     from unified_nlp.bench.references import matmul_ceiling
     from unified_nlp.errors import InvalidInputError
-    from unified_nlp.models import default_model_dir
+    from unified_nlp.resolve import default_model_dir
 
     ceiling = matmul_ceiling(args.threads, lambda _: None)
     print(json.dumps({key: ceiling.get(key) for key in CEILING_KEY.values()}), flush=True)

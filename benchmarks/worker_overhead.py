@@ -37,7 +37,7 @@ def main() -> int:
     if python is None:
         print("no paddlenlp environment registered (make setup does it)", file=sys.stderr)
         return 2
-    from unified_nlp.models import default_model_dir
+    from unified_nlp.resolve import default_model_dir
 
     model = str(default_model_dir())
     rows = {}

@@ -15,6 +15,7 @@ ARCHITECTURES = ("bert", "distilbert", "roberta", "xlm-roberta", "electra", "alb
 LABELS = ("negative", "neutral", "positive")
 _SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
 _VOCAB = 600
+SPREAD = 100  # assert_parity: a reference must vary across inputs by this many tolerances
 
 
 def _corpus() -> list[str]:
@@ -124,7 +125,8 @@ def make_checkpoint(
     """Write a tiny random `arch` classifier with transformers' save_pretrained at `out`
     (with safe_serialization=False: a pytorch_model.bin instead, see to_pytorch_bin).
     `scale` multiplies every matrix: at N(0, 0.02) a tiny model's logits vary across
-    inputs by about 1e-4, so scale=8 makes a comparison at 1e-5 see which input it got."""
+    inputs by about 1e-4, so scale=8 makes a comparison at 1e-5 see which input it got
+    (assert_parity checks that it can)."""
     import torch
     import transformers
 
@@ -144,6 +146,23 @@ def make_checkpoint(
     if not safe_serialization:
         to_pytorch_bin(out)
     return out
+
+
+def assert_parity(got, want, tol: float, what: str = "logits") -> None:
+    """max |got - want| <= tol, where `want` (one row per input) varies across its inputs
+    by at least SPREAD x tol: else a wrong input or a wrong activation fits within the
+    tolerance (the checkpoint was built at scale 1, say, not make_checkpoint's scale=8)."""
+    import numpy as np
+
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
+    spread = float(np.ptp(want, axis=0).max())
+    assert spread >= SPREAD * tol, (
+        f"{what}: the reference varies across its {len(want)} inputs by {spread:.1e} only, under {SPREAD} x the "
+        f"tolerance {tol:.0e}, so the comparison cannot tell which input it got: build the checkpoint with scale=8"
+    )
+    diff = float(np.abs(got - want).max())
+    assert diff <= tol, f"{what}: max |diff| {diff:.1e} > {tol:.0e}"
 
 
 def scale_matrices(model, factor: float) -> None:
@@ -173,7 +192,7 @@ def minilm_classifier(out: Path, seed: int = 0) -> Path:
     import torch
     import transformers
 
-    from unified_nlp.models import minilm_dir
+    from unified_nlp.resolve import minilm_dir
 
     torch.manual_seed(seed)
     model = transformers.BertForSequenceClassification.from_pretrained(

@@ -33,6 +33,19 @@ def require(name: str) -> None:
         pytest.skip(f"backend {name} unavailable: {e}")
 
 
+def require_module(name: str):
+    """Import `name` (a package `make setup` installs) at a module's top: skip without it,
+    or fail where $UNIFIED_NLP_REQUIRE_BACKENDS is set (CI), as setup should have installed it."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        if REQUIRED:
+            pytest.fail(f"{name} is not importable ({e}); `make setup` installs it", pytrace=False)
+        pytest.skip(f"{name} is not installed ({e}); `make setup` installs it", allow_module_level=True)
+
+
 def paddle_unavailable(reason: str) -> None:
     """Skip (or fail, where CI lists "paddlenlp-inprocess") what needs paddle in this process."""
     if "paddlenlp-inprocess" in REQUIRED:
@@ -86,6 +99,6 @@ def sst2_dev():
 
 @pytest.fixture(scope="session")
 def default_dir():
-    from unified_nlp.models import default_model_dir
+    from unified_nlp.resolve import default_model_dir
 
     return default_model_dir()

@@ -14,9 +14,10 @@ import pytest
 import unified_nlp as un
 from unified_nlp import registry
 from unified_nlp.classifier import TextClassifier
+from unified_nlp.errors import InvalidInputError
 from unified_nlp.metrics import classification_report, label_ids
 from unified_nlp.postprocess import softmax, top_k
-from unified_nlp.protocols import Encoding, ModelOutput
+from unified_nlp.protocols import Encoding, Model, ModelOutput
 from unified_nlp.tokens import encoding_from_rows, join_wordpieces
 from unified_nlp.training import learning_rate_at
 
@@ -41,7 +42,7 @@ class FakeTokenizer:
         return "".join(chr(i - 3) for i in ids if i > 2)
 
 
-class FakeModel:
+class FakeModel(Model):
     """Logits depend on each row's own tokens only, so batching must not matter."""
 
     num_labels = 3
@@ -298,3 +299,52 @@ def test_import_hygiene_no_framework_on_import_or_listing():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# --- conventions users know (newcomer pass): top_k on every head, clf(texts), max_length, sets ---
+
+
+def test_top_k_means_the_same_on_a_multi_label_head():
+    clf = TextClassifier(
+        FakeTokenizer(), FakeModel(), ["A", "B", "C"], "fake", spec={"problem_type": "multi_label_classification"}
+    )
+    texts = ["ab", "hello there", "zzzzzz"]
+    scores = clf.predict_proba(texts)
+    for k in (1, 2, 3):
+        got = clf.predict(texts, top_k=k)
+        for row, s in zip(got, scores):
+            order = np.argsort(-s, kind="stable")[:k]
+            assert [p.label for p in row] == [clf.labels[j] for j in order]
+            np.testing.assert_array_equal([p.score for p in row], s[order])
+    assert [len(row) for row in clf.predict(texts, top_k=None)] == [3, 3, 3]
+    above = [[clf.labels[j] for j in np.argsort(-s, kind="stable") if s[j] >= 0.5] for s in scores]
+    assert [[p.label for p in row] for row in clf.predict(texts)] == above
+
+
+def test_a_classifier_is_called_as_a_pipeline(fake):
+    texts = ["a", "bb", "a much longer text"]
+    assert fake(texts) == fake.predict(texts)
+    assert fake(texts, top_k=2) == fake.predict(texts, top_k=2)
+
+
+def test_max_length_per_call_truncates_that_call_only(fake):
+    text = ["a longer text"]  # 15 tokens of the model's 16
+    short = fake.predict(text, max_length=6)[0]
+    assert fake.model.calls[-1][1] == 6  # the call's batch was 6 tokens wide
+    assert short.truncated and not fake.predict(text)[0].truncated
+    assert not np.array_equal(fake.logits(text, max_length=6), fake.logits(text))
+    for bad in (1, 0, 17, 2.5, True):
+        with pytest.raises(InvalidInputError, match="max_length"):
+            fake.predict(text, max_length=bad)
+
+
+def test_an_unordered_input_is_refused(fake):
+    for unordered in ({"a", "b"}, frozenset({"a"}), {"a": 1}, {"a": 1}.keys()):
+        with pytest.raises(InvalidInputError, match="unordered"):
+            fake.predict(unordered)
+
+
+def test_inspect_is_part_of_the_python_api():
+    import unified_nlp as un
+
+    assert un.inspect is un.api.inspect_model and "inspect" in un.__all__

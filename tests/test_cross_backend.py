@@ -61,7 +61,7 @@ def test_the_reference_is_transformers_itself(folder, reference, dev):
 @pytest.mark.parametrize("name", [b.value for b in Backend if b is not Backend.HUGGINGFACE])
 def test_export_and_back_is_bit_exact(folder, name, tmp_path):
     require(name)
-    from unified_nlp.checkpoint import read_state
+    from unified_nlp.folder import read_state
 
     exported = un.convert(folder, to=name, out=tmp_path / name)
     back = un.convert(exported, to="huggingface", out=tmp_path / "back")
@@ -76,7 +76,7 @@ def test_export_and_back_is_bit_exact(folder, name, tmp_path):
 def test_an_encoder_without_a_pooler_gets_the_same_pooler_everywhere(tmp_path, name):
     """transformers draws a missing pooler at random; the core draws it once, in numpy."""
     require(name)
-    from unified_nlp.checkpoint import read_state
+    from unified_nlp.folder import read_state
     from unified_nlp.weights import save_file
 
     from .checkpoints import make_checkpoint

@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pa = pytest.importorskip("pyarrow")
+from .conftest import REPO, default_classifier, require_module
+
+pa = require_module("pyarrow")
 import pyarrow.csv as pcsv  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 import unified_nlp as un  # noqa: E402
 from unified_nlp.benchdata import read_tsv, sst2_path  # noqa: E402
 from unified_nlp.datasets.rows import classify_rows, output_schema  # noqa: E402
-
-from .conftest import REPO, default_classifier  # noqa: E402
 
 TEXTS = read_tsv(sst2_path("dev"))[0]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from unified_nlp.classifier import TextClassifier
-from unified_nlp.protocols import Encoding, ModelOutput
+from unified_nlp.protocols import Encoding, Model, ModelOutput
 
 VOCAB = 64
 
@@ -32,7 +32,7 @@ class FakeTokenizer:
         return ""
 
 
-class FakeModel:
+class FakeModel(Model):
     """logits = mean of W[token] over the text + b; SGD on the summed gradient of a step."""
 
     num_labels = 2

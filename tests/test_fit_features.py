@@ -242,7 +242,6 @@ keys = ("loss", "learning_rate", "epoch_loss", "eval", "steps", "resumed_from")
 (Path(out) / "histories.json").write_text(json.dumps({"reference": {k: reference[k] for k in keys},
                                                       "resumed": {k: resumed[k] for k in keys}}))
 """
-_FIRST_LOSSES: dict[str, float] = {}
 
 
 def _child(args, timeout=600):
@@ -257,15 +256,34 @@ def _child(args, timeout=600):
     )
 
 
+@pytest.fixture(scope="module")
+def resumed_run(tmp_path_factory):
+    """resumed_run(name): a run of CHILD on backend `name` killed after its first checkpoint,
+    then resumed (both children, the checkpoints left by the kill, `out`), made once per
+    module on first use: no test depends on another having run."""
+    runs: dict[str, dict] = {}
+
+    def run(name: str) -> dict:
+        if name not in runs:
+            root = tmp_path_factory.mktemp(f"resume-{name}")
+            ckpt, out = root / "checkpoints", root / "out"
+            out.mkdir()
+            killed = _child([name, "kill", ckpt, out])
+            left = sorted(p.name for p in ckpt.iterdir()) if ckpt.is_dir() else []
+            done = _child([name, "resume", ckpt, out]) if killed.returncode == -9 else None
+            runs[name] = dict(killed=killed, left=left, done=done, out=out)
+        return runs[name]
+
+    return run
+
+
 @pytest.mark.parametrize("name", ALL)
-def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(name, tmp_path):
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(name, resumed_run):
     require(name)
-    ckpt, out = tmp_path / "checkpoints", tmp_path / "out"
-    out.mkdir()
-    killed = _child([name, "kill", ckpt, out])
+    run = resumed_run(name)
+    killed, done, out = run["killed"], run["done"], run["out"]
     assert killed.returncode == -9, killed.stderr[-3000:]
-    assert [p.name for p in ckpt.iterdir()] == ["checkpoint-00000002"]  # complete, nothing half-written beside it
-    done = _child([name, "resume", ckpt, out])
+    assert run["left"] == ["checkpoint-00000002"]  # complete, nothing half-written beside it
     assert done.returncode == 0, done.stderr[-3000:]
     histories = json.loads((out / "histories.json").read_text())
     reference, resumed = histories["reference"], histories["resumed"]
@@ -277,15 +295,19 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(name, tmp_p
         assert sorted(a.files) == sorted(b.files)
         for key in a.files:
             np.testing.assert_array_equal(b[key], a[key], err_msg=key)  # bit-exact on one backend
-    _FIRST_LOSSES[name] = reference["loss"][0]
 
 
-def test_first_step_losses_of_those_runs_agree_across_backends():
-    if len(_FIRST_LOSSES) < 2 or "huggingface" not in _FIRST_LOSSES:
-        pytest.skip(f"needs the resume runs of huggingface and another backend (ran: {sorted(_FIRST_LOSSES)})")
-    ref = _FIRST_LOSSES["huggingface"]
-    for loss in _FIRST_LOSSES.values():
-        assert abs(loss - ref) / abs(ref) < 1e-3, _FIRST_LOSSES
+@pytest.mark.parametrize("name", [n for n in ALL if n != "huggingface"])
+def test_first_step_losses_of_those_runs_agree_across_backends(name, resumed_run):
+    require("huggingface")
+    require(name)
+    losses = {}
+    for backend in ("huggingface", name):
+        done = resumed_run(backend)["done"]
+        assert done is not None and done.returncode == 0, f"the {backend} run failed (see the test above)"
+        histories = json.loads((resumed_run(backend)["out"] / "histories.json").read_text())
+        losses[backend] = histories["reference"]["loss"][0]
+    assert abs(losses[name] - losses["huggingface"]) / abs(losses["huggingface"]) < 1e-3, losses
 
 
 @pytest.mark.parametrize("name", ["huggingface", "paddlenlp"])  # tfhub's exported encoder has no dropout

@@ -116,7 +116,7 @@ def test_inspect_reports_format_labels_and_where_it_runs(capsys, hf_bert):
     assert info["format"] == "huggingface" and info["architecture"] == "bert"
     assert info["model_class"] == "BertForSequenceClassification" and info["head"] == "native"
     assert info["labels"] == [config["id2label"][str(i)] for i in range(2)]
-    assert info["runs_on"] == info["converts_to"] == ["huggingface", "tfhub", "paddlenlp"]
+    assert info["runs_on"] == info["converts_to"] == ["huggingface", "tfhub", "paddlenlp", "onnxruntime"]
 
     assert main(["inspect", "default"]) == 0
     text = capsys.readouterr().out
@@ -127,3 +127,31 @@ def test_inspect_of_a_folder_that_is_no_model_is_a_one_line_error(capsys, tmp_pa
     assert main(["inspect", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("unified-nlp: error:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("backend", ["tfhub", "paddlenlp", "onnxruntime"])
+def test_inspect_says_an_export_runs_on_its_own_backend_only(capsys, hf_bert, tmp_path, backend):
+    from unified_nlp import registry
+
+    # what convert writes, as detection and inspect read it (the export's weights are not opened)
+    export = tmp_path / backend
+    export.mkdir()
+    shutil.copy2(hf_bert / "config.json", export / "config.json")
+    spec = {"format": backend, "architecture": "bert", "labels": ["a", "b"], "max_length": 64}
+    (export / "unified_nlp.json").write_text(json.dumps(spec))
+    assert main(["inspect", str(export), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format"] == backend and info["runs_on"] == [backend] and info["labels"] == ["a", "b"]
+    assert "export written by unified_nlp convert" in info["description"]
+    assert info["converts_to"] == ([] if backend == "onnxruntime" else registry.backend_names())
+
+
+def test_the_backends_are_the_registrys(monkeypatch, hf_bert):
+    from unified_nlp import registry
+
+    assert registry.backend_names()[:4] == ["huggingface", "tfhub", "paddlenlp", "onnxruntime"]
+    assert formats.export_formats()[:3] == ("tfhub", "paddlenlp", "onnxruntime")
+    assert "onnxruntime" not in registry.training_backends() and "huggingface" in registry.training_backends()
+    entry_points = registry._entry_points()
+    monkeypatch.setattr(registry, "_entry_points", lambda: {**entry_points, "zz-third-party": None})
+    assert un.inspect_model(hf_bert)["runs_on"][-1] == "zz-third-party"  # a third party's adapter runs them too

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import unified_nlp as un
+from unified_nlp.resolve import default_model_dir
 from unified_nlp.weights import load_file, save_file
 
 from .conftest import default_classifier
@@ -117,7 +118,7 @@ def test_pickle_only_folder_is_refused_and_never_unpickled(backend, tmp_path):
     folder = tmp_path / "pickled"
     folder.mkdir()
     marker = tmp_path / "UNPICKLED"
-    shutil.copy(un.models.default_model_dir() / "config.json", folder / "config.json")
+    shutil.copy(default_model_dir() / "config.json", folder / "config.json")
     _pickle_bomb(folder / "pytorch_model.bin", marker)
     _pickle_bomb(folder / "model_state.pdparams", marker)
     _expect(backend, folder, "pickle")
@@ -162,7 +163,7 @@ def test_killed_save_leaves_the_previous_model_and_no_partial_folder(tmp_path, d
     before = sorted(p.name for p in target.iterdir())
     script = textwrap.dedent(
         f"""
-        import time, unified_nlp.weights as w
+        import time, unified_nlp.atomic as w
         with w.atomic_dir({str(target)!r}) as tmp:
             (tmp / "config.json").write_text("{{}}")
             print("writing", flush=True)
@@ -174,7 +175,7 @@ def test_killed_save_leaves_the_previous_model_and_no_partial_folder(tmp_path, d
     child.send_signal(signal.SIGKILL)
     child.wait(30)
     assert sorted(p.name for p in target.iterdir()) == before
-    from unified_nlp.weights import atomic_dir
+    from unified_nlp.atomic import atomic_dir
 
     with atomic_dir(tmp_path / "saved") as tmp:
         for p in target.iterdir():

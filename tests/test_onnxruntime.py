@@ -71,11 +71,38 @@ def exported(ort_clf, tmp_path_factory):
 def test_registered_by_its_entry_point_alone():
     from unified_nlp import registry
 
-    assert "onnxruntime" not in registry.KNOWN_BACKENDS  # the core has no entry for it
+    assert "onnxruntime" in registry._entry_points()  # its own distribution registers it
+    assert "onnxruntime" in registry.backend_names()  # and the core lists it, installed or not (install hint)
+    assert "pip install 'unified-nlp[onnxruntime]'" in registry.KNOWN_BACKENDS["onnxruntime"].install
     assert registry.canonical_name("ort") == registry.canonical_name("ONNX") == "onnxruntime"
     row = {b.name: b for b in un.list_backends()}["onnxruntime"]
     assert row.installed and row.runs == "in-process" and "ort" in row.aliases
     assert row.versions["onnxruntime"] == ort.__version__
+
+
+def test_inspect_says_where_the_canonical_folder_and_the_export_run(exported, capsys):
+    from unified_nlp.cli import main
+
+    assert main(["inspect", "default", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["runs_on"] == ["huggingface", "tfhub", "paddlenlp", "onnxruntime"]
+    assert "onnxruntime" in info["converts_to"] and "onnxruntime" in info["installed"]
+    assert main(["inspect", str(exported), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format"] == "onnxruntime" and info["runs_on"] == ["onnxruntime"]
+    assert (
+        info["converts_to"] == [] and "canonical folder" in info["why"] and info["labels"] == ["NEGATIVE", "POSITIVE"]
+    )
+    for backend in ("huggingface", "tfhub"):  # what inspect says, load_classifier does
+        if registry_installed(backend):
+            with pytest.raises(InvalidModelError, match="onnxruntime"):
+                un.load_classifier(exported, backend=backend)
+
+
+def registry_installed(name: str) -> bool:
+    from unified_nlp import registry
+
+    return registry.installed_here(name)
 
 
 def test_default_model_matches_huggingface_on_sst2_dev(hf, ort_clf, sst2_dev):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import filecmp
 import json
-import time
 
 import pytest
 
@@ -93,7 +92,7 @@ def test_a_first_conversion_is_announced_then_reused_by_convert(tiny_bert, tmp_p
     import unified_nlp_tfhub.backend as tfhub_backend
 
     import unified_nlp as un
-    from unified_nlp.models import converted_dir
+    from unified_nlp.store_keys import converted_dir
 
     un.load_classifier(tiny_bert, backend="tfhub")
     err = capsys.readouterr().err
@@ -104,16 +103,13 @@ def test_a_first_conversion_is_announced_then_reused_by_convert(tiny_bert, tmp_p
     exports = []
     real = tfhub_backend.export
     monkeypatch.setattr(tfhub_backend, "export", lambda *a: (exports.append(a), real(*a)))
-    started = time.perf_counter()
     out = un.convert(tiny_bert, to="tfhub", out=tmp_path / "exported")
-    seconds = time.perf_counter() - started
     assert exports == [], "convert converted again instead of copying the cached conversion"
     cached = converted_dir(tiny_bert.absolute(), "tfhub")
     err = capsys.readouterr().err
     assert "writing the tfhub format of" in err and "copying the TF Hub conversion cached in" in err
     same = filecmp.dircmp(cached, out)
     assert not same.left_only and not same.right_only and not same.diff_files
-    assert seconds < 10, seconds
     assert un.load_classifier(out, backend="tfhub").predict(["a fine film"])[0].label in (
         "negative",
         "neutral",

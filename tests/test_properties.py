@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
+from .conftest import Backend, default_classifier, require_module
+
+hypothesis = require_module("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import unified_nlp as un  # noqa: E402
-
-from .conftest import Backend, default_classifier  # noqa: E402
 
 TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),

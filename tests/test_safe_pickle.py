@@ -11,7 +11,9 @@ import pytest
 from unified_nlp.errors import InvalidModelError
 from unified_nlp.safe_pickle import read_torch_checkpoint
 
-torch = pytest.importorskip("torch")
+from .conftest import require_module
+
+torch = require_module("torch")
 
 
 def test_tensors_of_every_dtype_and_layout_read_as_torch_has_them(tmp_path):

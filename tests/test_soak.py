@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, require_module
 
-pytest.importorskip("psutil")
+require_module("psutil")
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ import pytest
 import unified_nlp as un
 from unified_nlp import store
 from unified_nlp.cli import main
-from unified_nlp.models import converted_dir, default_model_dir
+from unified_nlp.resolve import default_model_dir
+from unified_nlp.store_keys import converted_dir
 from unified_nlp.weights import save_file
 
 from .conftest import require
@@ -55,14 +56,14 @@ def test_conversion_keys_follow_the_bytes_not_the_path_or_the_time(home, tmp_pat
 
 
 def test_a_computed_key_is_kept_by_stat_stamp_and_any_write_hashes_again(home, tmp_path, monkeypatch):
-    from unified_nlp import models
+    from unified_nlp import store_keys
 
     a = _folder(tmp_path / "a")
     files = sorted(a.iterdir())
-    fresh = models.content_key(files, "v")
-    assert not (home / models.KEYS_FILE).exists()  # files written in the last 2 s are not trusted yet
-    monkeypatch.setattr(models, "_SETTLED_NS", 0)
-    assert models.content_key(files, "v") == fresh and (home / models.KEYS_FILE).is_file()
+    fresh = store_keys.content_key(files, "v")
+    assert not (home / store_keys.KEYS_FILE).exists()  # files written in the last 2 s are not trusted yet
+    monkeypatch.setattr(store_keys, "_SETTLED_NS", 0)
+    assert store_keys.content_key(files, "v") == fresh and (home / store_keys.KEYS_FILE).is_file()
     real_open = open
 
     def no_reading(file, *args, **kwargs):
@@ -71,19 +72,19 @@ def test_a_computed_key_is_kept_by_stat_stamp_and_any_write_hashes_again(home, t
 
     with monkeypatch.context() as m:
         m.setattr("builtins.open", no_reading)
-        assert models.content_key(files, "v") == fresh  # the kept key: no byte read
+        assert store_keys.content_key(files, "v") == fresh  # the kept key: no byte read
     time.sleep(0.05)  # past the file system clock's granularity
     weights = a / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1  # one bit, same size
     weights.write_bytes(bytes(data))
-    changed = models.content_key(files, "v")
+    changed = store_keys.content_key(files, "v")
     assert changed != fresh
     weights.write_bytes(bytes(data[:-1]) + bytes([data[-1] ^ 1]))  # back to the first bytes, rewritten
-    assert models.content_key(files, "v") == fresh
-    (home / models.KEYS_FILE).write_text("{not json")  # damaged: hashed again, and rewritten
-    assert models.content_key(files, "v") == fresh
-    assert fresh in json.loads((home / models.KEYS_FILE).read_text()).values()
+    assert store_keys.content_key(files, "v") == fresh
+    (home / store_keys.KEYS_FILE).write_text("{not json")  # damaged: hashed again, and rewritten
+    assert store_keys.content_key(files, "v") == fresh
+    assert fresh in json.loads((home / store_keys.KEYS_FILE).read_text()).values()
 
 
 def test_the_default_model_folder_is_keyed_by_content(home):
@@ -202,16 +203,17 @@ def test_clear_leaves_live_writers_and_waits_for_loads(home):
     (writing / "half.bin").write_bytes(b"x")
     dead = home / "converted" / "tfhub" / ".8888.partial-999999999-abc"  # a writer that was killed
     dead.mkdir()
-    released = []
+    holding, released = threading.Event(), []
 
     def load():
         with store.in_use():
-            time.sleep(0.5)
+            holding.set()
+            time.sleep(0.5)  # the load's length: clear must wait it out
             released.append(time.monotonic())
 
     loader = threading.Thread(target=load)
     loader.start()
-    time.sleep(0.1)
+    assert holding.wait(60)
     removed = store.clear()
     done = time.monotonic()
     loader.join()

@@ -33,7 +33,8 @@ else:
 
 import unified_nlp as un  # noqa: E402
 from unified_nlp.benchdata import read_tsv, sst2_path  # noqa: E402
-from unified_nlp.models import converted_dir, resolve  # noqa: E402
+from unified_nlp.resolve import resolve  # noqa: E402
+from unified_nlp.store_keys import converted_dir  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -287,7 +288,7 @@ def _pair(tmp_path: Path, export: Path, encoder: Path | None = None, labels=("a"
 def test_a_users_own_tf_hub_pair_loads_with_a_fresh_head(tfhub_default, tmp_path):
     clf = un.load_classifier(_pair(tmp_path, tfhub_default.export), backend="tfhub")
     assert clf.labels == ("a", "b", "c") and clf.model.num_labels == 3
-    assert clf.tokenizer.max_length == 512
+    assert clf.tokenizer.max_length == 128  # the preprocessor's seq_length: the native pair it is (formats.detect)
     probs = clf.predict_proba(["some text", "more text"])
     assert probs.shape == (2, 3)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)

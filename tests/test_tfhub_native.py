@@ -34,7 +34,7 @@ import unified_nlp as un  # noqa: E402
 from unified_nlp import architectures  # noqa: E402
 from unified_nlp.classifier import TextClassifier  # noqa: E402
 from unified_nlp.errors import ConversionError, InvalidInputError, InvalidModelError, UnifiedNLPError  # noqa: E402
-from unified_nlp.models import initial_head  # noqa: E402
+from unified_nlp.folder import initial_head  # noqa: E402
 from unified_nlp.weights import load_file  # noqa: E402
 
 from .checkpoints import make_checkpoint  # noqa: E402
@@ -316,7 +316,7 @@ def test_inspect_names_each_kind(pair, embedding, keras2, keras3):
 def test_unified_nlp_inspect_on_each_kind(capsys, pair, embedding, keras2, keras3):
     from unified_nlp.cli import main
 
-    every = ["huggingface", "tfhub", "paddlenlp"]
+    every = ["huggingface", "tfhub", "paddlenlp", "onnxruntime"]
     expected = {pair: (every, "native"), keras2: (every, "native"), embedding: (["tfhub"], None)}
     expected[keras3] = (["tfhub"], None)
     for folder, (runs_on, head) in expected.items():
@@ -483,3 +483,30 @@ def test_mean_pooling_reaches_the_other_backends_and_the_head_file_keys_the_impo
     second = un.load_classifier(own, backend="huggingface", labels=LABELS)
     assert first.source != second.source
     assert np.abs((first.logits(TEXTS) - second.logits(TEXTS)) - 2.0).max() < 1e-5
+
+
+@pytest.fixture(scope="session")
+def described_pair(native_dir, pair):
+    """The pair with our own unified_nlp.json (``"format": "tfhub"`` and labels, no config.json), as
+    earlier versions had a user lay out a TF Hub pair."""
+    out = native_dir / "described-pair"
+    shutil.copytree(pair, out)
+    (out / "unified_nlp.json").write_text(json.dumps({"format": "tfhub", "labels": LABELS}))
+    return out
+
+
+@pytest.mark.parametrize("backend", ["huggingface", "tfhub", "paddlenlp"])
+def test_a_pair_with_our_unified_nlp_json_loads_as_the_pair_without_it(described_pair, pair, backend):
+    require(backend)
+    described = un.load_classifier(described_pair, backend=backend)
+    plain = un.load_classifier(pair, backend=backend, labels=LABELS)
+    assert described.labels == plain.labels == tuple(LABELS)
+    np.testing.assert_allclose(described.logits(TEXTS), plain.logits(TEXTS), atol=TOL, rtol=0)
+
+
+def test_a_pair_with_our_unified_nlp_json_converts_and_inspects(described_pair, tmp_path):
+    info = un.inspect_model(described_pair)
+    assert info["format"] == "tfhub-savedmodel" and info["labels"] == LABELS
+    assert info["runs_on"][:3] == ["huggingface", "tfhub", "paddlenlp"]
+    out = un.convert(described_pair, to="huggingface", out=tmp_path / "hf")
+    assert (out / "config.json").is_file()

@@ -91,10 +91,10 @@ def test_num_threads_reaches_paddle_in_its_worker(restore_threads):
             pytest.skip("paddlenlp runs in-process here; this test is about the worker protocol")
         assert clf.num_threads == 1  # as Paddle's MKL reports it, inside the worker
         worker = clf.model._handle.worker
-        assert worker.request({"op": "threads", "n": 2}) == 2
+        assert worker.request({"op": "backend", "method": "set_threads", "args": [2]}) == 2
         worker.close()  # a restarted worker starts with the count asked for last
         assert clf.predict(["a fine film"])[0].label == "POSITIVE"
-        assert worker.request({"op": "threads", "n": 1}) == 1
+        assert worker.request({"op": "backend", "method": "set_threads", "args": [1]}) == 1
     finally:  # the worker is shared: the next tests get the default back, also after a restart
         from unified_nlp.worker import RemoteAdapter
 

@@ -10,12 +10,15 @@ import struct
 import numpy as np
 import pytest
 
+from unified_nlp.atomic import atomic_dir, check_writable
 from unified_nlp.errors import InvalidModelError, NotWritableError
-from unified_nlp.weights import atomic_dir, check_writable, load_file, read_header, save_file
+from unified_nlp.weights import load_file, read_header, save_file
+
+from .conftest import require_module
 
 
 def test_round_trip_matches_the_reference_library(tmp_path):
-    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    safetensors_numpy = require_module("safetensors.numpy")
     tensors = {
         "a": np.arange(12, dtype=np.float32).reshape(3, 4),
         "b": np.array([1, -2], dtype=np.int64),

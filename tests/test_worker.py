@@ -19,9 +19,9 @@ import pytest
 import unified_nlp as un
 from unified_nlp import worker as worker_mod
 
-from .conftest import default_classifier, require
+from .conftest import default_classifier, require, require_module
 
-psutil = pytest.importorskip("psutil")
+psutil = require_module("psutil")
 TEXTS = ["This is a great movie!", "A dull, lifeless script.", "", "ok " * 300]
 
 
@@ -41,6 +41,24 @@ def _children() -> set[int]:
 
 def _zombies() -> list[int]:
     return [p.pid for p in psutil.Process().children(recursive=True) if p.status() == psutil.STATUS_ZOMBIE]
+
+
+def _waits_for_the_worker_in(ident: int, qualname: str, unless: str | None = None) -> bool:
+    """Thread `ident` waits for a reply on the worker pipe (not halfway through a frame)
+    beneath a call of `qualname` (and of no `unless`)."""
+    top = frame = sys._current_frames().get(ident)
+    names = set()
+    while frame is not None:
+        names.add(frame.f_code.co_qualname)
+        frame = frame.f_back
+    # wire.wait_readable between frames (the old code had only wire._read_exact); the
+    # start-up greeting is awaited inside read_message
+    waiting = (
+        top is not None
+        and top.f_code.co_name in ("wait_readable", "_read_exact")
+        and (top.f_back.f_code.co_name != "_read_exact" or "WorkerProcess._start" in names)
+    )
+    return waiting and qualname in names and unless not in names
 
 
 def test_worker_results_equal_in_process_results(remote):
@@ -74,8 +92,11 @@ def test_killed_mid_call_gives_clear_error_then_recovers(remote):
 
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(3)
-    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while not _waits_for_the_worker_in(thread.ident, "RemoteModel.__call__") and thread.is_alive():
+        assert time.monotonic() < deadline, "the call never reached the worker"
+        time.sleep(0.001)
+    os.kill(pid, signal.SIGKILL)  # mid-forward: the parent waits for the worker's reply
     thread.join(120)
     assert not thread.is_alive()
     assert "died" in outcome.get("error", "") and "restarted" in outcome["error"], outcome
@@ -195,19 +216,7 @@ def _interrupt_while_waiting_in(
     def watch():
         deadline = time.monotonic() + 120
         while armed.is_set() and time.monotonic() < deadline:
-            top = frame = sys._current_frames().get(main)
-            names = set()
-            while frame is not None:
-                names.add(frame.f_code.co_qualname)
-                frame = frame.f_back
-            # wire.wait_readable between frames (the old code had only wire._read_exact); the
-            # start-up greeting is awaited inside read_message
-            waiting = (
-                top is not None
-                and top.f_code.co_name in ("wait_readable", "_read_exact")
-                and (top.f_back.f_code.co_name != "_read_exact" or "WorkerProcess._start" in names)
-            )
-            if waiting and qualname in names and unless not in names:
+            if _waits_for_the_worker_in(main, qualname, unless):
                 if worker_pid is not None:
                     os.kill(worker_pid, signal.SIGINT)
                 fired.set()

@@ -12,7 +12,7 @@ framework is imported when a backend that needs it is first used.
 
 from __future__ import annotations
 
-from .api import convert, load_classifier
+from .api import convert, inspect_model, load_classifier
 from .classifier import TextClassifier
 from .datasets.classify import classify_dataset
 from .errors import (
@@ -32,6 +32,8 @@ from .protocols import Encoding, Model, ModelOutput, Prediction, Tokenizer
 from .registry import list_backends
 
 __version__ = "0.1.0"
+
+inspect = inspect_model  # as the CLI's `unified-nlp inspect`: what a model folder is and where it runs
 
 __all__ = [
     "BackendNotInstalledError",
@@ -54,6 +56,8 @@ __all__ = [
     "classify_dataset",
     "compare",
     "convert",
+    "inspect",
+    "inspect_model",
     "list_backends",
     "load_classifier",
 ]

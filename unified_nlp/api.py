@@ -8,23 +8,51 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import formats, progress, registry, store, threads
+from .architectures import get as get_architecture
 from .checkpoint import check, describe
 from .classifier import TextClassifier
-from .errors import ConversionError, InvalidInputError, InvalidModelError, UnifiedNLPError
-from .formats import Detected
-from .models import SPEC_FILE, read_json, read_spec, resolve
+from .errors import (
+    BackendNotInstalledError,
+    ConversionError,
+    InvalidInputError,
+    InvalidModelError,
+    NotSupportedError,
+    UnifiedNLPError,
+)
+from .folder import copy_canonical, read_json, read_spec
+from .format_names import HUGGINGFACE, PADDLE_NATIVE, SAVEDMODEL
+from .formats import READ_BY, Detected, detect, export_formats
+from .formats import imported as imported_once
+from .paddlenlp_format import describe_native as describe_paddle_native
+from .paddlenlp_format import native_spec as paddle_native_spec
+from .paddlenlp_format import to_canonical as paddle_to_canonical
+from .progress import conversion_notice, notice
+from .protocols import BackendAdapter
+from .registry import (
+    PRECISIONS,
+    Placement,
+    backend_names,
+    canonical_name,
+    converts_back,
+    converts_quietly,
+    load_adapter,
+    placement,
+)
+from .resolve import resolve
+from .spec import model_spec
+from .store import holding
+from .threads import apply as apply_threads
+from .threads import request as request_threads
+from .worker import RemoteAdapter
 
 
-def _adapter(backend: str):
-    where = registry.placement(backend)
+def _adapter(backend: str) -> tuple[BackendAdapter, Placement]:
+    where = placement(backend)
     if where.mode == "in-process":
-        adapter = registry.load_adapter(backend)
+        adapter = load_adapter(backend)
     else:
-        from .worker import RemoteAdapter
-
         adapter = RemoteAdapter(backend, where.python)
-    threads.apply(adapter, backend)
+    apply_threads(adapter, backend)
     return adapter, where
 
 
@@ -32,23 +60,32 @@ def _folder(path: str | os.PathLike | None) -> Path | None:
     return None if path is None else Path(path).expanduser().absolute()
 
 
-def _tfhub_native():
-    """The tfhub adapter's reader of native SavedModels (TensorFlow reads them; nothing else can)."""
-    if not registry.installed_here("tfhub"):
+def _savedmodel_reader() -> BackendAdapter:
+    """The backend that reads native TF Hub SavedModels (TensorFlow reads them; nothing else can)."""
+    reader = READ_BY[SAVEDMODEL]
+    try:
+        return _adapter(reader)[0]
+    except BackendNotInstalledError as e:
         raise InvalidModelError(
-            "a TensorFlow SavedModel is read by the tfhub backend, which cannot be imported here: "
-            + registry.missing_message("tfhub")
-        )
-    registry.load_adapter("tfhub")
-    from unified_nlp_tfhub import native
-
-    return native
+            f"a TensorFlow SavedModel is read by the {reader} backend, which cannot run here: {e}"
+        ) from None
 
 
 def _paddle_info(found: Detected) -> dict[str, Any]:
-    from . import paddlenlp_format
+    return describe_paddle_native(found.path)
 
-    return paddlenlp_format.describe_native(found.path)
+
+def _from_metadata(found: Detected, labels=None, problem_type=None, pooling=None) -> dict[str, Any]:
+    """labels, problem_type and pooling where the caller gave none: what our own unified_nlp.json
+    beside a native TF Hub pair says (earlier versions described a user's pair so)."""
+    meta = found.metadata or {}
+    # as earlier versions read such a folder: mean pooling unless it says otherwise
+    mean = meta.get("head") == "mean" or (meta.get("head") is None and meta.get("pooling", "mean") == "mean")
+    return {
+        "labels": labels if labels is not None else meta.get("labels") or None,
+        "problem_type": problem_type or meta.get("problem_type"),
+        "pooling": pooling or ("mean" if mean else None),
+    }
 
 
 def canonical_folder(found: Detected, *, for_backend: str | None = None, pooling: str | None = None) -> Path:
@@ -56,22 +93,21 @@ def canonical_folder(found: Detected, *, for_backend: str | None = None, pooling
     native folder imported once into the store. A model that cannot leave its stack
     gets an error saying why (a ConversionError for `convert`, `for_backend=None`)."""
     error = InvalidModelError if for_backend else ConversionError
-    if found.format == formats.PADDLE_NATIVE:
-        from . import paddlenlp_format
-
+    if found.format == PADDLE_NATIVE:
         info = _paddle_info(found)
         if not info["convertible"]:
             runs = (
                 "" if for_backend else " (it runs on the paddlenlp backend: load_classifier(path, backend='paddlenlp'))"
             )
             raise error(f"{found.path}: {info['why']}{runs}")
-        return formats.imported(found, lambda out: paddlenlp_format.to_canonical(found.path, out))
-    if found.format == formats.SAVEDMODEL:
-        native = _tfhub_native()
+        return imported_once(found, lambda out: paddle_to_canonical(found.path, out))
+    if found.format == SAVEDMODEL:
+        reader = _savedmodel_reader()
+        pooling = pooling or _from_metadata(found)["pooling"]
         try:
-            return formats.imported(
+            return imported_once(
                 found,
-                lambda out: native.to_canonical(found.path, out, preprocessor=found.preprocessor, pooling=pooling),
+                lambda out: reader.import_native(found.path, out, preprocessor=found.preprocessor, pooling=pooling),
                 f"pooling={pooling or 'pooled'}",
             )
         except ConversionError as e:
@@ -79,39 +115,7 @@ def canonical_folder(found: Detected, *, for_backend: str | None = None, pooling
     return found.path
 
 
-def model_spec(
-    path: Path, labels: Sequence[str] | None = None, problem_type: str | None = None, seed: int = 0
-) -> dict[str, Any]:
-    """What an adapter needs to know about a model folder, validated by the core."""
-    spec = read_spec(path)
-    fmt = spec.get("format", "huggingface")
-    if fmt == "huggingface":
-        return describe(path, labels, problem_type=problem_type, seed=seed)
-    # a backend's own format written by convert: its unified_nlp.json says what it holds
-    spec["format"] = fmt
-    if labels is not None:
-        labels = [str(x) for x in labels]
-        if len(labels) < 2 or len(set(labels)) != len(labels):
-            raise InvalidInputError(f"labels must be at least two distinct names, got {labels}")
-        if labels != spec.get("labels"):
-            spec["fresh_head"] = True
-        spec["labels"] = labels
-    elif not spec.get("labels"):
-        raise InvalidModelError(
-            f"{path}: no classification head ({SPEC_FILE} with labels, and head.safetensors); "
-            "pass labels=[...] to start a fresh head, then fit it"
-        )
-    spec["num_labels"] = len(spec["labels"])
-    spec.setdefault("architecture", "bert")
-    spec.setdefault("head", "mean" if spec.get("pooling", "mean") == "mean" else "native")
-    spec.setdefault("problem_type", "single_label_classification")
-    spec.setdefault("token_types", True)
-    spec.setdefault("pooling", "mean")
-    spec.setdefault("seed", seed)
-    return spec
-
-
-@store.holding
+@holding
 def load_classifier(
     model: str | os.PathLike = "default",
     backend: str = "huggingface",
@@ -158,49 +162,49 @@ def load_classifier(
     >>> clf.predict(["This is a great movie!"])[0].label    # doctest: +SKIP
     'POSITIVE'
     """
-    name = registry.canonical_name(backend)
-    where = registry.placement(name)  # fails early, before any file work, if it can run nowhere
-    if precision is not None and precision not in registry.PRECISIONS:
-        raise InvalidInputError(f"precision must be one of {', '.join(registry.PRECISIONS)}, got {precision!r}")
-    threads.request(num_threads)  # before any framework starts: TensorFlow sizes its pools then
-    found = formats.detect(resolve(model).absolute(), _folder(preprocessor))
+    name = canonical_name(backend)
+    where = placement(name)  # fails early, before any file work, if it can run nowhere
+    if precision is not None and precision not in PRECISIONS:
+        raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    request_threads(num_threads)  # before any framework starts: TensorFlow sizes its pools then
+    found = detect(resolve(model).absolute(), _folder(preprocessor))
     if pooling not in (None, "pooled", "mean"):
         raise InvalidInputError(f"pooling must be 'pooled' or 'mean', got {pooling!r}")
+    if found.metadata:
+        labels, problem_type, pooling = _from_metadata(found, labels, problem_type, pooling).values()
     source = None  # the canonical folder `save` starts from, when the model runs from one
-    if found.format == formats.SAVEDMODEL and name == "tfhub":
+    if found.format == SAVEDMODEL and name == READ_BY[SAVEDMODEL]:
         path = found.path
-        spec = _tfhub_native().describe(
+        spec = _savedmodel_reader().describe_native(
             path, preprocessor=found.preprocessor, labels=labels, problem_type=problem_type, seed=seed, pooling=pooling
         )
-    elif found.format == formats.PADDLE_NATIVE and name == "paddlenlp" and not _paddle_info(found)["convertible"]:
-        from . import paddlenlp_format
-
+    elif found.format == PADDLE_NATIVE and name == READ_BY[PADDLE_NATIVE] and not _paddle_info(found)["convertible"]:
         path = source = found.path  # save writes a PaddleNLP folder again (paddlenlp_format.save_native)
-        spec = paddlenlp_format.native_spec(path, labels, problem_type=problem_type, seed=seed)
+        spec = paddle_native_spec(path, labels, problem_type=problem_type, seed=seed)
     else:
-        if pooling is not None and found.format != formats.SAVEDMODEL:
+        if pooling is not None and found.format != SAVEDMODEL:
             raise InvalidInputError(f"pooling= is for a TF Hub encoder SavedModel; this is a {found.format} folder")
         path = canonical_folder(found, for_backend=name, pooling=pooling)
         spec = model_spec(path, labels, problem_type, seed)
         source = path if (path / "config.json").is_file() else None
     adapter, where = _adapter(name)
     if precision is not None:
-        offered = tuple(getattr(adapter, "precisions", ("fp32",)))
+        offered = tuple(adapter.precisions)
         if precision not in offered:
             raise InvalidInputError(
                 f"the {name} backend runs {', '.join(offered)} only here, not {precision}; int8 runs on onnxruntime "
                 "(pip install 'unified-nlp[onnxruntime]'), bf16 on paddlenlp where the CPU has AVX512-BF16 or AMX"
             )
         spec = {**spec, "precision": precision}
-    converting = progress.conversion_notice(path, spec, name)
+    converting = conversion_notice(path, spec, name)
     started = time.perf_counter()
     tokenizer, net = adapter.load(path, spec)
     if converting:
-        progress.notice(f"converted in {time.perf_counter() - started:.0f} s; later loads reuse it")
+        notice(f"converted in {time.perf_counter() - started:.0f} s; later loads reuse it")
     return TextClassifier(tokenizer, net, spec["labels"], name, source, spec, where.mode)
 
 
-@store.holding
+@holding
 def convert(
     model: str | os.PathLike,
     to: str,
@@ -223,46 +227,40 @@ def convert(
     """
     import tempfile
 
-    from .errors import ConversionError
+    request_threads(num_threads)
 
-    threads.request(num_threads)
-
-    name = registry.canonical_name(to)
+    name = canonical_name(to)
     path = resolve(model).absolute()
     out = Path(out).absolute()
     if out == path or path in out.parents:
         raise ConversionError(f"the output {out} must not be the source folder or inside it")
-    found = formats.detect(path, _folder(preprocessor))
-    if found.format in (formats.PADDLE_NATIVE, formats.SAVEDMODEL):
+    found = detect(path, _folder(preprocessor))
+    if found.format in (PADDLE_NATIVE, SAVEDMODEL):
         path = canonical_folder(found)
-    fmt = read_spec(path).get("format", "huggingface")
-    if fmt == "huggingface":
+    fmt = read_spec(path).get("format", HUGGINGFACE)
+    if fmt == HUGGINGFACE:
         check(path)  # validate before any framework sees it
     else:
-        source_backend = registry.canonical_name(fmt)
+        source_backend = canonical_name(fmt)
         exporter, _ = _adapter(source_backend)
-        if not hasattr(exporter, "export_canonical"):
-            raise ConversionError(f"the {source_backend} backend cannot convert its format back to the canonical one")
-        if name == "huggingface":
-            exporter.export_canonical(path, out)
-            return out
-        with tempfile.TemporaryDirectory(prefix="unified-nlp-convert-") as tmp:
-            canonical = Path(tmp) / "canonical"
-            exporter.export_canonical(path, canonical)
-            return convert(canonical, to=name, out=out)
-    if name == "huggingface":
-        from .models import copy_canonical
-
+        try:
+            if name == HUGGINGFACE:
+                exporter.export_canonical(path, out)
+                return out
+            with tempfile.TemporaryDirectory(prefix="unified-nlp-convert-") as tmp:
+                canonical = Path(tmp) / "canonical"
+                exporter.export_canonical(path, canonical)
+                return convert(canonical, to=name, out=out)
+        except NotSupportedError as e:
+            raise ConversionError(str(e)) from None
+    if name == HUGGINGFACE:
         copy_canonical(path, out)
         return out
     adapter, _ = _adapter(name)
-    if name in progress.CONVERTS:  # tens of seconds for a MiniLM-sized model: say so first
-        progress.notice(f"writing the {name} format of {path} to {out} ...")
+    if converts_quietly(name):  # tens of seconds for a MiniLM-sized model: say so first
+        notice(f"writing the {name} format of {path} to {out} ...")
     adapter.convert(path, out)
     return out
-
-
-BACKENDS = ("huggingface", "tfhub", "paddlenlp")
 
 
 def inspect_model(model: str | os.PathLike, *, preprocessor: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -272,57 +270,63 @@ def inspect_model(model: str | os.PathLike, *, preprocessor: str | os.PathLike |
     it cannot leave its stack. `installed` says which backends can run here.
 
     >>> inspect_model("default")["runs_on"]
-    ['huggingface', 'tfhub', 'paddlenlp']
+    ['huggingface', 'tfhub', 'paddlenlp', 'onnxruntime']
     """
-    found = formats.detect(resolve(model).absolute(), _folder(preprocessor))
+    found = detect(resolve(model).absolute(), _folder(preprocessor))
     out: dict[str, Any] = {"path": str(found.path), "format": found.format, "description": found.description}
     if found.preprocessor is not None:
         out["preprocessor"] = str(found.preprocessor)
     native: dict[str, Any] = {}
-    if found.format == formats.PADDLE_NATIVE:
+    if found.format == PADDLE_NATIVE:
         native = _paddle_info(found)
-    elif found.format == formats.SAVEDMODEL:
-        native = _tfhub_native().inspect(found.path, preprocessor=found.preprocessor)
+    elif found.format == SAVEDMODEL:
+        native = _savedmodel_reader().inspect_native(found.path, preprocessor=found.preprocessor)
     if native and not native.get("convertible"):
-        own = "paddlenlp" if found.format == formats.PADDLE_NATIVE else "tfhub"
         out.update({k: v for k, v in native.items() if k not in ("format", "convertible")})
-        out.update(runs_on=[own], converts_to=[], why=native.get("why"))
+        out.update(runs_on=[READ_BY[found.format]], converts_to=[], why=native.get("why"))
     else:
-        canonical = canonical_folder(found) if native else found.path
-        spec = (
-            model_spec(canonical, None, None, 0)
-            if read_spec(canonical).get("format") in formats.export_formats()
-            else None
-        )
-        spec = spec or describe(canonical, require_head=False)
-        config = read_json(canonical / "config.json") if (canonical / "config.json").is_file() else {}
-        from . import architectures
-
-        arch = architectures.get(spec.get("architecture", "bert"))
-        out.update({k: v for k, v in native.items() if k not in ("format", "convertible", "why")})
-        out.update(
-            architecture=arch.model_type,
-            model_class=arch.encoder_class if spec.get("head") == "mean" else arch.classifier_class,
-            labels=spec.get("labels") or None,
-            head=("mean pooling + linear (unified_nlp extension)" if spec.get("head") == "mean" else "native")
-            if spec.get("labels")
-            else "none (pass labels=[...] for a fresh head)",
-            problem_type=spec.get("problem_type"),
-            tokenizer=arch.tokenizer + (f" (the folder's {native['tokenizer']})" if native.get("tokenizer") else ""),
-            max_length=spec.get("max_length"),
-            runs_on=list(BACKENDS),
-            converts_to=list(BACKENDS),
-        )
-        if native:
-            out["imported_to"] = str(canonical)
-        if config and arch.model_type in _paddle_families():
-            reason = _paddle_families()[arch.model_type].unsupported(config)
-            if reason:
-                out["runs_on"].remove("paddlenlp")
-                out["converts_to"].remove("paddlenlp")
-                out["why"] = f"paddlenlp: {reason}"
-    out["installed"] = [b for b in BACKENDS if _runs_here(b)]
+        _inspect_canonical(found, native, out)
+    out["installed"] = [b for b in backend_names() if _runs_here(b)]
     return out
+
+
+def _inspect_canonical(found: Detected, native: dict[str, Any], out: dict[str, Any]) -> None:
+    """inspect_model's fields for a canonical folder, a native folder imported into one, or
+    an export: what its spec says, and where it runs (a canonical folder: every backend, but
+    paddlenlp where Paddle lacks what the config asks; an export: its own backend only)."""
+    canonical = canonical_folder(found, pooling=_from_metadata(found)["pooling"]) if native else found.path
+    export = found.format in export_formats()
+    spec = model_spec(canonical, None, None, 0) if export else describe(canonical, require_head=False)
+    if found.metadata:
+        spec = {**spec, **{k: v for k, v in _from_metadata(found).items() if k != "pooling" and v}}
+    config = read_json(canonical / "config.json") if (canonical / "config.json").is_file() else {}
+    arch = get_architecture(spec.get("architecture", "bert"))
+    out.update({k: v for k, v in native.items() if k not in ("format", "convertible", "why")})
+    out.update(
+        architecture=arch.model_type,
+        model_class=arch.encoder_class if spec.get("head") == "mean" else arch.classifier_class,
+        labels=spec.get("labels") or None,
+        head=("mean pooling + linear (unified_nlp extension)" if spec.get("head") == "mean" else "native")
+        if spec.get("labels")
+        else "none (pass labels=[...] for a fresh head)",
+        problem_type=spec.get("problem_type"),
+        tokenizer=arch.tokenizer + (f" (the folder's {native['tokenizer']})" if native.get("tokenizer") else ""),
+        max_length=spec.get("max_length"),
+        runs_on=[found.format] if export else backend_names(),
+        converts_to=backend_names(),
+    )
+    if export and not converts_back(found.format):
+        why = f"the {found.format} backend cannot turn its export back into the canonical folder"
+        out.update(converts_to=[], why=why + "; convert the canonical folder it was written from")
+    if native:
+        out["imported_to"] = str(canonical)
+    family = _paddle_families().get(arch.model_type)
+    reason = family.unsupported(config) if family is not None and config else None
+    if reason:
+        paddle = READ_BY[PADDLE_NATIVE]
+        out["runs_on"] = [b for b in out["runs_on"] if b != paddle]
+        out["converts_to"] = [b for b in out["converts_to"] if b != paddle]
+        out.setdefault("why", f"{paddle}: {reason}")
 
 
 def _paddle_families():
@@ -333,7 +337,7 @@ def _paddle_families():
 
 def _runs_here(backend: str) -> bool:
     try:
-        registry.placement(backend)
+        placement(backend)
     except UnifiedNLPError:
         return False
     return True

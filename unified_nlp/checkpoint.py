@@ -24,34 +24,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from . import architectures
+from .architectures import Architecture
+from .architectures import get as get_architecture
 from .errors import InvalidInputError, InvalidModelError
-from .models import _PICKLE_SUFFIXES, HEAD_FILE, SPEC_FILE, read_json, read_spec, safe_join, token_limit
-from .weights import load_file, read_header
+from .folder import (
+    HEAD_FILE,
+    PICKLE_SUFFIXES,
+    SPEC_FILE,
+    read_json,
+    read_spec,
+    read_state_file,
+    token_limit,
+    weight_files,
+)
+from .format_names import HUGGINGFACE
+from .weights import read_header
 
-SAFETENSORS = "model.safetensors"
-SAFETENSORS_INDEX = "model.safetensors.index.json"
-TORCH_BIN = "pytorch_model.bin"
-TORCH_INDEX = "pytorch_model.bin.index.json"
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification")
-
-
-def weight_files(path: Path) -> list[Path]:
-    """The weight files of a folder, safetensors first (single or sharded), then
-    pytorch_model.bin; InvalidModelError when there are none."""
-    for single, index in ((SAFETENSORS, SAFETENSORS_INDEX), (TORCH_BIN, TORCH_INDEX)):
-        if (path / single).is_file():
-            return [path / single]
-        if (path / index).is_file():
-            weight_map = read_json(path / index).get("weight_map")
-            if not isinstance(weight_map, dict) or not weight_map:
-                raise InvalidModelError(f"{path / index}: no 'weight_map'")
-            return [safe_join(path, name, path / index) for name in sorted(set(weight_map.values()))]
-    others = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-    extra = f" (found {', '.join(others)}, which is not read)" if others else ""
-    raise InvalidModelError(f"{path}: no weights: expected {SAFETENSORS} or {TORCH_BIN}{extra}")
 
 
 def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -66,31 +55,15 @@ def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def read_state_file(file: Path) -> dict[str, np.ndarray]:
-    if file.suffix == ".safetensors":
-        return load_file(file)
-    from .safe_pickle import read_torch_checkpoint
-
-    return read_torch_checkpoint(file)
-
-
-def read_state(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor of the folder's weights as numpy, under the names in the files."""
-    out: dict[str, np.ndarray] = {}
-    for file in weight_files(path):
-        out.update(read_state_file(file))
-    return out
-
-
-def read_config(path: Path) -> tuple[dict[str, Any], architectures.Architecture]:
+def read_config(path: Path) -> tuple[dict[str, Any], Architecture]:
     """config.json and its architecture (a legacy folder without model_type is BERT)."""
     config_path = path / "config.json"
     if not config_path.is_file():
-        found = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES) if path.is_dir() else []
+        found = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES) if path.is_dir() else []
         extra = f" (found only {', '.join(found)})" if found else ""
         raise InvalidModelError(f"{config_path}: missing config.json{extra}")
     config = read_json(config_path)
-    arch = architectures.get(config.get("model_type", "bert"), config_path)
+    arch = get_architecture(config.get("model_type", "bert"), config_path)
     try:
         arch.dims(config)
     except ValueError as e:
@@ -117,7 +90,7 @@ def config_labels(config: Mapping[str, Any], source: Path) -> list[str] | None:
     return labels
 
 
-def _generic(labels: Sequence[str]) -> bool:
+def is_placeholder(labels: Sequence[str]) -> bool:
     """transformers' placeholder names LABEL_0, LABEL_1, ...: no names were given."""
     return list(labels) == [f"LABEL_{i}" for i in range(len(labels))]
 
@@ -164,7 +137,7 @@ def _strip_prefix(found: Mapping[str, tuple[int, ...]], arch) -> dict[str, tuple
     return {(k if k.startswith(("classifier.", "pre_classifier.")) else p + k): v for k, v in found.items()}
 
 
-def check(path: Path) -> tuple[dict[str, Any], architectures.Architecture, dict[str, tuple[int, ...]]]:
+def check(path: Path) -> tuple[dict[str, Any], Architecture, dict[str, tuple[int, ...]]]:
     """Validate a canonical folder's config, encoder tensors and vocabulary before any
     framework sees it; returns config.json, its architecture and the tensor shapes
     (under the task model's names)."""
@@ -200,10 +173,9 @@ def describe(
     legacy = read_spec(path)
     config, arch, found = check(path)
     dims = arch.dims(config)
-    weights = weight_files(path)[0]
 
     mean = (path / HEAD_FILE).is_file() or legacy.get("pooling") == "mean" or legacy.get("head") == "mean"
-    spec: dict[str, Any] = {"format": "huggingface", "architecture": arch.model_type, "seed": int(seed)}
+    spec: dict[str, Any] = {"format": HUGGINGFACE, "architecture": arch.model_type, "seed": int(seed)}
     spec["token_types"] = _token_types(path, arch, dims)
     spec["problem_type"] = problem_type or config.get("problem_type") or "single_label_classification"
     if spec["problem_type"] not in PROBLEM_TYPES:
@@ -213,54 +185,16 @@ def describe(
         )
     if mean:
         spec["head"] = "mean"
-        saved, outputs = legacy.get("labels"), None
-        if (path / HEAD_FILE).is_file():
-            head = read_header(path / HEAD_FILE)
-            w, b = head.get("weight"), head.get("bias")
-            if (
-                w is None
-                or b is None
-                or len(w["shape"]) != 2
-                or w["shape"][1] != dims["hidden"]
-                or b["shape"] != [w["shape"][0]]
-            ):
-                raise InvalidModelError(
-                    f"{path / HEAD_FILE}: expected 'weight' [num_labels, {dims['hidden']}] and 'bias' [num_labels]"
-                )
-            outputs = w["shape"][0]
-        if saved is not None and outputs is not None and len(saved) != outputs:
-            raise InvalidModelError(f"{path / HEAD_FILE}: {outputs} outputs, but {SPEC_FILE} lists {len(saved)} labels")
-        if outputs is None:
-            saved = None
+        saved = _mean_head_labels(path, legacy, dims["hidden"])
         spec["problem_type"] = problem_type or legacy.get("problem_type") or spec["problem_type"]
     else:
         spec["head"] = "native"
-        head_shapes = arch.head_shapes(config, 1)
-        classifier = [n for n in head_shapes if n.endswith("weight")][-1]  # the layer that gives the logits
-        has_head = classifier in found
-        saved = config_labels(config, path / "config.json") if has_head else None
-        if has_head:
-            outputs = found[classifier][0]
-            if saved is None:
-                saved = [f"LABEL_{i}" for i in range(outputs)]
-            if len(saved) != outputs:
-                raise InvalidModelError(
-                    f"{path / 'config.json'}: id2label has {len(saved)} labels, but the head "
-                    f"{classifier!r} has {outputs} outputs"
-                )
-            _check_tensors(found, arch.head_shapes(config, outputs), arch, weights)
+        saved = _native_head_labels(path, config, arch, found)
     optional = {**arch.encoder_shapes(config), **arch.head_shapes(config, 1)}
     # optional tensors the checkpoint lacks (a pooler): every adapter fills them with
     # Architecture.missing_tensors, the same values everywhere (transformers would draw at random)
     spec["missing"] = sorted(n for n in optional if arch.is_optional(n) and n not in found)
-    spec["fresh_head"] = False
-    if labels is not None:
-        labels = [str(x) for x in labels]
-        if len(labels) < 1 or len(set(labels)) != len(labels) or not all(labels):
-            raise InvalidInputError(f"labels must be distinct non-empty names, got {labels}")
-        if saved is None or (labels != list(saved) and not (_generic(saved) and len(saved) == len(labels))):
-            spec["fresh_head"] = True
-        saved = labels
+    saved, spec["fresh_head"] = _chosen_labels(saved, labels)
     if saved is None and not require_head:
         saved = []
     elif saved is None:
@@ -278,9 +212,59 @@ def describe(
     return spec
 
 
+def _mean_head_labels(path: Path, legacy: Mapping[str, Any], hidden: int) -> list[str] | None:
+    """The labels of the mean-pooling extension (unified_nlp.json's), checked against
+    head.safetensors; None when the folder has no head file."""
+    saved, outputs = legacy.get("labels"), None
+    if (path / HEAD_FILE).is_file():
+        head = read_header(path / HEAD_FILE)
+        w, b = head.get("weight"), head.get("bias")
+        if w is None or b is None or len(w["shape"]) != 2 or w["shape"][1] != hidden or b["shape"] != [w["shape"][0]]:
+            raise InvalidModelError(
+                f"{path / HEAD_FILE}: expected 'weight' [num_labels, {hidden}] and 'bias' [num_labels]"
+            )
+        outputs = w["shape"][0]
+    if saved is not None and outputs is not None and len(saved) != outputs:
+        raise InvalidModelError(f"{path / HEAD_FILE}: {outputs} outputs, but {SPEC_FILE} lists {len(saved)} labels")
+    return None if outputs is None else saved
+
+
+def _native_head_labels(
+    path: Path, config: Mapping[str, Any], arch: Architecture, found: Mapping[str, tuple[int, ...]]
+) -> list[str] | None:
+    """The labels of the architecture's own head (id2label, else LABEL_i), checked against
+    its tensors; None when the checkpoint has no head."""
+    head_shapes = arch.head_shapes(config, 1)
+    classifier = [n for n in head_shapes if n.endswith("weight")][-1]  # the layer that gives the logits
+    if classifier not in found:
+        return None
+    saved = config_labels(config, path / "config.json")
+    outputs = found[classifier][0]
+    if saved is None:
+        saved = [f"LABEL_{i}" for i in range(outputs)]
+    if len(saved) != outputs:
+        raise InvalidModelError(
+            f"{path / 'config.json'}: id2label has {len(saved)} labels, but the head {classifier!r} has {outputs} outputs"
+        )
+    _check_tensors(found, arch.head_shapes(config, outputs), arch, weight_files(path)[0])
+    return saved
+
+
+def _chosen_labels(saved: Sequence[str] | None, labels: Sequence[str] | None) -> tuple[Sequence[str] | None, bool]:
+    """The labels to run with and whether they need a fresh head: given `labels` rename
+    placeholder labels of the same count, and start a fresh head when they differ."""
+    if labels is None:
+        return saved, False
+    labels = [str(x) for x in labels]
+    if len(labels) < 1 or len(set(labels)) != len(labels) or not all(labels):
+        raise InvalidInputError(f"labels must be distinct non-empty names, got {labels}")
+    fresh = saved is None or (labels != list(saved) and not (is_placeholder(saved) and len(saved) == len(labels)))
+    return labels, fresh
+
+
 def classifier_config(config: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
     """config.json for a saved classifier: the source's, with architectures, labels and problem_type."""
-    arch = architectures.get(config.get("model_type", "bert"))
+    arch = get_architecture(config.get("model_type", "bert"))
     out = dict(config)
     out.setdefault("model_type", arch.model_type)
     labels = list(spec["labels"])

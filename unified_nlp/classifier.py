@@ -15,13 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from . import postprocess
+from .atomic import atomic_dir
 from .batching import batches_by_length
-from .errors import InvalidInputError
+from .checkpoint import classifier_config, write_config
+from .errors import InvalidInputError, UnifiedNLPError
+from .folder import ENCODER_FILE, HEAD_FILE, SPEC_FILE, TOKENIZER_FILES, read_json
+from .format_names import HUGGINGFACE, PADDLE_NATIVE, SAVEDMODEL
 from .inputs import check_pairs, check_texts, clean_pairs, clean_text
-from .models import ENCODER_FILE, HEAD_FILE, SPEC_FILE, TOKENIZER_FILES
+from .metrics import classification_report, label_ids, multi_hot, multi_label_report
+from .paddlenlp_format import save_native
+from .postprocess import multi_label as multi_label_predictions
+from .postprocess import predictions, sigmoid, softmax
+from .postprocess import top_k as top_k_predictions
+from .progress import bar
 from .protocols import Encoding, Model, ModelOutput, Tokenizer
-from .weights import atomic_dir, save_file
+from .threads import applied
+from .training import fit as fit_classifier
+from .weights import save_file
 
 TOKENIZE_CHUNK = 2048  # texts tokenized at once; bounds memory on huge inputs
 
@@ -71,8 +81,6 @@ class TextClassifier:
     def num_threads(self) -> int | None:
         """Threads this classifier's framework computes with (process-wide, see
         `unified_nlp.threads`); 0 means the framework's own default."""
-        from .threads import applied
-
         return applied(self.backend)
 
     @property
@@ -88,6 +96,7 @@ class TextClassifier:
         batch_size: int = 32,
         top_k: int | str | None = "best",
         threshold: float = 0.5,
+        max_length: int | None = None,
         progress: bool | None = False,
     ):
         """Label and score of the most likely class per text.
@@ -95,11 +104,13 @@ class TextClassifier:
         A sentence pair is a tuple ``(text, text_pair)``, or pass ``text_pair=[...]``.
         With ``top_k=k`` each item is a list of the k best Predictions instead, and
         with ``top_k=None`` a list of every label's, best first (as transformers'
-        pipeline). A
-        multi-label classifier returns, per text, the list of every label whose
-        sigmoid score reaches `threshold`, best first. Text longer than the model's
-        maximum is truncated; ``Prediction.truncated`` says so. ``progress=None`` shows a
-        bar on a terminal for long inputs, True always (see `unified_nlp.progress`).
+        pipeline); this holds for a multi-label classifier too (its scores are
+        per-label sigmoids). By default a multi-label classifier returns, per text, the
+        list of every label whose score reaches `threshold`, best first. Text longer
+        than the model's maximum (or than `max_length` tokens, for this call) is
+        truncated; ``Prediction.truncated`` says so. ``progress=None`` shows a bar on a
+        terminal for long inputs, True always (see `unified_nlp.progress`).
+        ``clf(texts, ...)`` is the same call, as a transformers pipeline is called.
 
         >>> clf.predict([("A man plays a guitar.", "A person makes music.")])  # doctest: +SKIP
         [Prediction(label='entailment', score=0.91)]
@@ -110,32 +121,46 @@ class TextClassifier:
             and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1)
         ):
             raise InvalidInputError(f"top_k must be a positive integer or None (every label), got {top_k!r}")
-        probs, truncated = self._probabilities(texts, text_pair, batch_size, progress)
-        if self.multi_label:
-            return postprocess.multi_label(probs, self.labels, float(threshold), truncated)
+        probs, truncated = self._probabilities(texts, text_pair, batch_size, progress, max_length)
+        if self.multi_label and top_k == "best":
+            return multi_label_predictions(probs, self.labels, float(threshold), truncated)
         if top_k != "best":
-            return postprocess.top_k(probs, self.labels, len(self.labels) if top_k is None else top_k, truncated)
-        return postprocess.predictions(probs, self.labels, truncated)
+            return top_k_predictions(probs, self.labels, len(self.labels) if top_k is None else top_k, truncated)
+        return predictions(probs, self.labels, truncated)
+
+    __call__ = predict
 
     def predict_proba(
-        self, texts, *, text_pair: Sequence[str] | None = None, batch_size: int = 32, progress: bool | None = False
+        self,
+        texts,
+        *,
+        text_pair: Sequence[str] | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        progress: bool | None = False,
     ) -> np.ndarray:
         """Scores, numpy float32 [n_texts, num_labels], columns in `labels` order: softmax
         probabilities (rows sum to 1), or per-label sigmoids for a multi-label classifier."""
-        return self._probabilities(texts, text_pair, batch_size, progress)[0]
+        return self._probabilities(texts, text_pair, batch_size, progress, max_length)[0]
 
     def logits(
-        self, texts, *, text_pair: Sequence[str] | None = None, batch_size: int = 32, progress: bool | None = False
+        self,
+        texts,
+        *,
+        text_pair: Sequence[str] | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        progress: bool | None = False,
     ) -> np.ndarray:
         """Raw logits [n_texts, num_labels], in input order."""
-        return self._run(texts, text_pair, batch_size, progress)[0]
+        return self._run(texts, text_pair, batch_size, progress, max_length)[0]
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
         """Logits to scores as this head defines them (softmax, or sigmoid for multi-label)."""
-        return postprocess.sigmoid(logits) if self.multi_label else postprocess.softmax(logits)
+        return sigmoid(logits) if self.multi_label else softmax(logits)
 
-    def _probabilities(self, texts, text_pair, batch_size, progress=False):
-        logits, truncated = self._run(texts, text_pair, batch_size, progress)
+    def _probabilities(self, texts, text_pair, batch_size, progress=False, max_length=None):
+        logits, truncated = self._run(texts, text_pair, batch_size, progress, max_length)
         return self.scores(logits), truncated
 
     def preprocess(self, texts: Sequence[str]) -> list[str]:
@@ -146,24 +171,37 @@ class TextClassifier:
         """Validated, cleaned first texts and second texts (None unless sentence pairs)."""
         return clean_pairs(*check_pairs(texts, text_pair))
 
-    def encode(self, first: Sequence[str], second: Sequence[str] | None = None) -> Encoding:
-        """Tokenize cleaned texts (and pairs) with this classifier's tokenizer."""
+    def encode(
+        self, first: Sequence[str], second: Sequence[str] | None = None, max_length: int | None = None
+    ) -> Encoding:
+        """Tokenize cleaned texts (and pairs) with this classifier's tokenizer (to at most
+        `max_length` tokens, else the model's maximum)."""
+        limit = {} if max_length is None else {"max_length": max_length}
         if second is None:
-            return self.tokenizer(first)
-        return self.tokenizer(first, text_pair=second)
+            return self.tokenizer(first, **limit)
+        return self.tokenizer(first, text_pair=second, **limit)
 
-    def _run(self, texts, text_pair, batch_size: int, progress: bool | None = False) -> tuple[np.ndarray, np.ndarray]:
-        from .progress import bar
+    def _check_max_length(self, max_length: object) -> None:
+        if max_length is None:
+            return
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+            raise InvalidInputError(f"max_length must be an integer of at least 2 tokens, got {max_length!r}")
+        if max_length > self.tokenizer.max_length:
+            raise InvalidInputError(f"max_length {max_length} exceeds the model's {self.tokenizer.max_length} tokens")
 
+    def _run(
+        self, texts, text_pair, batch_size: int, progress: bool | None = False, max_length: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         first, second = self.prepare(texts, text_pair)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self._check_max_length(max_length)
         logits = np.zeros((len(first), len(self.labels)), dtype=np.float32)
         truncated = np.zeros(len(first), dtype=bool)
         with bar(len(first), self.backend, progress) as shown:
             for start in range(0, len(first), TOKENIZE_CHUNK):
                 stop = start + TOKENIZE_CHUNK
-                enc = self.encode(first[start:stop], None if second is None else second[start:stop])
+                enc = self.encode(first[start:stop], None if second is None else second[start:stop], max_length)
                 truncated[start : start + enc.num_texts] = enc.truncated
                 for rows in batches_by_length(enc.lengths, batch_size):
                     logits[start + rows] = self._forward(enc.select(rows)).logits
@@ -179,8 +217,6 @@ class TextClassifier:
         """Label names or integer indices to indices into `labels` (int64 [n]); for a
         multi-label classifier, each item is a list of names or indices (or a 0/1 row),
         giving a float32 multi-hot matrix [n, num_labels]."""
-        from .metrics import label_ids, multi_hot
-
         return multi_hot(labels, self.labels) if self.multi_label else label_ids(labels, self.labels)
 
     def evaluate(
@@ -200,9 +236,6 @@ class TextClassifier:
         >>> clf.evaluate(["great", "awful"], ["POSITIVE", "NEGATIVE"])["accuracy"]  # doctest: +SKIP
         1.0
         """
-        from .errors import InvalidInputError
-        from .metrics import classification_report, multi_label_report
-
         y_true = self.label_ids(labels)
         logits = self.logits(texts, text_pair=text_pair, batch_size=batch_size, progress=progress)
         if len(y_true) != len(logits):
@@ -298,8 +331,6 @@ class TextClassifier:
         >>> history["steps"]                                                                     # doctest: +SKIP
         1
         """
-        from .training import fit
-
         options = {
             "epochs": epochs,
             "batch_size": batch_size,
@@ -321,7 +352,7 @@ class TextClassifier:
             "checkpoint_every": checkpoint_every,
             "resume": resume,
         }
-        return fit(self, texts, labels, validation=validation, progress=progress, **options)
+        return fit_classifier(self, texts, labels, validation=validation, progress=progress, **options)
 
     # --- persistence ------------------------------------------------------
 
@@ -337,17 +368,11 @@ class TextClassifier:
         the encoder folder plus head.safetensors and unified_nlp.json. Either loads on
         every backend: ``un.load_classifier(path, backend="tfhub")``.
         """
-        from .checkpoint import classifier_config, write_config
-        from .errors import UnifiedNLPError
-        from .models import read_json
-
-        if self.spec.get("format") == "paddlenlp-native" and self.source is not None:
-            from .paddlenlp_format import save_native
-
+        if self.spec.get("format") == PADDLE_NATIVE and self.source is not None:
             problem_type = self.spec.get("problem_type", "single_label_classification")
             save_native(self.source, self.model.state_dict(), self.labels, problem_type, Path(path))
             return Path(path)
-        if self.spec.get("format") == "tfhub-savedmodel":
+        if self.spec.get("format") == SAVEDMODEL:
             raise UnifiedNLPError(
                 "a SavedModel run as it is on tfhub has no canonical folder to save; convert it "
                 "(un.convert(path, to='huggingface', out=...)) where its architecture allows, then load and save that"
@@ -366,7 +391,7 @@ class TextClassifier:
                 head = {"weight": state.pop("head.weight"), "bias": state.pop("head.bias")}
                 save_file(head, tmp / HEAD_FILE)
                 spec = {
-                    "format": "huggingface",
+                    "format": HUGGINGFACE,
                     "architecture": config["model_type"],
                     "head": "mean",
                     "labels": list(self.labels),

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .errors import InvalidInputError, UnifiedNLPError
-from .registry import PRECISIONS
+from .registry import PRECISIONS, backends_help
 
 
 def _split_pairs(lines: list[str], where: str) -> list[tuple[str, str]]:
@@ -242,7 +242,7 @@ def _eval_every(text: str):
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from .api import load_classifier
-    from .weights import check_writable
+    from .atomic import check_writable
 
     label_names = args.labels.split(",") if args.labels else None
     problem = "multi_label_classification" if args.multi_label else None
@@ -357,7 +357,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     from . import store
-    from .models import store_dir
+    from .store_paths import store_dir
 
     if args.cache_command == "clear":
         removed = store.clear(args.keys, older_than_days=args.older_than)
@@ -436,7 +436,7 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-BACKEND_HELP = "huggingface, tfhub, paddlenlp or onnxruntime (aliases: hf, torch, tf, paddle, ort)"
+BACKEND_HELP = backends_help()
 MODEL_HELP = "'default', a model folder, or a Hugging Face id already in the local cache"
 
 
@@ -469,21 +469,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"unified-nlp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add_command in (
+        _add_backends_command,
+        _add_classify_command,
+        _add_convert_command,
+        _add_compare_command,
+        _add_fit_command,
+        _add_evaluate_command,
+        _add_inspect_command,
+        _add_bench_command,
+        _add_cache_command,
+        _add_worker_command,
+    ):
+        add_command(sub)
+    return parser
 
+
+def _add_backend_and_model(p: argparse.ArgumentParser, model_help: str = MODEL_HELP) -> None:
+    p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
+    p.add_argument("--model", default="default", help=model_help)
+
+
+def _add_backends_command(sub) -> None:
     p = sub.add_parser("backends", help="list backends, versions and where they run")
     p.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     p.set_defaults(func=cmd_backends)
 
+
+def _add_classify_command(sub) -> None:
     p = sub.add_parser("classify", help="classify texts (arguments, --file, or stdin)")
     p.add_argument("texts", nargs="*", help="texts to classify; none, or '-': one per line from stdin")
-    p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
-    p.add_argument("--model", default="default", help=MODEL_HELP)
+    _add_backend_and_model(p)
     p.add_argument("--file", help="one text per line (UTF-8; blank lines are skipped)")
     p.add_argument("--batch-size", type=_positive, default=32, help="texts per forward pass")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--pairs", action="store_true", help="each text is a sentence pair: 'text<TAB>text_pair'")
     p.add_argument("--all-scores", action="store_true", help="every label's score per text, best first")
-    d = p.add_argument_group("datasets (--input): a whole file, streamed in chunks and resumable")
+    _add_dataset_arguments(p.add_argument_group("datasets (--input): a whole file, streamed in chunks and resumable"))
+    add_threads_option(p)
+    _add_model_arguments(p)
+    p.set_defaults(func=cmd_classify)
+
+
+def _add_dataset_arguments(d: argparse._ArgumentGroup) -> None:
+    """classify --input: a whole file through `classify_dataset`."""
     d.add_argument("--input", help="a .parquet, .jsonl, .csv or .tsv file of rows (instead of texts/--file)")
     d.add_argument(
         "--output", help="the file to write (.parquet, .jsonl, .csv or .tsv): id, label, score, prob_<label>"
@@ -515,10 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .datasets.local import CHUNK_ROWS
 
     d.add_argument("--chunk-rows", type=_positive, default=CHUNK_ROWS, help="rows per part (and per resume step)")
-    add_threads_option(p)
-    _add_model_arguments(p)
-    p.set_defaults(func=cmd_classify)
 
+
+def _add_convert_command(sub) -> None:
     p = sub.add_parser("convert", help="write a model in another backend's native format")
     p.add_argument("source", help="'default' or a model folder")
     p.add_argument("out", help="the folder to write (replaced atomically if it exists)")
@@ -527,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(p, pooling=False, precision=False)
     p.set_defaults(func=cmd_convert)
 
+
+def _add_compare_command(sub) -> None:
     p = sub.add_parser("compare", help="numerical parity report between two backends")
     p.add_argument("--backends", required=True, help="two names, e.g. huggingface,tfhub")
     p.add_argument("--model", default="default", help=MODEL_HELP)
@@ -538,13 +568,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(p)
     p.set_defaults(func=cmd_compare)
 
+
+def _add_fit_command(sub) -> None:
     p = sub.add_parser("fit", help="fine-tune on a TSV (sentence<TAB>label) and save the canonical format")
-    p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
-    p.add_argument("--model", default="default", help="the model to start from: " + MODEL_HELP)
+    _add_backend_and_model(p, model_help="the model to start from: " + MODEL_HELP)
     p.add_argument("--train", required=True, help="training TSV: sentence<TAB>label, optional header")
     p.add_argument("--validation", help="a TSV like --train, evaluated every --eval-every")
     p.add_argument("--out", required=True, help="folder for the trained model (canonical format)")
     p.add_argument("--labels", help="comma-separated label names for a fresh head")
+    _add_optimizer_arguments(p)
+    _add_validation_arguments(p)
+    p.add_argument("--checkpoint-dir", help="folder for training checkpoints (the newest is kept)")
+    p.add_argument("--checkpoint-every", type=_positive, help="write a checkpoint every N optimizer steps")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir (same options)"
+    )
+    p.add_argument("--plot", help="write the loss and validation curves to this PNG")
+    p.add_argument("--history-csv", help="write the history to this CSV (one row per step)")
+    p.add_argument("--max-rows", type=int, help="use only the first N training rows")
+    p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
+    p.add_argument("--seed", type=int, default=0, help="data order")
+    add_threads_option(p)
+    p.add_argument("--pairs", action="store_true", help="rows are 'sentence1<TAB>sentence2<TAB>label'")
+    p.add_argument(
+        "--multi-label", action="store_true", help="a fresh multi-label head; labels comma-separated per row"
+    )
+    _add_model_arguments(p, precision=False)  # training is fp32
+    p.set_defaults(func=cmd_fit)
+
+
+def _add_optimizer_arguments(p: argparse.ArgumentParser) -> None:
+    """fit: epochs, batches, AdamW, its learning-rate schedule and the loss's class weights."""
     p.add_argument("--epochs", type=_positive, default=1, help="passes over the training set")
     p.add_argument("--batch-size", type=_positive, default=32, help="texts per optimisation step")
     p.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate of AdamW")
@@ -565,6 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--class-weight", help="'balanced', or LABEL=WEIGHT,... (weighted cross-entropy; other labels weigh 1)"
     )
+
+
+def _add_validation_arguments(p: argparse.ArgumentParser) -> None:
+    """fit: when --validation is evaluated, early stopping, and the best weights."""
     p.add_argument(
         "--eval-every", type=_eval_every, default="epoch", help="evaluate --validation every N steps, or 'epoch'"
     )
@@ -576,27 +634,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=1, help="evaluations without improvement before stopping")
     p.add_argument("--min-delta", type=float, default=0.0, help="the least change that counts as an improvement")
     p.add_argument("--keep-best", action="store_true", help="end with the weights of the best evaluation")
-    p.add_argument("--checkpoint-dir", help="folder for training checkpoints (the newest is kept)")
-    p.add_argument("--checkpoint-every", type=_positive, help="write a checkpoint every N optimizer steps")
-    p.add_argument(
-        "--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir (same options)"
-    )
-    p.add_argument("--plot", help="write the loss and validation curves to this PNG")
-    p.add_argument("--history-csv", help="write the history to this CSV (one row per step)")
-    p.add_argument("--max-rows", type=int, help="use only the first N training rows")
-    p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
-    p.add_argument("--seed", type=int, default=0, help="data order")
-    add_threads_option(p)
-    p.add_argument("--pairs", action="store_true", help="rows are 'sentence1<TAB>sentence2<TAB>label'")
-    p.add_argument(
-        "--multi-label", action="store_true", help="a fresh multi-label head; labels comma-separated per row"
-    )
-    _add_model_arguments(p, precision=False)  # training is fp32
-    p.set_defaults(func=cmd_fit)
 
+
+def _add_evaluate_command(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, macro F1 and per-class figures on a TSV")
-    p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
-    p.add_argument("--model", default="default", help=MODEL_HELP)
+    _add_backend_and_model(p)
     p.add_argument("--data", required=True, help="labelled TSV: sentence<TAB>label, optional header")
     add_threads_option(p)
     p.add_argument("--json", action="store_true", help="the report as JSON")
@@ -604,6 +646,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(p)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_inspect_command(sub) -> None:
     p = sub.add_parser(
         "inspect",
         help="what a model folder is: format, architecture, labels, head, tokenizer, where it runs and converts",
@@ -613,12 +657,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_inspect)
 
+
+def _add_bench_command(sub) -> None:
     p = sub.add_parser("bench", help="cross-framework benchmark")
     from .bench.options import add_arguments
 
     add_arguments(p)
     p.set_defaults(func=cmd_bench)
 
+
+def _add_cache_command(sub) -> None:
     p = sub.add_parser("cache", help="list or clear the model store (derived models, $UNIFIED_NLP_HOME)")
     csub = p.add_subparsers(dest="cache_command", required=True)
     c = csub.add_parser("list", help="every entry: kind, key, size, last use, source")
@@ -629,6 +677,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--older-than", type=float, metavar="DAYS", help="only entries last used more than DAYS ago")
     c.set_defaults(func=cmd_cache)
 
+
+def _add_worker_command(sub) -> None:
     p = sub.add_parser("worker", help="register the environment that runs a backend in a worker")
     wsub = p.add_subparsers(dest="worker_command", required=True)
     r = wsub.add_parser("register", help="run BACKEND with the interpreter PYTHON of another environment")
@@ -636,7 +686,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("python", help="path to that environment's bin/python")
     r.add_argument("--config", help="config file to write (default: this environment's unified_nlp.json)")
     r.set_defaults(func=cmd_worker)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,11 @@ class NotWritableError(UnifiedNLPError, OSError):
     under a file, a full disk); nothing partial is left behind."""
 
 
+class NotSupportedError(UnifiedNLPError, NotImplementedError):
+    """A capability that this backend or model does not offer (fit on an inference-only
+    backend, a conversion its format has no way back from)."""
+
+
 class ConversionError(UnifiedNLPError, RuntimeError):
     """A conversion between stacks that failed; no partial output is left behind."""
 
@@ -49,3 +54,14 @@ class WorkerError(UnifiedNLPError, RuntimeError):
 
 class ParityError(UnifiedNLPError, AssertionError):
     """Raised by ParityReport.raise_for_failure() when two backends disagree."""
+
+
+def error_class(name: str) -> type[UnifiedNLPError] | None:
+    """The class of this hierarchy called `name`, or None: for an error that crossed a
+    process boundary by name (a backend worker's).
+
+    >>> error_class("InvalidInputError") is InvalidInputError
+    True
+    """
+    found = globals().get(name)
+    return found if isinstance(found, type) and issubclass(found, UnifiedNLPError) else None

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BackendNotInstalledError, InvalidModelError
-from .models import read_json
+from .folder import read_json
 from .protocols import Encoding
 from .tokens import encoding_from_rows
 

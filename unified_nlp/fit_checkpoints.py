@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_dir
 from .errors import InvalidInputError
-from .weights import atomic_dir, load_file, save_file
+from .weights import load_file, save_file
 
 STATE_FILE = "trainer.json"
 FORMAT = 1

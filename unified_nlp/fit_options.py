@@ -40,6 +40,11 @@ METRICS = ("loss", "accuracy", "macro_f1")
 MULTI_LABEL_METRICS = (*METRICS, "micro_f1")
 
 
+def no_decay(name: str) -> bool:
+    """Parameters exempt from weight decay, by canonical name: biases and LayerNorm."""
+    return name.endswith("bias") or "LayerNorm" in name
+
+
 def learning_rate_at(step: int, total: int, peak: float, warmup: int, schedule: str = "linear") -> float:
     """The learning rate of optimizer step `step` (0-based) of `total`: linear warm-up to `peak`
     over `warmup` steps, then, with p = (step - warmup + 1) / (total - warmup) going to 1 at the

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .weights import atomic_file
+from .atomic import atomic_file
 
 
 def history_rows(history: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -2,8 +2,11 @@
 
 Five layouts are recognised, in this order:
 
-- ``tfhub`` / ``paddlenlp``: a folder written by ``convert`` (its unified_nlp.json
-  says so);
+- an export: a folder written by ``convert --to NAME`` (its unified_nlp.json says
+  ``"format": "NAME"``, a backend's name: ``tfhub``, ``paddlenlp``, ``onnxruntime``);
+  but a folder with such a unified_nlp.json, no config.json and the SavedModels of a
+  TF Hub pair (a user's own pair, as earlier versions described it) is that native
+  pair, with the labels and head kind its unified_nlp.json gives;
 - ``paddlenlp-native``: a folder PaddleNLP's ``save_pretrained`` wrote (config.json
   with ``paddlenlp_version`` or PaddleNLP classes, ``model_state.pdparams`` or
   safetensors with PaddleNLP parameter names, sharded or not);
@@ -23,23 +26,27 @@ only on their own backend, and `convert` says why they cannot leave it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from .checkpoint import SAFETENSORS, SAFETENSORS_INDEX, TORCH_BIN, TORCH_INDEX
 from .errors import InvalidModelError
-from .models import SPEC_FILE, content_key, read_spec, store_dir
+from .folder import SAFETENSORS, SAFETENSORS_INDEX, SPEC_FILE, TORCH_BIN, TORCH_INDEX, read_spec
+from .format_names import HUGGINGFACE, PADDLE_NATIVE, SAVEDMODEL
+from .paddlenlp_format import is_native as is_paddle_native
+from .registry import export_backends
+from .registry import title as backend_title
 from .store import note_use
+from .store_keys import content_key
+from .store_paths import store_dir
 
-HUGGINGFACE, PADDLE_NATIVE, SAVEDMODEL = "huggingface", "paddlenlp-native", "tfhub-savedmodel"
-EXPORTS = ("tfhub", "paddlenlp")  # formats `convert` writes, named in their unified_nlp.json
+# the backend whose framework alone reads a native format (every backend runs its imported canonical folder)
+READ_BY = {PADDLE_NATIVE: "paddlenlp", SAVEDMODEL: "tfhub"}
 SAVEDMODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 DESCRIPTIONS = {
     HUGGINGFACE: "Hugging Face classifier folder (the canonical format)",
     PADDLE_NATIVE: "PaddleNLP save_pretrained folder",
     SAVEDMODEL: "TensorFlow SavedModel (TF Hub encoder, text embedding or Keras classifier)",
-    "tfhub": "TF Hub export written by unified_nlp convert",
-    "paddlenlp": "PaddleNLP export written by unified_nlp convert",
 }
 _LOOKED_FOR = (
     "config.json with model.safetensors or pytorch_model.bin (Hugging Face); config.json with "
@@ -50,25 +57,29 @@ _LOOKED_FOR = (
 
 @dataclass(frozen=True)
 class Detected:
-    """A model folder's layout: `format` is one of DESCRIPTIONS; `preprocessor` is the
-    TF Hub preprocessor SavedModel that goes with an encoder, when there is one."""
+    """A model folder's layout: `format` is one of DESCRIPTIONS or an export format (a
+    backend's name); `preprocessor` is the TF Hub preprocessor SavedModel that goes with
+    an encoder, when there is one. `metadata` is our own unified_nlp.json found beside a
+    native layout (as earlier versions described a user's TF Hub pair): its labels,
+    problem_type and head kind are the defaults of what the native reader recovers."""
 
     format: str
     path: Path
     preprocessor: Path | None = None
     root: Path | None = None  # the folder given, when `path` is inside it (encoder/ of a pair's folder)
+    metadata: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def description(self) -> str:
-        return DESCRIPTIONS.get(self.format, f"{self.format} export written by unified_nlp convert")
+        if self.format in DESCRIPTIONS:
+            return DESCRIPTIONS[self.format]
+        return f"{backend_title(self.format)} export written by unified_nlp convert"
 
 
 def export_formats() -> tuple[str, ...]:
-    """Formats `convert` writes: the built-in backends' and each third-party adapter's own,
-    named by its backend (a folder whose unified_nlp.json says ``"format": "<backend>"``)."""
-    from . import registry
-
-    return EXPORTS + tuple(n for n in registry.backend_names() if n not in registry.KNOWN_BACKENDS)
+    """Formats `convert` writes, each named by its backend (a folder whose unified_nlp.json
+    says ``"format": "<backend>"``): the registry's backends that write one."""
+    return tuple(export_backends())
 
 
 def is_savedmodel(path: Path) -> bool:
@@ -82,43 +93,58 @@ def detect(path: Path, preprocessor: Path | None = None) -> Detected:
     >>> detect(Path("bert_en_uncased_L-2_H-128_A-2"), Path("bert_en_uncased_preprocess")).format  # doctest: +SKIP
     'tfhub-savedmodel'
     """
-    from . import paddlenlp_format
-
     path = Path(path)
     if preprocessor is not None:
         preprocessor = Path(preprocessor)
         if not is_savedmodel(preprocessor):
             raise InvalidModelError(f"{preprocessor}: a preprocessor must be a SavedModel folder (saved_model.pb)")
-    fmt = read_spec(path).get("format") if (path / SPEC_FILE).is_file() else None
+    spec = read_spec(path) if (path / SPEC_FILE).is_file() else {}
+    fmt = spec.get("format")
     if fmt in export_formats():
-        found = Detected(fmt, path)
+        # our spec without config.json, beside a native layout: the native folder it is (a user's own
+        # TF Hub pair, as earlier versions described it), so it runs wherever that runs
+        native = None if (path / "config.json").is_file() else _savedmodel_layout(path, preprocessor)
+        found = replace(native, metadata=spec) if native is not None else Detected(fmt, path)
     elif fmt not in (None, HUGGINGFACE):
         raise InvalidModelError(
             f"{path / SPEC_FILE}: unknown format {fmt!r} (known: {HUGGINGFACE}, {', '.join(export_formats())})"
         )
-    elif paddlenlp_format.is_native(path):
-        found = Detected(PADDLE_NATIVE, path)
-    elif (path / "config.json").is_file() and any(
-        (path / name).is_file() for name in (SAFETENSORS, SAFETENSORS_INDEX, TORCH_BIN, TORCH_INDEX)
-    ):
-        found = Detected(HUGGINGFACE, path)
-    elif is_savedmodel(path):
-        found = Detected(SAVEDMODEL, path, preprocessor)
-    elif is_savedmodel(path / "encoder"):
-        if preprocessor is None and is_savedmodel(path / "preprocessor"):
-            preprocessor = path / "preprocessor"
-        found = Detected(SAVEDMODEL, path / "encoder", preprocessor, root=path)
-    elif (path / "config.json").is_file():
-        found = Detected(HUGGINGFACE, path)  # describe names what is missing
     else:
-        names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())[:8] if path.is_dir() else []
-        seen = f"; found only {', '.join(names)}" if names else "; the folder is empty"
-        raise InvalidModelError(f"{path}: not a model folder this library knows. Looked for {_LOOKED_FOR}{seen}")
+        found = _layout(path, preprocessor)
     if preprocessor is not None and found.format != SAVEDMODEL:
         raise InvalidModelError(
             f"{path}: preprocessor= goes with a TF Hub encoder SavedModel, this is a {fmt or found.format} folder"
         )
     return found
+
+
+def _savedmodel_layout(path: Path, preprocessor: Path | None) -> Detected | None:
+    """A SavedModel at `path`, or an ``encoder/`` (+ ``preprocessor/``) pair in it; else None."""
+    if is_savedmodel(path):
+        return Detected(SAVEDMODEL, path, preprocessor)
+    if is_savedmodel(path / "encoder"):
+        if preprocessor is None and is_savedmodel(path / "preprocessor"):
+            preprocessor = path / "preprocessor"
+        return Detected(SAVEDMODEL, path / "encoder", preprocessor, root=path)
+    return None
+
+
+def _layout(path: Path, preprocessor: Path | None) -> Detected:
+    """The layout of a folder that names no export format, read from its files."""
+    if is_paddle_native(path):
+        return Detected(PADDLE_NATIVE, path)
+    if (path / "config.json").is_file() and any(
+        (path / name).is_file() for name in (SAFETENSORS, SAFETENSORS_INDEX, TORCH_BIN, TORCH_INDEX)
+    ):
+        return Detected(HUGGINGFACE, path)
+    found = _savedmodel_layout(path, preprocessor)
+    if found is not None:
+        return found
+    if (path / "config.json").is_file():
+        return Detected(HUGGINGFACE, path)  # describe names what is missing
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())[:8] if path.is_dir() else []
+    seen = f"; found only {', '.join(names)}" if names else "; the folder is empty"
+    raise InvalidModelError(f"{path}: not a model folder this library knows. Looked for {_LOOKED_FOR}{seen}")
 
 
 def model_files(path: Path) -> list[Path]:

@@ -11,7 +11,8 @@ string where a list is expected raise InvalidInputError naming the index.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from .errors import InvalidInputError, InvalidInputTypeError
 
@@ -28,6 +29,8 @@ def check_texts(texts: object) -> list[str]:
         raise InvalidInputTypeError("expected a list of strings, got a single str; wrap it in a list: predict([text])")
     if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
         raise InvalidInputTypeError(f"expected a list of strings, got {type(texts).__name__}")
+    if isinstance(texts, (AbstractSet, Mapping)):  # no order: predictions could not be matched to texts
+        raise InvalidInputTypeError(f"expected a list of strings, got an unordered {type(texts).__name__}; pass a list")
     out = list(texts)
     for i, text in enumerate(out):
         if not isinstance(text, str):
@@ -73,8 +76,8 @@ def check_pairs(texts: object, text_pair: object = None) -> tuple[list[str], lis
         if len(first) != len(second):
             raise InvalidInputError(f"{len(first)} texts but {len(second)} text_pair items; they must pair up")
         return first, second
-    if isinstance(texts, str) or isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
-        return check_texts(texts), None
+    if isinstance(texts, (str, bytes, bytearray, AbstractSet, Mapping)) or not isinstance(texts, Iterable):
+        return check_texts(texts), None  # refused there with the reason
     items = list(texts)
     kinds = {isinstance(item, (tuple, list)) for item in items}
     if kinds != {True}:

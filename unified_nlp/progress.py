@@ -16,8 +16,11 @@ import os
 import sys
 from typing import Any
 
+from .format_names import HUGGINGFACE
+from .registry import converts_quietly
+from .store_keys import converted_dir
+
 LONG = 256  # texts from which work is long enough for a bar (about 2 s on 2 cores)
-CONVERTS = ("tfhub", "paddlenlp")  # backends that convert a canonical folder into the store on first use
 _OFF = ("0", "false", "no", "off")
 
 
@@ -75,10 +78,8 @@ def bar(total: int, desc: str, progress: bool | None = None, unit: str = "text")
 
 def conversion_notice(path: Any, spec: dict[str, Any], backend: str) -> bool:
     """Say so before a canonical folder's first conversion for `backend`; True if it did."""
-    if backend not in CONVERTS or spec.get("format", "huggingface") != "huggingface":
+    if not converts_quietly(backend) or spec.get("format", HUGGINGFACE) != HUGGINGFACE:
         return False
-    from .models import converted_dir
-
     if converted_dir(path, backend).is_dir():
         return False
     notice(f"first use of {path} on {backend}: converting it into the model store once (about 30 s on 2 cores) ...")

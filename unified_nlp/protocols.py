@@ -1,8 +1,10 @@
 """The contract between the core and every backend: numpy crosses every boundary.
 
-A backend adapter provides a `Tokenizer` and a `Model`; the core wraps them in a
-`TextClassifier` (see classifier.py), which does batching and post-processing
-once, in numpy, for every framework.
+A backend adapter (a `BackendAdapter`) provides a `Tokenizer` and a `Model`; the core
+wraps them in a `TextClassifier` (see classifier.py), which does batching and
+post-processing once, in numpy, for every framework. The two base classes declare
+every capability the core may ask for, with its default; the worker's allow-list
+and its remote proxies are derived from them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from .errors import NotSupportedError
 
 ENCODING_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -157,49 +161,138 @@ class Tokenizer(Protocol):
     def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> str: ...
 
 
-@runtime_checkable
-class Model(Protocol):
-    """An `Encoding` in, a `ModelOutput` out, run in the adapter's framework.
+TOKENIZER_METHODS = ("__call__", "decode")  # what a worker serves of a tokenizer
+
+
+class Model:
+    """Base of every backend's model: an `Encoding` in, a `ModelOutput` out, run in the
+    adapter's framework. Every capability the core may ask of a model is declared here
+    with its default; an adapter's model overrides what its framework offers, and
+    `offers(name)` tells which (the core asks it, and never probes with getattr).
 
     Training (used by TextClassifier.fit) is three calls, so that data order,
     learning-rate schedule and progress are shared code in the core:
-    ``start_training(config)``, ``train_step(encoding, label_ids, learning_rate)``
-    returning the batch loss, and ``end_training()``. ``config["problem_type"]`` says
-    which loss: cross-entropy on int64 label ids [batch], or, for
-    ``multi_label_classification``, binary cross-entropy on float32 0/1 [batch, labels].
-
-    Optional, for fit's gradient accumulation, class weights, keep_best and checkpoints
-    (the three adapters have them; fit says which one a model lacks, before training):
-    ``train_step(..., example_weights, apply)``: with float weights [batch], the loss is
+    ``start_training(config)``, ``train_step(encoding, label_ids, learning_rate,
+    example_weights, apply)`` returning the batch loss, and ``end_training()``.
+    ``config["problem_type"]`` says which loss: cross-entropy on int64 label ids [batch],
+    or, for ``multi_label_classification``, binary cross-entropy on float32 0/1
+    [batch, labels]. With float `example_weights` [batch] the loss is
     sum(weight * loss per text) (a multi-label text's loss: the mean over its labels);
     ``apply=False`` only adds the gradients, and the next ``apply=True`` call clips their
-    sum and steps. ``load_state_dict(state)`` sets what ``state_dict()`` returns.
-    ``training_state()`` / ``set_training_state(state)``: the optimizer's moments and
-    step counts as numpy, by canonical parameter name (``exp_avg/NAME``,
+    sum and steps.
+
+    For keep_best and checkpoints: ``load_state_dict(state)`` sets what ``state_dict()``
+    returns; ``training_state()`` / ``set_training_state(state)``: the optimizer's moments
+    and step counts as numpy, by canonical parameter name (``exp_avg/NAME``,
     ``exp_avg_sq/NAME``, ``step/NAME``, shape [1]), in the canonical layout.
     """
 
     num_labels: int
 
-    def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput: ...
+    # everything a worker serves of a model in its process, and RemoteModel forwards
+    METHODS = (
+        "__call__",
+        "state_dict",
+        "load_state_dict",
+        "start_training",
+        "train_step",
+        "training_state",
+        "set_training_state",
+        "end_training",
+    )
+
+    def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput:
+        raise NotImplementedError
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Weights under transformers' names: those of the architecture's classifier
         class for a native head (``bert.encoder...``, ``classifier.weight``), or of the
         bare encoder plus ``head.weight``/``head.bias`` for the mean-pooling head."""
-        ...
+        raise self.unsupported("state_dict")
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        raise self.unsupported("load_state_dict")
+
+    def start_training(self, config: Mapping[str, Any]) -> None:
+        raise self.unsupported("start_training")
+
+    def train_step(
+        self,
+        encoding: Encoding,
+        label_ids: np.ndarray,
+        learning_rate: float,
+        example_weights: np.ndarray | None = None,
+        apply: bool = True,
+    ) -> float:
+        raise self.unsupported("train_step")
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        raise self.unsupported("training_state")
+
+    def set_training_state(self, state: Mapping[str, np.ndarray]) -> None:
+        raise self.unsupported("set_training_state")
+
+    def end_training(self) -> None:
+        """Drop what training held (optimizer, compiled steps); nothing by default."""
+
+    def offers(self, method: str) -> bool:
+        """Whether this model implements `method` (one of METHODS) rather than refusing it."""
+        if method not in self.METHODS:
+            raise ValueError(f"{method!r} is not a Model capability; known: {', '.join(self.METHODS)}")
+        return getattr(type(self), method) is not getattr(Model, method)
+
+    def unsupported(self, method: str) -> NotSupportedError:
+        """The error a capability this model lacks raises; a model may say more (why, and what to do)."""
+        return NotSupportedError(f"this model ({type(self).__name__}) does not offer {method}")
 
 
-@runtime_checkable
-class BackendAdapter(Protocol):
-    """What an entry point in the group `unified_nlp.backends` resolves to."""
+class BackendAdapter:
+    """Base of every backend adapter: what an entry point in the group
+    `unified_nlp.backends` resolves to. `load` is the one thing each adapter must do;
+    every other capability is declared here with its default (a clear "not supported on
+    this backend" error, or nothing to set), so the core asks, and never probes."""
 
-    name: str
+    name: str = ""
+    # what load(spec={"precision": ...}) accepts on this machine (a property where it depends on the CPU)
+    precisions: tuple[str, ...] = ("fp32",)
+
+    # what a worker serves of its adapter besides `load` (RemoteAdapter forwards each)
+    OPERATIONS = (
+        "precisions",
+        "set_threads",
+        "convert",
+        "export_canonical",
+        "describe_native",
+        "import_native",
+        "inspect_native",
+    )
 
     def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[Tokenizer, Model]:
         """Load the model folder at `path` (canonical or the backend's own format)."""
-        ...
+        raise NotImplementedError
+
+    def set_threads(self, n: int) -> int | None:
+        """Give the framework `n` compute threads; returns the count it reports back
+        (0: its own default), or None where it has no such setting."""
+        return None
 
     def convert(self, source: Path, out: Path) -> None:
-        """Write the backend's native format of the canonical folder `source` to `out`."""
-        ...
+        """Write the backend's own format of the canonical folder `source` to `out`."""
+        raise NotSupportedError(f"the {self.name} backend writes no format of its own")
+
+    def export_canonical(self, source: Path, out: Path) -> None:
+        """Write the canonical folder of `source`, a folder in this backend's own format (`convert`'s)."""
+        raise NotSupportedError(f"the {self.name} backend cannot convert its format back to the canonical one")
+
+    def describe_native(self, path: Path, **options: Any) -> dict[str, Any]:
+        """The spec `load` needs for a folder of this ecosystem's own format that only its
+        framework reads (a TF Hub SavedModel)."""
+        raise NotSupportedError(f"the {self.name} backend reads no native format by itself")
+
+    def import_native(self, path: Path, out: Path, **options: Any) -> None:
+        """Write the canonical folder of such a native folder to `out`."""
+        raise NotSupportedError(f"the {self.name} backend imports no native format")
+
+    def inspect_native(self, path: Path, **options: Any) -> dict[str, Any]:
+        """What such a native folder holds (`unified_nlp.inspect_model`'s fields)."""
+        raise NotSupportedError(f"the {self.name} backend inspects no native format")

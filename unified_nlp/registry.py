@@ -33,6 +33,13 @@ class KnownBackend:
     modules: tuple[str, ...]  # modules that must be importable
     install: str  # the command that installs the adapter (README, "Install")
     crashes_after: tuple[str, ...] = ()  # modules after which importing this backend crashes
+    title: str = ""  # how people name its ecosystem ("TF Hub"), for descriptions
+    exports: bool = True  # `convert --to NAME` writes a format of its own, named NAME in its unified_nlp.json
+    converts_back: bool = True  # its export turns back into the canonical folder (export_canonical)
+    trains: bool = False  # its models fit (start_training, train_step)
+    # a canonical folder's first load converts it into the model store (tens of seconds) without a word
+    # from the adapter, so the core says so first
+    converts_quietly: bool = False
 
 
 KNOWN_BACKENDS: dict[str, KnownBackend] = {
@@ -46,6 +53,9 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             ("torch", "transformers", "unified_nlp_huggingface"),
             "pip install 'unified-nlp[huggingface]' (on a CPU-only machine pip install torch==2.13.0 "
             "first, or pip fetches a CUDA build; see README, 'Install')",
+            title="Hugging Face",
+            exports=False,  # it writes the canonical format itself
+            trains=True,
         ),
         KnownBackend(
             "tfhub",
@@ -54,6 +64,9 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             ("tensorflow", "tensorflow-hub", "tensorflow-text"),
             ("tensorflow", "tensorflow_hub", "tensorflow_text", "unified_nlp_tfhub"),
             "pip install 'unified-nlp[tfhub]'",
+            title="TF Hub",
+            trains=True,
+            converts_quietly=True,
         ),
         KnownBackend(
             "paddlenlp",
@@ -65,6 +78,23 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             "beside transformers 5), then: unified-nlp worker register paddlenlp ENV/bin/python "
             "(see README, 'Install' and 'Worker environments')",
             crashes_after=("tensorflow",),
+            title="PaddleNLP",
+            trains=True,
+            converts_quietly=True,
+        ),
+        # an adapter of its own distribution that registers itself by entry point alone (as a third
+        # party's would); listed here so that `unified-nlp backends` and the install hint know it
+        # when it is not installed
+        KnownBackend(
+            "onnxruntime",
+            ("ort", "onnx"),
+            "unified-nlp-onnxruntime",
+            ("onnxruntime", "tokenizers"),
+            ("onnxruntime", "tokenizers", "unified_nlp_onnxruntime"),
+            "pip install 'unified-nlp[onnxruntime]' (runs exported folders); to export canonical folders "
+            "on first use too: pip install torch==2.13.0 'unified-nlp[onnxruntime-export]' (see README, 'Install')",
+            title="ONNX Runtime",
+            converts_back=False,  # an export keeps only its graph
         ),
     )
 }
@@ -97,8 +127,57 @@ def aliases_of(name: str) -> tuple[str, ...]:
 
 
 def backend_names() -> list[str]:
-    """Every backend this process knows of: the three built in, plus third-party entry points."""
+    """Every backend this process knows of, installed or not: those the core lists
+    (KNOWN_BACKENDS), then third-party adapters registered by entry point. The one list
+    of backends: every other list asks it.
+
+    >>> backend_names()[:4]
+    ['huggingface', 'tfhub', 'paddlenlp', 'onnxruntime']
+    """
     return list(KNOWN_BACKENDS) + sorted(set(_entry_points()) - set(KNOWN_BACKENDS))
+
+
+def backends_help() -> str:
+    """The backends' names and their first aliases, for help texts.
+
+    >>> backends_help()
+    'huggingface, tfhub, paddlenlp or onnxruntime (aliases: hf, tf, paddle, ort)'
+    """
+    names = backend_names()
+    aliases = [a for n in names for a in aliases_of(n)[:1]]
+    text = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+    return text + (f" (aliases: {', '.join(aliases)})" if aliases else "")
+
+
+def title(name: str) -> str:
+    """How people name backend `name`'s ecosystem ("TF Hub"); a third party's: its name."""
+    known = KNOWN_BACKENDS.get(name)
+    return known.title if known is not None and known.title else name
+
+
+def export_backends() -> list[str]:
+    """Backends whose `convert` writes a format of their own, named after the backend (the
+    ``"format"`` of its unified_nlp.json); a third-party adapter is taken to write one."""
+    return [n for n in backend_names() if n not in KNOWN_BACKENDS or KNOWN_BACKENDS[n].exports]
+
+
+def converts_back(name: str) -> bool:
+    """Whether an export of backend `name` turns back into the canonical folder (a
+    third-party adapter is taken to offer it; its export_canonical says if not)."""
+    known = KNOWN_BACKENDS.get(name)
+    return known is None or known.converts_back
+
+
+def training_backends() -> list[str]:
+    """Backends whose models fit (TextClassifier.fit), as the core lists them."""
+    return [n for n, known in KNOWN_BACKENDS.items() if known.trains]
+
+
+def converts_quietly(name: str) -> bool:
+    """Whether a canonical folder's first load on `name` converts it into the model store
+    without the adapter saying so (the core then says so first)."""
+    known = KNOWN_BACKENDS.get(name)
+    return known is not None and known.converts_quietly
 
 
 def canonical_name(name: str) -> str:
@@ -304,8 +383,14 @@ def load_adapter(name: str):
     except ImportError as e:
         raise BackendNotInstalledError(f"{missing_message(name)}\n(import failed: {e})") from e
     adapter = factory()
-    if getattr(adapter, "name", None) != name:
-        raise UnifiedNLPError(f"entry point {name!r} returned an adapter named {getattr(adapter, 'name', None)!r}")
+    from .protocols import BackendAdapter
+
+    if not isinstance(adapter, BackendAdapter):
+        raise UnifiedNLPError(
+            f"entry point {name!r} returned a {type(adapter).__name__}, not a unified_nlp.protocols.BackendAdapter"
+        )
+    if adapter.name != name:
+        raise UnifiedNLPError(f"entry point {name!r} returned an adapter named {adapter.name!r}")
     return adapter
 
 
@@ -344,8 +429,8 @@ def _remote_versions(python: str, name: str) -> dict[str, str]:
 def list_backends() -> list[BackendStatus]:
     """Every known backend, installed or not, its framework versions and where it runs.
 
-    >>> [b.name for b in list_backends()][:3]
-    ['huggingface', 'tfhub', 'paddlenlp']
+    >>> [b.name for b in list_backends()][:4]
+    ['huggingface', 'tfhub', 'paddlenlp', 'onnxruntime']
     """
     out = []
     for name in backend_names():

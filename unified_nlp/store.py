@@ -1,8 +1,8 @@
 """The model store: what unified_nlp derives from models and keeps for reuse.
 
-It lives at $UNIFIED_NLP_HOME, else ~/.cache/unified_nlp (`models.store_dir`). Each
+It lives at $UNIFIED_NLP_HOME, else ~/.cache/unified_nlp (`store_paths.store_dir`). Each
 subfolder holds one kind of entry, keyed by the bytes of what it was made from
-(`models.content_key`): ``models/`` (the default model's canonical folder),
+(`store_keys.content_key`): ``models/`` (the default model's canonical folder),
 ``converted/<backend>/`` (a canonical folder in a backend's native form),
 ``imported/`` (native PaddleNLP / TF Hub folders made canonical). Listing and
 clearing treat every subfolder alike: an entry is a folder that holds files.
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .atomic import atomic_file, process_alive
 from .errors import InvalidInputError, NotWritableError, UnifiedNLPError
-from .models import store_dir
-from .weights import _alive, atomic_file
+from .store_paths import store_dir
 
 KNOWN_KINDS = ("models", "converted", "imported")
 MARKER = ".unified_nlp_store"  # says that a folder is a store, so `clear` may delete in it
@@ -283,7 +283,7 @@ def _remove_leftovers(root: Path) -> None:
             if name.startswith(".") and ".partial-" in name:
                 dirnames.remove(name)
                 pid = name.rsplit(".partial-", 1)[1].split("-", 1)[0]
-                if pid.isdigit() and not _alive(int(pid)):
+                if pid.isdigit() and not process_alive(int(pid)):
                     shutil.rmtree(here / name, ignore_errors=True)
         for origin in here.glob(".*.origin"):
             if not (here / origin.name[1 : -len(".origin")]).is_dir():

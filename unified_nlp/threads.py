@@ -10,18 +10,22 @@ machine's core count).
 
 TensorFlow sizes its pools once, when its runtime starts (the tfhub adapter
 starts it at import, with `requested()`); asking for another count afterwards
-keeps the first one and warns. Adapters apply the count through an optional
-``set_threads(n) -> int`` (the count the framework reports back; 0 when it runs
-with its own default); the worker protocol carries it to a worker's framework.
+keeps the first one and warns. Adapters apply the count through
+``BackendAdapter.set_threads(n)`` (the count the framework reports back; 0 when it runs
+with its own default, None where it has no setting); the worker protocol carries it to
+a worker's framework.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from .protocols import BackendAdapter
 
 INTER_OP = 1  # one graph-level thread: all parallelism goes to the kernels (the benchmark's choice too)
 
@@ -66,14 +70,11 @@ def request(num_threads: int | None) -> tuple[int, bool]:
     return _requested, True
 
 
-def apply(adapter: Any, backend: str) -> int | None:
-    """Give `requested()` to the adapter's framework (through its optional ``set_threads``);
-    warns when an explicit request cannot take effect. Returns the framework's count."""
-    set_threads = getattr(adapter, "set_threads", None)
-    if set_threads is None:
-        return None
+def apply(adapter: BackendAdapter, backend: str) -> int | None:
+    """Give `requested()` to the adapter's framework (its ``set_threads``; None where it has
+    no such setting); warns when an explicit request cannot take effect. Returns the framework's count."""
     wanted = requested()
-    got = set_threads(wanted)
+    got = adapter.set_threads(wanted)
     got = None if got is None else int(got)
     if got is not None:
         _applied[backend] = got

@@ -10,25 +10,24 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import fit_checkpoints
 from .errors import InvalidInputError
-from .fit_options import DEFAULTS, check_options, class_weights, example_weights, learning_rate_at
+from .fit_checkpoints import check_same_run
+from .fit_checkpoints import latest as latest_checkpoint
+from .fit_checkpoints import read as read_checkpoint
+from .fit_checkpoints import write as write_checkpoint
+from .fit_options import DEFAULTS, check_options, class_weights, example_weights, learning_rate_at, no_decay
 from .metrics import classification_report, label_ids, multi_hot, multi_label_report
 
 if TYPE_CHECKING:
     from .classifier import TextClassifier
 
 __all__ = ["DEFAULTS", "check_training_data", "fit", "learning_rate_at", "no_decay"]
-
-
-def no_decay(name: str) -> bool:
-    """Parameters exempt from weight decay, by canonical name: biases and LayerNorm."""
-    return name.endswith("bias") or "LayerNorm" in name
 
 
 def check_training_data(texts, labels, names: Sequence[str], multi_label: bool = False) -> np.ndarray:
@@ -121,151 +120,216 @@ def fit(
     val = _validation_set(clf, validation)
     if val is None and (config["early_stopping"] or config["keep_best"] or config["eval_every"] != "epoch"):
         raise InvalidInputError("early_stopping, keep_best and eval_every=N need a non-empty validation set")
-    _check_model(clf, config, weights)
+    _check_model(clf, config)
     if config["max_length"] is not None and config["max_length"] > clf.tokenizer.max_length:
         raise InvalidInputError(f"max_length {config['max_length']} exceeds the model's {clf.tokenizer.max_length}")
-    saved = None
-    if config["checkpoint_dir"] is not None:
-        from .weights import check_writable
-
-        check_writable(config["checkpoint_dir"])
-        found = fit_checkpoints.latest(config["checkpoint_dir"]) if config["resume"] else None
-        if found is not None:
-            saved = fit_checkpoints.read(found)
-            fit_checkpoints.check_same_run(saved["state"]["config"], config, found)
-            if saved["state"]["n_texts"] != len(y):
-                raise InvalidInputError(f"{found} was written for {saved['state']['n_texts']} texts, not {len(y)}")
-    first, second = clf.prepare(texts)
-    if second is None:
-        enc = clf.tokenizer(first, max_length=config["max_length"])
-    else:
-        enc = clf.tokenizer(first, text_pair=second, max_length=config["max_length"])
-
-    b, k, epochs = config["batch_size"], config["gradient_accumulation"], config["epochs"]
-    n = len(y)
-    total = math.ceil(math.ceil(n / b) / k) * epochs
-    warmup = int(round(total * config["warmup_ratio"]))
-    rng = np.random.default_rng(config["seed"])
-    stopping, every, keep = config["early_stopping"], config["eval_every"], config["keep_best"]
-    metric = stopping["metric"] if stopping else "loss"
-    min_delta = stopping["min_delta"] if stopping else 0.0
-    history: dict[str, Any] = {
-        "loss": [],
-        "learning_rate": [],
-        "epoch_loss": [],
-        "val_accuracy": [],
-        "eval": [],
-        "best": None,
-        "stopped_early": False,
-        "restored_best": None,
-        "resumed_from": None,
-        "config": config,
-    }
-    best: dict[str, Any] = {"value": None, "step": None, "wait": 0}
-    best_weights = None
-    step, epoch, position, epoch_rng = 0, 0, 0, None
+    saved = _saved_run(config, len(y))
+    run = _Run(clf, config, _encoded(clf, texts, config["max_length"]), y, weights, val)
     clf.model.start_training(config)
-    start, seen = time.perf_counter(), 0
-    bar = None
+    run.start = time.perf_counter()
     try:
         if saved is not None:
-            state = saved["state"]
-            clf.model.load_state_dict(saved["weights"])
-            clf.model.set_training_state(saved["optimizer"])
-            step, epoch, position, epoch_rng = state["step"], state["epoch"], state["position"], state["rng"]
-            history.update({key: state["history"][key] for key in _SAVED_HISTORY})
-            history["resumed_from"] = step
-            best, best_weights = state["best"], saved["best"]
-        bar = _progress(total, progress, f"fit [{clf.backend}]", initial=step)
-        postfix: dict[str, str] = {}
-
-        def evaluate(groups_done: float) -> bool:
-            """Record the validation figures; True when early stopping says stop."""
-            nonlocal best, best_weights
-            figures = validation_metrics(clf, *val)
-            history["eval"].append({"step": step, "epoch": round(epoch + groups_done, 6), **figures})
-            history["val_accuracy"].append(figures["accuracy"])
-            value, before = figures[metric], best["value"]
-            improved = before is None or (
-                value < before - min_delta if metric == "loss" else value > before + min_delta
-            )
-            if improved:
-                best = {"value": value, "step": step, "wait": 0}
-                if keep:
-                    best_weights = clf.model.state_dict()
-            else:
-                best["wait"] += 1
-            history["best"] = {"metric": metric, "value": best["value"], "step": best["step"]}
-            postfix[f"val_{metric}"] = f"{value:.4f}"
-            return stopping is not None and best["wait"] >= max(1, stopping["patience"])
-
-        stop = bool(history["stopped_early"])  # a checkpoint written at the step that stopped the run
-        while epoch < epochs and not stop:
-            if epoch_rng is None:
-                epoch_rng = rng.bit_generator.state  # before the draw: a resumed run draws the same order
-            else:
-                rng.bit_generator.state = epoch_rng
-            order = rng.permutation(n)
-            batches = [order[i : i + b] for i in range(0, n, b)]
-            groups = [batches[i : i + k] for i in range(0, len(batches), k)]
-            epoch_start = step - position
-            while position < len(groups) and not stop:
-                lr = learning_rate_at(step, total, config["learning_rate"], warmup, config["schedule"])
-                loss = _one_step(clf.model, enc, y, groups[position], lr, weights)
-                if not math.isfinite(loss):
-                    raise InvalidInputError(f"loss became {loss} at step {step}; lower the learning rate")
-                history["loss"].append(loss)
-                history["learning_rate"].append(lr)
-                step += 1
-                position += 1
-                seen += sum(len(rows) for rows in groups[position - 1])
-                if every != "epoch" and step % every == 0:
-                    stop = evaluate(position / len(groups))
-                    history["stopped_early"] = stop
-                if config["checkpoint_every"] and step % config["checkpoint_every"] == 0:
-                    state = {
-                        "step": step,
-                        "epoch": epoch,
-                        "position": position,
-                        "rng": epoch_rng,
-                        "n_texts": n,
-                        "history": {key: history[key] for key in _SAVED_HISTORY},
-                        "best": best,
-                        "config": config,
-                    }
-                    optimizer = clf.model.training_state()
-                    fit_checkpoints.write(
-                        Path(config["checkpoint_dir"]),
-                        step,
-                        clf.model.state_dict(),
-                        optimizer,
-                        state,
-                        best_weights if keep else None,
-                    )
-                if bar is not None:
-                    bar.update(1)
-                    postfix["loss"] = f"{loss:.4f}"
-                    postfix["texts_per_s"] = f"{seen / (time.perf_counter() - start):.0f}"
-                    bar.set_postfix(postfix)
-            if step > epoch_start:
-                history["epoch_loss"].append(float(np.mean(history["loss"][epoch_start:step])))
-            if not stop and every == "epoch" and val is not None:
-                stop = evaluate(1.0)
-                history["stopped_early"] = stop
-            epoch, position, epoch_rng = epoch + 1, 0, None
-            if bar is not None and postfix:
-                bar.set_postfix(postfix)
-        if keep and best_weights is not None:
-            clf.model.load_state_dict(best_weights)
-            history["restored_best"] = best["step"]
+            run.resume(saved)
+        run.bar = _progress(run.total, progress, f"fit [{clf.backend}]", initial=run.step)
+        while run.epoch < config["epochs"] and not run.history["stopped_early"]:
+            run.train_epoch()  # a checkpoint written at the step that stopped the run resumes stopped
+        run.restore_best()
     finally:
         clf.model.end_training()
-        if bar is not None:
-            bar.close()
-    history["seconds"] = time.perf_counter() - start
-    history["texts_per_second"] = seen / history["seconds"] if history["seconds"] > 0 else float("nan")
-    history["steps"] = step
-    return history
+        if run.bar is not None:
+            run.bar.close()
+    return run.finished()
+
+
+def _saved_run(config: dict[str, Any], n_texts: int) -> dict[str, Any] | None:
+    """The newest checkpoint of this run in config["checkpoint_dir"] with `resume`, else None;
+    a checkpoint of other options or another training set refuses."""
+    if config["checkpoint_dir"] is None:
+        return None
+    from .atomic import check_writable
+
+    check_writable(config["checkpoint_dir"])
+    found = latest_checkpoint(config["checkpoint_dir"]) if config["resume"] else None
+    if found is None:
+        return None
+    saved = read_checkpoint(found)
+    check_same_run(saved["state"]["config"], config, found)
+    if saved["state"]["n_texts"] != n_texts:
+        raise InvalidInputError(f"{found} was written for {saved['state']['n_texts']} texts, not {n_texts}")
+    return saved
+
+
+def _encoded(clf: TextClassifier, texts, max_length: int | None):
+    """The training texts (or sentence pairs) tokenized once, for every epoch."""
+    first, second = clf.prepare(texts)
+    if second is None:
+        return clf.tokenizer(first, max_length=max_length)
+    return clf.tokenizer(first, text_pair=second, max_length=max_length)
+
+
+@dataclass
+class _Run:
+    """One fit run: what it trains on, and where it is. Its position (step, epoch, place in
+    the epoch's order and the RNG state that order was drawn from), its best validation
+    figure and its history are what a checkpoint saves and a resumed run starts from."""
+
+    clf: TextClassifier
+    config: dict[str, Any]
+    enc: Any  # the training texts, tokenized
+    y: np.ndarray
+    weights: np.ndarray | None  # class weights
+    val: tuple[list, np.ndarray] | None
+    total: int = field(init=False)  # optimizer steps over all epochs
+    warmup: int = field(init=False)
+    rng: np.random.Generator = field(init=False)
+    history: dict[str, Any] = field(init=False)
+    step: int = 0
+    epoch: int = 0
+    position: int = 0  # optimizer steps done in this epoch
+    epoch_rng: dict[str, Any] | None = None  # numpy's RNG state before this epoch's order was drawn
+    best: dict[str, Any] = field(default_factory=lambda: {"value": None, "step": None, "wait": 0})
+    best_weights: dict[str, np.ndarray] | None = None
+    seen: int = 0  # texts trained on in this process
+    start: float = 0.0
+    bar: Any = None
+    postfix: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        b, k, epochs = self.config["batch_size"], self.config["gradient_accumulation"], self.config["epochs"]
+        self.total = math.ceil(math.ceil(len(self.y) / b) / k) * epochs
+        self.warmup = int(round(self.total * self.config["warmup_ratio"]))
+        self.rng = np.random.default_rng(self.config["seed"])
+        self.history = {
+            "loss": [],
+            "learning_rate": [],
+            "epoch_loss": [],
+            "val_accuracy": [],
+            "eval": [],
+            "best": None,
+            "stopped_early": False,
+            "restored_best": None,
+            "resumed_from": None,
+            "config": self.config,
+        }
+
+    def resume(self, saved: dict[str, Any]) -> None:
+        """Go on from a checkpoint (`fit_checkpoints.read`): its weights, optimizer state,
+        position, best and history."""
+        state = saved["state"]
+        self.clf.model.load_state_dict(saved["weights"])
+        self.clf.model.set_training_state(saved["optimizer"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.epoch_rng = state["rng"]
+        self.history.update({key: state["history"][key] for key in _SAVED_HISTORY})
+        self.history["resumed_from"] = self.step
+        self.best, self.best_weights = state["best"], saved["best"]
+
+    def train_epoch(self) -> None:
+        """The rest of the current epoch (all of it unless resumed in its middle), then its
+        evaluation with eval_every="epoch"."""
+        groups = self._groups()
+        epoch_start = self.step - self.position
+        while self.position < len(groups) and not self.history["stopped_early"]:
+            self.train_step(groups)
+        if self.step > epoch_start:
+            self.history["epoch_loss"].append(float(np.mean(self.history["loss"][epoch_start : self.step])))
+        if not self.history["stopped_early"] and self.config["eval_every"] == "epoch" and self.val is not None:
+            self.evaluate(1.0)
+        self.epoch, self.position, self.epoch_rng = self.epoch + 1, 0, None
+        if self.bar is not None and self.postfix:
+            self.bar.set_postfix(self.postfix)
+
+    def _groups(self) -> list[list[np.ndarray]]:
+        """This epoch's data order as optimizer steps, each a group of micro-batches of row indices."""
+        if self.epoch_rng is None:
+            self.epoch_rng = self.rng.bit_generator.state  # before the draw: a resumed run draws the same order
+        else:
+            self.rng.bit_generator.state = self.epoch_rng
+        n, b, k = len(self.y), self.config["batch_size"], self.config["gradient_accumulation"]
+        order = self.rng.permutation(n)
+        batches = [order[i : i + b] for i in range(0, n, b)]
+        return [batches[i : i + k] for i in range(0, len(batches), k)]
+
+    def train_step(self, groups: list[list[np.ndarray]]) -> None:
+        """One optimizer step on the epoch's next group, then what is due after it: an
+        evaluation, a checkpoint, the progress bar."""
+        config = self.config
+        lr = learning_rate_at(self.step, self.total, config["learning_rate"], self.warmup, config["schedule"])
+        loss = _one_step(self.clf.model, self.enc, self.y, groups[self.position], lr, self.weights)
+        if not math.isfinite(loss):
+            raise InvalidInputError(f"loss became {loss} at step {self.step}; lower the learning rate")
+        self.history["loss"].append(loss)
+        self.history["learning_rate"].append(lr)
+        self.step += 1
+        self.position += 1
+        self.seen += sum(len(rows) for rows in groups[self.position - 1])
+        every = config["eval_every"]
+        if every != "epoch" and self.step % every == 0:
+            self.evaluate(self.position / len(groups))
+        if config["checkpoint_every"] and self.step % config["checkpoint_every"] == 0:
+            self.checkpoint()
+        if self.bar is not None:
+            self.bar.update(1)
+            self.postfix["loss"] = f"{loss:.4f}"
+            self.postfix["texts_per_s"] = f"{self.seen / (time.perf_counter() - self.start):.0f}"
+            self.bar.set_postfix(self.postfix)
+
+    def evaluate(self, groups_done: float) -> None:
+        """Record the validation figures and the best so far; sets history["stopped_early"]
+        when early stopping says stop."""
+        stopping = self.config["early_stopping"]
+        metric = stopping["metric"] if stopping else "loss"
+        min_delta = stopping["min_delta"] if stopping else 0.0
+        figures = validation_metrics(self.clf, *self.val)
+        self.history["eval"].append({"step": self.step, "epoch": round(self.epoch + groups_done, 6), **figures})
+        self.history["val_accuracy"].append(figures["accuracy"])
+        value, before = figures[metric], self.best["value"]
+        improved = before is None or (value < before - min_delta if metric == "loss" else value > before + min_delta)
+        if improved:
+            self.best = {"value": value, "step": self.step, "wait": 0}
+            if self.config["keep_best"]:
+                self.best_weights = self.clf.model.state_dict()
+        else:
+            self.best["wait"] += 1
+        self.history["best"] = {"metric": metric, "value": self.best["value"], "step": self.best["step"]}
+        self.postfix[f"val_{metric}"] = f"{value:.4f}"
+        self.history["stopped_early"] = stopping is not None and self.best["wait"] >= max(1, stopping["patience"])
+
+    def checkpoint(self) -> None:
+        """Write the run as it is now (see fit_checkpoints); only the newest is kept."""
+        state = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "rng": self.epoch_rng,
+            "n_texts": len(self.y),
+            "history": {key: self.history[key] for key in _SAVED_HISTORY},
+            "best": self.best,
+            "config": self.config,
+        }
+        optimizer = self.clf.model.training_state()
+        write_checkpoint(
+            Path(self.config["checkpoint_dir"]),
+            self.step,
+            self.clf.model.state_dict(),
+            optimizer,
+            state,
+            self.best_weights if self.config["keep_best"] else None,
+        )
+
+    def restore_best(self) -> None:
+        """keep_best: end with the weights of the best evaluation."""
+        if self.config["keep_best"] and self.best_weights is not None:
+            self.clf.model.load_state_dict(self.best_weights)
+            self.history["restored_best"] = self.best["step"]
+
+    def finished(self) -> dict[str, Any]:
+        """The history, with the run's seconds, speed and steps."""
+        history = self.history
+        history["seconds"] = time.perf_counter() - self.start
+        history["texts_per_second"] = self.seen / history["seconds"] if history["seconds"] > 0 else float("nan")
+        history["steps"] = self.step
+        return history
 
 
 def _validation_set(clf: TextClassifier, validation) -> tuple[list, np.ndarray] | None:
@@ -281,17 +345,18 @@ def _validation_set(clf: TextClassifier, validation) -> tuple[list, np.ndarray] 
     return val_texts, check_training_data(val_texts, val_labels, clf.labels, clf.multi_label)
 
 
-def _check_model(clf: TextClassifier, config: dict[str, Any], weights: np.ndarray | None) -> None:
+def _check_model(clf: TextClassifier, config: dict[str, Any]) -> None:
     """What the options need from the adapter's Model, checked before any training starts."""
-    import inspect
-
     model = clf.model
+    for name in ("start_training", "train_step"):
+        if not model.offers(name):
+            raise model.unsupported(name)  # the model's own reason, and what to do instead
     needs = []
     if config["keep_best"]:
         needs.append("load_state_dict")
     if config["checkpoint_dir"] is not None:
         needs += ["load_state_dict", "training_state", "set_training_state"]
-    lacking = sorted({name for name in needs if not hasattr(model, name)})
+    lacking = sorted({name for name in needs if not model.offers(name)})
     if lacking:
         raise InvalidInputError(
             f"keep_best and checkpoints need a model that reads and sets its weights; this {clf.backend} model "
@@ -299,13 +364,3 @@ def _check_model(clf: TextClassifier, config: dict[str, Any], weights: np.ndarra
         )
     if needs:
         model.state_dict()  # a model whose weights have no canonical names refuses now, not after training
-    if config["gradient_accumulation"] > 1 or weights is not None:
-        try:
-            accepts = "example_weights" in inspect.signature(model.train_step).parameters
-        except (TypeError, ValueError):
-            accepts = False
-        if not accepts:
-            raise InvalidInputError(
-                f"gradient_accumulation and class_weight need train_step(..., example_weights, apply); "
-                f"this {clf.backend} model's train_step has neither"
-            )

@@ -33,15 +33,14 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import errors
-from .errors import WorkerError
-from .protocols import Encoding, ModelOutput
+from .errors import WorkerError, error_class
+from .protocols import BackendAdapter, Encoding, Model
 from .wire import PipeClosed, PipeTimeout, encode, read_message, wait_readable, write_frame, write_message
 
 
@@ -224,9 +223,9 @@ class WorkerProcess:
 
 
 def _rebuild_error(err: dict[str, Any], backend: str) -> Exception:
-    cls = getattr(errors, str(err.get("type")), None)
+    cls = error_class(str(err.get("type")))
     message = str(err.get("message", ""))
-    if isinstance(cls, type) and issubclass(cls, errors.UnifiedNLPError):
+    if cls is not None:
         return cls(message)
     return WorkerError(f"{err.get('type')} in the {backend} worker: {message}")
 
@@ -311,84 +310,81 @@ class RemoteTokenizer:
         return self._handle.call("tokenizer", "decode", np.asarray(ids, dtype=np.int64), skip_special_tokens)
 
 
-class RemoteModel:
-    """Model protocol, served by a worker."""
+def _named(function, owner: str, method: str, doc: str | None):
+    """`function` named as the method it becomes (in tracebacks and stack frames too)."""
+    function.__code__ = function.__code__.replace(co_name=method, co_qualname=f"{owner}.{method}")
+    function.__name__, function.__qualname__, function.__doc__ = method, f"{owner}.{method}", doc
+    return function
+
+
+def _forwarding(method: str, marks_trained: bool = False):
+    """A Model method that runs in the worker (its name is one of Model.METHODS)."""
+
+    def forward(self: RemoteModel, *args: Any, **kwargs: Any) -> Any:
+        reply = self._handle.call("model", method, *args, **kwargs)
+        if marks_trained:  # weights changed in the worker: a restart now loses them
+            self._handle.trained = True
+        return reply
+
+    return _named(forward, "RemoteModel", method, getattr(Model, method).__doc__)
+
+
+class RemoteModel(Model):
+    """Model protocol, served by a worker: every method of Model.METHODS is forwarded, and
+    `offers` answers as the worker's model does."""
 
     def __init__(self, handle: _RemoteHandle) -> None:
         self._handle = handle
         self.num_labels = int(handle.info["num_labels"])
+        self._offers = frozenset(handle.info.get("offers", ()))
 
     @property
     def worker_pid(self) -> int | None:
         return self._handle.worker.pid
 
-    def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput:
-        return self._handle.call("model", "__call__", encoding, output_hidden_states=output_hidden_states)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return self._handle.call("model", "state_dict")
-
-    def start_training(self, config: dict[str, Any]) -> None:
-        self._handle.call("model", "start_training", config)
-        self._handle.trained = True
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self._handle.call("model", "load_state_dict", dict(state))
-
-    def train_step(
-        self,
-        encoding: Encoding,
-        label_ids: np.ndarray,
-        learning_rate: float,
-        example_weights: np.ndarray | None = None,
-        apply: bool = True,
-    ) -> float:
-        labels = np.asarray(label_ids)  # int64 ids [batch], or float32 0/1 [batch, labels] for multi-label
-        labels = labels.astype(np.float32 if labels.ndim == 2 else np.int64, copy=False)
-        if example_weights is None and apply:  # the plain step: the same request as before
-            return float(self._handle.call("model", "train_step", encoding, labels, learning_rate))
-        weights = None if example_weights is None else np.asarray(example_weights, np.float64)
-        return float(self._handle.call("model", "train_step", encoding, labels, learning_rate, weights, bool(apply)))
-
-    def training_state(self) -> dict[str, np.ndarray]:
-        return self._handle.call("model", "training_state")
-
-    def set_training_state(self, state: dict[str, np.ndarray]) -> None:
-        self._handle.call("model", "set_training_state", dict(state))
-
-    def end_training(self) -> None:
-        self._handle.call("model", "end_training")
+    def offers(self, method: str) -> bool:
+        super().offers(method)  # a name outside the contract is an error here too
+        return method in self._offers
 
 
-class RemoteAdapter:
-    """BackendAdapter whose work happens in a worker process."""
+for _method in Model.METHODS:
+    setattr(RemoteModel, _method, _forwarding(_method, marks_trained=_method in ("start_training", "load_state_dict")))
+
+
+def _operation(method: str):
+    """A BackendAdapter operation that runs in the worker (one of BackendAdapter.OPERATIONS)."""
+
+    def forward(self: RemoteAdapter, *args: Any, **options: Any) -> Any:
+        return self.worker.request(
+            {"op": "backend", "method": method, "args": [str(a) for a in args], "kwargs": options},
+            timeout=_timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900),  # conversions run tens of seconds
+        )
+
+    return _named(forward, "RemoteAdapter", method, getattr(BackendAdapter, method).__doc__)
+
+
+class RemoteAdapter(BackendAdapter):
+    """BackendAdapter whose work happens in a worker process: `load` returns proxies, and
+    every operation of BackendAdapter.OPERATIONS is forwarded."""
 
     def __init__(self, backend: str, python: str) -> None:
         self.name = backend
         self.worker = get_worker(backend, python)
 
     def set_threads(self, n: int) -> int | None:
-        """The worker's framework threads (sent in the protocol's `threads` op); what it reports back."""
+        """The worker's framework threads; what it reports back. A restarted worker starts with them."""
         self.worker.threads = int(n)
-        return self.worker.request({"op": "threads", "n": int(n)})
+        return self.worker.request({"op": "backend", "method": "set_threads", "args": [int(n)]})
 
     @property
     def precisions(self) -> tuple[str, ...]:
-        """The precisions the worker's adapter runs (its `precisions`; fp32 where it lists none)."""
-        return tuple(self.worker.request({"op": "precisions"}))
+        """The precisions the worker's adapter runs."""
+        return tuple(self.worker.request({"op": "backend", "method": "precisions"}))
 
-    def load(self, path: Path, spec: dict[str, Any]) -> tuple[RemoteTokenizer, RemoteModel]:
+    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[RemoteTokenizer, RemoteModel]:
         handle = _RemoteHandle(self.worker, path, dict(spec))
         return RemoteTokenizer(handle), RemoteModel(handle)
 
-    def convert(self, source: Path, out: Path) -> None:
-        self.worker.request(
-            {"op": "convert", "source": str(source), "out": str(out)},
-            timeout=_timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900),
-        )
 
-    def export_canonical(self, source: Path, out: Path) -> None:
-        self.worker.request(
-            {"op": "export_canonical", "source": str(source), "out": str(out)},
-            timeout=_timeout("UNIFIED_NLP_WORKER_LOAD_TIMEOUT", 900),
-        )
+for _method in set(BackendAdapter.OPERATIONS) - {"precisions", "set_threads"}:
+    setattr(RemoteAdapter, _method, _operation(_method))

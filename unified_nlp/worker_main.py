@@ -3,10 +3,10 @@
 Runs in the backend's own environment, with the adapter in-process. Protocol
 frames use private copies of stdin/stdout; anything a framework prints goes to
 stderr, which the parent keeps for error messages. Requests are answered one at
-a time, in order, each reply carrying its request's id. Ops: load, call, convert,
-export_canonical, threads (the framework's thread count; the parent also passes
-$UNIFIED_NLP_NUM_THREADS to a worker it starts, before any framework loads), precisions
-(the adapter's), shutdown.
+a time, in order, each reply carrying its request's id. Ops: load, call (a tokenizer's
+or model's method, of those the contract in protocols.py declares), backend (one of
+BackendAdapter.OPERATIONS: precisions, set_threads, convert, ...; the parent also passes
+$UNIFIED_NLP_NUM_THREADS to a worker it starts, before any framework loads), shutdown.
 """
 
 from __future__ import annotations
@@ -20,21 +20,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from .protocols import TOKENIZER_METHODS, BackendAdapter, Model
 from .wire import PipeClosed, read_message, write_message
 
-_METHODS = {
-    "tokenizer": {"__call__", "decode"},
-    "model": {
-        "__call__",
-        "state_dict",
-        "load_state_dict",
-        "start_training",
-        "train_step",
-        "training_state",
-        "set_training_state",
-        "end_training",
-    },
-}
+# what the parent may call, derived from the contract's declaration (protocols.py)
+_METHODS = {"tokenizer": set(TOKENIZER_METHODS), "model": set(Model.METHODS)}
 
 
 def _die_with_parent() -> None:
@@ -54,6 +44,19 @@ def _error(e: BaseException) -> dict[str, Any]:
     known = isinstance(e, errors.UnifiedNLPError)
     message = str(e) if known else f"{e}\n{traceback.format_exc(limit=6)}"
     return {"error": {"type": name, "message": message}}
+
+
+def _backend_operation(adapter: BackendAdapter, method: str, args: list, kwargs: dict) -> Any:
+    """One of the adapter's declared OPERATIONS; its positional arguments are paths (set_threads': a count)."""
+    from . import threads
+
+    if method not in BackendAdapter.OPERATIONS:
+        raise PermissionError(f"operation {method!r} is not callable through the worker")
+    if method == "precisions":
+        return list(adapter.precisions)
+    if method == "set_threads":  # the framework's own count as it reports it back (None: no setting)
+        return adapter.set_threads(threads.check(args[0]))
+    return getattr(adapter, method)(*(Path(a) for a in args), **kwargs)
 
 
 def serve(backend: str, fd_in: int, fd_out: int) -> None:
@@ -94,6 +97,7 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
                     "max_length": tokenizer.max_length,
                     "vocab_size": tokenizer.vocab_size,
                     "num_labels": model.num_labels,
+                    "offers": [name for name in Model.METHODS if model.offers(name)],
                 }
             elif op == "call":
                 kind, obj = objects[int(msg["obj"])]
@@ -102,14 +106,8 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
                     raise PermissionError(f"method {method!r} is not callable through the worker")
                 target = obj if method == "__call__" else getattr(obj, method)
                 reply = target(*msg.get("args", []), **msg.get("kwargs", {}))
-            elif op == "precisions":  # what load(spec={"precision": ...}) accepts
-                reply = list(getattr(adapter, "precisions", ("fp32",)))
-            elif op == "threads":  # the framework's own count as it reports it back (None: no setting)
-                set_threads = getattr(adapter, "set_threads", None)
-                reply = None if set_threads is None else set_threads(threads.check(msg["n"]))
-            elif op in ("convert", "export_canonical"):
-                getattr(adapter, op)(Path(msg["source"]), Path(msg["out"]))
-                reply = None
+            elif op == "backend":
+                reply = _backend_operation(adapter, msg["method"], msg.get("args", []), msg.get("kwargs", {}))
             else:
                 raise ValueError(f"unknown worker op {op!r}")
             write_message(fd_out, {"id": rid, "ok": reply})

@@ -80,42 +80,7 @@ def launch(
                 )
             except OSError as e:
                 return {"status": "error", "error": f"could not start {python}: {e}"}
-            events: queue.Queue = queue.Queue()
-
-            def read() -> None:
-                for line in proc.stdout:
-                    try:
-                        events.put(json.loads(line))
-                    except ValueError:
-                        pass
-                events.put(None)
-
-            threading.Thread(target=read, daemon=True).start()
-            timed_out, partial = False, {}
-            try:
-                while True:
-                    left = timeout - (time.perf_counter() - started)
-                    if left <= 0:
-                        timed_out = True
-                        break
-                    try:
-                        event = events.get(timeout=min(left, 1.0))
-                    except queue.Empty:
-                        continue
-                    if event is None:  # the probe closed its progress stream: it is exiting
-                        break
-                    partial = event.pop("partial", None) or partial
-                    on_event(event)
-                if not timed_out:
-                    try:
-                        proc.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        timed_out = True
-            finally:  # also on Ctrl-C in this process: never leave the probe behind
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)  # the session this launcher created for it
-                proc.wait()
-                proc.stdout.close()
+            timed_out, partial = _follow(proc, started, timeout, on_event)
         elapsed = time.perf_counter() - started
         if result_path.is_file():
             result = json.loads(result_path.read_text(encoding="utf-8"))
@@ -135,3 +100,48 @@ def launch(
             "wall_s": elapsed,
             "stderr_tail": _tail(log_path),
         }
+
+
+def _follow(
+    proc: subprocess.Popen, started: float, timeout: float, on_event: Callable[[dict[str, Any]], None]
+) -> tuple[bool, dict[str, Any]]:
+    """Pass the probe's progress events to `on_event` until it exits or `timeout` (from
+    `started`) runs out; returns (timed out, its last partial result). The probe never
+    outlives this call."""
+    events: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout:
+            try:
+                events.put(json.loads(line))
+            except ValueError:
+                pass
+        events.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    timed_out, partial = False, {}
+    try:
+        while True:
+            left = timeout - (time.perf_counter() - started)
+            if left <= 0:
+                timed_out = True
+                break
+            try:
+                event = events.get(timeout=min(left, 1.0))
+            except queue.Empty:
+                continue
+            if event is None:  # the probe closed its progress stream: it is exiting
+                break
+            partial = event.pop("partial", None) or partial
+            on_event(event)
+        if not timed_out:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+    finally:  # also on Ctrl-C in this process: never leave the probe behind
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the session this launcher created for it
+        proc.wait()
+        proc.stdout.close()
+    return timed_out, partial

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backends", default="huggingface,tfhub,paddlenlp", help="comma-separated backend names")
+    p.add_argument("--backends", default=None, help="comma-separated backend names (default: every known one)")
     p.add_argument("--model", default="default", help="'default' or a model folder")
     p.add_argument(
         "--batch-sizes",

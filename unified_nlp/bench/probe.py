@@ -16,7 +16,7 @@ import time
 import traceback
 from typing import Any
 
-from . import scenario
+from .scenario import measure
 from .tracker import load_average, machine, now, peak_rss_mb, process_environment
 
 
@@ -66,7 +66,7 @@ def run(cfg: dict[str, Any], emit) -> dict[str, Any]:
             result["load_average_end"] = load_average()
             result["peak_rss_mb"] = peak_rss_mb()
         else:
-            result.update(scenario.measure(_subject(cfg), cfg, step))
+            result.update(measure(_subject(cfg), cfg, step))
     except BaseException as e:  # reported to the parent, which keeps going with the next target
         result.update(cfg.get("_partial", {}))
         result["status"] = "error"

@@ -58,9 +58,20 @@ def contention_warning(results: dict[str, Any]) -> str | None:
 
 def markdown(results: dict[str, Any]) -> str:
     """The Markdown report: throughput table, latency/start-up/memory table, targets, errors."""
-    cfg, machine = results["config"], results["machine"]
-    sizes = cfg["batch_sizes"]
+    sizes = results["config"]["batch_sizes"]
     runs = [r for r in results["runs"] if r.get("kind") != "ceiling"]
+    lines = _preamble(results, runs)
+    lines += _throughput_table(runs, sizes)
+    lines += _latency_table(runs)
+    lines += _breakdown_table(runs)
+    lines += _targets_table(results)
+    lines += _not_measured(results)
+    return "\n".join(lines) + "\n"
+
+
+def _preamble(results: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
+    """What ran where, the contention warning and the matmul ceiling."""
+    cfg, machine = results["config"], results["machine"]
     lines = [
         f"Benchmark of {cfg['model']} on {cfg['n_texts']} texts of {cfg['data']}, {cfg['threads']} threads, "
         f"{cfg['repeat']} timed passes per figure, {results['created']}.",
@@ -89,7 +100,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"int8 {_fmt(c.get('int8_gops'), 0)} GOP/s.",
             "",
         ]
+    return lines
 
+
+def _throughput_table(runs: list[dict[str, Any]], sizes: list[int]) -> list[str]:
     head = [
         "target",
         "status",
@@ -99,7 +113,7 @@ def markdown(results: dict[str, Any]) -> str:
         "accuracy",
         "CPU share",
     ]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         ok = r.get("status") == "ok"
         best = _best(r) if ok else None
@@ -112,13 +126,15 @@ def markdown(results: dict[str, Any]) -> str:
             _fmt(min((t["cpu_share"] for t in r.get("throughput", [])), default=None), 2),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
+    return lines + [
         "",
         "Throughput: texts / fastest timed pass. CPU share: process CPU time / (wall time x threads), the "
         "lowest over batch sizes; below 1, threads sat idle (serial parts of the graph) or other processes "
         "took the cores (OpenMP's spin-waiting counts as CPU time, so torch stays near 1 either way).",
     ]
 
+
+def _latency_table(runs: list[dict[str, Any]]) -> list[str]:
     head = [
         "target",
         "runs",
@@ -133,7 +149,7 @@ def markdown(results: dict[str, Any]) -> str:
         "tokenizer texts/s",
         "peak RSS MiB",
     ]
-    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         if r.get("status") != "ok":
             continue
@@ -149,36 +165,49 @@ def markdown(results: dict[str, Any]) -> str:
             _fmt(r.get("peak_rss_mb"), 0),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
+
+def _breakdown_table(runs: list[dict[str, Any]]) -> list[str]:
     split = [(r, b) for r in runs if r.get("status") == "ok" for b in r.get("breakdown", []) if "model_s" in b]
-    if split:
-        lines += [
-            "",
-            "Where the time of one predict_proba pass goes (the warm-up pass, timed by call):",
-            "",
-            "| backend | batch | pass s | tokenizer | model (framework + adapter) | unified_nlp core |",
-            "|---|---|---|---|---|---|",
-        ]
-        for r, b in split:
-            total = b["total_s"]
-            lines.append(
-                f"| {r['name']} | {b['batch_size']} | {total:.2f} | {_pct(b['tokenizer_s'] / total)} | "
-                f"{_pct(b['model_s'] / total)} | {_pct(b['other_s'] / total)} |"
-            )
+    if not split:
+        return []
+    lines = [
+        "",
+        "Where the time of one predict_proba pass goes (the warm-up pass, timed by call):",
+        "",
+        "| backend | batch | pass s | tokenizer | model (framework + adapter) | unified_nlp core |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r, b in split:
+        total = b["total_s"]
+        lines.append(
+            f"| {r['name']} | {b['batch_size']} | {total:.2f} | {_pct(b['tokenizer_s'] / total)} | "
+            f"{_pct(b['model_s'] / total)} | {_pct(b['other_s'] / total)} |"
+        )
+    return lines
 
+
+def _targets_table(results: dict[str, Any]) -> list[str]:
     targets = results.get("summary", {}).get("targets") or []
-    if targets:
-        lines += ["", "| target (issue #6) | measured | met |", "|---|---|---|"]
-        for t in targets:
-            met = {True: "yes", False: "no", None: "-"}[t["met"]]
-            lines.append(f"| {t['target']} | {_fmt(t['measured'], 3)} | {met} |")
+    if not targets:
+        return []
+    lines = ["", "| target (issue #6) | measured | met |", "|---|---|---|"]
+    for t in targets:
+        met = {True: "yes", False: "no", None: "-"}[t["met"]]
+        lines.append(f"| {t['target']} | {_fmt(t['measured'], 3)} | {met} |")
+    return lines
+
+
+def _not_measured(results: dict[str, Any]) -> list[str]:
     failed = [r for r in results["runs"] if r.get("status") != "ok"]
-    if failed:
-        lines += ["", "Not measured:"]
-        for r in failed:
-            first = (r.get("error") or "").strip().splitlines()
-            lines.append(f"- {r['name']}: {r.get('status')}: {first[0] if first else ''}")
-    return "\n".join(lines) + "\n"
+    if not failed:
+        return []
+    lines = ["", "Not measured:"]
+    for r in failed:
+        first = (r.get("error") or "").strip().splitlines()
+        lines.append(f"- {r['name']}: {r.get('status')}: {first[0] if first else ''}")
+    return lines
 
 
 def csv_text(results: dict[str, Any]) -> str:

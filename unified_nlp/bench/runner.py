@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import scenario
 from .flops import ceiling_fraction, encoder_flops_per_token, model_summary
 from .launcher import interpreter, launch
+from .scenario import count_steps
 from .tracker import load_average, machine, now
 
-DEFAULT_BACKENDS = ("huggingface", "tfhub", "paddlenlp")
 DEFAULT_BATCH_SIZES = (1, 8, 32, 128)
 QUICK_BATCH_SIZES = (1, 32)
 DEFAULT_REPEAT = 3
@@ -38,6 +37,12 @@ def _split(value: str | Sequence | None) -> list[str]:
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
     return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _registry_backends() -> list[str]:
+    from unified_nlp import registry
+
+    return registry.backend_names()
 
 
 def _canonical(name: str) -> str:
@@ -131,7 +136,7 @@ def _progress(total: int, enabled: bool):
 
 
 def run(
-    backends: str | Sequence[str] = DEFAULT_BACKENDS,
+    backends: str | Sequence[str] | None = None,  # None: every backend the registry knows
     model: str = "default",
     batch_sizes: str | Sequence[int] | None = None,
     max_length: int | None = None,
@@ -156,12 +161,12 @@ def run(
     >>> results = bench.run(backends="huggingface", quick=True, out="bench-out/")  # doctest: +SKIP
     >>> results["runs"][1]["throughput"][0]["texts_per_s"]                          # doctest: +SKIP
     """
-    from unified_nlp.models import resolve
+    from unified_nlp.resolve import resolve
     from unified_nlp.threads import default_threads
 
     threads = int(threads or default_threads())
     started_wall, started, load_start = now(), time.perf_counter(), load_average()
-    names = [_canonical(n) for n in _split(backends)] or list(DEFAULT_BACKENDS)
+    names = [_canonical(n) for n in _split(backends)] or _registry_backends()
     sizes = [int(b) for b in _split(batch_sizes)] or list(QUICK_BATCH_SIZES if quick else DEFAULT_BATCH_SIZES)
     if any(b < 1 for b in sizes):
         raise ValueError(f"batch sizes must be positive, got {sizes}")
@@ -169,48 +174,13 @@ def run(
     texts, labels, source = _data(data, pairs)
     if pairs:
         reference = False  # the reference rows (raw torch call, pipeline) run the default model's single texts
-    if quick and len(texts) > QUICK_TEXTS:
-        every = len(texts) // QUICK_TEXTS
-        texts, labels = texts[::every][:QUICK_TEXTS], labels[::every][:QUICK_TEXTS]
-    if texts_limit:
-        texts, labels = texts[:texts_limit], labels[:texts_limit]
+    texts, labels = _subset(texts, labels, quick, texts_limit)
     if not texts:
         raise ValueError(f"no texts in {source}")
     model_dir = _bench_folder(resolve(model).absolute())
     targets = plan(names, model_dir, texts, labels, sizes, repeat, int(threads), max_length, reference, quick)
     timeout = float(timeout or DEFAULT_TIMEOUT)
-
-    bar = _progress(sum(scenario.count_steps(t) for t in targets), progress)
-    runs: list[dict[str, Any]] = []
-    try:
-        for cfg in targets:
-            base = {"name": cfg["name"], "kind": cfg["kind"]}
-            if bar is not None:
-                bar.set_description(cfg["name"])
-            expected, seen = scenario.count_steps(cfg), 0
-            try:
-                python, chosen = interpreter(cfg["kind"], cfg["name"])
-            except Exception as e:  # unknown or missing backend: a row, not a crash
-                runs.append({**base, "status": "missing", "error": f"{type(e).__name__}: {e}"})
-                if bar is not None:
-                    bar.update(expected)
-                continue
-
-            def on_event(event: dict[str, Any], name: str = cfg["name"]) -> None:
-                nonlocal seen
-                if bar is not None and "step" in event:
-                    seen += 1
-                    bar.set_description(f"{name}: {event['step']}")
-                    bar.update(1)
-
-            result = launch(python, cfg, int(threads), timeout, on_event)
-            if bar is not None and seen < expected:
-                bar.update(expected - seen)
-            shown = os.path.relpath(python) if os.path.abspath(python).startswith(os.getcwd() + os.sep) else python
-            runs.append({**base, **result, "python": shown, "environment_chosen": chosen})  # results get committed
-    finally:
-        if bar is not None:
-            bar.close()
+    runs = _launch_all(targets, int(threads), timeout, progress)
 
     results = {
         "schema": 1,
@@ -242,6 +212,56 @@ def run(
 
         results["files"] = write_all(results, Path(out))
     return results
+
+
+def _subset(texts: list, labels: list, quick: bool, texts_limit: int | None) -> tuple[list, list]:
+    """--quick: QUICK_TEXTS texts spread over the data; `texts_limit`: the first ones."""
+    if quick and len(texts) > QUICK_TEXTS:
+        every = len(texts) // QUICK_TEXTS
+        texts, labels = texts[::every][:QUICK_TEXTS], labels[::every][:QUICK_TEXTS]
+    if texts_limit:
+        texts, labels = texts[:texts_limit], labels[:texts_limit]
+    return texts, labels
+
+
+def _launch_all(targets: list[dict[str, Any]], threads: int, timeout: float, progress: bool) -> list[dict[str, Any]]:
+    """Each target in its own process, one at a time, under one progress bar; one row each."""
+    bar = _progress(sum(count_steps(t) for t in targets), progress)
+    runs: list[dict[str, Any]] = []
+    try:
+        for cfg in targets:
+            runs.append(_launch_one(cfg, threads, timeout, bar))
+    finally:
+        if bar is not None:
+            bar.close()
+    return runs
+
+
+def _launch_one(cfg: dict[str, Any], threads: int, timeout: float, bar) -> dict[str, Any]:
+    base = {"name": cfg["name"], "kind": cfg["kind"]}
+    if bar is not None:
+        bar.set_description(cfg["name"])
+    expected, seen = count_steps(cfg), 0
+    try:
+        python, chosen = interpreter(cfg["kind"], cfg["name"])
+    except Exception as e:  # unknown or missing backend: a row, not a crash
+        row = {**base, "status": "missing", "error": f"{type(e).__name__}: {e}"}
+        if bar is not None:
+            bar.update(expected)
+        return row
+
+    def on_event(event: dict[str, Any], name: str = cfg["name"]) -> None:
+        nonlocal seen
+        if bar is not None and "step" in event:
+            seen += 1
+            bar.set_description(f"{name}: {event['step']}")
+            bar.update(1)
+
+    result = launch(python, cfg, threads, timeout, on_event)
+    if bar is not None and seen < expected:
+        bar.update(expected - seen)
+    shown = os.path.relpath(python) if os.path.abspath(python).startswith(os.getcwd() + os.sep) else python
+    return {**base, **result, "python": shown, "environment_chosen": chosen}  # results get committed
 
 
 def _row(results: dict[str, Any], name: str) -> dict[str, Any] | None:

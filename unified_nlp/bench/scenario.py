@@ -108,7 +108,26 @@ def measure(subject: Subject, cfg: dict[str, Any], step: Callable[[str], None]) 
     repeat = int(cfg["repeat"])
     res: dict[str, Any] = cfg.setdefault("_partial", {})  # probe.py reports it after each step
     res["load_average_start"] = load_average()
+    _load(subject, threads, res)
+    step("load")
 
+    _, res["first_prediction_s"], _ = _timed(lambda: subject.predict_proba(texts[:1], 1))
+    step("first prediction")
+
+    _tokens(subject, texts, repeat, cfg.get("tokenizer", True), res, step)
+    if cfg.get("latency", True):
+        _latency(subject, texts, res)
+        step("latency")
+    kept = _throughput(subject, texts, cfg, res, step)
+    if kept:
+        _accuracy(kept, cfg.get("labels") or [], list(subject.labels), res)
+    res["peak_rss_mb"] = peak_rss_mb()
+    res["load_average_end"] = load_average()
+    return res
+
+
+def _load(subject: Subject, threads: int, res: dict[str, Any]) -> None:
+    """Import the framework and load the model, each timed, with the memory after each."""
     t0 = time.perf_counter()
     subject.import_()
     res["import_s"] = time.perf_counter() - t0
@@ -119,12 +138,13 @@ def measure(subject: Subject, cfg: dict[str, Any], step: Callable[[str], None]) 
     res["load_s"] = time.perf_counter() - t1
     res["rss_after_load_mb"] = rss_mb()
     res.update(subject.info())
-    step("load")
 
-    _, res["first_prediction_s"], _ = _timed(lambda: subject.predict_proba(texts[:1], 1))
-    step("first prediction")
 
-    if cfg.get("tokenizer", True):
+def _tokens(
+    subject: Subject, texts: list[str], repeat: int, timed: bool, res: dict[str, Any], step: Callable[[str], None]
+) -> None:
+    """Token counts of the texts and (`timed`) the tokenizer alone, best of `repeat` passes."""
+    if timed:
         lengths, passes = None, []
         for _ in range(repeat):
             lengths, seconds, _ = _timed(lambda: subject.tokenize(texts))
@@ -141,15 +161,23 @@ def measure(subject: Subject, cfg: dict[str, Any], step: Callable[[str], None]) 
     lengths = np.asarray(lengths)
     res["tokens"] = {"total": int(lengths.sum()), "mean": float(lengths.mean()), "max": int(lengths.max())}
 
-    if cfg.get("latency", True):
-        samples = []
-        for text in texts:
-            c = time.perf_counter()
-            subject.predict_proba([text], 1)
-            samples.append(time.perf_counter() - c)
-        res["latency_b1"] = {**summarize_ms(samples), "samples_ms": [round(s * 1000, 4) for s in samples]}
-        step("latency")
 
+def _latency(subject: Subject, texts: list[str], res: dict[str, Any]) -> None:
+    """One text at a time, each timed."""
+    samples = []
+    for text in texts:
+        c = time.perf_counter()
+        subject.predict_proba([text], 1)
+        samples.append(time.perf_counter() - c)
+    res["latency_b1"] = {**summarize_ms(samples), "samples_ms": [round(s * 1000, 4) for s in samples]}
+
+
+def _throughput(
+    subject: Subject, texts: list[str], cfg: dict[str, Any], res: dict[str, Any], step: Callable[[str], None]
+) -> dict[int, np.ndarray]:
+    """Every batch size: a warm-up pass, then `repeat` timed passes; returns the
+    probabilities of each batch size's last pass."""
+    threads, repeat = int(cfg["threads"]), int(cfg["repeat"])
     res["throughput"] = []
     kept: dict[int, np.ndarray] = {}
     for bs in cfg["batch_sizes"]:
@@ -177,16 +205,16 @@ def measure(subject: Subject, cfg: dict[str, Any], step: Callable[[str], None]) 
                 "cpu_share": statistics.median(c / (w * threads) for c, w in zip(cpus, walls)),
             }
         )
+    return kept
 
-    if kept:
-        ref_bs = ACCURACY_BATCH if ACCURACY_BATCH in kept else max(kept)
-        probs = kept[ref_bs]
-        res["rows_sum_to_1"] = bool(np.allclose(probs.sum(axis=1), 1.0, atol=1e-4))
-        res["max_prob_diff_across_batch_sizes"] = float(max(np.abs(p - probs).max() for p in kept.values()))
-        y = _label_indices(cfg.get("labels") or [], list(subject.labels))
-        if y is not None and len(y) == len(probs):
-            res["accuracy"] = float(np.mean(np.argmax(probs, axis=1) == y))
-            res["accuracy_batch_size"] = ref_bs
-    res["peak_rss_mb"] = peak_rss_mb()
-    res["load_average_end"] = load_average()
-    return res
+
+def _accuracy(kept: dict[int, np.ndarray], labels: Sequence[Any], names: list[str], res: dict[str, Any]) -> None:
+    """Checks on the probabilities, and the accuracy where the texts have labels."""
+    ref_bs = ACCURACY_BATCH if ACCURACY_BATCH in kept else max(kept)
+    probs = kept[ref_bs]
+    res["rows_sum_to_1"] = bool(np.allclose(probs.sum(axis=1), 1.0, atol=1e-4))
+    res["max_prob_diff_across_batch_sizes"] = float(max(np.abs(p - probs).max() for p in kept.values()))
+    y = _label_indices(labels, names)
+    if y is not None and len(y) == len(probs):
+        res["accuracy"] = float(np.mean(np.argmax(probs, axis=1) == y))
+        res["accuracy_batch_size"] = ref_bs

@@ -71,7 +71,7 @@ class BackendSubject:
 
     def load(self) -> None:
         import unified_nlp as un
-        from unified_nlp.models import converted_dir
+        from unified_nlp.store_keys import converted_dir
 
         cache = converted_dir(self.model_dir, self.name)
         self._cache_was_warm = cache.exists()

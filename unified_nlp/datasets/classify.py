@@ -96,27 +96,11 @@ def classify_dataset(
         )
     if num_actors is not None:
         raise InvalidInputError("num_actors is an option of engine='ray'; the local engine runs in this process")
-    if not isinstance(input, (str, os.PathLike)):
-        raise InvalidInputError(
-            f"the local engine reads a file path, got {type(input).__name__} (a Ray Dataset needs engine='ray')"
-        )
-    from ..api import load_classifier
-    from ..classifier import TextClassifier
-    from . import io, local
+    from . import local
 
-    output = Path(output).absolute()
-    io.file_format(output)  # an unknown output suffix fails before any work
     columns = [text_column, *([pair_column] if pair_column else []), *([id_column] if id_column else [])]
-    reader = io.Reader(input, columns, input_format)
-    if output == reader.path.absolute():
-        raise InvalidInputError(f"the output {output} is the input file; write the predictions elsewhere")
-    if isinstance(model, TextClassifier):  # an already loaded classifier runs as it is
-        clf = model
-        model_key = {"model": str(clf.source), "backend": clf.backend, "labels": list(clf.labels)}
-        load = lambda: clf  # noqa: E731
-    else:
-        model_key = local.named_model_key(model, backend, options)
-        load = lambda: load_classifier(model, backend=backend, num_threads=num_threads, **options)  # noqa: E731
+    reader, output = _local_input(input, output, columns, input_format)
+    load, model_key = _local_model(model, backend, num_threads, options)
     return local.run(
         reader,
         output,
@@ -131,3 +115,33 @@ def classify_dataset(
         resume=resume,
         progress=progress,
     )
+
+
+def _local_input(input: Any, output: str | os.PathLike, columns: list[str], input_format: str | None):
+    """The local engine's reader of `input` and the absolute `output` path, checked before any work."""
+    if not isinstance(input, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"the local engine reads a file path, got {type(input).__name__} (a Ray Dataset needs engine='ray')"
+        )
+    from . import io
+
+    output = Path(output).absolute()
+    io.file_format(output)  # an unknown output suffix fails before any work
+    reader = io.Reader(input, columns, input_format)
+    if output == reader.path.absolute():
+        raise InvalidInputError(f"the output {output} is the input file; write the predictions elsewhere")
+    return reader, output
+
+
+def _local_model(model: Any, backend: str, num_threads: int | None, options: dict[str, Any]):
+    """(how the local engine loads the model, the model's part of the resume key)."""
+    from ..api import load_classifier
+    from ..classifier import TextClassifier
+    from . import local
+
+    if isinstance(model, TextClassifier):  # an already loaded classifier runs as it is
+        clf = model
+        model_key = {"model": str(clf.source), "backend": clf.backend, "labels": list(clf.labels)}
+        return (lambda: clf), model_key
+    model_key = local.named_model_key(model, backend, options)
+    return (lambda: load_classifier(model, backend=backend, num_threads=num_threads, **options)), model_key

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_file
 from ..errors import InvalidInputError
-from ..weights import atomic_file
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 KNOWN = ("jsonl", "csv", "tsv", "parquet")

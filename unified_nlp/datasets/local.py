@@ -25,9 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_file
 from ..errors import InvalidInputError
 from ..progress import bar, notice
-from ..weights import atomic_file
 from . import io
 from .rows import ROW_COLUMN, classify_rows, output_schema
 

@@ -52,14 +52,16 @@ import os
 import shutil
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import threads
 from ..errors import BackendNotInstalledError, InvalidInputError, UnifiedNLPError
 from ..progress import bar, notice
+from ..threads import available_cores
+from ..threads import check as check_threads
 from . import io
 from .local import (
     CHUNK_ROWS,
@@ -183,7 +185,7 @@ def _file_dataset(ray, reader: io.Reader, chunk_rows: int, skip: set[int]):
 def _sizes(cores: int, num_actors: int | None, num_threads: int | None) -> tuple[int, int]:
     """(actors, threads per actor): together within `cores` unless asked otherwise."""
     if num_threads is not None:
-        per = threads.check(num_threads)
+        per = check_threads(num_threads)
     elif num_actors is not None:
         per = max(1, cores // num_actors)
     else:
@@ -204,6 +206,30 @@ def _unwrap(e: BaseException) -> BaseException | None:
         cause = getattr(e, "cause", None)
         e = cause if isinstance(cause, BaseException) else (e.__cause__ or e.__context__)
     return None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a run classifies, with which model, and where and how it writes."""
+
+    output: Path
+    out_fmt: str
+    model: Any
+    backend: str
+    options: dict[str, Any]
+    text_column: str
+    pair_column: str | None
+    id_column: str | None
+    batch_size: int
+    chunk_rows: int
+    on_error: str
+    progress: bool | None
+    address: str | None
+
+    @property
+    def columns(self) -> list[str]:
+        """The input columns read: the text's, then the pair's and the id's if any."""
+        return [self.text_column, *(c for c in (self.pair_column, self.id_column) if c)]
 
 
 def run(
@@ -244,136 +270,101 @@ def run(
         )
     backend = canonical_name(backend)
     output = Path(output).absolute()
-    out_fmt = io.file_format(output)
+    job = _Job(
+        output=output, out_fmt=io.file_format(output), model=model, backend=backend, options=options,
+        text_column=text_column, pair_column=pair_column, id_column=id_column, batch_size=batch_size,
+        chunk_rows=chunk_rows, on_error=on_error, progress=progress, address=address,
+    )  # fmt: skip
     ray = _ray()
-    reader = None
+    reader = folder = manifest = None  # a Dataset's parts folder is made in _run
     if isinstance(input, (str, os.PathLike)):
-        columns = [text_column, *([pair_column] if pair_column else []), *([id_column] if id_column else [])]
-        reader = io.Reader(input, columns, input_format)  # missing columns, empty or unreadable files fail here
+        reader = io.Reader(input, job.columns, input_format)  # missing columns, empty or unreadable files fail here
         if output == reader.path.absolute():
             raise InvalidInputError(f"the output {output} is the input file; write the predictions elsewhere")
+        folder, manifest = _resumed(reader, job, resume)  # before the cluster starts: a mismatch refuses at once
     elif not isinstance(input, ray.data.Dataset):
         raise InvalidInputError(f"engine='ray' reads a file path or a ray.data.Dataset, got {type(input).__name__}")
-    if reader is not None:  # checked before the cluster starts: a mismatch refuses at once
-        folder = parts_dir(output)
-        key = resume_key(
-            reader,
-            named_model_key(model, backend, options),
-            text_column=text_column,
-            pair_column=pair_column,
-            id_column=id_column,
-            chunk_rows=chunk_rows,
-            output_format=out_fmt,
-        )
-        manifest = _start(folder, key, resume)
-    else:
-        folder = manifest = None  # made in _run
-
-    started = False
-    if not ray.is_initialized():
-        if address is None:
-            actors, per = _sizes(threads.available_cores(), num_actors, num_threads)
-            ray.init(
-                num_cpus=actors * per + READ_CPUS,
-                include_dashboard=False,
-                object_store_memory=OBJECT_STORE_BYTES,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-        else:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-        started = address is None
+    sizes = _connect(ray, address, num_actors, num_threads)
+    started = sizes is not None
     try:
         if not started or num_actors is None:
             cluster = int(ray.cluster_resources().get("CPU", 1))
-            actors, per = _sizes(max(cluster - READ_CPUS, 1), num_actors, num_threads)
+            sizes = _sizes(max(cluster - READ_CPUS, 1), num_actors, num_threads)
         with warnings.catch_warnings():
             # max_restarts/max_task_retries have no named parameter in Ray 2.60; the pool-size hint counts read tasks
             warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
             warnings.filterwarnings("ignore", message=".*minimum number of concurrent actors")
-            return _run(**locals())
+            return _run(ray, job, input, reader, folder, manifest, sizes, began)
     finally:
         if started:
             ray.shutdown()
 
 
+def _resumed(reader: io.Reader, job: _Job, resume: bool) -> tuple[Path, dict[str, Any]]:
+    """The parts folder of a file input and its manifest: the finished parts of an earlier
+    run of the same job are kept (with `resume`), a different job refuses."""
+    folder = parts_dir(job.output)
+    key = resume_key(
+        reader,
+        named_model_key(job.model, job.backend, job.options),
+        text_column=job.text_column,
+        pair_column=job.pair_column,
+        id_column=job.id_column,
+        chunk_rows=job.chunk_rows,
+        output_format=job.out_fmt,
+    )
+    return folder, _start(folder, key, resume)
+
+
+def _connect(ray, address: str | None, num_actors: int | None, num_threads: int | None) -> tuple[int, int] | None:
+    """Start a local cluster sized for the actors (`address` None) or join `address`; a Ray
+    already initialised is used as it is. Returns (actors, threads per actor) when this
+    started the cluster (to shut it down at the end), else None."""
+    if ray.is_initialized():
+        return None
+    if address is not None:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        return None
+    actors, per = _sizes(available_cores(), num_actors, num_threads)
+    ray.init(
+        num_cpus=actors * per + READ_CPUS,
+        include_dashboard=False,
+        object_store_memory=OBJECT_STORE_BYTES,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    return actors, per
+
+
 def _run(
-    *,
     ray,
+    job: _Job,
     input,
-    reader,
-    output: Path,
-    out_fmt: str,
+    reader: io.Reader | None,
     folder: Path | None,
     manifest: dict[str, Any] | None,
-    model,
-    backend: str,
-    text_column: str,
-    pair_column: str | None,
-    id_column: str | None,
-    actors: int,
-    per: int,
-    batch_size: int,
-    chunk_rows: int,
-    on_error: str,
-    progress: bool | None,
-    options: dict[str, Any],
+    sizes: tuple[int, int],
     began: float,
-    address: str | None,
-    **_: Any,
 ) -> dict[str, Any]:
+    """Read, classify on `sizes` = (actors, threads per actor), write; returns the summary."""
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    actors, per = sizes
     done: dict[str, Any] = manifest["parts"] if manifest is not None else {}
-    reused, kept_rows = len(done), finished_rows(done)
-    if reader is not None:
-        if reused:
-            notice(f"resuming {output}: {reused} finished parts ({kept_rows:,} rows) kept from the earlier run")
-        ds = _file_dataset(ray, reader, chunk_rows, {int(i) for i in done})
-        total = max((reader.count() or 0) - kept_rows, 0)  # CSV/TSV: an estimate (see Reader.count)
-        name = reader.path.name
-    else:
-        ds = input
-        missing = [c for c in (text_column, pair_column, id_column) if c and c not in ds.columns()]
-        if missing:
-            raise InvalidInputError(
-                f"the dataset has no column {', '.join(map(repr, missing))}; its columns are {ds.columns()}"
-            )
-        total, name = None, "dataset"
-    ds = ds.map_batches(
-        _Classify,
-        fn_constructor_args=(model, backend, per, options, text_column, pair_column, id_column, batch_size),
-        batch_size=chunk_rows,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=per,
-        max_restarts=MAX_RESTARTS,
-        max_task_retries=MAX_TASK_RETRIES,
-    )
-    context = ds.context  # the copy this dataset runs with (taken when it was created)
-    context.execution_options.preserve_order = True  # in input order, whatever actor finishes first
-    context.enable_progress_bars = False
+    reused = len(done)
+    ds, total, name = _source(ray, input, reader, done, job)
+    ds = _classified(ray, ds, job, actors, per)
     if reader is None:  # a Dataset has no stable identity to check a rerun against: never resumed
-        folder = output.with_name(output.name + ".ray-parts")
+        folder = job.output.with_name(job.output.name + ".ray-parts")
         manifest = _start(folder, {"input": "ray.data.Dataset"}, resume=False)
         done = manifest["parts"]
-    chunks = _Chunks(folder, manifest, chunk_rows, out_fmt, on_error, id_column)
-    rows = 0
-    first_batch, first_rows = None, 0
+    chunks = _Chunks(folder, manifest, job.chunk_rows, job.out_fmt, job.on_error, job.id_column)
     try:
-        with bar(total or 0, f"classify {name} ({backend}, ray x{actors})", progress, unit="row") as shown:
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                if first_batch is None:
-                    first_batch, first_rows = time.perf_counter(), len(batch[ERROR])
-                positions = np.asarray(batch.pop(POSITION), dtype=np.int64)
-                if reader is None:  # a Dataset's rows are numbered in their batch
-                    positions = positions + rows
-                chunks.add(batch, positions)
-                rows += len(positions)
-                shown.update(len(positions))
+        with bar(total or 0, f"classify {name} ({job.backend}, ray x{actors})", job.progress, unit="row") as shown:
+            rows, first_batch, first_rows = _collect(ds, chunks, reader is None, shown)
         chunks.close()
         if chunks.names is None and not done:
             raise InvalidInputError(f"{name} has no rows: nothing to classify")
-        summary = finish(folder, done, out_fmt, output)
+        summary = finish(folder, done, job.out_fmt, job.output)
     except KeyboardInterrupt:
         if reader is not None:
             stopped(folder, manifest)
@@ -399,11 +390,72 @@ def _run(
         # the steady rate: rows after the first batch over the time after it (actors loaded)
         "rows_per_s_after_first_batch": round((rows - first_rows) / working, 1) if working > 0 else 0.0,
         "engine": "ray",
-        "backend": backend,
+        "backend": job.backend,
         "actors": actors,
         "threads_per_actor": per,
-        "address": address,
+        "address": job.address,
     }
+
+
+def _source(ray, input, reader: io.Reader | None, done: dict[str, Any], job: _Job):
+    """(the dataset to classify, its rows if known, its name): a file's chunks that `done`
+    does not hold, or a Dataset checked for the job's columns."""
+    if reader is not None:
+        reused, kept_rows = len(done), finished_rows(done)
+        if reused:
+            notice(f"resuming {job.output}: {reused} finished parts ({kept_rows:,} rows) kept from the earlier run")
+        ds = _file_dataset(ray, reader, job.chunk_rows, {int(i) for i in done})
+        total = max((reader.count() or 0) - kept_rows, 0)  # CSV/TSV: an estimate (see Reader.count)
+        return ds, total, reader.path.name
+    missing = [c for c in (job.text_column, job.pair_column, job.id_column) if c and c not in input.columns()]
+    if missing:
+        raise InvalidInputError(
+            f"the dataset has no column {', '.join(map(repr, missing))}; its columns are {input.columns()}"
+        )
+    return input, None, "dataset"
+
+
+def _classified(ray, ds, job: _Job, actors: int, per: int):
+    """`ds` mapped through a pool of `actors` classifier actors of `per` threads each, in input order."""
+    ds = ds.map_batches(
+        _Classify,
+        fn_constructor_args=(
+            job.model,
+            job.backend,
+            per,
+            job.options,
+            job.text_column,
+            job.pair_column,
+            job.id_column,
+            job.batch_size,
+        ),
+        batch_size=job.chunk_rows,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=per,
+        max_restarts=MAX_RESTARTS,
+        max_task_retries=MAX_TASK_RETRIES,
+    )
+    context = ds.context  # the copy this dataset runs with (taken when it was created)
+    context.execution_options.preserve_order = True  # in input order, whatever actor finishes first
+    context.enable_progress_bars = False
+    return ds
+
+
+def _collect(ds, chunks: _Chunks, numbered_in_batch: bool, shown) -> tuple[int, float | None, int]:
+    """Every classified batch into its input chunk; returns (rows, when the first batch
+    came, its rows)."""
+    rows, first_batch, first_rows = 0, None, 0
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        if first_batch is None:
+            first_batch, first_rows = time.perf_counter(), len(batch[ERROR])
+        positions = np.asarray(batch.pop(POSITION), dtype=np.int64)
+        if numbered_in_batch:  # a Dataset's rows are numbered in their batch
+            positions = positions + rows
+        chunks.add(batch, positions)
+        rows += len(positions)
+        shown.update(len(positions))
+    return rows, first_batch, first_rows
 
 
 class _Chunks:

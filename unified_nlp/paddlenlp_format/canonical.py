@@ -16,9 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_dir
+from ..checkpoint import check
 from ..errors import ConversionError
-from ..models import read_json
-from ..weights import atomic_dir, save_file
+from ..fast_tokenizer import _wordpiece_json
+from ..folder import read_json
+from ..weights import save_file
 from .families import Family
 from .native import (
     CONFIG,
@@ -66,9 +69,6 @@ def to_canonical(path: Path, out: Path) -> None:
 
     >>> to_canonical(Path("bert-paddle"), Path("bert-hf"))   # doctest: +SKIP
     """
-    from ..checkpoint import check
-    from ..fast_tokenizer import _wordpiece_json
-
     path, out = Path(path), Path(out)
     info = describe_native(path)
     if not info["convertible"]:

@@ -40,14 +40,16 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_dir
+from ..checkpoint import PROBLEM_TYPES, config_labels, is_placeholder
 from ..errors import InvalidInputError, InvalidModelError
-from ..models import SPEC_FILE, read_json, safe_join
-from ..weights import atomic_dir, load_file, read_header, save_file
-from . import families
-from .families import Family
+from ..folder import SPEC_FILE, read_json, safe_join
+from ..format_names import PADDLE_NATIVE as NATIVE_FORMAT  # native_spec's: paddlenlp runs the folder as it is
+from ..safe_pickle import read_paddle_state
+from ..weights import load_file, read_header, save_file
+from .families import FAMILIES, Family
 
 FORMAT = "paddlenlp"  # describe_native's "format"
-NATIVE_FORMAT = "paddlenlp-native"  # native_spec's "format": the paddlenlp backend runs the folder as it is
 CONFIG = "config.json"
 SAFETENSORS, SAFETENSORS_INDEX = "model.safetensors", "model.safetensors.index.json"
 PDPARAMS, PDPARAMS_INDEX = "model_state.pdparams", "model_state.pdparams.index.json"
@@ -104,8 +106,6 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
     """Every tensor of the folder under PaddleNLP's names; pdparams through the restricted reader.
     A bfloat16 model's pdparams hold its weights as uint16 (numpy has no bfloat16; measured with
     paddle 3.3.1): they are widened to float32, which holds every bfloat16 value exactly."""
-    from ..safe_pickle import read_paddle_state
-
     folder = Path(folder)
     out: dict[str, np.ndarray] = {}
     for file in weight_files(folder):
@@ -194,14 +194,14 @@ def _native_only(config: Mapping[str, Any]) -> dict[str, Any] | None:
 def family_of(config: Mapping[str, Any], source: Path) -> Family:
     """The family of a PaddleNLP config.json (its architectures, else its model_type)."""
     for name in config.get("architectures") or []:
-        for family in families.FAMILIES.values():
+        for family in FAMILIES.values():
             if name in (family.paddle_class, family.paddle_base) and family.model_type != "xlm-roberta":
                 return family
     model_type = config.get("model_type", "bert")
-    for family in families.FAMILIES.values():
+    for family in FAMILIES.values():
         if family.paddle_model_type == model_type and family.model_type != "xlm-roberta":
             return family
-    known = sorted({f.paddle_model_type for f in families.FAMILIES.values()} | {"ernie_m"})
+    known = sorted({f.paddle_model_type for f in FAMILIES.values()} | {"ernie_m"})
     raise InvalidModelError(
         f"{source}: PaddleNLP model_type {model_type!r} / architectures {config.get('architectures')} is not "
         f"supported; supported: {', '.join(known)}"
@@ -210,8 +210,6 @@ def family_of(config: Mapping[str, Any], source: Path) -> Family:
 
 def labels_of(config: Mapping[str, Any], source: Path) -> list[str] | None:
     """The labels of id2label in index order, None when the config states none."""
-    from ..checkpoint import config_labels
-
     return config_labels(config, source) if config.get("id2label") is not None else None
 
 
@@ -290,8 +288,6 @@ def native_spec(
     >>> native_spec(Path("ernie-m-paddle"))["labels"]   # doctest: +SKIP
     ['negative', 'positive']
     """
-    from ..checkpoint import PROBLEM_TYPES, _generic
-
     path = Path(path)
     info = describe_native(path)
     config = read_config(path)
@@ -305,7 +301,7 @@ def native_spec(
         labels = [str(x) for x in labels]
         if len(labels) < 2 or len(set(labels)) != len(labels) or not all(labels):
             raise InvalidInputError(f"labels must be at least two distinct non-empty names, got {labels}")
-        fresh = saved is None or (labels != saved and not (_generic(saved) and len(saved) == len(labels)))
+        fresh = saved is None or (labels != saved and not (is_placeholder(saved) and len(saved) == len(labels)))
         saved = labels
     if saved is None:
         raise InvalidModelError(f"{path}: no labels (id2label in config.json); pass labels=[...]")

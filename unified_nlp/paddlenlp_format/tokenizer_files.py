@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_nlp.errors import ConversionError, InvalidModelError
-from unified_nlp.models import read_json
+from unified_nlp.folder import read_json
 
 SPECIAL_KEYS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 DEFAULT_SPECIALS = {

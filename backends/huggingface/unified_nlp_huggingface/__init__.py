@@ -15,12 +15,19 @@ import torch
 import transformers
 from transformers.utils import logging as hf_logging
 
-from unified_nlp.architectures import get as get_architecture
-from unified_nlp.errors import InvalidInputError, InvalidModelError
-from unified_nlp.fast_tokenizer import FastTokenizer
-from unified_nlp.models import load_head
-from unified_nlp.protocols import Encoding, ModelOutput
-from unified_nlp.training import no_decay
+from unified_nlp.backend_kit import (
+    CANONICAL_FORMAT,
+    BackendAdapter,
+    Encoding,
+    FastTokenizer,
+    InvalidInputError,
+    InvalidModelError,
+    Model,
+    ModelOutput,
+    get_architecture,
+    load_head,
+    no_decay,
+)
 
 __all__ = ["HuggingFaceBackend", "HFTokenizer", "HFModel"]
 
@@ -59,7 +66,7 @@ def _quiet_load(load, path: Path, what: str):
             hf_logging.enable_progress_bar()
 
 
-class HFModel:
+class HFModel(Model):
     """The folder's own transformers classifier (``AutoModelForSequenceClassification``:
     each architecture's head as transformers defines it), or, for the mean-pooling
     extension, ``AutoModel`` -> mean pooling over the attention mask -> linear head."""
@@ -295,7 +302,7 @@ class HFModel:
         self.net.eval()
 
 
-class HuggingFaceBackend:
+class HuggingFaceBackend(BackendAdapter):
     """Entry point of the `huggingface` backend (aliases hf, torch, pytorch)."""
 
     name = "huggingface"
@@ -307,7 +314,7 @@ class HuggingFaceBackend:
         return torch.get_num_threads()
 
     def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[HFTokenizer, HFModel]:
-        if spec.get("format", "huggingface") != "huggingface":
+        if spec.get("format", CANONICAL_FORMAT) != CANONICAL_FORMAT:
             raise InvalidModelError(
                 f"{path}: a {spec.get('format')!r} folder; the huggingface backend loads the canonical "
                 "format (convert it back with `unified-nlp convert --to huggingface`)"
@@ -316,6 +323,6 @@ class HuggingFaceBackend:
         return tokenizer, HFModel(path, spec)
 
     def convert(self, source: Path, out: Path) -> None:
-        from unified_nlp.models import copy_canonical
+        from unified_nlp.backend_kit import copy_canonical
 
         copy_canonical(source, out)

@@ -19,10 +19,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from unified_nlp.batching import batches_by_length
-from unified_nlp.benchdata import read_tsv, sst2_path
-from unified_nlp.models import DEFAULT_HEAD, DEFAULT_SPEC, minilm_dir
-from unified_nlp.weights import save_file
+from unified_nlp.backend_kit import (
+    CANONICAL_FORMAT,
+    DEFAULT_HEAD,
+    DEFAULT_SPEC,
+    batches_by_length,
+    minilm_dir,
+    read_tsv,
+    save_file,
+    sst2_path,
+)
 
 from . import HFModel, HFTokenizer
 
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         DEFAULT_SPEC.write_text(
             json.dumps(
                 {
-                    "format": "huggingface",
+                    "format": CANONICAL_FORMAT,
                     "architecture": "bert",
                     "labels": LABELS,
                     "pooling": "mean",

@@ -9,7 +9,8 @@ onnxruntime`` writes the same folder: model.onnx, the tokenizer files and
 unified_nlp.json, which plain ``onnxruntime.InferenceSession("model.onnx")`` runs.
 
 This package registers itself through the ``unified_nlp.backends`` entry point (its
-aliases through ``unified_nlp.aliases``); the core has no entry for it.
+aliases through ``unified_nlp.aliases``); the core's registry lists it too, so that
+``unified-nlp backends`` and the install hint know it when it is not installed.
 
 >>> import unified_nlp as un
 >>> clf = un.load_classifier("default", backend="ort")              # doctest: +SKIP
@@ -26,12 +27,21 @@ from typing import Any
 import numpy as np
 import onnxruntime  # noqa: F401  (a missing runtime fails here, at the adapter's import)
 
-from unified_nlp import progress
-from unified_nlp.errors import InvalidInputError, InvalidModelError
-from unified_nlp.fast_tokenizer import FastTokenizer
-from unified_nlp.models import SPEC_FILE, content_key, converted_dir, read_spec, store_dir
-from unified_nlp.threads import default_threads
-from unified_nlp.weights import atomic_dir
+from unified_nlp.backend_kit import (
+    CANONICAL_FORMAT,
+    SPEC_FILE,
+    BackendAdapter,
+    FastTokenizer,
+    InvalidInputError,
+    InvalidModelError,
+    atomic_dir,
+    content_key,
+    converted_dir,
+    default_threads,
+    notice,
+    read_spec,
+    store_dir,
+)
 
 from .export import EXPORT_VERSION, FORMAT, export
 from .quantize import quantize
@@ -63,7 +73,7 @@ def _variant(spec: Mapping[str, Any]) -> str:
 
 def _quantized_dir(export_folder: Path, precision: str) -> Path:
     """Store folder of the `precision` form of an exported (not canonical) folder, keyed by its files' bytes."""
-    from unified_nlp.store import note_use
+    from unified_nlp.backend_kit import note_use
 
     files = [f for f in export_folder.iterdir() if f.is_file()]
     folder = store_dir() / "converted" / "onnxruntime" / content_key(files, precision)
@@ -75,8 +85,7 @@ def canonical_state(path: Path, spec: Mapping[str, Any]) -> dict[str, np.ndarray
     """The weights an export of `path` computes with, under transformers' names, read in
     numpy (no torch): the folder's tensors plus what the core draws for it (a fresh head,
     a missing pooler), as the huggingface backend's state_dict gives them."""
-    from unified_nlp.checkpoint import read_config, read_state
-    from unified_nlp.models import load_head
+    from unified_nlp.backend_kit import load_head, read_config, read_state
 
     state = {k: v for k, v in read_state(path).items() if not k.endswith("position_ids")}
     config, arch = read_config(path)
@@ -90,7 +99,7 @@ def canonical_state(path: Path, spec: Mapping[str, Any]) -> dict[str, np.ndarray
     return state
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(BackendAdapter):
     """Entry point of the `onnxruntime` backend: inference on ONNX Runtime's CPU provider."""
 
     name = "onnxruntime"
@@ -111,17 +120,17 @@ class OnnxRuntimeBackend:
         if _current(folder) is None:
             if spec.get("precision", "fp32") == "int8":
                 fp32 = self.cached_export(path, {**spec, "precision": "fp32"})
-                progress.notice(f"first int8 use of {path} on onnxruntime: quantising the export once ...")
+                notice(f"first int8 use of {path} on onnxruntime: quantising the export once ...")
                 quantize(fp32, folder)
             else:
-                progress.notice(f"first use of {path} on onnxruntime: exporting it to ONNX once (about 20 s) ...")
+                notice(f"first use of {path} on onnxruntime: exporting it to ONNX once (about 20 s) ...")
                 export(Path(path), spec, folder, num_threads=self.num_threads)
         return folder
 
     def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[FastTokenizer, OrtModel]:
         path = Path(path)
-        fmt = spec.get("format", "huggingface")
-        if fmt == "huggingface":
+        fmt = spec.get("format", CANONICAL_FORMAT)
+        if fmt == CANONICAL_FORMAT:
             folder = self.cached_export(path, spec)
             meta = {**read_spec(folder), "labels": list(spec["labels"])}  # labels renamed at load count
             state = lambda: canonical_state(path, spec)  # noqa: E731
@@ -141,7 +150,7 @@ class OnnxRuntimeBackend:
                     )
                 folder = _quantized_dir(path, wanted)
                 if _current(folder) is None:
-                    progress.notice(f"first int8 use of {path}: quantising it once ...")
+                    notice(f"first int8 use of {path}: quantising it once ...")
                     quantize(path, folder)
                 meta = read_spec(folder)
         else:
@@ -157,7 +166,7 @@ class OnnxRuntimeBackend:
     def convert(self, source: Path, out: Path) -> None:
         """Write the ONNX Runtime folder of the canonical folder `source` at `out`, atomically
         (copied from the model store when an earlier load exported it already)."""
-        from unified_nlp.api import model_spec
+        from unified_nlp.backend_kit import model_spec
 
         spec = model_spec(Path(source))
         cached = self.cached_export(Path(source), spec)

@@ -30,10 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.errors import BackendNotInstalledError, ConversionError
-from unified_nlp.fast_tokenizer import FastTokenizer
-from unified_nlp.models import SPEC_FILE, TOKENIZER_FILES
-from unified_nlp.weights import atomic_dir
+from unified_nlp.backend_kit import (
+    CANONICAL_FORMAT,
+    SPEC_FILE,
+    TOKENIZER_FILES,
+    BackendNotInstalledError,
+    ConversionError,
+    FastTokenizer,
+    atomic_dir,
+)
 
 FORMAT = "onnxruntime"
 MODEL_FILE = "model.onnx"
@@ -169,7 +174,7 @@ def export(source: Path, spec: Mapping[str, Any], out: Path, *, num_threads: int
         "token_types": bool(spec.get("token_types", True)),
         "inputs": names,
         "outputs": outputs,
-        "converted_from": "huggingface",
+        "converted_from": CANONICAL_FORMAT,
     }
     with atomic_dir(out) as tmp:
         raw = tmp / "raw.onnx"

@@ -31,9 +31,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from unified_nlp.errors import BackendNotInstalledError, ConversionError
-from unified_nlp.models import SPEC_FILE, read_spec
-from unified_nlp.weights import atomic_dir
+from unified_nlp.backend_kit import SPEC_FILE, BackendNotInstalledError, ConversionError, atomic_dir, read_spec
 
 from .export import quiet_logger
 

@@ -9,11 +9,17 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from unified_nlp.errors import InvalidInputError, InvalidModelError, UnifiedNLPError
-from unified_nlp.protocols import Encoding, ModelOutput
-from unified_nlp.threads import INTER_OP
-
-TRAINING_BACKENDS = ("huggingface", "tfhub", "paddlenlp")
+from unified_nlp.backend_kit import (
+    INTER_OP,
+    Encoding,
+    InvalidInputError,
+    InvalidModelError,
+    Model,
+    ModelOutput,
+    NotSupportedError,
+    UnifiedNLPError,
+    training_backends,
+)
 
 
 def open_session(path: Path, num_threads: int) -> ort.InferenceSession:
@@ -31,7 +37,7 @@ def open_session(path: Path, num_threads: int) -> ort.InferenceSession:
         raise InvalidModelError(f"{path}: ONNX Runtime cannot load this model file ({type(e).__name__}: {e})") from None
 
 
-class OrtModel:
+class OrtModel(Model):
     """An exported classifier run by ONNX Runtime: an Encoding in, numpy logits (and on
     request the last hidden state, and the pooled embedding of a mean-pooling head) out.
 
@@ -78,8 +84,10 @@ class OrtModel:
             )
         return self._state()
 
-    def start_training(self, config: Mapping[str, Any]) -> None:
-        raise UnifiedNLPError(
-            "the onnxruntime backend runs inference only and cannot fit; fine-tune on a backend that trains "
-            f"({', '.join(TRAINING_BACKENDS)}), save, then load the saved folder with backend='onnxruntime'"
+    def unsupported(self, method: str) -> NotSupportedError:
+        if method == "state_dict":
+            return super().unsupported(method)
+        return NotSupportedError(
+            f"the onnxruntime backend runs inference only, it has no {method}: fine-tune on a backend that trains "
+            f"({', '.join(training_backends())}), save, then load the saved folder with backend='onnxruntime'"
         )

@@ -26,7 +26,7 @@ import numpy as np
 
 from unified_nlp.benchdata import read_tsv, sst2_path
 from unified_nlp.inputs import clean_text
-from unified_nlp.models import default_model_dir
+from unified_nlp.resolve import default_model_dir
 from unified_nlp.weights import save_file
 
 OUT = Path(__file__).with_name("hf_minilm_reference.safetensors")

@@ -9,7 +9,7 @@ Built from local files only (nothing is downloaded); weights read from safetenso
 or a PaddleNLP folder's model_state.pdparams through the core's restricted reader
 (unified_nlp.safe_pickle; never paddle.load). A canonical folder is converted once into the PaddleNLP format (see
 converter.py and the literal tables in unified_nlp.paddlenlp_format.families) under
-unified_nlp.models.converted_dir and reused. Texts are tokenized with the
+unified_nlp.store_keys.converted_dir and reused. Texts are tokenized with the
 folder's own tokenizer.json (unified_nlp.fast_tokenizer), so token ids equal
 transformers'; exports also carry PaddleNLP's own tokenizer files.
 
@@ -28,18 +28,31 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from unified_nlp.errors import InvalidInputError, InvalidModelError
-from unified_nlp.models import SPEC_FILE, converted_dir, read_spec
-from unified_nlp.paddlenlp_format import NATIVE_FORMAT
-from unified_nlp.paddlenlp_format import native as paddle_native
-from unified_nlp.protocols import Model, Tokenizer
+from unified_nlp.backend_kit import (
+    CANONICAL_FORMAT,
+    SPEC_FILE,
+    BackendAdapter,
+    InvalidInputError,
+    InvalidModelError,
+    Model,
+    Tokenizer,
+    converted_dir,
+    paddle_native,
+    read_spec,
+)
+from unified_nlp.backend_kit import PADDLE_NATIVE_FORMAT as NATIVE_FORMAT
 
-from . import _cpu, converter
+from ._cpu import native_bf16
+from .converter import FORMAT as PADDLE_FORMAT
+from .converter import VERSION as CONVERTER_VERSION
+from .converter import convert as write_paddle_format
+from .converter import encoder_dir
+from .converter import export_canonical as write_canonical
 
 __all__ = ["PaddleNLPBackend"]
 
 
-class PaddleNLPBackend:
+class PaddleNLPBackend(BackendAdapter):
     """Entry point of the `paddlenlp` backend (alias paddle)."""
 
     name = "paddlenlp"
@@ -49,7 +62,7 @@ class PaddleNLPBackend:
         """fp32, and bf16 (Paddle Inference's oneDNN bf16 kernels) where the CPU has bf16 dot
         products: measured on an AMD EPYC with AVX512-BF16, default model, SST-2 dev, batch 32,
         2 threads (benchmarks/precision.py): 1.83x fp32, 100% of its labels, logits within 0.033."""
-        return ("fp32", "bf16") if _cpu.native_bf16() else ("fp32",)
+        return ("fp32", "bf16") if native_bf16() else ("fp32",)
 
     def set_threads(self, n: int) -> int:
         """Paddle's CPU math-library threads (imports paddle); returns the count MKL reports."""
@@ -62,7 +75,7 @@ class PaddleNLPBackend:
         PaddleNLP-format folder written by `convert`, or of a PaddleNLP save_pretrained
         folder run as it is (spec from unified_nlp.paddlenlp_format.native_spec: ERNIE-M)."""
         path = Path(path)
-        fmt = spec.get("format", "huggingface")
+        fmt = spec.get("format", CANONICAL_FORMAT)
         if fmt == NATIVE_FORMAT:
             if spec.get("precision", "fp32") != "fp32":
                 raise InvalidInputError(
@@ -72,18 +85,18 @@ class PaddleNLPBackend:
             from .native import load_native
 
             return load_native(path, spec)
-        if fmt == "huggingface":
+        if fmt == CANONICAL_FORMAT:
             if paddle_native.is_native(path):
                 raise InvalidModelError(
                     f"{path}: a folder PaddleNLP's save_pretrained wrote (PaddleNLP parameter names). Make a "
                     "canonical folder of it first: unified_nlp.paddlenlp_format.to_canonical(src, out)"
                 )
             folder = converted_dir(path, self.name)
-            if read_spec(folder).get("converter_version") != converter.VERSION:  # none yet, or an older one
-                converter.convert(path, folder, spec, for_loading=True)
-        elif fmt == converter.FORMAT:
+            if read_spec(folder).get("converter_version") != CONVERTER_VERSION:  # none yet, or an older one
+                write_paddle_format(path, folder, spec, for_loading=True)
+        elif fmt == PADDLE_FORMAT:
             folder = path
-            if read_spec(path).get("format") != converter.FORMAT:
+            if read_spec(path).get("format") != PADDLE_FORMAT:
                 raise InvalidModelError(f"{path / SPEC_FILE}: not a PaddleNLP-format folder")
         else:
             raise InvalidModelError(
@@ -100,7 +113,7 @@ class PaddleNLPBackend:
 
         >>> PaddleNLPBackend().convert(Path("my-roberta"), Path("my-roberta-paddle"))  # doctest: +SKIP
         """
-        converter.convert(Path(source), Path(out))
+        write_paddle_format(Path(source), Path(out))
 
     def export_canonical(self, source: Path, out: Path) -> None:
         """Write the canonical Hugging Face folder of a PaddleNLP-format folder (ours, or
@@ -109,7 +122,7 @@ class PaddleNLPBackend:
 
         >>> PaddleNLPBackend().export_canonical(Path("minilm-paddle"), Path("minilm-hf"))  # doctest: +SKIP
         """
-        converter.export_canonical(Path(source), Path(out))
+        write_canonical(Path(source), Path(out))
 
 
 def _tokenizer(folder: Path, spec: Mapping[str, Any], max_length: int) -> Tokenizer:
@@ -117,9 +130,9 @@ def _tokenizer(folder: Path, spec: Mapping[str, Any], max_length: int) -> Tokeni
     ids identical to transformers for every family; PaddleNLP's BertTokenizer only for a
     folder that has neither at its top level."""
     if (folder / "tokenizer.json").is_file() or (folder / "vocab.txt").is_file():
-        from unified_nlp.fast_tokenizer import FastTokenizer
+        from unified_nlp.backend_kit import FastTokenizer
 
         return FastTokenizer.from_folder(folder, max_length, bool(spec.get("token_types", True)))
     from .tokenizer import PaddleTokenizer
 
-    return PaddleTokenizer(converter.encoder_dir(folder), max_length)
+    return PaddleTokenizer(encoder_dir(folder), max_length)

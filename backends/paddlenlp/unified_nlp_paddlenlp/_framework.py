@@ -15,10 +15,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from unified_nlp import threads
-from unified_nlp.errors import BackendNotInstalledError
+from unified_nlp.backend_kit import BackendNotInstalledError, requested_threads
 
-from . import _cpu
+from ._cpu import amd_avx2
 
 if "tensorflow" in sys.modules and "paddle" not in sys.modules:
     raise BackendNotInstalledError(
@@ -33,7 +32,7 @@ if "tensorflow" in sys.modules and "paddle" not in sys.modules:
 # 45-52 GFLOP/s, 131-138 with MKL_DEBUG_CPU_TYPE=5 (its AVX2 kernels; torch: 123), and the
 # default model 2.1x faster end to end. That MKL reads the variable when it loads, so it is set
 # before paddle is imported, and only where the user has not set it.
-if _cpu.amd_avx2():
+if amd_avx2():
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
 
 # `import paddle` sets OMP_NUM_THREADS to 1 where it is unset (paddle.base.__bootstrap__), which
@@ -41,7 +40,7 @@ if _cpu.amd_avx2():
 # (measured: fine-tuning 17.5 texts/s on 1 thread, 22.2 on 2). The user's own value is put back
 # after the import, and the default count is read before it.
 _omp_before = os.environ.get("OMP_NUM_THREADS")
-_default_threads = threads.requested()
+_default_threads = requested_threads()
 
 _QUIET = (
     "No ccache found",  # paddle.utils.cpp_extension, at import

@@ -15,7 +15,7 @@ A native head (``head: native``) becomes the whole PaddleNLP task model, so that
 ``paddlenlp.transformers.AutoModelForSequenceClassification.from_pretrained("out/paddlenlp")``
 runs the classifier; the mean-pooling head stays head.safetensors beside the
 encoder (``BertModel.from_pretrained``). The weight maps are the literal tables in
-unified_nlp.paddlenlp_format.families, applied by its tensors.py. Every write goes through unified_nlp.weights.atomic_dir: a failed
+unified_nlp.paddlenlp_format.families, applied by its tensors.py. Every write goes through unified_nlp.atomic.atomic_dir: a failed
 conversion leaves nothing behind. Weights are safetensors only; pickles are never read.
 """
 
@@ -28,16 +28,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from unified_nlp.checkpoint import config_labels, describe, read_state
-from unified_nlp.errors import ConversionError, InvalidModelError
-from unified_nlp.models import HEAD_FILE, SPEC_FILE, TOKENIZER_FILES, read_json, read_spec, safe_join
-from unified_nlp.paddlenlp_format import families
-from unified_nlp.paddlenlp_format import native as paddle_native
-from unified_nlp.paddlenlp_format import to_canonical as to_native_canonical
-from unified_nlp.paddlenlp_format.native import read_config as read_paddle_config
-from unified_nlp.paddlenlp_format.tensors import canonical_names, logits_name, to_canonical, to_paddle
-from unified_nlp.paddlenlp_format.tokenizer_files import paddle_tokenizer_files
-from unified_nlp.weights import atomic_dir, load_file, save_file
+from unified_nlp.backend_kit import (
+    CANONICAL_FORMAT,
+    HEAD_FILE,
+    SPEC_FILE,
+    TOKENIZER_FILES,
+    ConversionError,
+    InvalidModelError,
+    atomic_dir,
+    config_labels,
+    describe,
+    load_file,
+    paddle_native,
+    paddle_tensors,
+    paddle_tokenizer_files,
+    read_json,
+    read_spec,
+    read_state,
+    safe_join,
+    save_file,
+)
+from unified_nlp.backend_kit import paddle_families as families
+from unified_nlp.backend_kit import paddle_folder_to_canonical as to_native_canonical
 
 FORMAT = "paddlenlp"
 ENCODER_DIR = "paddlenlp"
@@ -45,7 +57,7 @@ WEIGHTS = "model.safetensors"  # PaddleNLP's SAFE_WEIGHTS_NAME
 CONFIG = "config.json"  # PaddleNLP's CONFIG_NAME
 CANONICAL_WEIGHTS = "model.safetensors"
 # bumped whenever this module writes a folder differently: the adapter's cached conversions
-# (unified_nlp.models.converted_dir) of another version are written again
+# (unified_nlp.store_keys.converted_dir) of another version are written again
 VERSION = 3
 _PICKLES = (".pdparams", ".pdopt", ".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 # --- reading folders ---------------------------------------------------------
@@ -96,7 +108,7 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
     cache, written without the export's warnings.
     """
     source, out = Path(source), Path(out)
-    if read_spec(source).get("format", "huggingface") != "huggingface":
+    if read_spec(source).get("format", CANONICAL_FORMAT) != CANONICAL_FORMAT:
         raise ConversionError(
             f"{source}: a {read_spec(source)['format']!r} folder; convert expects the canonical format"
         )
@@ -113,11 +125,13 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
         raise ConversionError(f"{source / 'config.json'}: {reason}")
     native = spec.get("head") != "mean"
     state = read_state(source)
-    task = native and logits_name(family) in canonical_names(state, family, True)  # the folder has a head
-    state = canonical_names(state, family, task)
+    task = native and paddle_tensors.logits_name(family) in paddle_tensors.canonical_names(
+        state, family, True
+    )  # the folder has a head
+    state = paddle_tensors.canonical_names(state, family, task)
     weights = source / CANONICAL_WEIGHTS
-    num_labels = int(state[logits_name(family)].shape[0]) if task else 0
-    tensors, info = to_paddle(state, family, config, task=task, num_labels=num_labels, source=weights)
+    num_labels = int(state[paddle_tensors.logits_name(family)].shape[0]) if task else 0
+    tensors, info = paddle_tensors.to_paddle(state, family, config, task=task, num_labels=num_labels, source=weights)
     labels = list(spec["labels"]) if not spec.get("fresh_head") else config_labels(config, source / "config.json")
     if not task:
         labels = list(spec["labels"]) if not native else []
@@ -154,7 +168,7 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
         "paddle_tokenizer": sorted(tokenizer_files) if tokenizer_files else None,
         **({"paddle_tokenizer_missing": tokenizer_note} if tokenizer_note else {}),
         **({"plain_paddlenlp_differs": differs} if differs else {}),
-        "converted_from": "huggingface",
+        "converted_from": CANONICAL_FORMAT,
         "converter_version": VERSION,
     }
     with atomic_dir(out) as tmp:
@@ -177,7 +191,7 @@ def export_canonical(source: Path, out: Path) -> None:
     """Write the canonical Hugging Face folder of a PaddleNLP-format folder `source`
     (ours, or one PaddleNLP's save_pretrained wrote: unified_nlp.paddlenlp_format.to_canonical)
     to `out`, atomically."""
-    from unified_nlp.checkpoint import check
+    from unified_nlp.backend_kit import check
 
     source, out = Path(source), Path(out)
     spec = read_spec(source)
@@ -190,11 +204,13 @@ def export_canonical(source: Path, out: Path) -> None:
             f"save_pretrained folder: config.json + {WEIGHTS} or model_state.pdparams)"
         )
     enc = encoder_dir(source, spec)
-    read_paddle_config(enc)
+    paddle_native.read_config(enc)
     config = read_json(source / "config.json")  # the canonical config, copied below
     family = families.get(spec.get("architecture", "bert"), source / SPEC_FILE)
     task = spec.get("paddle_class", family.paddle_base) == family.paddle_class  # not a bare encoder
-    tensors = to_canonical(load_file(weights_file(enc)), family, config, task=task, meta=spec, source=enc / WEIGHTS)
+    tensors = paddle_tensors.to_canonical(
+        load_file(weights_file(enc)), family, config, task=task, meta=spec, source=enc / WEIGHTS
+    )
     with atomic_dir(out) as tmp:
         for name in ("config.json", HEAD_FILE, *TOKENIZER_FILES):
             if (source / name).is_file():
@@ -202,7 +218,7 @@ def export_canonical(source: Path, out: Path) -> None:
         save_file(tensors, tmp / CANONICAL_WEIGHTS, metadata={"format": "pt"})
         if spec.get("head") == "mean":
             keep = {k: spec[k] for k in ("labels", "pooling", "max_length") if k in spec}
-            write_json(tmp / SPEC_FILE, {"format": "huggingface", "architecture": family.model_type, **keep})
+            write_json(tmp / SPEC_FILE, {"format": CANONICAL_FORMAT, "architecture": family.model_type, **keep})
         check(tmp)
 
 
@@ -215,9 +231,6 @@ __all__ = [
     "ENCODER_DIR",
     "convert",
     "export_canonical",
-    "to_paddle",
-    "to_canonical",
     "encoder_dir",
-    "read_paddle_config",
     "weights_file",
 ]

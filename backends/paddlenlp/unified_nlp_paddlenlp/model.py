@@ -14,15 +14,24 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.errors import ConversionError, InvalidInputError, InvalidModelError
-from unified_nlp.models import check_shapes, load_head, read_json, read_spec
-from unified_nlp.paddlenlp_format import families
-from unified_nlp.paddlenlp_format.families import Family
-from unified_nlp.protocols import Encoding, ModelOutput
-from unified_nlp.weights import load_file
+from unified_nlp.backend_kit import (
+    ConversionError,
+    Encoding,
+    InvalidInputError,
+    InvalidModelError,
+    Model,
+    ModelOutput,
+    check_shapes,
+    load_file,
+    load_head,
+    paddle_native,
+    read_json,
+    read_spec,
+)
+from unified_nlp.backend_kit import paddle_families as families
 
 from ._framework import math_threads, no_init_weights, paddle, paddlenlp_class
-from .converter import encoder_dir, read_paddle_config, weights_file
+from .converter import encoder_dir, weights_file
 from .training import AdamW
 
 _INPUTS = ("input_ids", "token_type_ids", "attention_mask")  # the order of the nets' forward arguments
@@ -50,7 +59,9 @@ def _same(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def build(family: Family, config: Mapping[str, Any], pd_config: Mapping[str, Any], *, task: bool, source: Path):
+def build(
+    family: families.Family, config: Mapping[str, Any], pd_config: Mapping[str, Any], *, task: bool, source: Path
+):
     """A PaddleNLP model of `family` without random initialisation (every weight is set
     next), with transformers' numerics where PaddleNLP's construction differs."""
     klass = paddlenlp_class(family.paddle_class if task else family.paddle_base)
@@ -139,7 +150,7 @@ def classification_loss(
 class _Native(paddle.nn.Layer):
     """The PaddleNLP task model's own forward, as one Layer with fixed inputs (for to_static)."""
 
-    def __init__(self, model, family: Family) -> None:
+    def __init__(self, model, family: families.Family) -> None:
         super().__init__()
         self.model = model
         self.types = family.architecture.reads_token_types
@@ -156,7 +167,7 @@ class _Native(paddle.nn.Layer):
 class _Mean(paddle.nn.Layer):
     """Bare encoder -> masked mean pooling -> linear head (the default model's head)."""
 
-    def __init__(self, encoder, family: Family, head: dict[str, np.ndarray]) -> None:
+    def __init__(self, encoder, family: families.Family, head: dict[str, np.ndarray]) -> None:
         super().__init__()
         self.encoder = encoder
         self.types = family.architecture.reads_token_types
@@ -176,7 +187,7 @@ class _Mean(paddle.nn.Layer):
         return paddle.matmul(pooled, self.head_weight, transpose_y=True) + self.head_bias, states, pooled
 
 
-class PaddleModel:
+class PaddleModel(Model):
     """An `Encoding` in, a `ModelOutput` out, on PaddleNLP's own classes.
 
     A native head runs the family's PaddleNLP XForSequenceClassification (XLM-R:
@@ -207,7 +218,7 @@ class PaddleModel:
         arch = self.family.architecture
         self.rows = self.family.rows(self.config, task=self.task)
         tensors = self._tensors(folder, meta, spec)
-        pd_config = dict(read_paddle_config(folder))
+        pd_config = dict(paddle_native.read_config(folder))
         if self.task:
             labels = list(spec["labels"])
             pd_config.update(

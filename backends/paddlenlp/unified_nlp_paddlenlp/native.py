@@ -18,11 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.errors import InvalidInputError, InvalidModelError
-from unified_nlp.models import check_shapes
-from unified_nlp.paddlenlp_format.native import read_config, read_weights, weight_files
-from unified_nlp.protocols import Encoding, ModelOutput
-from unified_nlp.tokens import encoding_from_rows
+from unified_nlp.backend_kit import (
+    Encoding,
+    InvalidInputError,
+    InvalidModelError,
+    Model,
+    ModelOutput,
+    check_shapes,
+    encoding_from_rows,
+    paddle_native,
+)
 
 from ._framework import paddle, paddlenlp_class
 from .model import classification_loss, set_dropout
@@ -73,11 +78,11 @@ class NativeTokenizer:
             return self._tok.decode([int(i) for i in np.asarray(ids).ravel()], skip_special_tokens=skip_special_tokens)
 
 
-class NativeModel:
+class NativeModel(Model):
     """PaddleNLP's task class of the folder (ErnieMForSequenceClassification), in dygraph."""
 
     def __init__(self, folder: Path, spec: Mapping[str, Any]) -> None:
-        config = dict(read_config(folder))
+        config = dict(paddle_native.read_config(folder))
         name = str(spec.get("paddle_class") or (config.get("architectures") or [""])[0])
         try:
             klass = paddlenlp_class(name)
@@ -96,7 +101,7 @@ class NativeModel:
             model = klass(klass.config_class(**config))
         except (TypeError, ValueError, AssertionError, KeyError, AttributeError) as e:
             raise InvalidModelError(f"{folder}: PaddleNLP cannot build a {name} from it ({e})") from e
-        tensors = read_weights(folder)
+        tensors = paddle_native.read_weights(folder)
         if spec.get("fresh_head"):  # drawn in numpy: the same start wherever it is drawn
             rng = np.random.default_rng(int(spec.get("seed", 0)))
             hidden = int(config["hidden_size"])
@@ -104,7 +109,7 @@ class NativeModel:
             tensors["classifier.weight"] = rng.normal(0.0, std, (hidden, self.num_labels)).astype(np.float32)
             tensors["classifier.bias"] = np.zeros((self.num_labels,), np.float32)
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        check_shapes({k: v.shape for k, v in tensors.items()}, expected, weight_files(folder)[0])
+        check_shapes({k: v.shape for k, v in tensors.items()}, expected, paddle_native.weight_files(folder)[0])
         model.set_state_dict({k: tensors[k] for k in expected})
         set_dropout(model, 0.0)  # eval mode, no dropout op in inference (see set_dropout)
         self.model = model

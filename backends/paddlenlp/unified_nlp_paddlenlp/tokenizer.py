@@ -37,10 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
-from unified_nlp.errors import InvalidInputTypeError, InvalidModelError
-from unified_nlp.models import read_json
-from unified_nlp.protocols import Encoding
-from unified_nlp.tokens import encoding_from_rows, join_wordpieces
+from unified_nlp.backend_kit import (
+    Encoding,
+    InvalidInputTypeError,
+    InvalidModelError,
+    encoding_from_rows,
+    join_wordpieces,
+    read_json,
+)
 
 from ._framework import BasicTokenizer, BertTokenizer, is_punctuation, is_whitespace
 

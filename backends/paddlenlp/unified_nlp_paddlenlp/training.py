@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.training import no_decay
+from unified_nlp.backend_kit import no_decay
 
 from ._framework import paddle
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import warnings
 
-from unified_nlp import threads
+from unified_nlp.backend_kit import INTER_OP, requested_threads
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF errors that matter surface as Python exceptions
@@ -67,8 +67,8 @@ with _filtered_stderr(), warnings.catch_warnings():
     if tf.config.threading.get_intra_op_parallelism_threads() == 0:  # not set by a caller's own code
         # the pools are sized once, when the runtime starts (next line): with the count asked for, or the default
         with contextlib.suppress(RuntimeError):  # a caller's TensorFlow already runs: its pools stay
-            tf.config.threading.set_intra_op_parallelism_threads(threads.requested())
-            tf.config.threading.set_inter_op_parallelism_threads(threads.INTER_OP)
+            tf.config.threading.set_intra_op_parallelism_threads(requested_threads())
+            tf.config.threading.set_inter_op_parallelism_threads(INTER_OP)
     tf.constant(0)  # initialise the runtime here, so its device probe is filtered too
 
 

@@ -9,19 +9,29 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from unified_nlp import progress
-from unified_nlp.errors import InvalidModelError
-from unified_nlp.fast_tokenizer import FastTokenizer
-from unified_nlp.models import SPEC_FILE, converted_dir, safe_join
-from unified_nlp.threads import INTER_OP
-from unified_nlp.weights import atomic_dir
+from unified_nlp.backend_kit import (
+    CANONICAL_FORMAT,
+    INTER_OP,
+    SPEC_FILE,
+    BackendAdapter,
+    FastTokenizer,
+    InvalidModelError,
+    atomic_dir,
+    converted_dir,
+    notice,
+    safe_join,
+)
 
-from . import native
-from .converter import ENCODER_DIR, EXPORT_VERSION, PREPROCESSOR_DIR, export, export_canonical
+from ._tf import tf
+from .converter import ENCODER_DIR, EXPORT_VERSION, FORMAT, PREPROCESSOR_DIR, export, export_canonical
 from .model import TFHubModel
+from .native import FORMAT as NATIVE_FORMAT
+from .native import describe as describe_savedmodel
+from .native import inspect as inspect_savedmodel
+from .native import load as load_savedmodel
+from .recover import to_canonical as import_savedmodel
+from .savedmodel import DEFAULT_MAX_LENGTH
 from .tokenizer import TFHubTokenizer
-
-DEFAULT_MAX_LENGTH = 512  # BERT's position limit, for a user's own export that does not state one
 
 
 def _is_current_export(folder: Path) -> bool:
@@ -32,7 +42,14 @@ def _is_current_export(folder: Path) -> bool:
     return isinstance(meta, dict) and meta.get("export_version") == EXPORT_VERSION
 
 
-class TFHubBackend:
+def _paths(options: dict[str, Any]) -> dict[str, Any]:
+    """`preprocessor` as a Path (a worker's caller sends it as text)."""
+    if options.get("preprocessor") is not None:
+        options["preprocessor"] = Path(options["preprocessor"])
+    return options
+
+
+class TFHubBackend(BackendAdapter):
     """TensorFlow Hub backend: encoder SavedModels of the seven supported families
     (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, ELECTRA, ALBERT, ERNIE) with their own
     heads, run in TensorFlow.
@@ -45,7 +62,7 @@ class TFHubBackend:
     ``head.safetensors``). The first two tokenize with the folder's tokenizer.json;
     the last with its preprocessor SavedModel. A native SavedModel without any
     unified_nlp.json (format ``tfhub-savedmodel``: a pair, a text embedding, a Keras
-    classifier) loads from the spec of ``native.describe``.
+    classifier) loads from the spec of ``describe_native``.
 
     >>> import unified_nlp as un
     >>> clf = un.load_classifier("default", backend="tfhub")   # doctest: +SKIP
@@ -58,9 +75,7 @@ class TFHubBackend:
         """TensorFlow's intra-op threads (inter-op: one). Its pools are sized when its runtime
         starts, at this package's import (with unified_nlp.threads.requested()); later, a
         different count cannot take effect and the current one is returned (0: TF's default)."""
-        from . import _tf
-
-        threading = _tf.tf.config.threading
+        threading = tf.config.threading
         with contextlib.suppress(RuntimeError):  # "cannot be modified after initialization"
             threading.set_intra_op_parallelism_threads(int(n))
             threading.set_inter_op_parallelism_threads(INTER_OP)
@@ -68,15 +83,15 @@ class TFHubBackend:
 
     def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[FastTokenizer | TFHubTokenizer, TFHubModel]:
         path = Path(path)
-        fmt = spec.get("format", "huggingface")
-        if fmt == native.FORMAT:  # a user's own SavedModel(s), described by native.describe
-            return native.load(dict(spec))
-        if fmt == "huggingface":
+        fmt = spec.get("format", CANONICAL_FORMAT)
+        if fmt == NATIVE_FORMAT:  # a user's own SavedModel(s), described by describe_savedmodel
+            return load_savedmodel(dict(spec))
+        if fmt == CANONICAL_FORMAT:
             folder = converted_dir(path, self.name)
             if not _is_current_export(folder):
                 export(path, folder)
             tokenizer_dir = path
-        elif fmt == "tfhub":
+        elif fmt == FORMAT:
             folder = tokenizer_dir = path
         else:
             raise InvalidModelError(
@@ -103,19 +118,21 @@ class TFHubBackend:
         if not _is_current_export(cached):
             export(Path(source), Path(out))
             return
-        progress.notice(f"copying the TF Hub conversion cached in {cached}")
+        notice(f"copying the TF Hub conversion cached in {cached}")
         with atomic_dir(out) as tmp:
             shutil.copytree(cached, tmp, dirs_exist_ok=True)
 
-    def describe(self, path: Path, **options: Any) -> dict[str, Any]:
+    def describe_native(self, path: Path, **options: Any) -> dict[str, Any]:
         """The spec of a native TF Hub SavedModel (see native.describe), for load."""
-        return native.describe(Path(path), **options)
+        return describe_savedmodel(Path(path), **_paths(options))
 
-    def to_canonical(self, path: Path, out: Path, **options: Any) -> None:
+    def import_native(self, path: Path, out: Path, **options: Any) -> None:
         """The canonical folder of a native TF Hub SavedModel (see recover.to_canonical), atomically."""
-        from .recover import to_canonical
+        import_savedmodel(Path(path), Path(out), **_paths(options))
 
-        to_canonical(Path(path), Path(out), **options)
+    def inspect_native(self, path: Path, **options: Any) -> dict[str, Any]:
+        """What a native TF Hub SavedModel holds (see native.inspect)."""
+        return inspect_savedmodel(Path(path), **_paths(options))
 
     def export_canonical(self, source: Path, out: Path) -> None:
         """Write the canonical folder of the TF Hub-format folder `source` to `out`, atomically."""

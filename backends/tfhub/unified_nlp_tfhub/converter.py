@@ -34,24 +34,33 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp import architectures
-from unified_nlp.checkpoint import check, describe, read_state
-from unified_nlp.errors import ConversionError, InvalidModelError, UnifiedNLPError
-from unified_nlp.models import (
+from unified_nlp.backend_kit import (
+    CANONICAL_FORMAT,
     ENCODER_FILE,
     HEAD_FILE,
     SPEC_FILE,
     TOKENIZER_FILES,
+    ConversionError,
+    InvalidModelError,
+    UnifiedNLPError,
+    architectures,
+    atomic_dir,
+    check,
+    describe,
+    load_file,
     read_json,
     read_spec,
+    read_state,
     safe_join,
+    save_file,
 )
-from unified_nlp.weights import atomic_dir, load_file, save_file
 
 from .encoder import Encoder, check_config
 from .preprocessor import DEFAULT_SEQ_LENGTH, BertPreprocessor, read_tokenizer_options
 from .serving import Classifier, classifier_head
 from .weight_map import encoder_state, hf_to_tf, tf_to_hf, weight_rows
+
+FORMAT = "tfhub"  # the export's unified_nlp.json "format": the backend's name
 
 EXPORT_VERSION = 4  # bump when the export layout changes; cached conversions are then redone
 ENCODER_DIR, PREPROCESSOR_DIR, CLASSIFIER_DIR = "encoder", "preprocessor", "classifier"
@@ -167,58 +176,14 @@ def export(source: Path, out: Path) -> None:
         except InvalidModelError as e:  # the adapter tokenizes with tokenizer.json; the preprocessor is extra
             why_not = str(e)
     has_pooler = any(name.startswith("pooler_transform/") for name in values)
-    meta: dict[str, Any] = {
-        "format": "tfhub",
-        "architecture": arch.model_type,
-        "head": spec["head"],
-        "head_kind": "mean" if spec["head"] == "mean" else arch.head,
-        "problem_type": spec["problem_type"],
-        "token_types": spec["token_types"],
-        "labels": spec.get("labels"),
-        "max_length": spec["max_length"],
-        "encoder_dir": ENCODER_DIR,
-        "pooled_output": POOLED_NOTES[has_pooler],
-        "tokenizer": {"family": arch.tokenizer, "file": "tokenizer.json", "note": TOKENIZER_NOTES[arch.tokenizer]},
-        "export_version": EXPORT_VERSION,
-        "converted_from": "huggingface",
-    }
-    if spec["head"] == "mean":
-        meta["pooling"] = "mean"
-    if tokenizer_options is not None:
-        meta["preprocessor_dir"] = PREPROCESSOR_DIR
-    elif why_not:
-        meta["tokenizer"]["note"] = f"no preprocessor SavedModel ({why_not}); tokenize with tokenizer.json"
     made = made or [name.removeprefix(prefix) for name in spec.get("missing", []) if name.startswith(prefix)]
-    if made:  # a pooler the checkpoint lacks, put in by the core; left out again when converting back
-        meta["synthesized"] = made
-    if not meta["labels"]:
-        del meta["labels"]
-    if tokenizer_options is not None and head is not None:
-        meta["classifier_dir"] = CLASSIFIER_DIR
-        meta["classifier"] = CLASSIFIER_NOTES["yes"]
-    else:
-        meta["classifier"] = CLASSIFIER_NOTES["no head" if head is None else "no preprocessor"]
+    meta = _export_meta(arch, spec, has_pooler, tokenizer_options, why_not, made, head is not None)
     try:
         with atomic_dir(out) as tmp:
             encoder = Encoder(options, config, values)
             encoder.save(tmp / ENCODER_DIR)
             if tokenizer_options is not None:
-                # the default seq_length (what hub.KerasLayer(preprocessor) pads to) must fit the encoder's positions
-                seq_length = min(DEFAULT_SEQ_LENGTH, int(spec["max_length"]))
-                preprocessor = BertPreprocessor(
-                    _vocab_file(source, tmp), **tokenizer_options, default_seq_length=seq_length
-                )
-                preprocessor.save(tmp / PREPROCESSOR_DIR)
-                if head is not None:
-                    kind = meta["head_kind"]
-                    Classifier(
-                        preprocessor,
-                        encoder,
-                        classifier_head(head, kind),
-                        kind=kind,
-                        dense_activation=arch.dense_activation,
-                        max_length=int(spec["max_length"]),
-                    ).save(tmp / CLASSIFIER_DIR)
+                _save_preprocessor(tmp, source, arch, spec, meta, encoder, tokenizer_options, head)
             for name in ("config.json", *TOKENIZER_FILES):
                 if (source / name).is_file():
                     shutil.copy2(source / name, tmp / name)
@@ -232,6 +197,63 @@ def export(source: Path, out: Path) -> None:
         raise ConversionError(
             f"converting {source} to TF Hub failed: {type(e).__name__}: {str(e).strip()[:500]}"
         ) from None
+
+
+def _export_meta(
+    arch, spec: Mapping[str, Any], has_pooler: bool, tokenizer_options, why_not: str | None, made: list, has_head: bool
+) -> dict[str, Any]:
+    """The export's unified_nlp.json."""
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "architecture": arch.model_type,
+        "head": spec["head"],
+        "head_kind": "mean" if spec["head"] == "mean" else arch.head,
+        "problem_type": spec["problem_type"],
+        "token_types": spec["token_types"],
+        "labels": spec.get("labels"),
+        "max_length": spec["max_length"],
+        "encoder_dir": ENCODER_DIR,
+        "pooled_output": POOLED_NOTES[has_pooler],
+        "tokenizer": {"family": arch.tokenizer, "file": "tokenizer.json", "note": TOKENIZER_NOTES[arch.tokenizer]},
+        "export_version": EXPORT_VERSION,
+        "converted_from": CANONICAL_FORMAT,
+    }
+    if spec["head"] == "mean":
+        meta["pooling"] = "mean"
+    if tokenizer_options is not None:
+        meta["preprocessor_dir"] = PREPROCESSOR_DIR
+    elif why_not:
+        meta["tokenizer"]["note"] = f"no preprocessor SavedModel ({why_not}); tokenize with tokenizer.json"
+    if made:  # a pooler the checkpoint lacks, put in by the core; left out again when converting back
+        meta["synthesized"] = made
+    if not meta["labels"]:
+        del meta["labels"]
+    if tokenizer_options is not None and has_head:
+        meta["classifier_dir"] = CLASSIFIER_DIR
+        meta["classifier"] = CLASSIFIER_NOTES["yes"]
+    else:
+        meta["classifier"] = CLASSIFIER_NOTES["no head" if not has_head else "no preprocessor"]
+    return meta
+
+
+def _save_preprocessor(
+    tmp: Path, source: Path, arch, spec: Mapping[str, Any], meta: Mapping[str, Any], encoder, tokenizer_options, head
+) -> None:
+    """The preprocessor SavedModel and, with a head, the whole classifier's."""
+    # the default seq_length (what hub.KerasLayer(preprocessor) pads to) must fit the encoder's positions
+    seq_length = min(DEFAULT_SEQ_LENGTH, int(spec["max_length"]))
+    preprocessor = BertPreprocessor(_vocab_file(source, tmp), **tokenizer_options, default_seq_length=seq_length)
+    preprocessor.save(tmp / PREPROCESSOR_DIR)
+    if head is not None:
+        kind = meta["head_kind"]
+        Classifier(
+            preprocessor,
+            encoder,
+            classifier_head(head, kind),
+            kind=kind,
+            dense_activation=arch.dense_activation,
+            max_length=int(spec["max_length"]),
+        ).save(tmp / CLASSIFIER_DIR)
 
 
 def encoder_variables(encoder_dir: Path) -> dict[str, Any]:
@@ -272,7 +294,7 @@ def export_canonical(source: Path, out: Path) -> None:
     """
     source, out = Path(source), Path(out)
     spec = read_spec(source)
-    if spec.get("format") != "tfhub":
+    if spec.get("format") != FORMAT:
         raise InvalidModelError(f"{source / SPEC_FILE}: not a TF Hub-format folder (format {spec.get('format')!r})")
     if not (source / "config.json").is_file():
         raise ConversionError(
@@ -310,11 +332,11 @@ def export_canonical(source: Path, out: Path) -> None:
             shutil.copy2(vocab, tmp / "vocab.txt")
         if not native:  # the mean-pooling extension is described by unified_nlp.json
             meta = {
-                "format": "huggingface",
+                "format": CANONICAL_FORMAT,
                 "architecture": arch.model_type,
                 "head": "mean",
                 "pooling": "mean",
-                "converted_from": "tfhub",
+                "converted_from": FORMAT,
             }
             for key in ("labels", "max_length", "problem_type"):
                 if spec.get(key):

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp import architectures
+from unified_nlp.backend_kit import architectures
 
 from ._tf import tf
 from .weight_map import weight_rows

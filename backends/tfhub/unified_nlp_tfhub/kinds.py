@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unified_nlp.errors import InvalidModelError
+from unified_nlp.backend_kit import HEAD_FILE, InvalidModelError
 
 from ._tf import tf
 from .encoder import INPUT_KEYS
 from .native_models import StringsFunction
-from .savedmodel import load_saved_model
+from .savedmodel import EncoderCall, load_saved_model
 
 SUBFOLDERS = ("encoder", "preprocessor")  # the names tfhub.dev's pages and our exports use
 
@@ -32,6 +32,10 @@ _KEEP = 6  # a pair is two; describe, to_canonical and load of a few models reus
 
 def variable_name(v) -> str:
     return v.name.split(":")[0]
+
+
+def encoder_shapes(encoder: EncoderCall) -> dict[str, tuple[int, ...]]:
+    return {variable_name(v): tuple(v.shape) for v in encoder.trainable_variables()}
 
 
 def _check_variables(folder: Path) -> None:
@@ -146,6 +150,16 @@ class Located:
     model_dir: Path  # the encoder, embedding or Keras SavedModel
     preprocessor_dir: Path | None = None
     root: Path | None = None  # the folder given (head.safetensors lives here)
+
+
+def head_file_of(found: Located) -> Path | None:
+    """head.safetensors beside the SavedModel: in the folder given, or above an ``encoder/`` subfolder."""
+    if found.root is None:
+        return None
+    for folder in (found.root, found.root.parent if found.root.name == SUBFOLDERS[0] else None):
+        if folder is not None and (folder / HEAD_FILE).is_file():
+            return folder / HEAD_FILE
+    return found.root / HEAD_FILE
 
 
 def _saved_models(path: Path) -> list[Path]:

@@ -20,12 +20,20 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp import architectures
-from unified_nlp.errors import InvalidInputError, InvalidModelError, UnifiedNLPError
-from unified_nlp.models import HEAD_FILE, load_head, read_json
-from unified_nlp.protocols import Encoding, ModelOutput
-from unified_nlp.training import no_decay
-from unified_nlp.weights import load_file
+from unified_nlp.backend_kit import (
+    HEAD_FILE,
+    Encoding,
+    InvalidInputError,
+    InvalidModelError,
+    Model,
+    ModelOutput,
+    UnifiedNLPError,
+    architectures,
+    load_file,
+    load_head,
+    no_decay,
+    read_json,
+)
 
 from ._tf import tf
 from .encoder import INPUT_KEYS
@@ -163,7 +171,7 @@ def head_logits(kind: str, h: Mapping[str, Any], out: Mapping[str, Any], mask, d
     return logits, states, pooled
 
 
-class TFHubModel:
+class TFHubModel(Model):
     """Encoder SavedModel -> the architecture's own head (or mean pooling -> linear).
 
     Inference is one tf.function over [None, None] int64 inputs, so batches of

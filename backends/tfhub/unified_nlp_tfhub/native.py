@@ -29,23 +29,31 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.checkpoint import PROBLEM_TYPES
-from unified_nlp.errors import InvalidInputError, InvalidModelError
-from unified_nlp.models import HEAD_FILE, initial_head
-from unified_nlp.weights import load_file, read_header
+from unified_nlp.backend_kit import (
+    HEAD_FILE,
+    PROBLEM_TYPES,
+    SAVEDMODEL_FORMAT,
+    InvalidInputError,
+    InvalidModelError,
+    initial_head,
+    load_file,
+    read_header,
+)
 
 from ._tf import tf
 from .encoder import INPUT_KEYS
-from .kinds import SUBFOLDERS, Located, load_object, locate, role, strings_function, variable_name
+from .kinds import Located, encoder_shapes, head_file_of, load_object, locate, role, strings_function
+from .model import TFHubModel
 from .native_models import StringsModel
-from .savedmodel import EncoderCall, check_preprocessor
+from .recover import keras_parts, to_canonical
+from .savedmodel import DEFAULT_MAX_LENGTH, EncoderCall, check_preprocessor, default_seq_length
 from .strings import StringsTokenizer
+from .tokenizer import TFHubTokenizer
 from .weight_map import bert_layout
 
-FORMAT = "tfhub-savedmodel"
+FORMAT = SAVEDMODEL_FORMAT
 KINDS = ("encoder-pair", "embedding", "keras-classifier")
 POOLINGS = ("pooled_output", "mean")
-DEFAULT_MAX_LENGTH = 512
 
 # --- the spec ---------------------------------------------------------------------------
 
@@ -61,15 +69,6 @@ def _labels(labels, width: int | None, where: Path) -> list[str] | None:
     return labels
 
 
-def default_seq_length(pre) -> int | None:
-    """The seq_length a preprocessor's own call packs to (tfhub.dev's: 128), or None."""
-    try:
-        width = pre(tf.constant(["a"]))["input_word_ids"].shape[-1]
-    except Exception:  # no default call, or one that does not return the encoder's dict
-        return None
-    return int(width) if width else None
-
-
 def _head_width(file: Path, names: Sequence[str], hidden: int) -> int:
     """The number of outputs of a given head.safetensors, checked against the features it reads."""
     header = read_header(file)
@@ -80,10 +79,6 @@ def _head_width(file: Path, names: Sequence[str], hidden: int) -> int:
     if len(w) != 2 or w[1] != hidden or b != [w[0]]:
         raise InvalidModelError(f"{file}: expected {weight!r} [num_labels, {hidden}] and {bias!r} [num_labels]")
     return int(w[0])
-
-
-def encoder_shapes(encoder: EncoderCall) -> dict[str, tuple[int, ...]]:
-    return {variable_name(v): tuple(v.shape) for v in encoder.trainable_variables()}
 
 
 def preprocessor_vocab_size(obj) -> int | None:
@@ -151,16 +146,6 @@ def _pair_spec(found: Located, labels, pooling, require_head: bool = True) -> di
     return spec
 
 
-def head_file_of(found: Located) -> Path | None:
-    """head.safetensors beside the SavedModel: in the folder given, or above an ``encoder/`` subfolder."""
-    if found.root is None:
-        return None
-    for folder in (found.root, found.root.parent if found.root.name == SUBFOLDERS[0] else None):
-        if folder is not None and (folder / HEAD_FILE).is_file():
-            return folder / HEAD_FILE
-    return found.root / HEAD_FILE
-
-
 def _strings_spec(found: Located, labels, require_head: bool = True) -> dict[str, Any]:
     obj = load_object(found.model_dir)
     width = StringsModel(strings_function(obj, found.model_dir, found.kind), head=None).width
@@ -186,8 +171,6 @@ def _strings_spec(found: Located, labels, require_head: bool = True) -> dict[str
         return spec
     spec.update(head="keras", pooling=None, fresh_head=False, head_path=None)
     spec["labels"] = _labels(labels, width, found.model_dir) or [f"LABEL_{i}" for i in range(width)]
-    from .recover import keras_parts
-
     parts = keras_parts(found.model_dir)
     spec["architecture"] = "bert" if parts.config else None
     spec["convertible"], spec["why"] = parts.why is None, parts.why
@@ -252,22 +235,11 @@ def inspect(path: Path, *, preprocessor: Path | None = None) -> dict[str, Any]:
     return out
 
 
-def to_canonical(path: Path, out: Path, *, preprocessor: Path | None = None, pooling: str | None = None) -> None:
-    """The canonical Hugging Face folder of a native SavedModel, atomically (see recover.to_canonical);
-    ConversionError saying why when it cannot leave TensorFlow."""
-    from .recover import to_canonical as write
-
-    write(Path(path), Path(out), preprocessor=preprocessor, pooling=pooling)
-
-
 # --- loading on the tfhub backend -------------------------------------------------------
 
 
 def load(spec: dict[str, Any]):
     """(tokenizer, model) for a spec from `describe`."""
-    from .model import TFHubModel
-    from .tokenizer import TFHubTokenizer
-
     kind = spec.get("kind")
     if kind == "encoder-pair":
         encoder_dir, pre_dir = Path(spec["encoder_path"]), Path(spec["preprocessor_path"])

@@ -14,9 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.errors import InvalidInputError, InvalidModelError, UnifiedNLPError
-from unified_nlp.protocols import Encoding, ModelOutput
-from unified_nlp.training import no_decay
+from unified_nlp.backend_kit import (
+    Encoding,
+    InvalidInputError,
+    InvalidModelError,
+    Model,
+    ModelOutput,
+    UnifiedNLPError,
+    no_decay,
+)
 
 from ._tf import tf
 from .model import GradientSum, classification_loss, dense_gradients, micro_step, weighted_loss
@@ -44,7 +50,7 @@ class StringsFunction:
         return tf.cast(out, tf.float32)
 
 
-class StringsModel:
+class StringsModel(Model):
     """Strings -> SavedModel -> [batch, width]; with `head`, a linear layer on top
     (a text embedding), without it the output is the logits (a Keras classifier).
 

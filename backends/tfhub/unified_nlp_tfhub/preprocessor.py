@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from unified_nlp.errors import InvalidModelError
-from unified_nlp.models import read_json
+from unified_nlp.backend_kit import InvalidModelError, read_json
 
 from ._tf import text, tf
 

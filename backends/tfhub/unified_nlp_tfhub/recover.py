@@ -26,16 +26,24 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.checkpoint import write_config
-from unified_nlp.errors import ConversionError, InvalidModelError
-from unified_nlp.models import ENCODER_FILE, HEAD_FILE, SPEC_FILE
-from unified_nlp.weights import atomic_dir, load_file, save_file
+from unified_nlp.backend_kit import (
+    CANONICAL_FORMAT,
+    ENCODER_FILE,
+    HEAD_FILE,
+    SAVEDMODEL_FORMAT,
+    SPEC_FILE,
+    ConversionError,
+    InvalidModelError,
+    atomic_dir,
+    load_file,
+    save_file,
+    write_config,
+)
 
 from ._tf import tf
 from .encoder import Encoder, EncoderOptions
-from .kinds import Located, load_object, locate, strings_function, variable_name
-from .native import DEFAULT_MAX_LENGTH, default_seq_length, encoder_shapes, head_file_of
-from .savedmodel import EncoderCall
+from .kinds import Located, encoder_shapes, head_file_of, load_object, locate, strings_function, variable_name
+from .savedmodel import DEFAULT_MAX_LENGTH, EncoderCall, default_seq_length
 from .tokenizer import TFHubTokenizer
 from .vocab_tokenizer import PROBE_TEXTS, write_tokenizer
 from .weight_map import bert_layout, tf_to_hf, weight_rows
@@ -266,8 +274,8 @@ def _write(out, config, values, head, labels, pooling, pre, asset_dirs, max_leng
         write_config(full, tmp / "config.json")
         save_file(state, tmp / ENCODER_FILE, metadata={"format": "pt"})
         if mean:
-            meta = {"format": "huggingface", "architecture": "bert", "head": "mean", "pooling": "mean",
-                    "converted_from": "tfhub-savedmodel", "max_length": max_length}  # fmt: skip
+            meta = {"format": CANONICAL_FORMAT, "architecture": "bert", "head": "mean", "pooling": "mean",
+                    "converted_from": SAVEDMODEL_FORMAT, "max_length": max_length}  # fmt: skip
             if head is not None:
                 save_file({"weight": head["classifier.weight"], "bias": head["classifier.bias"]}, tmp / HEAD_FILE)
                 meta["labels"] = labels

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from unified_nlp.errors import InvalidModelError
+from unified_nlp.backend_kit import InvalidModelError
 
 from ._tf import hub, tf
 from .encoder import INPUT_KEYS
@@ -23,6 +23,7 @@ REQUIRED_OUTPUTS = (
     "pooled_output",
 )  # what the classifier reads; default/encoder_outputs are optional
 PREPROCESSOR_PARTS = ("tokenize", "bert_pack_inputs")
+DEFAULT_MAX_LENGTH = 512  # BERT's position limit, for a model that does not state one
 
 
 def _first_line(error: BaseException) -> str:
@@ -129,3 +130,12 @@ def check_preprocessor(obj: Any, folder: Path) -> None:
     for part in PREPROCESSOR_PARTS:
         if not callable(getattr(obj, part, None)):
             raise InvalidModelError(f"{folder}: the preprocessor has no {part!r} (TF Hub BERT preprocessor API)")
+
+
+def default_seq_length(pre) -> int | None:
+    """The seq_length a preprocessor's own call packs to (tfhub.dev's: 128), or None."""
+    try:
+        width = pre(tf.constant(["a"]))["input_word_ids"].shape[-1]
+    except Exception:  # no default call, or one that does not return the encoder's dict
+        return None
+    return int(width) if width else None

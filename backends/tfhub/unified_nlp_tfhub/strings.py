@@ -15,8 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unified_nlp.errors import InvalidInputError
-from unified_nlp.protocols import Encoding
+from unified_nlp.backend_kit import Encoding, InvalidInputError
 
 BYTES_PER_ID = 7  # 56 bits: an int64 that stays positive
 MAX_BYTES = 16_384  # per text; bounds the arrays of a chunk (2,048 texts) at a few hundred MB worst case

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unified_nlp.errors import InvalidInputError, UnifiedNLPError
-from unified_nlp.protocols import Encoding
-from unified_nlp.tokens import join_wordpieces, padded_width
+from unified_nlp.backend_kit import Encoding, InvalidInputError, UnifiedNLPError, join_wordpieces, padded_width
 
 from ._tf import tf
 from .savedmodel import check_preprocessor, load_saved_model

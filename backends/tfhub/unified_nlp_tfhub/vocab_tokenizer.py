@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from unified_nlp.errors import ConversionError
+from unified_nlp.backend_kit import ConversionError
 
 from ._tf import tf
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp import architectures
+from unified_nlp.backend_kit import architectures
 
 Row = tuple[str, str, str]  # (Hugging Face name in the encoder, TF variable name, transform HF -> TF)
 
