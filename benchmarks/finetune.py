@@ -49,7 +49,7 @@ def train_one(backend: str, rows: int, out: Path, epochs: int, learning_rate: fl
         "runs": clf.runs,
         "rows": rows,
         "model": model,
-        "head": clf.spec.get("head"),
+        "head": clf.spec.head,
         "epochs": epochs,
         "steps": history["steps"],
         "train_seconds": round(history["seconds"], 1),

@@ -237,8 +237,8 @@ def load_row(fx: dict, backend: str, texts: list[str]) -> dict:
     row["argmax_agreement"] = float(np.mean(logits.argmax(1) == fx["ref_logits"].argmax(1)))
     row["labels"] = list(clf.labels)
     row["own_labels"] = list(clf.labels) == fx["labels"]
-    row["head"] = clf.spec.get("head") or clf.spec.get("kind")
-    if fx["ref_ids"] is not None and clf.spec.get("kind") in BLACK_BOXES:
+    row["head"] = clf.spec.head or clf.spec.extra.get("kind")
+    if fx["ref_ids"] is not None and clf.spec.extra.get("kind") in BLACK_BOXES:
         row["token_ids_identical"] = None
         row["token_ids_note"] = "the SavedModel tokenizes inside its own graph"
     elif fx["ref_ids"] is not None:

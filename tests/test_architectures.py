@@ -47,7 +47,7 @@ def _reference(folder, texts, pairs=None):
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_a_users_classifier_loads_with_its_own_head_and_labels(folders, arch):
     clf = un.load_classifier(folders[arch], backend="huggingface")
-    assert clf.labels == LABELS and clf.spec["head"] == "native" and clf.spec["architecture"] == arch
+    assert clf.labels == LABELS and clf.spec.head == "native" and clf.spec.architecture == arch
     batch, expected = _reference(folders[arch], TEXTS)
     np.testing.assert_array_equal(clf.tokenizer(TEXTS).input_ids, batch["input_ids"].numpy())
     logits = clf.logits(TEXTS)
@@ -202,11 +202,11 @@ def test_labels_rename_placeholders_and_start_fresh_heads_otherwise(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     trained = un.load_classifier(folder, backend="huggingface")
     renamed = un.load_classifier(folder, backend="huggingface", labels=["neg", "pos"])
-    assert renamed.labels == ("neg", "pos") and not renamed.spec["fresh_head"]
+    assert renamed.labels == ("neg", "pos") and not renamed.spec.fresh_head
     np.testing.assert_array_equal(renamed.logits(TEXTS), trained.logits(TEXTS))
     fresh = un.load_classifier(folder, backend="huggingface", labels=["a", "b", "c"])
     again = un.load_classifier(folder, backend="huggingface", labels=["a", "b", "c"])
-    assert fresh.spec["fresh_head"] and fresh.logits(TEXTS).shape == (len(TEXTS), 3)
+    assert fresh.spec.fresh_head and fresh.logits(TEXTS).shape == (len(TEXTS), 3)
     np.testing.assert_array_equal(fresh.logits(TEXTS), again.logits(TEXTS))  # drawn from the seed, in numpy
 
 

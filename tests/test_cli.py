@@ -4,6 +4,7 @@ before any model loads; labelled files read one way (header or not, BOM, exact c
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -169,3 +170,120 @@ def test_every_option_has_help_and_shows_its_default():
             assert action.help, f"{name}: {action.option_strings or action.dest} has no help text"
             if action.option_strings and action.default not in (None, False) and not action.required:
                 assert f"(default: {action.default})" in text, f"{name}: {action.option_strings} hides its default"
+
+
+def _no_work(monkeypatch):
+    """Fail the test if any model loads, converts or benchmarks."""
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work began although an output cannot be written")
+
+    for target in ("unified_nlp.api.load_classifier", "unified_nlp.api.convert", "unified_nlp.bench.runner.main"):
+        monkeypatch.setattr(target, no_work)
+
+
+OUTPUTS = ("classify", "convert", "fit", "checkpoint-dir", "plot", "history-csv", "bench", "worker")
+
+
+def _output_case(tmp_path, command: str, bad: str) -> tuple[list[str], str]:
+    """(a command line whose output `command` is unwritable, the path it names)."""
+    train = tmp_path / "train.tsv"
+    train.write_text("good\tPOSITIVE\nbad\tNEGATIVE\n", encoding="utf-8")
+    data = tmp_path / "in.csv"
+    data.write_text("text\ngood\n", encoding="utf-8")
+    fit = ["fit", "--train", str(train), "--out"]
+    return {
+        "classify": (["classify", "--input", str(data), "--output", f"{bad}/out.csv"], f"{bad}/out.csv"),
+        "convert": (["convert", "--to", "tfhub", "default", bad], bad),
+        "fit": ([*fit, bad], bad),
+        "checkpoint-dir": ([*fit, str(tmp_path / "m"), "--checkpoint-dir", bad], bad),
+        "plot": ([*fit, str(tmp_path / "m"), "--plot", f"{bad}/loss.png"], f"{bad}/loss.png"),
+        "history-csv": ([*fit, str(tmp_path / "m"), "--history-csv", f"{bad}/h.csv"], f"{bad}/h.csv"),
+        "bench": (["bench", "--quick", "--out", bad], bad),
+        "worker": (["worker", "register", "paddlenlp", sys.executable, "--config", f"{bad}/w.json"], f"{bad}/w.json"),
+    }[command]
+
+
+@pytest.mark.parametrize("where", ["proc", "under-a-file"])
+@pytest.mark.parametrize("command", OUTPUTS)
+def test_every_unwritable_output_is_a_one_line_error_before_any_work(capsys, tmp_path, monkeypatch, command, where):
+    _no_work(monkeypatch)
+    # /proc refuses new files even to root (a permission check alone lets root through)
+    bad = "/proc/unified-nlp-test" if where == "proc" else str(tmp_path / "a-file" / "sub")
+    (tmp_path / "a-file").write_text("")
+    argv, named = _output_case(tmp_path, command, bad)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and err.startswith(f"unified-nlp: error: cannot write {named}"), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no probe file or part left
+
+
+def test_fit_offers_only_backends_that_train(capsys):
+    from unified_nlp.registry import backend_names, title, training_backends
+
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--backend", "ort", "--train", "t.tsv", "--out", "m"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "onnxruntime runs models but does not fit them" in err
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    backend_help = " ".join(capsys.readouterr().out.split()).split("--backend BACKEND", 2)[2].split("--model")[0]
+    assert all(name in backend_help for name in training_backends()) and "onnxruntime" not in backend_help
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    description = " ".join(capsys.readouterr().out.split())
+    assert all(title(name) in description for name in backend_names())  # four, from the registry
+    assert "three" not in un.__doc__ and all(title(name) in " ".join(un.__doc__.split()) for name in backend_names())
+
+
+def test_saving_a_mean_pooling_head_says_what_plain_tools_load(capsys, tmp_path, monkeypatch):
+    require("huggingface")
+    from .conftest import default_classifier
+
+    monkeypatch.delenv("UNIFIED_NLP_PROGRESS", raising=False)
+    default_classifier("huggingface").save(tmp_path / "mine")
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "mean-pooling head" in err and "plain transformers" in err
+    assert f"unified-nlp convert --to onnxruntime {tmp_path / 'mine'} OUT" in err and "--model minilm" in err
+    native = un.load_classifier("minilm", backend="huggingface", labels=["NEGATIVE", "POSITIVE"])
+    native.save(tmp_path / "plain")  # a plain transformers folder: nothing to say
+    assert capsys.readouterr().err == ""
+
+
+def test_a_label_the_model_lacks_names_file_line_and_labels_option(capsys, tmp_path):
+    require("huggingface")
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\ngood\tPOSITIVE\nbad\tawful\n", encoding="utf-8")
+    code, _, err = _run(capsys, "fit", "--train", str(train), "--out", str(tmp_path / "m"))
+    assert code == 2 and f"{train}:3: label 'awful'" in err and "--labels" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+
+
+def test_one_text_is_counted_in_the_singular(capsys):
+    require("huggingface")
+    code, _, err = _run(capsys, "classify", "a fine film")
+    assert code == 0 and ", 1 text in " in err  # (a rate stays in texts/s)
+
+
+def test_empty_stdin_says_so_without_loading_a_model(capsys, monkeypatch):
+    import io
+
+    _no_work(monkeypatch)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\n  \n")))
+    code, out, err = _run(capsys, "classify")
+    assert code == 0 and out == "" and err.strip() == "unified-nlp: nothing to classify: stdin has no texts"
+
+
+def test_a_hub_id_without_organisation_gets_the_cache_hint(tmp_path, monkeypatch):
+    from unified_nlp.resolve import resolve
+
+    name = "distilbert-base-uncased-finetuned-sst-2-english"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(un.ModelNotFoundError, match=f"Hugging Face cache.*hf download {name}"):
+        resolve(name)
+    snapshot = tmp_path / "hub" / f"models--{name}" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    assert resolve(name) == snapshot

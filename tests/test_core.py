@@ -348,3 +348,81 @@ def test_inspect_is_part_of_the_python_api():
     import unified_nlp as un
 
     assert un.inspect is un.api.inspect_model and "inspect" in un.__all__
+
+
+# --- the model spec --------------------------------------------------------------------------
+
+
+def test_a_model_spec_round_trips_through_its_dict():
+    from unified_nlp.spec import ModelSpec
+
+    spec = ModelSpec(
+        format="tfhub-savedmodel",
+        architecture=None,
+        labels=("neg", "pos"),
+        head="linear",
+        max_length=None,
+        fresh_head=True,
+        seed=3,
+        head_path=None,
+        extra={"kind": "embedding", "hidden": 50, "config": {"hidden_size": 50}},
+    )
+    wire = json.loads(json.dumps(spec.to_dict()))  # as the worker pipe carries it
+    assert wire["num_labels"] == 2 and wire["kind"] == "embedding" and "max_length" not in wire
+    assert ModelSpec.from_dict(wire) == spec
+    assert spec.replace(precision="int8").to_dict() == {**spec.to_dict(), "precision": "int8"}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"labels": ("a", "a")},
+        {"labels": ("a",)},
+        {"labels": ("a", "")},
+        {"problem_type": "regression"},
+        {"head": "crf"},
+        {"max_length": 0},
+        {"max_length": True},
+        {"extra": {"labels": ["x"]}},
+    ],
+)
+def test_a_model_spec_is_checked_when_built(changes):
+    from unified_nlp.errors import InvalidModelError
+    from unified_nlp.spec import ModelSpec
+
+    with pytest.raises(InvalidModelError):
+        ModelSpec(**{"labels": ("a", "b"), **changes})
+
+
+def test_a_multi_label_spec_or_a_headless_one_may_have_fewer_than_two_labels():
+    from unified_nlp.spec import ModelSpec
+
+    assert ModelSpec(labels=("toxic",), problem_type="multi_label_classification").num_labels == 1
+    assert ModelSpec().num_labels == 0  # an encoder described for a converter
+
+
+def test_the_default_models_spec_is_one_value(tmp_path):
+    from unified_nlp.checkpoint import model_spec
+    from unified_nlp.resolve import resolve
+    from unified_nlp.spec import ModelSpec
+
+    spec = model_spec(resolve("default"))
+    assert isinstance(spec, ModelSpec) and spec.head == "mean" and spec.labels == ("NEGATIVE", "POSITIVE")
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(AttributeError):
+        spec.labels = ("a", "b")  # frozen
+
+
+def test_a_multi_label_score_at_the_threshold_counts():
+    class Even(Model):
+        num_labels = 2
+
+        def __call__(self, encoding, *, output_hidden_states=False):  # logit 0: sigmoid exactly 0.5
+            return ModelOutput(np.tile(np.array([[0.0, -3.0]], np.float32), (encoding.num_texts, 1)))
+
+    clf = TextClassifier(
+        FakeTokenizer(), Even(), ["A", "B"], "fake", spec={"problem_type": "multi_label_classification"}
+    )
+    assert clf.predict_proba(["x"])[0, 0] == 0.5
+    assert [p.label for p in clf.predict(["x"])[0]] == ["A"]
+    assert clf.predict(["x"], threshold=0.51) == [[]]

@@ -38,7 +38,7 @@ def dev(sst2_dev):
 def test_a_bert_classifier_gives_the_same_logits_on_every_backend(folder, reference, dev, name):
     require(name)
     clf = un.load_classifier(folder, backend=name)
-    assert clf.labels == ("NEGATIVE", "POSITIVE") and clf.spec["head"] == "native"
+    assert clf.labels == ("NEGATIVE", "POSITIVE") and clf.spec.head == "native"
     report = un.compare(reference, clf, dev[0], tolerance=1e-5)
     assert report.passed, str(report)
     assert report.token_id_equality == 1.0 and report.argmax_agreement == 1.0
@@ -86,7 +86,7 @@ def test_an_encoder_without_a_pooler_gets_the_same_pooler_everywhere(tmp_path, n
     save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
     texts = ["a fine film", "dull", ""]
     hf = un.load_classifier(folder, backend="huggingface", labels=["a", "b"])
-    assert hf.spec["missing"] == ["bert.pooler.dense.bias", "bert.pooler.dense.weight"]
+    assert hf.spec.missing == ("bert.pooler.dense.bias", "bert.pooler.dense.weight")
     other = un.load_classifier(folder, backend=name, labels=["a", "b"])
     np.testing.assert_allclose(other.logits(texts), hf.logits(texts), atol=1e-5)
     np.testing.assert_array_equal(hf.logits(texts), un.load_classifier(folder, labels=["a", "b"]).logits(texts))

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq  # noqa: E402
 import unified_nlp as un  # noqa: E402
 from unified_nlp.benchdata import read_tsv, sst2_path  # noqa: E402
 from unified_nlp.datasets.rows import classify_rows, output_schema  # noqa: E402
+from unified_nlp.progress import counted  # noqa: E402
 
 TEXTS = read_tsv(sst2_path("dev"))[0]
 
@@ -263,7 +264,7 @@ def test_resume_after_sigkill_writes_every_row_once_and_redoes_no_finished_part(
     summary = json.loads(result.stdout)
     done_rows = sum(p["rows"][1] - p["rows"][0] for p in finished.values())
     assert summary["parts_reused"] == len(finished) and summary["rows_classified"] == n - done_rows
-    assert f"resuming {out}: {len(finished)} finished parts" in result.stderr
+    assert f"resuming {out}: {counted(len(finished), 'finished part')}" in result.stderr
     got = read_output(out)
     assert got["row"] == list(range(n))  # every row exactly once, in order
     assert got["label"][:100] == ["KEPT"] * 100 and "KEPT" not in got["label"][100:]
@@ -318,7 +319,7 @@ def test_ctrl_c_stops_after_finished_parts_and_says_how_to_go_on(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "parts finished in" in err and "rerun the same command" in err and "Traceback" not in err
+    assert " finished in " in err and "rerun the same command" in err and "Traceback" not in err
     parts = _manifest(folder)["parts"]
     assert parts and all((folder / p["file"]).is_file() for p in parts.values()) and not out.exists()
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # no half-written part

@@ -314,7 +314,7 @@ def test_every_family_matches_transformers_on_texts_and_pairs(arch, tmp_path):
     require("huggingface")
     folder = make_checkpoint(arch, tmp_path / arch, scale=8.0)
     clf = un.load_classifier(folder, backend="ort")
-    assert clf.labels == LABELS and clf.spec["architecture"] == arch
+    assert clf.labels == LABELS and clf.spec.architecture == arch
     meta = json.loads((clf.model.file.parent / "unified_nlp.json").read_text())
     assert meta["fusions"].get("Attention", 0) >= 1  # attention fused in every family (ALBERT: its shared layer once)
     batch, expected = _reference(folder, TEXTS)

@@ -155,7 +155,7 @@ def test_every_family_through_the_worker_matches_huggingface(folders, arch):
     paddle = un.load_classifier(folders[arch], backend="paddlenlp")
     hf = un.load_classifier(folders[arch], backend="huggingface")
     assert paddle.runs == "worker" or registry.installed_here("paddlenlp")
-    assert paddle.labels == hf.labels and paddle.spec["head"] == "native"
+    assert paddle.labels == hf.labels and paddle.spec.head == "native"
     np.testing.assert_array_equal(paddle.tokenizer(TEXTS).input_ids, hf.tokenizer(TEXTS).input_ids)
     expected = hf.logits(TEXTS)
     assert np.abs(paddle.logits(TEXTS) - expected).max() <= 1e-5
@@ -189,7 +189,7 @@ def test_fit_through_the_worker_follows_huggingface(folders):
 def test_a_fresh_head_on_the_bare_minilm_encoder(folders):
     paddle = un.load_classifier("minilm", backend="paddlenlp", labels=["no", "yes"], seed=1)
     hf = un.load_classifier("minilm", backend="huggingface", labels=["no", "yes"], seed=1)
-    assert paddle.spec["fresh_head"] and paddle.spec["head"] == "native"
+    assert paddle.spec.fresh_head and paddle.spec.head == "native"
     assert np.abs(paddle.logits(TEXTS) - hf.logits(TEXTS)).max() <= 1e-5
 
 
@@ -206,7 +206,7 @@ def test_a_mean_pooling_head_on_another_family(folders, tmp_path):
     )
     (folder / "unified_nlp.json").write_text(json.dumps({"labels": ["bad", "good"], "pooling": "mean"}))
     paddle, hf = (un.load_classifier(folder, backend=b) for b in ("paddlenlp", "huggingface"))
-    assert paddle.spec["head"] == "mean" and paddle.labels == ("bad", "good")
+    assert paddle.spec.head == "mean" and paddle.labels == ("bad", "good")
     assert np.abs(paddle.logits(TEXTS) - hf.logits(TEXTS)).max() <= 1e-5
 
 

@@ -240,7 +240,7 @@ def test_tables_match_transformers_and_paddlenlp(built, arch):
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_logits_and_token_ids_match_transformers(built, classifiers, arch):
     clf, ref = classifiers[arch], built["ref"]
-    assert clf.labels == LABELS and clf.spec["head"] == "native" and clf.runs == "in-process"
+    assert clf.labels == LABELS and clf.spec.head == "native" and clf.runs == "in-process"
     enc = clf.tokenizer(TEXTS)
     np.testing.assert_array_equal(enc.input_ids, ref[f"{arch}/single/input_ids"])
     logits = clf.logits(TEXTS)
@@ -313,7 +313,7 @@ def test_a_multi_label_head(built, classifiers):
 @pytest.mark.parametrize("arch", ["bert", "roberta", "albert"])
 def test_a_fresh_head_starts_where_the_huggingface_backend_starts(built, arch):
     clf = un.load_classifier(built["root"] / arch, backend="paddlenlp", labels=FRESH, seed=3)
-    assert clf.labels == tuple(FRESH) and clf.spec["fresh_head"]
+    assert clf.labels == tuple(FRESH) and clf.spec.fresh_head
     assert np.abs(clf.logits(TEXTS) - built["ref"][f"{arch}/fresh/logits"]).max() <= 1e-5
 
 

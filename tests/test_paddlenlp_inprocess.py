@@ -36,6 +36,7 @@ from unified_nlp_paddlenlp import PaddleNLPBackend  # noqa: E402
 import unified_nlp as un  # noqa: E402
 from unified_nlp.errors import ConversionError, InvalidModelError  # noqa: E402
 from unified_nlp.protocols import Model, Tokenizer  # noqa: E402
+from unified_nlp.spec import ModelSpec  # noqa: E402
 from unified_nlp.weights import load_file, save_file  # noqa: E402
 
 REFERENCE = REPO / "backends" / "paddlenlp" / "reference" / "hf_minilm_reference.safetensors"
@@ -205,9 +206,7 @@ def test_export_of_a_paddlenlp_save_pretrained_folder(canonical, clf, tmp_path):
     assert sorted(again) == sorted(k for k in original if k != "embeddings.position_ids")
     assert all(np.array_equal(again[k], original[k]) for k in again)
     with pytest.raises(InvalidModelError, match="to_canonical"):
-        PaddleNLPBackend().load(
-            native, {"format": "huggingface", "labels": ["a", "b"], "num_labels": 2, "max_length": 512}
-        )
+        PaddleNLPBackend().load(native, ModelSpec(labels=("a", "b"), max_length=512))
 
 
 def test_convert_refuses_bad_weights_and_leaves_nothing(canonical, backend, tmp_path):

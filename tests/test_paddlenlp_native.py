@@ -132,7 +132,7 @@ def test_runs_on_every_backend_with_paddlenlps_own_ids_and_logits(native, name, 
     require(backend)
     ref = native["ref"]
     clf = un.load_classifier(native["root"] / name, backend=backend)
-    assert clf.labels == LABELS and clf.spec["head"] == "native"
+    assert clf.labels == LABELS and clf.spec.head == "native"
     for kind, items in (("single", native["texts"]), ("pair", native["pairs"])):
         first, second = (items, None) if kind == "single" else ([a for a, _ in items], [b for _, b in items])
         enc = clf.tokenizer(first, text_pair=second)
@@ -154,7 +154,7 @@ def test_ernie_m_runs_on_paddlenlp_as_it_is(native):
     require("paddlenlp")
     texts, ref = native["texts"], native["ref"]
     clf = un.load_classifier(native["root"] / "ernie-m", backend="paddlenlp")
-    assert clf.labels == LABELS and clf.spec["format"] == "paddlenlp-native"
+    assert clf.labels == LABELS and clf.spec.format == "paddlenlp-native"
     enc = clf.tokenizer(texts)
     assert _rows(enc.input_ids, enc.attention_mask) == _rows(
         ref["ernie-m/single/input_ids"], ref["ernie-m/single/attention_mask"]
@@ -167,7 +167,7 @@ def test_ernie_m_runs_on_paddlenlp_as_it_is(native):
     )
     assert np.abs(clf.logits(pairs) - ref["ernie-m/pair/logits"]).max() <= 1e-5
     fresh = un.load_classifier(native["root"] / "ernie-m", backend="paddlenlp", labels=["no", "yes"], seed=1)
-    assert fresh.labels == ("no", "yes") and fresh.spec["fresh_head"] and fresh.logits(texts).shape == (8, 2)
+    assert fresh.labels == ("no", "yes") and fresh.spec.fresh_head and fresh.logits(texts).shape == (8, 2)
 
 
 def test_ernie_m_without_labels_in_its_config_takes_labels(native, tmp_path):
@@ -176,9 +176,9 @@ def test_ernie_m_without_labels_in_its_config_takes_labels(native, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     del config["id2label"], config["label2id"]
     (folder / "config.json").write_text(json.dumps(config))
-    assert pf.native_spec(folder)["labels"] == ["LABEL_0", "LABEL_1", "LABEL_2"]  # the head's three outputs
+    assert pf.native_spec(folder).labels == ("LABEL_0", "LABEL_1", "LABEL_2")  # the head's three outputs
     clf = un.load_classifier(folder, backend="paddlenlp", labels=["a", "b", "c"])
-    assert clf.labels == ("a", "b", "c") and not clf.spec["fresh_head"]  # the folder's own head, named
+    assert clf.labels == ("a", "b", "c") and not clf.spec.fresh_head  # the folder's own head, named
     assert np.abs(clf.logits(native["texts"]) - native["ref"]["ernie-m/single/logits"]).max() <= 1e-5
 
 
@@ -217,7 +217,7 @@ def test_labels_come_from_labels_when_the_config_has_none(native, tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     assert pf.describe_native(folder)["labels"] is None
     clf = un.load_classifier(folder, backend="huggingface", labels=["a", "b", "c"])
-    assert clf.labels == ("a", "b", "c") and not clf.spec["fresh_head"]  # placeholders renamed: the same head
+    assert clf.labels == ("a", "b", "c") and not clf.spec.fresh_head  # placeholders renamed: the same head
     assert np.abs(clf.logits(native["texts"]) - native["ref"]["bert/single/logits"]).max() <= 1e-5
 
 

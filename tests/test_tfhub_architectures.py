@@ -119,7 +119,7 @@ def test_a_users_classifier_loads_with_its_own_head_and_matches_transformers(fam
     fam = family(arch)
     clf = fam.clf
     assert clf.backend == "tfhub" and clf.labels == LABELS
-    assert clf.spec["head"] == "native" and clf.spec["architecture"] == arch
+    assert clf.spec.head == "native" and clf.spec.architecture == arch
     batch = fam.encode(TEXTS)
     expected, hidden = fam.run(batch)
     enc = clf.tokenizer(TEXTS)
@@ -167,7 +167,7 @@ def test_a_fresh_head_starts_where_the_huggingface_backend_starts(family, arch):
     fam = family(arch)
     ours = un.load_classifier(fam.folder, backend="tfhub", labels=["a", "b"])
     theirs = un.load_classifier(fam.folder, backend="huggingface", labels=["a", "b"])
-    assert ours.spec["fresh_head"] and ours.model.num_labels == 2
+    assert ours.spec.fresh_head and ours.model.num_labels == 2
     assert_parity(ours.logits(TEXTS), theirs.logits(TEXTS), TOL)
 
 

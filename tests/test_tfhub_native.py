@@ -172,7 +172,7 @@ def on_tfhub(path, **options) -> TextClassifier:
     """Load a native SavedModel the way the core's dispatch does: describe, then TFHubBackend.load."""
     spec = native.describe(Path(path), **options)
     tokenizer, model = TFHubBackend().load(Path(path), spec)
-    return TextClassifier(tokenizer, model, spec["labels"], "tfhub", None, spec)
+    return TextClassifier(tokenizer, model, spec.labels, "tfhub", None, spec)
 
 
 # --- each kind on tfhub, against its own forward --------------------------------------------
@@ -188,13 +188,13 @@ def _pair_reference(pair, texts, head_of):
 def test_a_pair_loads_with_pooled_output_and_a_fresh_head(pair):
     clf = on_tfhub(pair, labels=LABELS, seed=3)
     spec = clf.spec
-    assert (spec["kind"], spec["pooling"], spec["architecture"], spec["convertible"]) == (
+    assert (spec.extra["kind"], spec.pooling, spec.architecture, spec.extra["convertible"]) == (
         "encoder-pair",
         "pooled_output",
         "bert",
         True,
     )
-    head = architectures.get("bert").fresh_head(spec["config"], 3, 3)  # the core's draw, as on every backend
+    head = architectures.get("bert").fresh_head(spec.extra["config"], 3, 3)  # the core's draw, as on every backend
     ref = _pair_reference(
         pair, TEXTS, lambda out, _: out["pooled_output"].numpy() @ head["classifier.weight"].T + head["classifier.bias"]
     )
@@ -216,7 +216,7 @@ def test_a_pair_in_two_folders_with_mean_pooling(pair):
 
 def test_an_independently_built_pair_loads_and_converts(independent_pair, native_dir):
     clf = on_tfhub(independent_pair, labels=["no", "yes"], seed=2)
-    head = architectures.get("bert").fresh_head(clf.spec["config"], 2, 2)
+    head = architectures.get("bert").fresh_head(clf.spec.extra["config"], 2, 2)
     ref = _pair_reference(
         independent_pair,
         TEXTS[:5],
@@ -246,7 +246,7 @@ def test_a_pair_with_its_own_head_loads_trains_and_converts_with_it(pair, tmp_pa
     }
     save_file(head, folder / "head.safetensors")  # beside encoder/: a given head, under transformers' names
     clf = on_tfhub(folder)
-    assert clf.labels == ("LABEL_0", "LABEL_1") and not clf.spec["fresh_head"]
+    assert clf.labels == ("LABEL_0", "LABEL_1") and not clf.spec.fresh_head
     ref = _pair_reference(
         folder,
         TEXTS,
@@ -264,7 +264,7 @@ def test_a_pair_with_its_own_head_loads_trains_and_converts_with_it(pair, tmp_pa
 
 def test_a_text_embedding_under_a_trainable_head(embedding):
     clf = on_tfhub(embedding, labels=["neg", "pos"], seed=1)
-    assert clf.spec["kind"] == "embedding" and clf.spec["trainable"] and not clf.spec["convertible"]
+    assert clf.spec.extra["kind"] == "embedding" and clf.spec.extra["trainable"] and not clf.spec.extra["convertible"]
     head = initial_head(2, 16, 1)
     ref = hub.load(str(embedding))(tf.constant(TEXTS)).numpy() @ head["weight"].T + head["bias"]
     assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
@@ -280,7 +280,7 @@ def test_a_text_embedding_under_a_trainable_head(embedding):
 
 def test_a_tf_keras_classifier_runs_as_a_black_box(keras2):
     clf = on_tfhub(keras2)
-    assert clf.labels == ("LABEL_0", "LABEL_1", "LABEL_2") and clf.spec["convertible"]
+    assert clf.labels == ("LABEL_0", "LABEL_1", "LABEL_2") and clf.spec.extra["convertible"]
     ref = hub.KerasLayer(str(keras2))(tf.constant(TEXTS)).numpy()
     assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
     report = clf.evaluate(TEXTS[:3], ["LABEL_0", "LABEL_1", "LABEL_2"])
@@ -296,7 +296,7 @@ def test_a_keras3_export_runs_and_says_why_it_cannot_move(keras3, tmp_path):
     exported = tf.saved_model.load(str(keras3))  # held: a restored function needs its object alive
     ref = exported.serve(tf.constant([[t] for t in TEXTS])).numpy()
     assert np.abs(clf.logits(TEXTS) - ref).max() < TOL
-    assert not clf.spec["convertible"] and "BERT naming" in clf.spec["why"]
+    assert not clf.spec.extra["convertible"] and "BERT naming" in clf.spec.extra["why"]
     with pytest.raises(ConversionError, match="BERT naming"):
         native.to_canonical(keras3, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -469,9 +469,9 @@ def test_mean_pooling_reaches_the_other_backends_and_the_head_file_keys_the_impo
     tfhub; a changed head.safetensors beside encoder/ makes a new import, not a stale one."""
     on_tf = un.load_classifier(pair, backend="tfhub", labels=LABELS, pooling="mean")
     on_hf = un.load_classifier(pair, backend="huggingface", labels=LABELS, pooling="mean")
-    assert on_hf.spec["head"] == "mean" and np.abs(on_hf.logits(TEXTS) - on_tf.logits(TEXTS)).max() < TOL
+    assert on_hf.spec.head == "mean" and np.abs(on_hf.logits(TEXTS) - on_tf.logits(TEXTS)).max() < TOL
     pooled = un.load_classifier(pair, backend="huggingface", labels=LABELS)
-    assert pooled.spec["head"] == "native" and np.abs(pooled.logits(TEXTS) - on_hf.logits(TEXTS)).max() > 1e-4
+    assert pooled.spec.head == "native" and np.abs(pooled.logits(TEXTS) - on_hf.logits(TEXTS)).max() > 1e-4
 
     own = Path(shutil.copytree(pair, tmp_path / "pair"))
     head = initial_head(3, 32, 5)

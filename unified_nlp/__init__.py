@@ -1,5 +1,6 @@
-"""unified_nlp: one Model/Tokenizer protocol in front of Hugging Face Transformers
-(PyTorch), TensorFlow Hub (TensorFlow) and PaddleNLP (PaddlePaddle).
+"""unified_nlp: one Model/Tokenizer protocol in front of four backends (the registry's
+list, `unified_nlp.registry.backend_names()`): Hugging Face Transformers (PyTorch),
+TF Hub (TensorFlow), PaddleNLP (PaddlePaddle) and ONNX Runtime.
 
 >>> import unified_nlp as un
 >>> clf = un.load_classifier("default", backend="huggingface")  # doctest: +SKIP

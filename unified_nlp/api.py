@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .architectures import get as get_architecture
-from .checkpoint import check, describe
+from .checkpoint import check, describe, model_spec
 from .classifier import TextClassifier
 from .errors import (
     BackendNotInstalledError,
@@ -19,7 +19,7 @@ from .errors import (
     NotSupportedError,
     UnifiedNLPError,
 )
-from .folder import copy_canonical, read_json, read_spec
+from .folder import HEAD_FILE, copy_canonical, read_json, read_spec
 from .format_names import HUGGINGFACE, PADDLE_NATIVE, SAVEDMODEL
 from .formats import READ_BY, Detected, detect, export_formats
 from .formats import imported as imported_once
@@ -39,7 +39,6 @@ from .registry import (
     placement,
 )
 from .resolve import resolve
-from .spec import model_spec
 from .store import holding
 from .threads import apply as apply_threads
 from .threads import request as request_threads
@@ -79,8 +78,11 @@ def _from_metadata(found: Detected, labels=None, problem_type=None, pooling=None
     """labels, problem_type and pooling where the caller gave none: what our own unified_nlp.json
     beside a native TF Hub pair says (earlier versions described a user's pair so)."""
     meta = found.metadata or {}
-    # as earlier versions read such a folder: mean pooling unless it says otherwise
-    mean = meta.get("head") == "mean" or (meta.get("head") is None and meta.get("pooling", "mean") == "mean")
+    # a head file beside it was trained by earlier versions on their default, mean pooling; without one
+    # (a fresh head) the folder reads as the native pair does (pooled_output) unless its json says otherwise
+    trained = found.metadata is not None and ((found.root or found.path) / HEAD_FILE).is_file()
+    said = meta.get("pooling", "mean" if trained else None)
+    mean = meta.get("head") == "mean" or (meta.get("head") is None and said == "mean")
     return {
         "labels": labels if labels is not None else meta.get("labels") or None,
         "problem_type": problem_type or meta.get("problem_type"),
@@ -195,13 +197,13 @@ def load_classifier(
                 f"the {name} backend runs {', '.join(offered)} only here, not {precision}; int8 runs on onnxruntime "
                 "(pip install 'unified-nlp[onnxruntime]'), bf16 on paddlenlp where the CPU has AVX512-BF16 or AMX"
             )
-        spec = {**spec, "precision": precision}
+        spec = spec.replace(precision=precision)
     converting = conversion_notice(path, spec, name)
     started = time.perf_counter()
     tokenizer, net = adapter.load(path, spec)
     if converting:
         notice(f"converted in {time.perf_counter() - started:.0f} s; later loads reuse it")
-    return TextClassifier(tokenizer, net, spec["labels"], name, source, spec, where.mode)
+    return TextClassifier(tokenizer, net, spec.labels, name, source, spec, where.mode)
 
 
 @holding
@@ -297,21 +299,21 @@ def _inspect_canonical(found: Detected, native: dict[str, Any], out: dict[str, A
     canonical = canonical_folder(found, pooling=_from_metadata(found)["pooling"]) if native else found.path
     export = found.format in export_formats()
     spec = model_spec(canonical, None, None, 0) if export else describe(canonical, require_head=False)
-    if found.metadata:
-        spec = {**spec, **{k: v for k, v in _from_metadata(found).items() if k != "pooling" and v}}
+    stated = _from_metadata(found) if found.metadata else {}
+    labels = list(stated.get("labels") or spec.labels) or None
     config = read_json(canonical / "config.json") if (canonical / "config.json").is_file() else {}
-    arch = get_architecture(spec.get("architecture", "bert"))
+    arch = get_architecture(spec.architecture or "bert")
     out.update({k: v for k, v in native.items() if k not in ("format", "convertible", "why")})
     out.update(
         architecture=arch.model_type,
-        model_class=arch.encoder_class if spec.get("head") == "mean" else arch.classifier_class,
-        labels=spec.get("labels") or None,
-        head=("mean pooling + linear (unified_nlp extension)" if spec.get("head") == "mean" else "native")
-        if spec.get("labels")
+        model_class=arch.encoder_class if spec.head == "mean" else arch.classifier_class,
+        labels=labels,
+        head=("mean pooling + linear (unified_nlp extension)" if spec.head == "mean" else "native")
+        if labels
         else "none (pass labels=[...] for a fresh head)",
-        problem_type=spec.get("problem_type"),
+        problem_type=stated.get("problem_type") or spec.problem_type,
         tokenizer=arch.tokenizer + (f" (the folder's {native['tokenizer']})" if native.get("tokenizer") else ""),
-        max_length=spec.get("max_length"),
+        max_length=spec.max_length,
         runs_on=[found.format] if export else backend_names(),
         converts_to=backend_names(),
     )

@@ -99,17 +99,28 @@ def _swap_in(tmp: Path, path: Path) -> None:
         os.replace(tmp, path)
 
 
-def check_writable(path: str | os.PathLike) -> None:
-    """Raise NotWritableError now, before long work, when a folder could not be
-    written at `path` later (its nearest existing ancestor is a file or read-only)."""
+def check_writable(path: str | os.PathLike, *, file: bool = False) -> None:
+    """Raise NotWritableError now, before long work, when a folder (with `file`, a file)
+    could not be written at `path` later: something else is there, its nearest existing
+    ancestor is a file, or that ancestor refuses a new file (read-only, /proc). The
+    last is probed for real: a file is created there and removed.
+
+    >>> check_writable("/proc/model")  # doctest: +SKIP
+    NotWritableError: cannot write /proc/model: /proc refuses new files (No such file or directory)
+    """
     path = Path(path).absolute()
-    if path.exists() and not path.is_dir():
-        raise NotWritableError(f"cannot write a folder at {path}: a file is there")
+    kind, other = ("file", "folder") if file else ("folder", "file")
+    if path.exists() and path.is_dir() == file:
+        raise NotWritableError(f"cannot write a {kind} at {path}: a {other} is there")
     ancestor = next(p for p in path.parents if p.exists())
     if not ancestor.is_dir():
         raise NotWritableError(f"cannot write {path}: {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise NotWritableError(f"cannot write {path}: {ancestor} is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=ancestor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise NotWritableError(f"cannot write {path}: {ancestor} refuses new files ({e.strerror or e})") from None
 
 
 def _out_of_space(e: BaseException) -> bool:

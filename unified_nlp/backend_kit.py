@@ -21,7 +21,7 @@ from .architectures import get as get_architecture
 from .atomic import atomic_dir
 from .batching import batches_by_length
 from .benchdata import read_tsv, sst2_path
-from .checkpoint import PROBLEM_TYPES, check, config_labels, describe, read_config, write_config
+from .checkpoint import check, config_labels, describe, model_spec, read_config, write_config
 from .errors import (
     BackendNotInstalledError,
     ConversionError,
@@ -59,7 +59,7 @@ from .progress import notice
 from .protocols import BackendAdapter, Encoding, Model, ModelOutput, Tokenizer
 from .registry import training_backends
 from .resolve import DEFAULT_HEAD, DEFAULT_SPEC, default_model_dir, minilm_dir
-from .spec import model_spec
+from .spec import PROBLEM_TYPES, ModelSpec
 from .store import note_use
 from .store_keys import content_key, converted_dir
 from .store_paths import store_dir
@@ -91,6 +91,7 @@ __all__ = [
     "InvalidModelError",
     "Model",
     "ModelOutput",
+    "ModelSpec",
     "NotSupportedError",
     "Tokenizer",
     "UnifiedNLPError",

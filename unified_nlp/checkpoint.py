@@ -38,9 +38,8 @@ from .folder import (
     weight_files,
 )
 from .format_names import HUGGINGFACE
+from .spec import PROBLEM_TYPES, ModelSpec
 from .weights import read_header
-
-PROBLEM_TYPES = ("single_label_classification", "multi_label_classification")
 
 
 def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -155,18 +154,18 @@ def describe(
     problem_type: str | None = None,
     seed: int = 0,
     require_head: bool = True,
-) -> dict[str, Any]:
-    """Check a canonical folder and return the spec its adapters get (JSON-ready).
+) -> ModelSpec:
+    """Check a canonical folder and return the spec its adapters get.
 
-    Keys: format, architecture (model_type), head ("native" or "mean"),
-    problem_type, labels, num_labels, max_length, fresh_head, seed, token_types.
-    `labels` relabels a head whose labels are transformers' placeholders, or
-    starts a fresh head when they differ from the folder's. With
+    format, architecture (model_type), head ("native" or "mean"), problem_type,
+    labels, max_length, fresh_head, seed, token_types, missing (and pooling "mean"
+    for a mean head). `labels` relabels a head whose labels are transformers'
+    placeholders, or starts a fresh head when they differ from the folder's. With
     ``require_head=False`` an encoder without a head and without `labels` is
-    described too (no labels, num_labels 0): for converters, which carry the
-    encoder and leave the head to whoever loads it with labels.
+    described too (no labels): for converters, which carry the encoder and leave
+    the head to whoever loads it with labels.
 
-    >>> describe(Path("my-bert-classifier"))["head"]   # doctest: +SKIP
+    >>> describe(Path("my-bert-classifier")).head   # doctest: +SKIP
     'native'
     """
     path = Path(path)
@@ -175,26 +174,18 @@ def describe(
     dims = arch.dims(config)
 
     mean = (path / HEAD_FILE).is_file() or legacy.get("pooling") == "mean" or legacy.get("head") == "mean"
-    spec: dict[str, Any] = {"format": HUGGINGFACE, "architecture": arch.model_type, "seed": int(seed)}
-    spec["token_types"] = _token_types(path, arch, dims)
-    spec["problem_type"] = problem_type or config.get("problem_type") or "single_label_classification"
-    if spec["problem_type"] not in PROBLEM_TYPES:
+    problem = problem_type or config.get("problem_type") or "single_label_classification"
+    if problem not in PROBLEM_TYPES:
         raise InvalidModelError(
-            f"{path / 'config.json'}: problem_type {spec['problem_type']!r} is not supported "
-            f"(supported: {', '.join(PROBLEM_TYPES)})"
+            f"{path / 'config.json'}: problem_type {problem!r} is not supported (supported: {', '.join(PROBLEM_TYPES)})"
         )
     if mean:
-        spec["head"] = "mean"
         saved = _mean_head_labels(path, legacy, dims["hidden"])
-        spec["problem_type"] = problem_type or legacy.get("problem_type") or spec["problem_type"]
+        problem = problem_type or legacy.get("problem_type") or problem
     else:
-        spec["head"] = "native"
         saved = _native_head_labels(path, config, arch, found)
     optional = {**arch.encoder_shapes(config), **arch.head_shapes(config, 1)}
-    # optional tensors the checkpoint lacks (a pooler): every adapter fills them with
-    # Architecture.missing_tensors, the same values everywhere (transformers would draw at random)
-    spec["missing"] = sorted(n for n in optional if arch.is_optional(n) and n not in found)
-    saved, spec["fresh_head"] = _chosen_labels(saved, labels)
+    saved, fresh = _chosen_labels(saved, labels)
     if saved is None and not require_head:
         saved = []
     elif saved is None:
@@ -202,14 +193,59 @@ def describe(
             f"{path}: no classification head (a {arch.classifier_class} with id2label in config.json); "
             "pass labels=[...] to start a fresh head, then fit it"
         )
-    if spec["problem_type"] == "single_label_classification" and len(saved) < 2 and (saved or require_head):
+    if problem == "single_label_classification" and len(saved) < 2 and (saved or require_head):
         raise InvalidInputError(f"a single-label classifier needs at least two labels, got {list(saved)}")
-    spec["labels"] = list(saved)
-    spec["num_labels"] = len(saved)
-    spec["max_length"] = token_limit(path, config, legacy, positions=arch.position_limit(config))
-    if spec["head"] == "mean":
-        spec["pooling"] = "mean"
-    return spec
+    return ModelSpec(
+        format=HUGGINGFACE,
+        architecture=arch.model_type,
+        labels=tuple(saved),
+        problem_type=problem,
+        head="mean" if mean else "native",
+        pooling="mean" if mean else None,
+        token_types=_token_types(path, arch, dims),
+        max_length=token_limit(path, config, legacy, positions=arch.position_limit(config)),
+        seed=int(seed),
+        fresh_head=fresh,
+        # optional tensors the checkpoint lacks (a pooler): every adapter fills them with
+        # Architecture.missing_tensors, the same values everywhere (transformers would draw at random)
+        missing=tuple(sorted(n for n in optional if arch.is_optional(n) and n not in found)),
+    )
+
+
+def model_spec(
+    path: Path, labels: Sequence[str] | None = None, problem_type: str | None = None, seed: int = 0
+) -> ModelSpec:
+    """The spec of a model folder: `describe` for a canonical folder; for a backend's own
+    format written by convert, what its unified_nlp.json says, with `labels` applied.
+
+    >>> model_spec(Path("minilm-tfhub")).format   # doctest: +SKIP
+    'tfhub'
+    """
+    spec = read_spec(path)
+    fmt = spec.get("format", HUGGINGFACE)
+    if fmt == HUGGINGFACE:
+        return describe(path, labels, problem_type=problem_type, seed=seed)
+    spec["format"] = fmt
+    spec.pop("num_labels", None)  # counted from the labels
+    if labels is not None:
+        labels = [str(x) for x in labels]
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise InvalidInputError(f"labels must be at least two distinct names, got {labels}")
+        if labels != spec.get("labels"):
+            spec["fresh_head"] = True
+        spec["labels"] = labels
+    elif not spec.get("labels"):
+        raise InvalidModelError(
+            f"{path}: no classification head ({SPEC_FILE} with labels, and head.safetensors); "
+            "pass labels=[...] to start a fresh head, then fit it"
+        )
+    spec.setdefault("architecture", "bert")
+    spec.setdefault("head", "mean" if spec.get("pooling", "mean") == "mean" else "native")
+    spec.setdefault("problem_type", "single_label_classification")
+    spec.setdefault("token_types", True)
+    spec.setdefault("pooling", "mean")
+    spec.setdefault("seed", seed)
+    return ModelSpec.from_dict(spec)
 
 
 def _mean_head_labels(path: Path, legacy: Mapping[str, Any], hidden: int) -> list[str] | None:
@@ -262,16 +298,16 @@ def _chosen_labels(saved: Sequence[str] | None, labels: Sequence[str] | None) ->
     return labels, fresh
 
 
-def classifier_config(config: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
+def classifier_config(config: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
     """config.json for a saved classifier: the source's, with architectures, labels and problem_type."""
     arch = get_architecture(config.get("model_type", "bert"))
     out = dict(config)
     out.setdefault("model_type", arch.model_type)
-    labels = list(spec["labels"])
+    labels = list(spec.labels)
     out["id2label"] = {str(i): name for i, name in enumerate(labels)}
     out["label2id"] = {name: i for i, name in enumerate(labels)}
-    out["problem_type"] = spec.get("problem_type", "single_label_classification")
-    out["architectures"] = [arch.encoder_class if spec.get("head") == "mean" else arch.classifier_class]
+    out["problem_type"] = spec.problem_type
+    out["architectures"] = [arch.encoder_class if spec.head == "mean" else arch.classifier_class]
     return out
 
 

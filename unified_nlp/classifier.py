@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,9 @@ from .paddlenlp_format import save_native
 from .postprocess import multi_label as multi_label_predictions
 from .postprocess import predictions, sigmoid, softmax
 from .postprocess import top_k as top_k_predictions
-from .progress import bar
+from .progress import bar, notice
 from .protocols import Encoding, Model, ModelOutput, Tokenizer
+from .spec import ModelSpec
 from .threads import applied
 from .training import fit as fit_classifier
 from .weights import save_file
@@ -56,7 +57,7 @@ class TextClassifier:
         labels: Sequence[str],
         backend: str,
         source: Path | None = None,
-        spec: dict[str, Any] | None = None,
+        spec: ModelSpec | Mapping[str, Any] | None = None,
         runs: str = "in-process",
     ) -> None:
         self.tokenizer = tokenizer
@@ -64,13 +65,16 @@ class TextClassifier:
         self.labels: tuple[str, ...] = tuple(labels)
         self.backend = backend
         self.source = source
-        self.spec = dict(spec or {})
+        # a dict (as earlier versions took) is read as ModelSpec.from_dict, with these labels by default
+        self.spec = (
+            spec if isinstance(spec, ModelSpec) else ModelSpec.from_dict({"labels": self.labels, **(spec or {})})
+        )
         self.runs = runs
 
     @property
     def precision(self) -> str:
         """The numeric precision the model runs at: "fp32", or "int8" (load_classifier's precision)."""
-        return str(self.spec.get("precision", "fp32"))
+        return self.spec.precision or "fp32"
 
     def __repr__(self) -> str:
         return f"TextClassifier(backend={self.backend!r}, labels={list(self.labels)}, runs={self.runs!r})"
@@ -86,7 +90,7 @@ class TextClassifier:
     @property
     def multi_label(self) -> bool:
         """True for a multi-label head (problem_type multi_label_classification): one sigmoid per label."""
-        return self.spec.get("problem_type") == "multi_label_classification"
+        return self.spec.problem_type == "multi_label_classification"
 
     def predict(
         self,
@@ -365,14 +369,15 @@ class TextClassifier:
         encoder and head under transformers' names; the tokenizer files), which
         ``transformers.AutoModelForSequenceClassification.from_pretrained`` loads as it
         is. A mean-pooling head (the default model's) is the documented extension:
-        the encoder folder plus head.safetensors and unified_nlp.json. Either loads on
-        every backend: ``un.load_classifier(path, backend="tfhub")``.
+        the encoder folder plus head.safetensors and unified_nlp.json; plain
+        transformers has no class for it (it would load the encoder with a random
+        classifier), so saving one says so on stderr (`mean_head_notice`). Either loads
+        on every backend of unified_nlp: ``un.load_classifier(path, backend="tfhub")``.
         """
-        if self.spec.get("format") == PADDLE_NATIVE and self.source is not None:
-            problem_type = self.spec.get("problem_type", "single_label_classification")
-            save_native(self.source, self.model.state_dict(), self.labels, problem_type, Path(path))
+        if self.spec.format == PADDLE_NATIVE and self.source is not None:
+            save_native(self.source, self.model.state_dict(), self.labels, self.spec.problem_type, Path(path))
             return Path(path)
-        if self.spec.get("format") == SAVEDMODEL:
+        if self.spec.format == SAVEDMODEL:
             raise UnifiedNLPError(
                 "a SavedModel run as it is on tfhub has no canonical folder to save; convert it "
                 "(un.convert(path, to='huggingface', out=...)) where its architecture allows, then load and save that"
@@ -380,14 +385,14 @@ class TextClassifier:
         if self.source is None or not (self.source / "config.json").is_file():
             raise UnifiedNLPError("this classifier was not loaded from a folder with config.json; it cannot be saved")
         state = self.model.state_dict()
-        config = classifier_config(read_json(self.source / "config.json"), {**self.spec, "labels": self.labels})
+        config = classifier_config(read_json(self.source / "config.json"), self.spec.replace(labels=self.labels))
         target = Path(path)
         with atomic_dir(target) as tmp:
             write_config(config, tmp / "config.json")
             for name in TOKENIZER_FILES:
                 if (self.source / name).is_file():
                     shutil.copy2(self.source / name, tmp / name)
-            if self.spec.get("head") == "mean":
+            if self.spec.head == "mean":
                 head = {"weight": state.pop("head.weight"), "bias": state.pop("head.bias")}
                 save_file(head, tmp / HEAD_FILE)
                 spec = {
@@ -402,4 +407,16 @@ class TextClassifier:
                 }
                 (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
             save_file(state, tmp / ENCODER_FILE, metadata={"format": "pt"})
+        if self.spec.head == "mean":
+            notice(mean_head_notice(target))
         return target
+
+
+def mean_head_notice(path: str | os.PathLike) -> str:
+    """What a saved mean-pooling head means outside unified_nlp, and the ways to a folder plain tools read."""
+    return (
+        f"{path} has a mean-pooling head, a unified_nlp extension: unified_nlp loads it on every backend, "
+        "plain transformers loads it with a random classifier. For plain tools: "
+        f"`unified-nlp convert --to onnxruntime {path} OUT` (plain ONNX Runtime runs OUT), or fit a native "
+        "transformers head (--model minilm --labels A,B; un.load_classifier('minilm', labels=[...]))"
+    )

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from .errors import InvalidInputError, UnifiedNLPError
-from .registry import PRECISIONS, backends_help
+from .progress import counted
+from .registry import PRECISIONS, backend_names, backends_help, canonical_name, title, training_backends
 
 
 def _split_pairs(lines: list[str], where: str) -> list[tuple[str, str]]:
@@ -128,11 +129,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
             raise InvalidInputError("--output goes with --input (a dataset file to classify)")
         return _classify_dataset(args)
     texts = _texts(args)
+    if not texts:  # an empty file or stdin: nothing to load a model for
+        print(f"unified-nlp: nothing to classify: {args.file or 'stdin'} has no texts", file=sys.stderr)
+        return 0
     start = time.perf_counter()
     clf = load_classifier(args.model, backend=args.backend, num_threads=args.threads, **_model_options(args))
     loaded = time.perf_counter()
     every = args.all_scores and not clf.multi_label
-    _announce(f"classifying {len(texts)} texts", texts, clf)
+    _announce(f"classifying {counted(len(texts), 'text')}", texts, clf)
     preds = clf.predict(texts, batch_size=args.batch_size, top_k=None if every else "best", progress=None)
     done = time.perf_counter()
     if clf.multi_label:  # every label above the threshold, best first
@@ -165,7 +169,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             print(f"{p.label:<10} {p.score:.4f}  {_shown(text)}{mark}")
     rate = len(texts) / (done - loaded) if done > loaded and texts else 0.0
     print(
-        f"[{clf.backend}, {clf.runs}, {clf.num_threads or 'default'} threads] load {loaded - start:.2f}s, {len(texts)} texts in "
+        f"[{clf.backend}, {clf.runs}, {clf.num_threads or 'default'} threads] load {loaded - start:.2f}s, {counted(len(texts), 'text')} in "
         f"{done - loaded:.3f}s ({rate:.0f} texts/s)",
         file=sys.stderr,
     )
@@ -174,7 +178,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from .api import convert
+    from .atomic import check_writable
 
+    check_writable(args.out)  # before the conversion, not after it
     start = time.perf_counter()
     out = convert(args.source, to=args.to, out=args.out, num_threads=args.threads, preprocessor=args.preprocessor)
     print(f"wrote {args.to} model to {out} ({time.perf_counter() - start:.1f}s)")
@@ -197,7 +203,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         texts = read_tsv(sst2_path("dev"))[0]
     a = load_classifier(args.model, backend=names[0], num_threads=args.threads, **_model_options(args))
     b = load_classifier(args.model, backend=names[1], num_threads=args.threads, **_model_options(args))
-    _announce(f"comparing {a.backend} and {b.backend} on {len(texts)} texts", texts)
+    _announce(f"comparing {a.backend} and {b.backend} on {counted(len(texts), 'text')}", texts)
     report = compare(a, b, texts, tolerance=args.tolerance)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report)
     return 0 if report.passed else 1
@@ -219,6 +225,36 @@ def _for(clf, data):
     return texts, [[x.strip() for x in str(label).split(",") if x.strip()] for label in labels]
 
 
+def _check_labels(path: str, labels: list, known: list[str], *, given: bool) -> None:
+    """Every label of a labelled file is one of the model's, by name or index; else an
+    error that names the file and line (before training) and says how --labels helps."""
+    for label in labels:
+        for x in label if isinstance(label, list) else [label]:
+            if isinstance(x, int) and 0 <= x < len(known) or x in known:
+                continue
+            line = next(
+                (n for n, row in enumerate(_lines(path), start=1) if str(x) in _row_labels(row)),
+                None,
+            )
+            where = f"{path}:{line}" if line else path
+            if given:
+                raise InvalidInputError(f"{where}: label {x!r} is not one of --labels {','.join(known)}")
+            raise InvalidInputError(
+                f"{where}: label {x!r} is not one of the model's labels ({', '.join(known)}); "
+                "to train a fresh head on this file's labels, give them all with --labels A,B,..."
+            )
+
+
+def _lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8-sig") as f:
+        return f.read().splitlines()
+
+
+def _row_labels(row: str) -> list[str]:
+    """The label(s) of one TSV row: its last column, comma-separated for multi-label."""
+    return [x.strip() for x in row.split("\t")[-1].split(",")] if "\t" in row else []
+
+
 def _class_weight(text: str | None):
     """--class-weight: 'balanced', or 'LABEL=WEIGHT,LABEL=WEIGHT' (checked against the labels by fit)."""
     if text is None or text == "balanced":
@@ -235,6 +271,19 @@ def _class_weight(text: str | None):
     return out
 
 
+def _training_backend(text: str) -> str:
+    """argparse type of fit --backend: a backend that trains, by name or alias."""
+    try:
+        name = canonical_name(text)
+    except UnifiedNLPError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if name not in training_backends():
+        raise argparse.ArgumentTypeError(
+            f"{name} runs models but does not fit them; use {backends_help(training_backends())}"
+        )
+    return name
+
+
 def _eval_every(text: str):
     """argparse type of --eval-every: 'epoch' or a positive number of steps."""
     return text if text == "epoch" else _positive(text)
@@ -249,10 +298,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     train = _labelled(args.train, args.max_rows, pairs=args.pairs)
     validation = _labelled(args.validation, pairs=args.pairs) if args.validation else None
     class_weight = _class_weight(args.class_weight)
-    check_writable(args.out)  # before training, not after it
+    check_writable(args.out)  # every output before training, not after it
+    if args.checkpoint_dir:
+        check_writable(args.checkpoint_dir)
     for path in (args.plot, args.history_csv):
         if path:
-            check_writable(Path(path).absolute().parent)
+            check_writable(path, file=True)
     clf = load_classifier(
         args.model,
         backend=args.backend,
@@ -267,6 +318,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.early_stopping:
         early_stopping = {"metric": args.early_stopping, "patience": args.patience, "min_delta": args.min_delta}
     (texts, labels), validation = _for(clf, train), _for(clf, validation)
+    _check_labels(args.train, labels, clf.labels, given=bool(label_names))
+    if validation is not None:
+        _check_labels(args.validation, validation[1], clf.labels, given=bool(label_names))
     history = clf.fit(
         texts,
         labels,
@@ -311,14 +365,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = _labelled(args.data, pairs=args.pairs)
     clf = load_classifier(args.model, backend=args.backend, num_threads=args.threads, **_model_options(args))
     texts, labels = _for(clf, data)
-    _announce(f"evaluating on {len(texts)} texts", texts, clf)
+    _announce(f"evaluating on {counted(len(texts), 'text')}", texts, clf)
     report = clf.evaluate(texts, labels)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         micro = f", micro F1 {report['micro_f1']:.4f}" if "micro_f1" in report else ""
         print(
-            f"{clf.backend}: accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f}{micro} on {report['n']} texts"
+            f"{clf.backend}: accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f}{micro} on {counted(report['n'], 'text')}"
         )
         for name, m in report["per_class"].items():
             print(
@@ -348,8 +402,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from .atomic import check_writable
     from .registry import register_worker
 
+    if args.config:
+        check_writable(args.config, file=True)
     config = register_worker(args.backend, args.python, Path(args.config) if args.config else None)
     print(f"registered {args.python} for backend {args.backend} in {config}")
     return 0
@@ -364,15 +421,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
         freed = sum(e.size for e in removed)
         for e in removed:
             print(f"removed {e.kind}/{e.key} ({store.human_size(e.size)})")
-        count = f"{len(removed)} entr{'y' if len(removed) == 1 else 'ies'}"
-        print(f"removed {count}, {store.human_size(freed)}, from {store_dir()}")
+        print(f"removed {counted(len(removed), 'entry', 'entries')}, {store.human_size(freed)}, from {store_dir()}")
         return 0
     found = store.entries()
     if args.json:
         print(json.dumps({"store": str(store_dir()), "entries": [e.as_dict() for e in found]}, indent=2))
         return 0
     total = store.human_size(sum(e.size for e in found))
-    print(f"model store {store_dir()} (UNIFIED_NLP_HOME): {len(found)} entries, {total}")
+    print(f"model store {store_dir()} (UNIFIED_NLP_HOME): {counted(len(found), 'entry', 'entries')}, {total}")
     if found:
         print(f"{'kind':<20} {'key':<34} {'size':>9}  {'last use (UTC)':<16}  {'model':<18} source")
     for e in found:
@@ -383,8 +439,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from .atomic import check_writable
+    from .bench.runner import default_out
     from .bench.runner import main as bench_main
 
+    check_writable(args.out or default_out())  # before the first measurement, not after the last
     return bench_main(args)
 
 
@@ -440,6 +499,11 @@ BACKEND_HELP = backends_help()
 MODEL_HELP = "'default', a model folder, or a Hugging Face id already in the local cache"
 
 
+def _joined(words: list[str]) -> str:
+    """'a, b and c'."""
+    return ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's help ends with its default, except flags and options that have none."""
 
@@ -460,8 +524,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="unified-nlp",
-        description="One text-classification API over "
-        "Hugging Face (PyTorch), TF Hub (TensorFlow) and PaddleNLP (Paddle).",
+        description=f"One text-classification API over {_joined([title(n) for n in backend_names()])}.",
         epilog="Exit status: 0 success, 1 a parity check failed (compare), 2 an error (one line on stderr), "
         "130 interrupted. `unified-nlp COMMAND --help` lists a command's options.",
     )
@@ -480,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_bench_command,
         _add_cache_command,
         _add_worker_command,
+        _add_serve_command,
     ):
         add_command(sub)
     return parser
@@ -571,7 +635,13 @@ def _add_compare_command(sub) -> None:
 
 def _add_fit_command(sub) -> None:
     p = sub.add_parser("fit", help="fine-tune on a TSV (sentence<TAB>label) and save the canonical format")
-    _add_backend_and_model(p, model_help="the model to start from: " + MODEL_HELP)
+    p.add_argument(
+        "--backend",
+        type=_training_backend,
+        default="huggingface",
+        help="a backend that trains: " + backends_help(training_backends()),
+    )
+    p.add_argument("--model", default="default", help="the model to start from: " + MODEL_HELP)
     p.add_argument("--train", required=True, help="training TSV: sentence<TAB>label, optional header")
     p.add_argument("--validation", help="a TSV like --train, evaluated every --eval-every")
     p.add_argument("--out", required=True, help="folder for the trained model (canonical format)")
@@ -686,6 +756,47 @@ def _add_worker_command(sub) -> None:
     r.add_argument("python", help="path to that environment's bin/python")
     r.add_argument("--config", help="config file to write (default: this environment's unified_nlp.json)")
     r.set_defaults(func=cmd_worker)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serving import serve
+
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        name=args.name,
+        backend=args.backend,
+        precision=args.precision,
+        num_threads=args.threads,
+        max_batch_size=args.max_batch_size,
+        max_batch_tokens=args.max_batch_tokens,
+        max_queue=args.max_queue,
+        max_client_batch_size=args.max_client_batch_size,
+        payload_limit=args.payload_limit,
+        drain_timeout=args.drain_timeout,
+        access_log=not args.no_access_log,
+    )
+    return 0
+
+
+def _add_serve_command(sub) -> None:
+    p = sub.add_parser("serve", help="serve a model over HTTP (Open Inference Protocol v2 and TEI's API)")
+    p.add_argument("model", nargs="?", default="default", help=MODEL_HELP)
+    p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument("--name", help="the model's name in /v2/models/NAME (default: the folder's name, or 'default')")
+    p.add_argument("--max-batch-size", type=_positive, default=32, help="rows per forward pass")
+    p.add_argument("--max-batch-tokens", type=_positive, default=16384, help="padded tokens per forward pass")
+    p.add_argument("--max-queue", type=_positive, default=256, help="requests in flight; beyond: 429")
+    p.add_argument("--max-client-batch-size", type=_positive, default=256, help="texts per request")
+    p.add_argument("--payload-limit", type=_positive, default=2_000_000, help="request body bytes; beyond: 413")
+    p.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to answer accepted requests on SIGTERM")
+    p.add_argument("--no-access-log", action="store_true", help="no log line per request")
+    add_threads_option(p)
+    p.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 / int8 on a backend that offers it")
+    p.set_defaults(func=cmd_serve)
 
 
 def main(argv: list[str] | None = None) -> int:

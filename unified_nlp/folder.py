@@ -20,6 +20,7 @@ import numpy as np
 from .atomic import atomic_dir
 from .errors import InvalidModelError
 from .safe_pickle import read_torch_checkpoint
+from .spec import ModelSpec
 from .weights import load_file, save_file
 
 SPEC_FILE = "unified_nlp.json"
@@ -134,11 +135,11 @@ def initial_head(num_labels: int, hidden: int, seed: int = 0) -> dict[str, np.nd
     }
 
 
-def load_head(path: Path, spec: dict[str, Any], hidden: int) -> dict[str, np.ndarray]:
+def load_head(path: Path, spec: ModelSpec, hidden: int) -> dict[str, np.ndarray]:
     """The head to put on the encoder: head.safetensors, or a fresh one when the
-    labels changed (spec['fresh_head']) or the folder has none."""
-    if spec.get("fresh_head") or not (path / HEAD_FILE).is_file():
-        return initial_head(spec["num_labels"], hidden, int(spec.get("seed", 0)))
+    labels changed (spec.fresh_head) or the folder has none."""
+    if spec.fresh_head or not (path / HEAD_FILE).is_file():
+        return initial_head(spec.num_labels, hidden, spec.seed)
     head = load_file(path / HEAD_FILE)
     return {"weight": head["weight"].astype(np.float32), "bias": head["bias"].astype(np.float32)}
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from .format_names import HUGGINGFACE
 from .registry import converts_quietly
+from .spec import ModelSpec
 from .store_keys import converted_dir
 
 LONG = 256  # texts from which work is long enough for a bar (about 2 s on 2 cores)
@@ -41,6 +42,11 @@ def notice(message: str) -> None:
     if quiet() or sys.stderr is None:
         return
     print(f"unified-nlp: {message}", file=sys.stderr, flush=True)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """A count and its noun, singular for one: counted(1, "text") == "1 text"."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def wanted(progress: bool | None, n: int) -> bool:
@@ -76,9 +82,9 @@ def bar(total: int, desc: str, progress: bool | None = None, unit: str = "text")
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False, file=sys.stderr)
 
 
-def conversion_notice(path: Any, spec: dict[str, Any], backend: str) -> bool:
+def conversion_notice(path: Any, spec: ModelSpec, backend: str) -> bool:
     """Say so before a canonical folder's first conversion for `backend`; True if it did."""
-    if not converts_quietly(backend) or spec.get("format", HUGGINGFACE) != HUGGINGFACE:
+    if not converts_quietly(backend) or spec.format != HUGGINGFACE:
         return False
     if converted_dir(path, backend).is_dir():
         return False

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import NotSupportedError
+from .spec import ModelSpec
 
 ENCODING_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -253,7 +254,7 @@ class BackendAdapter:
     this backend" error, or nothing to set), so the core asks, and never probes."""
 
     name: str = ""
-    # what load(spec={"precision": ...}) accepts on this machine (a property where it depends on the CPU)
+    # what load(spec with precision=...) accepts on this machine (a property where it depends on the CPU)
     precisions: tuple[str, ...] = ("fp32",)
 
     # what a worker serves of its adapter besides `load` (RemoteAdapter forwards each)
@@ -267,8 +268,8 @@ class BackendAdapter:
         "inspect_native",
     )
 
-    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[Tokenizer, Model]:
-        """Load the model folder at `path` (canonical or the backend's own format)."""
+    def load(self, path: Path, spec: ModelSpec) -> tuple[Tokenizer, Model]:
+        """Load the model folder at `path` (canonical or the backend's own format), as `spec` describes it."""
         raise NotImplementedError
 
     def set_threads(self, n: int) -> int | None:
@@ -284,7 +285,7 @@ class BackendAdapter:
         """Write the canonical folder of `source`, a folder in this backend's own format (`convert`'s)."""
         raise NotSupportedError(f"the {self.name} backend cannot convert its format back to the canonical one")
 
-    def describe_native(self, path: Path, **options: Any) -> dict[str, Any]:
+    def describe_native(self, path: Path, **options: Any) -> ModelSpec:
         """The spec `load` needs for a folder of this ecosystem's own format that only its
         framework reads (a TF Hub SavedModel)."""
         raise NotSupportedError(f"the {self.name} backend reads no native format by itself")

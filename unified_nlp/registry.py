@@ -137,13 +137,13 @@ def backend_names() -> list[str]:
     return list(KNOWN_BACKENDS) + sorted(set(_entry_points()) - set(KNOWN_BACKENDS))
 
 
-def backends_help() -> str:
-    """The backends' names and their first aliases, for help texts.
+def backends_help(names: list[str] | None = None) -> str:
+    """The backends' names (default: every one) and their first aliases, for help texts.
 
     >>> backends_help()
     'huggingface, tfhub, paddlenlp or onnxruntime (aliases: hf, tf, paddle, ort)'
     """
-    names = backend_names()
+    names = backend_names() if names is None else names
     aliases = [a for n in names for a in aliases_of(n)[:1]]
     text = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
     return text + (f" (aliases: {', '.join(aliases)})" if aliases else "")

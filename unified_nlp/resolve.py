@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -60,9 +61,12 @@ def resolve(model: str | os.PathLike) -> Path:
     raise ModelNotFoundError(f"model must be a name or a path, got {type(model).__name__}")
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
 def _looks_like_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+    """'org/name', or a bare 'name' as the Hub's oldest models have (distilbert-base-uncased)."""
+    return _HUB_ID.fullmatch(name) is not None
 
 
 def _hf_cache_snapshot(repo_id: str) -> Path | None:

@@ -116,7 +116,7 @@ def fit(
     config = check_options(options, clf.multi_label, validation is not None)
     y = check_training_data(texts, labels, clf.labels, clf.multi_label)
     weights = class_weights(config["class_weight"], clf.labels, y)
-    config["problem_type"] = clf.spec.get("problem_type", "single_label_classification")
+    config["problem_type"] = clf.spec.problem_type
     val = _validation_set(clf, validation)
     if val is None and (config["early_stopping"] or config["keep_best"] or config["eval_every"] != "epoch"):
         raise InvalidInputError("early_stopping, keep_best and eval_every=N need a non-empty validation set")

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ import numpy as np
 
 from .errors import WorkerError, error_class
 from .protocols import BackendAdapter, Encoding, Model
+from .spec import ModelSpec
 from .wire import PipeClosed, PipeTimeout, encode, read_message, wait_readable, write_frame, write_message
 
 
@@ -381,10 +382,14 @@ class RemoteAdapter(BackendAdapter):
         """The precisions the worker's adapter runs."""
         return tuple(self.worker.request({"op": "backend", "method": "precisions"}))
 
-    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[RemoteTokenizer, RemoteModel]:
-        handle = _RemoteHandle(self.worker, path, dict(spec))
+    def load(self, path: Path, spec: ModelSpec) -> tuple[RemoteTokenizer, RemoteModel]:
+        handle = _RemoteHandle(self.worker, path, spec.to_dict())
         return RemoteTokenizer(handle), RemoteModel(handle)
 
+    def describe_native(self, path: Path, **options: Any) -> ModelSpec:
+        """The worker's spec of a native folder (sent as a dict), rebuilt here."""
+        return ModelSpec.from_dict(_operation("describe_native")(self, path, **options))
 
-for _method in set(BackendAdapter.OPERATIONS) - {"precisions", "set_threads"}:
+
+for _method in set(BackendAdapter.OPERATIONS) - {"precisions", "set_threads", "describe_native"}:
     setattr(RemoteAdapter, _method, _operation(_method))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .protocols import TOKENIZER_METHODS, BackendAdapter, Model
+from .spec import ModelSpec
 from .wire import PipeClosed, read_message, write_message
 
 # what the parent may call, derived from the contract's declaration (protocols.py)
@@ -56,7 +57,8 @@ def _backend_operation(adapter: BackendAdapter, method: str, args: list, kwargs:
         return list(adapter.precisions)
     if method == "set_threads":  # the framework's own count as it reports it back (None: no setting)
         return adapter.set_threads(threads.check(args[0]))
-    return getattr(adapter, method)(*(Path(a) for a in args), **kwargs)
+    reply = getattr(adapter, method)(*(Path(a) for a in args), **kwargs)
+    return reply.to_dict() if isinstance(reply, ModelSpec) else reply  # describe_native's, rebuilt by RemoteAdapter
 
 
 def serve(backend: str, fd_in: int, fd_out: int) -> None:
@@ -88,7 +90,7 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
                 write_message(fd_out, {"id": rid, "ok": None})
                 return
             if op == "load":
-                tokenizer, model = adapter.load(Path(msg["path"]), msg["spec"])
+                tokenizer, model = adapter.load(Path(msg["path"]), ModelSpec.from_dict(msg["spec"]))
                 t, m = next(ids), next(ids)
                 objects[t], objects[m] = ("tokenizer", tokenizer), ("model", model)
                 reply = {

@@ -1,4 +1,4 @@
-"""The supported encoder families, one module each, keyed by config.json's model_type.
+"""The supported encoder families, one module each (found, not listed), keyed by config.json's model_type.
 
 >>> sorted(ARCHITECTURES)
 ['albert', 'bert', 'distilbert', 'electra', 'ernie', 'roberta', 'xlm-roberta']
@@ -6,19 +6,31 @@
 
 from __future__ import annotations
 
-from ..errors import InvalidModelError
-from . import albert, bert, distilbert, electra, ernie, roberta, xlm_roberta
-from .base import HEAD_KINDS, Architecture
+import importlib
+import pkgutil
 
-ARCHITECTURES: dict[str, Architecture] = {
-    m.ARCHITECTURE.model_type: m.ARCHITECTURE for m in (bert, distilbert, roberta, xlm_roberta, electra, albert, ernie)
-}
+from ..errors import InvalidModelError
+from .base import HEAD_KINDS, SEQUENCE_CLASSIFICATION, Architecture
+
+
+def _discover() -> dict[str, Architecture]:
+    """Every module of this package that holds an ARCHITECTURE, keyed by its model_type:
+    a new family is a new module, with no list to edit."""
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        arch = getattr(importlib.import_module(f"{__name__}.{info.name}"), "ARCHITECTURE", None)
+        if isinstance(arch, Architecture):
+            found[arch.model_type] = arch
+    return found
+
+
+ARCHITECTURES: dict[str, Architecture] = _discover()
 # transformers' class names also identify the family (config.json's "architectures")
 BY_CLASS = {a.classifier_class: a for a in ARCHITECTURES.values()} | {
     a.encoder_class: a for a in ARCHITECTURES.values()
 }
 
-__all__ = ["ARCHITECTURES", "HEAD_KINDS", "Architecture", "get"]
+__all__ = ["ARCHITECTURES", "HEAD_KINDS", "SEQUENCE_CLASSIFICATION", "Architecture", "get"]
 
 
 def get(model_type: object, source: object = "config.json") -> Architecture:

@@ -2,10 +2,14 @@
 
 An architecture is one module (bert.py, roberta.py, ...) holding one
 `Architecture`: the config keys of its family, one literal line per tensor
-family (the Hugging Face name with ``{p}`` for the model's prefix and ``{i}``
-for the layer, and its shape in config terms), its head and its tokenizer
-family. The core validates folders with it; adapters read it to build their
-framework's model and to map weights.
+family (its role, the Hugging Face name with ``{p}`` for the model's prefix and
+``{i}`` for the layer, and its shape in config terms), its heads by task and its
+tokenizer family. The core validates folders with it; adapters read it to build
+their framework's model, and map weights by role (``"layer.query.weight"``) to
+their own names, so that transformers' names are typed here only.
+
+The package finds the modules itself (architectures/__init__.py): a new family
+is a new module holding an ``ARCHITECTURE``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from typing import Any
 
 import numpy as np
 
-Row = tuple[str, tuple[str, ...]]  # (tensor name template, shape in dims)
+Row = tuple[str, str, tuple[str, ...]]  # (role, tensor name template, shape in dims)
+
+# The tasks a head serves; `Architecture.heads` maps each to its rows.
+SEQUENCE_CLASSIFICATION = "sequence_classification"
 
 # The standard dims of an encoder, and the config.json key of each in most families;
 # an architecture overrides the keys its family names differently (DistilBERT's "dim").
@@ -35,43 +42,46 @@ DEFAULTS: dict[str, int] = {"positions": 512, "types": 2}
 # fmt: off
 # The BERT encoder layer, shared by BERT, RoBERTa, XLM-RoBERTa, ELECTRA and ERNIE.
 BERT_LAYER: tuple[Row, ...] = (
-    ("{p}encoder.layer.{i}.attention.self.query.weight",       ("hidden", "hidden")),
-    ("{p}encoder.layer.{i}.attention.self.query.bias",         ("hidden",)),
-    ("{p}encoder.layer.{i}.attention.self.key.weight",         ("hidden", "hidden")),
-    ("{p}encoder.layer.{i}.attention.self.key.bias",           ("hidden",)),
-    ("{p}encoder.layer.{i}.attention.self.value.weight",       ("hidden", "hidden")),
-    ("{p}encoder.layer.{i}.attention.self.value.bias",         ("hidden",)),
-    ("{p}encoder.layer.{i}.attention.output.dense.weight",     ("hidden", "hidden")),
-    ("{p}encoder.layer.{i}.attention.output.dense.bias",       ("hidden",)),
-    ("{p}encoder.layer.{i}.attention.output.LayerNorm.weight", ("hidden",)),
-    ("{p}encoder.layer.{i}.attention.output.LayerNorm.bias",   ("hidden",)),
-    ("{p}encoder.layer.{i}.intermediate.dense.weight",         ("intermediate", "hidden")),
-    ("{p}encoder.layer.{i}.intermediate.dense.bias",           ("intermediate",)),
-    ("{p}encoder.layer.{i}.output.dense.weight",               ("hidden", "intermediate")),
-    ("{p}encoder.layer.{i}.output.dense.bias",                 ("hidden",)),
-    ("{p}encoder.layer.{i}.output.LayerNorm.weight",           ("hidden",)),
-    ("{p}encoder.layer.{i}.output.LayerNorm.bias",             ("hidden",)),
+    ("layer.query.weight",            "{p}encoder.layer.{i}.attention.self.query.weight",       ("hidden", "hidden")),
+    ("layer.query.bias",              "{p}encoder.layer.{i}.attention.self.query.bias",         ("hidden",)),
+    ("layer.key.weight",              "{p}encoder.layer.{i}.attention.self.key.weight",         ("hidden", "hidden")),
+    ("layer.key.bias",                "{p}encoder.layer.{i}.attention.self.key.bias",           ("hidden",)),
+    ("layer.value.weight",            "{p}encoder.layer.{i}.attention.self.value.weight",       ("hidden", "hidden")),
+    ("layer.value.bias",              "{p}encoder.layer.{i}.attention.self.value.bias",         ("hidden",)),
+    ("layer.attention_output.weight", "{p}encoder.layer.{i}.attention.output.dense.weight",     ("hidden", "hidden")),
+    ("layer.attention_output.bias",   "{p}encoder.layer.{i}.attention.output.dense.bias",       ("hidden",)),
+    ("layer.attention_norm.weight",   "{p}encoder.layer.{i}.attention.output.LayerNorm.weight", ("hidden",)),
+    ("layer.attention_norm.bias",     "{p}encoder.layer.{i}.attention.output.LayerNorm.bias",   ("hidden",)),
+    ("layer.intermediate.weight",     "{p}encoder.layer.{i}.intermediate.dense.weight",         ("intermediate", "hidden")),
+    ("layer.intermediate.bias",       "{p}encoder.layer.{i}.intermediate.dense.bias",           ("intermediate",)),
+    ("layer.output.weight",           "{p}encoder.layer.{i}.output.dense.weight",               ("hidden", "intermediate")),
+    ("layer.output.bias",             "{p}encoder.layer.{i}.output.dense.bias",                 ("hidden",)),
+    ("layer.output_norm.weight",      "{p}encoder.layer.{i}.output.LayerNorm.weight",           ("hidden",)),
+    ("layer.output_norm.bias",        "{p}encoder.layer.{i}.output.LayerNorm.bias",             ("hidden",)),
 )
 BERT_EMBEDDINGS: tuple[Row, ...] = (
-    ("{p}embeddings.word_embeddings.weight",       ("vocab", "embedding")),
-    ("{p}embeddings.position_embeddings.weight",   ("positions", "embedding")),
-    ("{p}embeddings.token_type_embeddings.weight", ("types", "embedding")),
-    ("{p}embeddings.LayerNorm.weight",             ("embedding",)),
-    ("{p}embeddings.LayerNorm.bias",               ("embedding",)),
+    ("embeddings.word",        "{p}embeddings.word_embeddings.weight",       ("vocab", "embedding")),
+    ("embeddings.position",    "{p}embeddings.position_embeddings.weight",   ("positions", "embedding")),
+    ("embeddings.token_type",  "{p}embeddings.token_type_embeddings.weight", ("types", "embedding")),
+    ("embeddings.norm.weight", "{p}embeddings.LayerNorm.weight",             ("embedding",)),
+    ("embeddings.norm.bias",   "{p}embeddings.LayerNorm.bias",               ("embedding",)),
 )
-POOLER_HEAD: tuple[Row, ...] = (  # BERT, ERNIE: tanh dense on the first token, then the classifier
-    ("{p}pooler.dense.weight", ("hidden", "hidden")),
-    ("{p}pooler.dense.bias",   ("hidden",)),
-    ("classifier.weight",      ("labels", "hidden")),
-    ("classifier.bias",        ("labels",)),
+BERT_POOLER: tuple[Row, ...] = (  # BertPooler: tanh dense on the first token, part of the bare encoder
+    ("pooler.weight", "{p}pooler.dense.weight", ("hidden", "hidden")),
+    ("pooler.bias",   "{p}pooler.dense.bias",   ("hidden",)),
+)
+LINEAR_HEAD: tuple[Row, ...] = (  # BERT, ALBERT, ERNIE: a linear classifier on the pooled output
+    ("head.classifier.weight", "classifier.weight", ("labels", "hidden")),
+    ("head.classifier.bias",   "classifier.bias",   ("labels",)),
 )
 DENSE_HEAD: tuple[Row, ...] = (  # RoBERTa, XLM-R, ELECTRA: dense + activation + out_proj on the first token
-    ("classifier.dense.weight",    ("hidden", "hidden")),
-    ("classifier.dense.bias",      ("hidden",)),
-    ("classifier.out_proj.weight", ("labels", "hidden")),
-    ("classifier.out_proj.bias",   ("labels",)),
+    ("head.dense.weight",    "classifier.dense.weight",    ("hidden", "hidden")),
+    ("head.dense.bias",      "classifier.dense.bias",      ("hidden",)),
+    ("head.out_proj.weight", "classifier.out_proj.weight", ("labels", "hidden")),
+    ("head.out_proj.bias",   "classifier.out_proj.bias",   ("labels",)),
 )
 # fmt: on
+POOLER_HEAD = BERT_POOLER + LINEAR_HEAD  # BERT, ERNIE: the pooler, then the classifier
 
 HEAD_KINDS = {
     "pooler": "tanh(dense) on the first token (the pooler), then a linear classifier",
@@ -100,18 +110,26 @@ class Architecture:
     embeddings: tuple[Row, ...]
     layer: tuple[Row, ...]  # rows with {i}, repeated `layers` times (or `layer_count`)
     encoder_extra: tuple[Row, ...] = ()  # rows outside the repeated layer (projections)
-    head_rows: tuple[Row, ...] = ()
+    pooler: tuple[Row, ...] = ()  # the bare encoder's pooler (transformers' BertModel...), where it has one
+    heads: Mapping[str, tuple[Row, ...]] = field(default_factory=dict)  # task -> the task model's head rows
     keys: Mapping[str, str] = field(default_factory=dict)  # dim -> config key, overriding STANDARD_KEYS
     token_types: bool = True  # transformers' tokenizer of the family hands the model token_type_ids
     position_offset: bool = False  # positions start past the padding id (RoBERTa)
     dense_activation: str = "tanh"  # of a "dense" head: RobertaClassificationHead tanh, ElectraClassificationHead gelu
+    activation: tuple[str, str] = ("hidden_act", "gelu")  # the encoder's: config key, transformers' default
+    fixed_layer_norm_eps: float | None = None  # where transformers ignores the config's layer_norm_eps
     optional: tuple[str, ...] = ()  # rows a checkpoint may leave out (transformers then draws them)
     notes: str = ""
 
     @property
+    def head_rows(self) -> tuple[Row, ...]:
+        """The sequence-classification head (with the pooler where the head reads it)."""
+        return self.heads[SEQUENCE_CLASSIFICATION]
+
+    @property
     def reads_token_types(self) -> bool:
         """The encoder has a token-type embedding (and takes token_type_ids)."""
-        return any("token_type" in name for name, _ in self.embeddings)
+        return any(role == "embeddings.token_type" for role, _, _ in self.embeddings)
 
     def key(self, dim: str) -> str:
         return self.keys.get(dim, STANDARD_KEYS[dim])
@@ -146,19 +164,43 @@ class Architecture:
         dims = self.dims(config)
         p = self.prefix + "." if prefixed else ""
         rows = list(self.embeddings) + list(self.encoder_extra)
-        out = {name.format(p=p): _shape(shape, dims) for name, shape in rows if self._wanted(name, config, dims)}
+        out = {
+            name.format(p=p): _shape(shape, dims)
+            for role, name, shape in rows
+            if self._wanted(role, name, config, dims)
+        }
         for i in range(dims["layer_count"]):
-            for name, shape in self.layer:
+            for _, name, shape in self.layer:
                 out[self.layer_name(name, i, config, p)] = _shape(shape, dims)
         return out
 
     def layer_name(self, name: str, i: int, config: Mapping[str, Any], p: str) -> str:
         return name.format(p=p, i=i)
 
+    def layer_schedule(self, config: Mapping[str, Any]) -> tuple[int, ...]:
+        """Which set of layer weights each step of the encoder applies (ALBERT shares them)."""
+        return tuple(range(self.dims(config)["layers"]))
+
+    def has_role(self, role: str) -> bool:
+        """The family has a tensor of this role (ERNIE's "embeddings.task_type")."""
+        rows = self.embeddings + self.encoder_extra + self.layer + self.pooler
+        return any(r == role for r, _, _ in rows) or any(r == role for h in self.heads.values() for r, _, _ in h)
+
+    def encoder_activation(self, config: Mapping[str, Any]) -> tuple[str, Any]:
+        """The config key of the encoder's activation and its value (transformers' default when absent)."""
+        key, default = self.activation
+        return key, config.get(key, default)
+
+    def layer_norm_eps(self, config: Mapping[str, Any]) -> float:
+        """The LayerNorm epsilon transformers computes with."""
+        if self.fixed_layer_norm_eps is not None:
+            return self.fixed_layer_norm_eps
+        return float(config.get("layer_norm_eps", 1e-12))
+
     def head_shapes(self, config: Mapping[str, Any], num_labels: int) -> dict[str, tuple[int, ...]]:
         """The native head's tensors (classifier, pooler where it belongs to the head)."""
         dims = {**self.dims(config), "labels": num_labels}
-        return {name.format(p=self.prefix + "."): _shape(shape, dims) for name, shape in self.head_rows}
+        return {name.format(p=self.prefix + "."): _shape(shape, dims) for _, name, shape in self.head_rows}
 
     def classifier_shapes(self, config: Mapping[str, Any], num_labels: int) -> dict[str, tuple[int, ...]]:
         """Encoder and native head: the state dict of transformers' classifier class."""
@@ -170,8 +212,9 @@ class Architecture:
         that belongs to the encoder (BERT, ALBERT, ERNIE) is kept, not redrawn."""
         rng = np.random.default_rng(seed)
         out = {}
+        pooler = {name.format(p=self.prefix + ".") for role, name, _ in self.head_rows if role.startswith("pooler.")}
         for name, shape in self.head_shapes(config, num_labels).items():
-            if ".pooler." in name or name.startswith(self.prefix + ".pooler"):
+            if name in pooler:
                 continue
             if name.endswith("bias"):
                 out[name] = np.zeros(shape, np.float32)
@@ -196,10 +239,12 @@ class Architecture:
             )
         return out
 
-    def _wanted(self, name: str, config: Mapping[str, Any], dims: Mapping[str, int]) -> bool:
-        if "token_type_embeddings" in name:
+    def _wanted(self, role: str, name: str, config: Mapping[str, Any], dims: Mapping[str, int]) -> bool:
+        if role == "embeddings.token_type":
             return dims["types"] > 0
-        if "embeddings_project" in name:
+        if role == "embeddings.task_type":  # ERNIE's, only with use_task_id
+            return bool(config.get("use_task_id"))
+        if "embeddings_project" in name:  # ELECTRA's projection, only when the sizes differ (ALBERT's always)
             return dims["embedding"] != dims["hidden"]
         return True
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import BERT_EMBEDDINGS, BERT_LAYER, POOLER_HEAD, Architecture
+from .base import BERT_EMBEDDINGS, BERT_LAYER, BERT_POOLER, POOLER_HEAD, SEQUENCE_CLASSIFICATION, Architecture
 
 ARCHITECTURE = Architecture(
     model_type="bert",
@@ -13,7 +13,8 @@ ARCHITECTURE = Architecture(
     tokenizer="wordpiece",
     embeddings=BERT_EMBEDDINGS,
     layer=BERT_LAYER,
-    head_rows=POOLER_HEAD,
+    pooler=BERT_POOLER,
+    heads={SEQUENCE_CLASSIFICATION: POOLER_HEAD},
     # some encoder-only checkpoints (sentence-transformers) have no pooler; transformers draws one
     optional=("pooler.dense.weight", "pooler.dense.bias"),
 )

@@ -3,7 +3,7 @@ embedding_size != hidden_size, dense + GELU + out_proj on [CLS], WordPiece."""
 
 from __future__ import annotations
 
-from .base import BERT_EMBEDDINGS, BERT_LAYER, DENSE_HEAD, Architecture
+from .base import BERT_EMBEDDINGS, BERT_LAYER, DENSE_HEAD, SEQUENCE_CLASSIFICATION, Architecture
 
 ARCHITECTURE = Architecture(
     model_type="electra",
@@ -14,10 +14,10 @@ ARCHITECTURE = Architecture(
     tokenizer="wordpiece",
     embeddings=BERT_EMBEDDINGS,
     encoder_extra=(
-        ("{p}embeddings_project.weight", ("hidden", "embedding")),
-        ("{p}embeddings_project.bias", ("hidden",)),
+        ("projection.weight", "{p}embeddings_project.weight", ("hidden", "embedding")),
+        ("projection.bias", "{p}embeddings_project.bias", ("hidden",)),
     ),
     layer=BERT_LAYER,
-    head_rows=DENSE_HEAD,
+    heads={SEQUENCE_CLASSIFICATION: DENSE_HEAD},
     dense_activation="gelu",  # transformers' ElectraClassificationHead: exact (erf) GELU
 )

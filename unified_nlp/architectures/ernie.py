@@ -7,17 +7,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .base import BERT_EMBEDDINGS, BERT_LAYER, POOLER_HEAD, Architecture
+from .base import BERT_EMBEDDINGS, BERT_LAYER, BERT_POOLER, POOLER_HEAD, SEQUENCE_CLASSIFICATION, Architecture
+
+# fmt: off
+EMBEDDINGS = BERT_EMBEDDINGS + (  # the task-type embeddings are there with use_task_id only
+    ("embeddings.task_type", "{p}embeddings.task_type_embeddings.weight", ("tasks", "hidden")),
+)
+# fmt: on
 
 
 @dataclass(frozen=True)
 class _Ernie(Architecture):
-    def encoder_shapes(self, config: Mapping[str, Any], *, prefixed: bool = True) -> dict[str, tuple[int, ...]]:
-        out = super().encoder_shapes(config, prefixed=prefixed)
+    def dims(self, config: Mapping[str, Any]) -> dict[str, int]:
+        out = super().dims(config)
         if config.get("use_task_id"):
-            p = self.prefix + "." if prefixed else ""
-            tasks = int(config.get("task_type_vocab_size", 3))
-            out[f"{p}embeddings.task_type_embeddings.weight"] = (tasks, self.dims(config)["hidden"])
+            out["tasks"] = int(config.get("task_type_vocab_size", 3))
         return out
 
 
@@ -28,9 +32,10 @@ ARCHITECTURE = _Ernie(
     prefix="ernie",
     head="pooler",
     tokenizer="wordpiece",
-    embeddings=BERT_EMBEDDINGS,
+    embeddings=EMBEDDINGS,
     layer=BERT_LAYER,
-    head_rows=POOLER_HEAD,
+    pooler=BERT_POOLER,
+    heads={SEQUENCE_CLASSIFICATION: POOLER_HEAD},
     optional=(
         "pooler.dense.weight",
         "pooler.dense.bias",

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..atomic import check_writable
 from ..errors import InvalidInputError, UnifiedNLPError
 from .local import CHUNK_ROWS
 from .rows import ON_ERROR
@@ -70,6 +71,7 @@ def classify_dataset(
         raise InvalidInputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     _positive("batch_size", batch_size)
     _positive("chunk_rows", chunk_rows)
+    check_writable(output, file=True)  # before any model loads or row is read
     if engine == "ray":
         if importlib.util.find_spec("unified_nlp.datasets.ray_engine") is None:
             raise UnifiedNLPError("the Ray engine is not available in this version; use engine='local'")

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..atomic import atomic_file
 from ..errors import InvalidInputError
-from ..progress import bar, notice
+from ..progress import bar, counted, notice
 from . import io
 from .rows import ROW_COLUMN, classify_rows, output_schema
 
@@ -83,7 +83,9 @@ def finished_rows(parts: dict[str, Any]) -> int:
 
 def stopped(folder: Path, manifest: dict[str, Any]) -> None:
     """The notice on Ctrl-C: what is kept and how to go on."""
-    notice(f"stopped: {len(manifest['parts'])} parts finished in {folder}; rerun the same command to go on from there")
+    notice(
+        f"stopped: {counted(len(manifest['parts']), 'part')} finished in {folder}; rerun the same command to go on from there"
+    )
 
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -200,7 +202,9 @@ def run(
     total = reader.count() or 0
     kept_rows = finished_rows(done)
     if reused:
-        notice(f"resuming {output}: {reused} finished parts ({kept_rows:,} rows) kept from the earlier run")
+        notice(
+            f"resuming {output}: {counted(reused, 'finished part')} ({counted(kept_rows, 'row')}) kept from the earlier run"
+        )
     clf = load()
     loaded = time.perf_counter()
     names = output_schema(clf.labels, id_column)

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendNotInstalledError, InvalidInputError, UnifiedNLPError
-from ..progress import bar, notice
+from ..progress import bar, counted, notice
 from ..threads import available_cores
 from ..threads import check as check_threads
 from . import io
@@ -403,7 +403,9 @@ def _source(ray, input, reader: io.Reader | None, done: dict[str, Any], job: _Jo
     if reader is not None:
         reused, kept_rows = len(done), finished_rows(done)
         if reused:
-            notice(f"resuming {job.output}: {reused} finished parts ({kept_rows:,} rows) kept from the earlier run")
+            notice(
+                f"resuming {job.output}: {counted(reused, 'finished part')} ({counted(kept_rows, 'row')}) kept from the earlier run"
+            )
         ds = _file_dataset(ray, reader, job.chunk_rows, {int(i) for i in done})
         total = max((reader.count() or 0) - kept_rows, 0)  # CSV/TSV: an estimate (see Reader.count)
         return ds, total, reader.path.name

@@ -16,7 +16,7 @@ True
 >>> pf.describe_native(Path("bert-paddle"))["convertible"]         # doctest: +SKIP
 True
 >>> pf.to_canonical(Path("bert-paddle"), Path("bert-hf"))          # doctest: +SKIP
->>> pf.native_spec(Path("ernie-m-paddle"))["format"]               # doctest: +SKIP
+>>> pf.native_spec(Path("ernie-m-paddle")).format                 # doctest: +SKIP
 'paddlenlp-native'
 """
 

@@ -41,11 +41,12 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..checkpoint import PROBLEM_TYPES, config_labels, is_placeholder
+from ..checkpoint import config_labels, is_placeholder
 from ..errors import InvalidInputError, InvalidModelError
 from ..folder import SPEC_FILE, read_json, safe_join
 from ..format_names import PADDLE_NATIVE as NATIVE_FORMAT  # native_spec's: paddlenlp runs the folder as it is
 from ..safe_pickle import read_paddle_state
+from ..spec import PROBLEM_TYPES, ModelSpec
 from ..weights import load_file, read_header, save_file
 from .families import FAMILIES, Family
 
@@ -280,13 +281,13 @@ def _head_outputs(path: Path) -> int | None:
 
 def native_spec(
     path: Path, labels: Sequence[str] | None = None, problem_type: str | None = None, seed: int = 0
-) -> dict[str, Any]:
+) -> ModelSpec:
     """The spec the paddlenlp backend runs a PaddleNLP folder with as it is (ERNIE-M, which
     cannot be converted): the shape of checkpoint.describe's spec, format "paddlenlp-native".
     `labels` rename placeholder labels (LABEL_0, ...) or, when they differ, start a fresh head.
 
-    >>> native_spec(Path("ernie-m-paddle"))["labels"]   # doctest: +SKIP
-    ['negative', 'positive']
+    >>> native_spec(Path("ernie-m-paddle")).labels   # doctest: +SKIP
+    ('negative', 'positive')
     """
     path = Path(path)
     info = describe_native(path)
@@ -312,23 +313,24 @@ def native_spec(
     tok = read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
     stated = tok.get("model_max_length")
     limit = min(positions, int(stated)) if isinstance(stated, int) and stated >= 2 else positions
-    return {
-        "format": NATIVE_FORMAT,
-        "architecture": info["architecture"] or info.get("paddle_model_type"),
-        "paddle_class": info["paddle_class"],
-        "tokenizer": info["tokenizer"],
-        "weights": info["weights"],
-        "head": "native",
-        "labels": list(saved),
-        "num_labels": len(saved),
-        "problem_type": problem,
-        "max_length": limit,
-        "seed": int(seed),
-        "token_types": False,
-        "fresh_head": fresh,
-        "convertible": info["convertible"],
-        "why": info["why"],
-    }
+    return ModelSpec(
+        format=NATIVE_FORMAT,
+        architecture=info["architecture"] or info.get("paddle_model_type"),
+        labels=tuple(saved),
+        problem_type=problem,
+        head="native",
+        token_types=False,
+        max_length=limit,
+        seed=int(seed),
+        fresh_head=fresh,
+        extra={
+            "paddle_class": info["paddle_class"],
+            "tokenizer": info["tokenizer"],
+            "weights": info["weights"],
+            "convertible": info["convertible"],
+            "why": info["why"],
+        },
+    )
 
 
 def save_native(source: Path, state: Mapping[str, np.ndarray], labels: Sequence[str], problem_type: str, out: Path):

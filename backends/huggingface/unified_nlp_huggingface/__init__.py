@@ -24,6 +24,7 @@ from unified_nlp.backend_kit import (
     InvalidModelError,
     Model,
     ModelOutput,
+    ModelSpec,
     get_architecture,
     load_head,
     no_decay,
@@ -71,16 +72,16 @@ class HFModel(Model):
     each architecture's head as transformers defines it), or, for the mean-pooling
     extension, ``AutoModel`` -> mean pooling over the attention mask -> linear head."""
 
-    def __init__(self, path: Path, spec: Mapping[str, Any]) -> None:
-        self.mean = spec.get("head") == "mean"
-        self.num_labels = int(spec["num_labels"])
-        labels = list(spec["labels"])
+    def __init__(self, path: Path, spec: ModelSpec) -> None:
+        self.mean = spec.head == "mean"
+        self.num_labels = spec.num_labels
+        labels = list(spec.labels)
         if self.mean:
             self.encoder = _quiet_load(
                 lambda: transformers.AutoModel.from_pretrained(str(path), local_files_only=True), path, "encoder"
             )
             hidden = self.encoder.config.hidden_size
-            head = load_head(path, dict(spec), hidden)
+            head = load_head(path, spec, hidden)
             self.head = torch.nn.Linear(hidden, head["weight"].shape[0])
             with torch.no_grad():
                 self.head.weight.copy_(torch.from_numpy(head["weight"]))
@@ -91,23 +92,23 @@ class HFModel(Model):
             config.num_labels = self.num_labels
             config.id2label = dict(enumerate(labels))
             config.label2id = {name: i for i, name in enumerate(labels)}
-            config.problem_type = spec.get("problem_type", "single_label_classification")
+            config.problem_type = spec.problem_type
             self.encoder = _quiet_load(
                 lambda: transformers.AutoModelForSequenceClassification.from_pretrained(
                     str(path),
                     config=config,
                     local_files_only=True,
-                    ignore_mismatched_sizes=bool(spec.get("fresh_head")),
+                    ignore_mismatched_sizes=spec.fresh_head,
                 ),
                 path,
                 "classifier",
             )
             # drawn in numpy by the core, the same on every backend: a fresh head, and tensors the
             # checkpoint lacks (a pooler), which transformers would otherwise draw at random
-            arch = get_architecture(spec["architecture"])
-            fresh = arch.missing_tensors(config.to_dict(), spec.get("missing", []))
-            if spec.get("fresh_head"):
-                fresh |= arch.fresh_head(config.to_dict(), self.num_labels, int(spec.get("seed", 0)))
+            arch = get_architecture(spec.architecture)
+            fresh = arch.missing_tensors(config.to_dict(), list(spec.missing))
+            if spec.fresh_head:
+                fresh |= arch.fresh_head(config.to_dict(), self.num_labels, spec.seed)
             if fresh:
                 own = self.encoder.state_dict()
                 with torch.no_grad():
@@ -115,8 +116,8 @@ class HFModel(Model):
                         own[name].copy_(torch.from_numpy(value))
             self.head = None
             self.net = self.encoder
-        self.max_positions = get_architecture(spec["architecture"]).position_limit(self.encoder.config.to_dict())
-        self.token_types = get_architecture(spec["architecture"]).reads_token_types
+        self.max_positions = get_architecture(spec.architecture).position_limit(self.encoder.config.to_dict())
+        self.token_types = get_architecture(spec.architecture).reads_token_types
         self.net.eval()
         self._optimizer: torch.optim.Optimizer | None = None
 
@@ -313,13 +314,13 @@ class HuggingFaceBackend(BackendAdapter):
         torch.set_num_threads(int(n))
         return torch.get_num_threads()
 
-    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[HFTokenizer, HFModel]:
-        if spec.get("format", CANONICAL_FORMAT) != CANONICAL_FORMAT:
+    def load(self, path: Path, spec: ModelSpec) -> tuple[HFTokenizer, HFModel]:
+        if spec.format != CANONICAL_FORMAT:
             raise InvalidModelError(
-                f"{path}: a {spec.get('format')!r} folder; the huggingface backend loads the canonical "
+                f"{path}: a {spec.format!r} folder; the huggingface backend loads the canonical "
                 "format (convert it back with `unified-nlp convert --to huggingface`)"
             )
-        tokenizer = HFTokenizer(path, int(spec["max_length"]), bool(spec.get("token_types", True)))
+        tokenizer = HFTokenizer(path, spec.max_length, spec.token_types)
         return tokenizer, HFModel(path, spec)
 
     def convert(self, source: Path, out: Path) -> None:

@@ -23,6 +23,7 @@ from unified_nlp.backend_kit import (
     CANONICAL_FORMAT,
     DEFAULT_HEAD,
     DEFAULT_SPEC,
+    ModelSpec,
     batches_by_length,
     minilm_dir,
     read_tsv,
@@ -69,14 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     encoder = minilm_dir()
-    spec = {
-        "labels": LABELS,
-        "num_labels": 2,
-        "fresh_head": True,
-        "max_length": 512,
-        "head": "mean",
-        "architecture": "bert",
-    }
+    spec = ModelSpec(labels=tuple(LABELS), fresh_head=True, max_length=512, head="mean", architecture="bert")
     tokenizer, model = HFTokenizer(encoder, 512), HFModel(encoder, spec)
     train_texts, train_y = read_tsv(sst2_path("train"))
     pick = np.random.default_rng(0).permutation(len(train_texts))[: args.rows]

@@ -20,7 +20,6 @@ aliases through ``unified_nlp.aliases``); the core's registry lists it too, so t
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from unified_nlp.backend_kit import (
     FastTokenizer,
     InvalidInputError,
     InvalidModelError,
+    ModelSpec,
     atomic_dir,
     content_key,
     converted_dir,
@@ -60,14 +60,14 @@ def _current(folder: Path) -> dict[str, Any] | None:
     return meta if ok and (folder / meta.get("model_file", "model.onnx")).is_file() else None
 
 
-def _variant(spec: Mapping[str, Any]) -> str:
+def _variant(spec: ModelSpec) -> str:
     """What besides the folder's bytes changes the graph: a fresh head (its size and seed),
     the precision."""
     parts = []
-    if spec.get("fresh_head"):
-        parts.append(f"fresh-head:{int(spec['num_labels'])}:{int(spec.get('seed', 0))}")
-    if spec.get("precision", "fp32") != "fp32":
-        parts.append(str(spec["precision"]))
+    if spec.fresh_head:
+        parts.append(f"fresh-head:{spec.num_labels}:{spec.seed}")
+    if (spec.precision or "fp32") != "fp32":
+        parts.append(spec.precision)
     return ":".join(parts)
 
 
@@ -81,7 +81,7 @@ def _quantized_dir(export_folder: Path, precision: str) -> Path:
     return folder
 
 
-def canonical_state(path: Path, spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def canonical_state(path: Path, spec: ModelSpec) -> dict[str, np.ndarray]:
     """The weights an export of `path` computes with, under transformers' names, read in
     numpy (no torch): the folder's tensors plus what the core draws for it (a fresh head,
     a missing pooler), as the huggingface backend's state_dict gives them."""
@@ -89,13 +89,13 @@ def canonical_state(path: Path, spec: Mapping[str, Any]) -> dict[str, np.ndarray
 
     state = {k: v for k, v in read_state(path).items() if not k.endswith("position_ids")}
     config, arch = read_config(path)
-    if spec.get("head") == "mean":
-        head = load_head(path, dict(spec), arch.dims(config)["hidden"])
+    if spec.head == "mean":
+        head = load_head(path, spec, arch.dims(config)["hidden"])
         state["head.weight"], state["head.bias"] = head["weight"], head["bias"]
         return state
-    state.update(arch.missing_tensors(config, spec.get("missing", [])))
-    if spec.get("fresh_head"):
-        state.update(arch.fresh_head(config, int(spec["num_labels"]), int(spec.get("seed", 0))))
+    state.update(arch.missing_tensors(config, list(spec.missing)))
+    if spec.fresh_head:
+        state.update(arch.fresh_head(config, spec.num_labels, spec.seed))
     return state
 
 
@@ -114,12 +114,12 @@ class OnnxRuntimeBackend(BackendAdapter):
         self.num_threads = int(n)
         return self.num_threads
 
-    def cached_export(self, path: Path, spec: Mapping[str, Any]) -> Path:
+    def cached_export(self, path: Path, spec: ModelSpec) -> Path:
         """The export of the canonical folder `path` in the model store, made on first use."""
         folder = converted_dir(Path(path), self.name, _variant(spec))
         if _current(folder) is None:
-            if spec.get("precision", "fp32") == "int8":
-                fp32 = self.cached_export(path, {**spec, "precision": "fp32"})
+            if spec.precision == "int8":
+                fp32 = self.cached_export(path, spec.replace(precision="fp32"))
                 notice(f"first int8 use of {path} on onnxruntime: quantising the export once ...")
                 quantize(fp32, folder)
             else:
@@ -127,22 +127,22 @@ class OnnxRuntimeBackend(BackendAdapter):
                 export(Path(path), spec, folder, num_threads=self.num_threads)
         return folder
 
-    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[FastTokenizer, OrtModel]:
+    def load(self, path: Path, spec: ModelSpec) -> tuple[FastTokenizer, OrtModel]:
         path = Path(path)
-        fmt = spec.get("format", CANONICAL_FORMAT)
+        fmt = spec.format
         if fmt == CANONICAL_FORMAT:
             folder = self.cached_export(path, spec)
-            meta = {**read_spec(folder), "labels": list(spec["labels"])}  # labels renamed at load count
+            meta = {**read_spec(folder), "labels": list(spec.labels)}  # labels renamed at load count
             state = lambda: canonical_state(path, spec)  # noqa: E731
         elif fmt == FORMAT:
-            if spec.get("fresh_head"):
+            if spec.fresh_head:
                 raise InvalidInputError(
                     f"{path}: an ONNX export has its head in the graph; other labels need a fresh head, which "
                     "only the canonical folder can get (load that with labels=[...] and fit it on a backend "
                     "that trains)"
                 )
             folder, meta, state = path, read_spec(path), None
-            stored, wanted = meta.get("precision", "fp32"), spec.get("precision", meta.get("precision", "fp32"))
+            stored, wanted = meta.get("precision", "fp32"), spec.precision or meta.get("precision", "fp32")
             if wanted != stored:
                 if stored != "fp32":
                     raise InvalidInputError(
@@ -159,7 +159,7 @@ class OnnxRuntimeBackend(BackendAdapter):
                 "(convert it with `unified-nlp convert --to onnxruntime`)"
             )
         model = OrtModel(folder, meta, self.num_threads, state)
-        max_length = min(int(spec.get("max_length") or meta["max_length"]), model.max_positions)
+        max_length = min(int(spec.max_length or meta["max_length"]), model.max_positions)
         tokenizer = FastTokenizer.from_folder(folder, max_length, bool(meta.get("token_types", True)))
         return tokenizer, model
 

@@ -24,7 +24,6 @@ import json
 import logging
 import shutil
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from unified_nlp.backend_kit import (
     BackendNotInstalledError,
     ConversionError,
     FastTokenizer,
+    ModelSpec,
     atomic_dir,
 )
 
@@ -135,7 +135,7 @@ def _max_diff(session, graph, torch, encodings, names: list[str]) -> float:
     return worst
 
 
-def export(source: Path, spec: Mapping[str, Any], out: Path, *, num_threads: int = 1) -> dict[str, Any]:
+def export(source: Path, spec: ModelSpec, out: Path, *, num_threads: int = 1) -> dict[str, Any]:
     """Write the ONNX Runtime folder of the canonical folder `source` at `out`, atomically:
     model.onnx (inputs input_ids, attention_mask and, where the family reads them,
     token_type_ids; outputs logits, last_hidden_state, and pooled for a mean-pooling head),
@@ -152,8 +152,8 @@ def export(source: Path, spec: Mapping[str, Any], out: Path, *, num_threads: int
     graph = _graph_module(torch, model)
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if model.token_types else [])
     outputs = ["logits", "last_hidden_state"] + (["pooled"] if model.mean else [])
-    max_length = int(spec["max_length"])
-    tokenizer = FastTokenizer.from_folder(source, max_length, bool(spec.get("token_types", True)))
+    max_length = int(spec.max_length)
+    tokenizer = FastTokenizer.from_folder(source, max_length, spec.token_types)
     probes = [tokenizer(PROBES), tokenizer(PROBE_PAIRS[0], text_pair=PROBE_PAIRS[1]), tokenizer(PROBES[:1])]
     example = probes[0]
     if example.input_ids.shape[1] < 2 or example.num_texts < 2:
@@ -165,13 +165,13 @@ def export(source: Path, spec: Mapping[str, Any], out: Path, *, num_threads: int
         "format": FORMAT,
         "export_version": EXPORT_VERSION,
         "model_file": MODEL_FILE,
-        "architecture": spec["architecture"],
-        "head": spec.get("head", "native"),
-        "labels": list(spec["labels"]),
-        "problem_type": spec.get("problem_type", "single_label_classification"),
+        "architecture": spec.architecture,
+        "head": spec.head,
+        "labels": list(spec.labels),
+        "problem_type": spec.problem_type,
         "max_length": max_length,
         "max_positions": int(model.max_positions),
-        "token_types": bool(spec.get("token_types", True)),
+        "token_types": spec.token_types,
         "inputs": names,
         "outputs": outputs,
         "converted_from": CANONICAL_FORMAT,
@@ -197,7 +197,7 @@ def export(source: Path, spec: Mapping[str, Any], out: Path, *, num_threads: int
                 )
         except Exception as e:  # the exporter raises many types (torch._dynamo, onnxscript, export errors)
             raise ConversionError(
-                f"{source}: torch.onnx could not export the {spec['architecture']} model: {type(e).__name__}: "
+                f"{source}: torch.onnx could not export the {spec.architecture} model: {type(e).__name__}: "
                 f"{str(e).splitlines()[0] if str(e) else ''}"
             ) from e
         raw_diff = _max_diff(open_session(raw, num_threads), graph, torch, probes, names)

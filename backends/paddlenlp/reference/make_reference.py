@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from unified_nlp.benchdata import read_tsv, sst2_path
+from unified_nlp.checkpoint import model_spec
 from unified_nlp.inputs import clean_text
 from unified_nlp.resolve import default_model_dir
 from unified_nlp.weights import save_file
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     folder = args.model or default_model_dir()
-    spec = json.loads((folder / "unified_nlp.json").read_text())
+    spec = model_spec(folder)
     spec.update(num_labels=len(spec["labels"]), max_length=512)
     tok, model = HFTokenizer(folder, 512), HFModel(folder, spec)
 

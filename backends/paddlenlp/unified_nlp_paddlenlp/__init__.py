@@ -24,9 +24,7 @@ converter and `export_canonical` need numpy only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from unified_nlp.backend_kit import (
     CANONICAL_FORMAT,
@@ -35,6 +33,7 @@ from unified_nlp.backend_kit import (
     InvalidInputError,
     InvalidModelError,
     Model,
+    ModelSpec,
     Tokenizer,
     converted_dir,
     paddle_native,
@@ -70,17 +69,17 @@ class PaddleNLPBackend(BackendAdapter):
 
         return set_threads(n)
 
-    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[Tokenizer, Model]:
+    def load(self, path: Path, spec: ModelSpec) -> tuple[Tokenizer, Model]:
         """Tokenizer and model of a canonical folder (converted once, cached), of a
         PaddleNLP-format folder written by `convert`, or of a PaddleNLP save_pretrained
         folder run as it is (spec from unified_nlp.paddlenlp_format.native_spec: ERNIE-M)."""
         path = Path(path)
-        fmt = spec.get("format", CANONICAL_FORMAT)
+        fmt = spec.format
         if fmt == NATIVE_FORMAT:
-            if spec.get("precision", "fp32") != "fp32":
+            if (spec.precision or "fp32") != "fp32":
                 raise InvalidInputError(
                     f"{path}: a PaddleNLP folder run as it is (its family has no canonical form) runs fp32 only, "
-                    f"not {spec['precision']}"
+                    f"not {spec.precision}"
                 )
             from .native import load_native
 
@@ -125,14 +124,14 @@ class PaddleNLPBackend(BackendAdapter):
         write_canonical(Path(source), Path(out))
 
 
-def _tokenizer(folder: Path, spec: Mapping[str, Any], max_length: int) -> Tokenizer:
+def _tokenizer(folder: Path, spec: ModelSpec, max_length: int) -> Tokenizer:
     """The canonical tokenizer (tokenizer.json, or vocab.txt) through the `tokenizers` package,
     ids identical to transformers for every family; PaddleNLP's BertTokenizer only for a
     folder that has neither at its top level."""
     if (folder / "tokenizer.json").is_file() or (folder / "vocab.txt").is_file():
         from unified_nlp.backend_kit import FastTokenizer
 
-        return FastTokenizer.from_folder(folder, max_length, bool(spec.get("token_types", True)))
+        return FastTokenizer.from_folder(folder, max_length, spec.token_types)
     from .tokenizer import PaddleTokenizer
 
     return PaddleTokenizer(encoder_dir(folder), max_length)

@@ -35,6 +35,7 @@ from unified_nlp.backend_kit import (
     TOKENIZER_FILES,
     ConversionError,
     InvalidModelError,
+    ModelSpec,
     atomic_dir,
     config_labels,
     describe,
@@ -98,7 +99,7 @@ def _labels_config(labels: list[str], problem_type: str) -> dict[str, Any]:
     }
 
 
-def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, for_loading: bool = False) -> None:
+def convert(source: Path, out: Path, spec: ModelSpec | None = None, *, for_loading: bool = False) -> None:
     """Write the PaddleNLP format of the canonical folder `source` to `out`, atomically.
 
     `spec` is the core's description of the folder (checkpoint.describe, which runs
@@ -117,13 +118,13 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
             f"{source}: a PaddleNLP save_pretrained folder (PaddleNLP parameter names). Make a canonical folder "
             "first: unified_nlp.paddlenlp_format.to_canonical(src, out)"
         )
-    spec = dict(describe(source, require_head=False) if spec is None else spec)
+    spec = describe(source, require_head=False) if spec is None else spec
     config = read_json(source / "config.json")
-    family = families.get(spec.get("architecture", config.get("model_type", "bert")), source / "config.json")
+    family = families.get(spec.architecture or config.get("model_type", "bert"), source / "config.json")
     reason = family.unsupported(config)
     if reason:
         raise ConversionError(f"{source / 'config.json'}: {reason}")
-    native = spec.get("head") != "mean"
+    native = spec.head != "mean"
     state = read_state(source)
     task = native and paddle_tensors.logits_name(family) in paddle_tensors.canonical_names(
         state, family, True
@@ -132,16 +133,16 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
     weights = source / CANONICAL_WEIGHTS
     num_labels = int(state[paddle_tensors.logits_name(family)].shape[0]) if task else 0
     tensors, info = paddle_tensors.to_paddle(state, family, config, task=task, num_labels=num_labels, source=weights)
-    labels = list(spec["labels"]) if not spec.get("fresh_head") else config_labels(config, source / "config.json")
+    labels = list(spec.labels) if not spec.fresh_head else config_labels(config, source / "config.json")
     if not task:
-        labels = list(spec["labels"]) if not native else []
+        labels = list(spec.labels) if not native else []
     elif labels is None or len(labels) != num_labels:
         labels = [f"LABEL_{i}" for i in range(num_labels)]
-    problem_type = spec.get("problem_type", "single_label_classification")
+    problem_type = spec.problem_type
     pd_config = family.to_paddle_config(config, task=task)
     if task:
         pd_config.update(_labels_config(labels, problem_type))
-    max_length = int(spec["max_length"])
+    max_length = int(spec.max_length)
     try:
         tokenizer_files, tokenizer_note = paddle_tokenizer_files(source, family.tokenizer_class, max_length), None
     except (ConversionError, InvalidModelError) as e:
@@ -161,7 +162,7 @@ def convert(source: Path, out: Path, spec: Mapping[str, Any] | None = None, *, f
         "paddle_class": pd_config["architectures"][0],  # the task model, or the bare encoder
         **({"labels": labels} if labels else {}),  # none for an encoder without a head
         "problem_type": problem_type,
-        "token_types": bool(spec.get("token_types", family.architecture.token_types)),
+        "token_types": spec.token_types,
         "max_length": max_length,
         **({"pooling": "mean"} if not native else {}),
         **info,

@@ -21,6 +21,7 @@ from unified_nlp.backend_kit import (
     InvalidModelError,
     Model,
     ModelOutput,
+    ModelSpec,
     check_shapes,
     load_file,
     load_head,
@@ -207,25 +208,25 @@ class PaddleModel(Model):
     arithmetic on Paddle's fused kernel (see training.py).
     """
 
-    def __init__(self, path: Path, spec: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, spec: ModelSpec) -> None:
         meta = read_spec(path)
         folder = encoder_dir(path, meta)
         self.config = read_json(path / "config.json")  # the canonical (transformers) config
         self.family = families.get(meta.get("architecture", "bert"), path / "unified_nlp.json")
-        self.task = spec.get("head", meta.get("head")) != "mean"
-        self.num_labels = int(spec["num_labels"])
-        self.multi_label = spec.get("problem_type") == "multi_label_classification"
+        self.task = spec.head != "mean"
+        self.num_labels = spec.num_labels
+        self.multi_label = spec.problem_type == "multi_label_classification"
         arch = self.family.architecture
         self.rows = self.family.rows(self.config, task=self.task)
         tensors = self._tensors(folder, meta, spec)
         pd_config = dict(paddle_native.read_config(folder))
         if self.task:
-            labels = list(spec["labels"])
+            labels = list(spec.labels)
             pd_config.update(
                 num_labels=self.num_labels,
                 id2label=dict(enumerate(labels)),
                 label2id={name: i for i, name in enumerate(labels)},
-                problem_type=spec.get("problem_type", "single_label_classification"),
+                problem_type=spec.problem_type,
             )
         model = build(self.family, self.config, pd_config, task=self.task, source=folder / "config.json")
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -236,7 +237,7 @@ class PaddleModel(Model):
             self.encoder = getattr(model, self.family.paddle_prefix)
         else:
             hidden = arch.dims(self.config)["hidden"]
-            head = load_head(path, dict(spec), hidden)
+            head = load_head(path, spec, hidden)
             if head["weight"].shape[1] != hidden:
                 raise InvalidModelError(
                     f"{path}: head expects hidden size {head['weight'].shape[1]}, the encoder has {hidden}"
@@ -249,7 +250,7 @@ class PaddleModel(Model):
         self._canonical = {pd: hf for hf, pd, _ in self.rows}
         self._transforms = {hf: fn for hf, _, fn in self.rows}
         self.max_positions = arch.position_limit(self.config)
-        self.max_length = min(int(spec.get("max_length") or self.max_positions), self.max_positions)
+        self.max_length = min(int(spec.max_length or self.max_positions), self.max_positions)
         dims = arch.dims(self.config)
         self._vocab, self._types = dims["vocab"], max(dims["types"], 1)
         self._lock = threading.RLock()
@@ -259,7 +260,7 @@ class PaddleModel(Model):
         self._use_predictor = self._compiled is not None and os.environ.get("UNIFIED_NLP_PADDLE_INFERENCE") != "0"
         # bf16: the predictor runs oneDNN's bf16 kernels (weights and activations rounded to bf16,
         # accumulation in fp32) and gives the logits; training and hidden states stay fp32
-        self.bf16 = spec.get("precision") == "bf16"
+        self.bf16 = spec.precision == "bf16"
         if self.bf16 and not self._use_predictor:
             raise InvalidInputError(
                 "precision='bf16' runs through Paddle Inference, which UNIFIED_NLP_PADDLE_INFERENCE=0 or "
@@ -270,7 +271,7 @@ class PaddleModel(Model):
         self._weights_version = 0
         self._runs = 0  # predictor runs, for _MALLOC_TRIM
 
-    def _tensors(self, folder: Path, meta: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def _tensors(self, folder: Path, meta: Mapping[str, Any], spec: ModelSpec) -> dict[str, np.ndarray]:
         """The PaddleNLP tensors to set: the folder's (a bare encoder's renamed into the task
         model for a native head), with a fresh head where the spec asks for one."""
         tensors = load_file(weights_file(folder))
@@ -281,10 +282,10 @@ class PaddleModel(Model):
             bare = {p + hf: pd for hf, pd, _ in self.family.rows(self.config, task=False)}
             tensors = {pd: tensors[bare[hf]] for hf, pd, _ in self.rows if hf in bare and bare[hf] in tensors}
             tensors.update(self.family.buffers(self.config))
-            if not spec.get("fresh_head"):
+            if not spec.fresh_head:
                 raise InvalidModelError(f"{folder}: no classification head; pass labels=[...] to start a fresh one")
-        if spec.get("fresh_head"):  # drawn in numpy by the core: the same start on every backend
-            fresh = self.family.architecture.fresh_head(self.config, self.num_labels, int(spec.get("seed", 0)))
+        if spec.fresh_head:  # drawn in numpy by the core: the same start on every backend
+            fresh = self.family.architecture.fresh_head(self.config, self.num_labels, spec.seed)
             by_name = {hf: (pd, fn) for hf, pd, fn in self.rows}
             for name, value in fresh.items():
                 pd, fn = by_name[name]

@@ -24,6 +24,7 @@ from unified_nlp.backend_kit import (
     InvalidModelError,
     Model,
     ModelOutput,
+    ModelSpec,
     check_shapes,
     encoding_from_rows,
     paddle_native,
@@ -81,15 +82,15 @@ class NativeTokenizer:
 class NativeModel(Model):
     """PaddleNLP's task class of the folder (ErnieMForSequenceClassification), in dygraph."""
 
-    def __init__(self, folder: Path, spec: Mapping[str, Any]) -> None:
+    def __init__(self, folder: Path, spec: ModelSpec) -> None:
         config = dict(paddle_native.read_config(folder))
-        name = str(spec.get("paddle_class") or (config.get("architectures") or [""])[0])
+        name = str(spec.extra.get("paddle_class") or (config.get("architectures") or [""])[0])
         try:
             klass = paddlenlp_class(name)
         except AttributeError:
             raise InvalidModelError(f"{folder / 'config.json'}: PaddleNLP has no class {name!r}") from None
-        self.num_labels = int(spec["num_labels"])
-        labels = list(spec["labels"])
+        self.num_labels = spec.num_labels
+        labels = list(spec.labels)
         config.update(
             num_labels=self.num_labels,
             id2label=dict(enumerate(labels)),
@@ -102,8 +103,8 @@ class NativeModel(Model):
         except (TypeError, ValueError, AssertionError, KeyError, AttributeError) as e:
             raise InvalidModelError(f"{folder}: PaddleNLP cannot build a {name} from it ({e})") from e
         tensors = paddle_native.read_weights(folder)
-        if spec.get("fresh_head"):  # drawn in numpy: the same start wherever it is drawn
-            rng = np.random.default_rng(int(spec.get("seed", 0)))
+        if spec.fresh_head:  # drawn in numpy: the same start wherever it is drawn
+            rng = np.random.default_rng(spec.seed)
             hidden = int(config["hidden_size"])
             std = float(config.get("initializer_range", 0.02))
             tensors["classifier.weight"] = rng.normal(0.0, std, (hidden, self.num_labels)).astype(np.float32)
@@ -114,9 +115,9 @@ class NativeModel(Model):
         set_dropout(model, 0.0)  # eval mode, no dropout op in inference (see set_dropout)
         self.model = model
         self.encoder = getattr(model, klass.base_model_prefix, None)
-        self.max_length = int(spec["max_length"])
+        self.max_length = int(spec.max_length)
         self._vocab = int(config["vocab_size"])
-        self.multi_label = spec.get("problem_type") == "multi_label_classification"
+        self.multi_label = spec.problem_type == "multi_label_classification"
         self._optimizer: AdamW | None = None
         self._lock = threading.RLock()
 
@@ -231,8 +232,8 @@ class NativeModel(Model):
             set_dropout(self.model, 0.0)
 
 
-def load_native(path: Path, spec: Mapping[str, Any]) -> tuple[NativeTokenizer, NativeModel]:
+def load_native(path: Path, spec: ModelSpec) -> tuple[NativeTokenizer, NativeModel]:
     """Tokenizer and model of a PaddleNLP folder described by paddlenlp_format.native_spec."""
     model = NativeModel(path, spec)
-    tokenizer = NativeTokenizer(path, str(spec.get("tokenizer") or "AutoTokenizer"), model.max_length)
+    tokenizer = NativeTokenizer(path, str(spec.extra.get("tokenizer") or "AutoTokenizer"), model.max_length)
     return tokenizer, model

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from unified_nlp.backend_kit import (
     BackendAdapter,
     FastTokenizer,
     InvalidModelError,
+    ModelSpec,
     atomic_dir,
     converted_dir,
     notice,
@@ -81,11 +81,11 @@ class TFHubBackend(BackendAdapter):
             threading.set_inter_op_parallelism_threads(INTER_OP)
         return threading.get_intra_op_parallelism_threads()
 
-    def load(self, path: Path, spec: Mapping[str, Any]) -> tuple[FastTokenizer | TFHubTokenizer, TFHubModel]:
+    def load(self, path: Path, spec: ModelSpec) -> tuple[FastTokenizer | TFHubTokenizer, TFHubModel]:
         path = Path(path)
-        fmt = spec.get("format", CANONICAL_FORMAT)
+        fmt = spec.format
         if fmt == NATIVE_FORMAT:  # a user's own SavedModel(s), described by describe_savedmodel
-            return load_savedmodel(dict(spec))
+            return load_savedmodel(spec)
         if fmt == CANONICAL_FORMAT:
             folder = converted_dir(path, self.name)
             if not _is_current_export(folder):
@@ -98,17 +98,17 @@ class TFHubBackend(BackendAdapter):
                 f"{path}: a {fmt!r} folder; the tfhub backend loads the canonical format or its own "
                 "(convert it with `unified-nlp convert --to tfhub`)"
             )
-        encoder_dir = safe_join(folder, spec.get("encoder_dir", ENCODER_DIR), folder / SPEC_FILE)
+        encoder_dir = safe_join(folder, spec.extra.get("encoder_dir", ENCODER_DIR), folder / SPEC_FILE)
         model = TFHubModel(folder, spec, encoder_dir)
-        max_length = int(spec.get("max_length") or DEFAULT_MAX_LENGTH)
+        max_length = int(spec.max_length or DEFAULT_MAX_LENGTH)
         if model.max_positions is not None:
             max_length = min(max_length, model.max_positions)
         if any((tokenizer_dir / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
             # the folder's own tokenizer (copied into our exports): ids identical to transformers, any family
-            tokenizer = FastTokenizer.from_folder(tokenizer_dir, max_length, bool(spec.get("token_types", True)))
+            tokenizer = FastTokenizer.from_folder(tokenizer_dir, max_length, spec.token_types)
             return tokenizer, model
         # a user's own TF Hub pair: its preprocessor SavedModel is the tokenizer
-        preprocessor_dir = safe_join(folder, spec.get("preprocessor_dir", PREPROCESSOR_DIR), folder / SPEC_FILE)
+        preprocessor_dir = safe_join(folder, spec.extra.get("preprocessor_dir", PREPROCESSOR_DIR), folder / SPEC_FILE)
         return TFHubTokenizer(preprocessor_dir, max_length), model
 
     def convert(self, source: Path, out: Path) -> None:
@@ -122,7 +122,7 @@ class TFHubBackend(BackendAdapter):
         with atomic_dir(out) as tmp:
             shutil.copytree(cached, tmp, dirs_exist_ok=True)
 
-    def describe_native(self, path: Path, **options: Any) -> dict[str, Any]:
+    def describe_native(self, path: Path, **options: Any) -> ModelSpec:
         """The spec of a native TF Hub SavedModel (see native.describe), for load."""
         return describe_savedmodel(Path(path), **_paths(options))
 

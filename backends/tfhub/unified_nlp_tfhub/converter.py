@@ -42,6 +42,7 @@ from unified_nlp.backend_kit import (
     TOKENIZER_FILES,
     ConversionError,
     InvalidModelError,
+    ModelSpec,
     UnifiedNLPError,
     architectures,
     atomic_dir,
@@ -90,24 +91,22 @@ POOLED_NOTES = {
 }
 
 
-def source_spec(source: Path) -> dict[str, Any]:
+def source_spec(source: Path) -> ModelSpec:
     """The core's spec of a canonical folder; for an encoder without a classification head,
-    the same without labels (a head is drawn when it is loaded with labels)."""
-    spec = describe(source, require_head=False)
-    if not spec["labels"]:
-        for key in ("labels", "num_labels", "fresh_head"):
-            spec.pop(key, None)
-    return spec
+    no labels (a head is drawn when it is loaded with labels)."""
+    return describe(source, require_head=False)
 
 
-def _head_tensors(source: Path, state: Mapping[str, np.ndarray], arch, config, spec) -> dict[str, np.ndarray] | None:
+def _head_tensors(
+    source: Path, state: Mapping[str, np.ndarray], arch, config, spec: ModelSpec
+) -> dict[str, np.ndarray] | None:
     """The head to carry in head.safetensors, under transformers' names; None when there is none."""
-    if spec["head"] == "mean":
+    if spec.head == "mean":
         return load_file(source / HEAD_FILE) if (source / HEAD_FILE).is_file() else None
-    if "labels" not in spec:
+    if not spec.labels:
         return None
     prefix = arch.prefix + "."
-    names = [n for n in arch.head_shapes(config, spec["num_labels"]) if not n.startswith(prefix)]
+    names = [n for n in arch.head_shapes(config, spec.num_labels) if not n.startswith(prefix)]
     return {n: np.asarray(state[n], np.float32) for n in names}
 
 
@@ -161,7 +160,7 @@ def export(source: Path, out: Path) -> None:
     state = read_state(source)
     # tensors the checkpoint lacks (a pooler) get the core's values, the same on every backend
     prefix = arch.prefix + "."
-    for name, value in arch.missing_tensors(config, spec.get("missing", [])).items():
+    for name, value in arch.missing_tensors(config, list(spec.missing)).items():
         state.setdefault(name if any(k.startswith(prefix) for k in state) else name.removeprefix(prefix), value)
     head = _head_tensors(source, state, arch, config, spec)
     try:
@@ -176,7 +175,7 @@ def export(source: Path, out: Path) -> None:
         except InvalidModelError as e:  # the adapter tokenizes with tokenizer.json; the preprocessor is extra
             why_not = str(e)
     has_pooler = any(name.startswith("pooler_transform/") for name in values)
-    made = made or [name.removeprefix(prefix) for name in spec.get("missing", []) if name.startswith(prefix)]
+    made = made or [name.removeprefix(prefix) for name in spec.missing if name.startswith(prefix)]
     meta = _export_meta(arch, spec, has_pooler, tokenizer_options, why_not, made, head is not None)
     try:
         with atomic_dir(out) as tmp:
@@ -200,25 +199,25 @@ def export(source: Path, out: Path) -> None:
 
 
 def _export_meta(
-    arch, spec: Mapping[str, Any], has_pooler: bool, tokenizer_options, why_not: str | None, made: list, has_head: bool
+    arch, spec: ModelSpec, has_pooler: bool, tokenizer_options, why_not: str | None, made: list, has_head: bool
 ) -> dict[str, Any]:
     """The export's unified_nlp.json."""
     meta: dict[str, Any] = {
         "format": FORMAT,
         "architecture": arch.model_type,
-        "head": spec["head"],
-        "head_kind": "mean" if spec["head"] == "mean" else arch.head,
-        "problem_type": spec["problem_type"],
-        "token_types": spec["token_types"],
-        "labels": spec.get("labels"),
-        "max_length": spec["max_length"],
+        "head": spec.head,
+        "head_kind": "mean" if spec.head == "mean" else arch.head,
+        "problem_type": spec.problem_type,
+        "token_types": spec.token_types,
+        "labels": list(spec.labels),
+        "max_length": spec.max_length,
         "encoder_dir": ENCODER_DIR,
         "pooled_output": POOLED_NOTES[has_pooler],
         "tokenizer": {"family": arch.tokenizer, "file": "tokenizer.json", "note": TOKENIZER_NOTES[arch.tokenizer]},
         "export_version": EXPORT_VERSION,
         "converted_from": CANONICAL_FORMAT,
     }
-    if spec["head"] == "mean":
+    if spec.head == "mean":
         meta["pooling"] = "mean"
     if tokenizer_options is not None:
         meta["preprocessor_dir"] = PREPROCESSOR_DIR
@@ -237,11 +236,11 @@ def _export_meta(
 
 
 def _save_preprocessor(
-    tmp: Path, source: Path, arch, spec: Mapping[str, Any], meta: Mapping[str, Any], encoder, tokenizer_options, head
+    tmp: Path, source: Path, arch, spec: ModelSpec, meta: Mapping[str, Any], encoder, tokenizer_options, head
 ) -> None:
     """The preprocessor SavedModel and, with a head, the whole classifier's."""
     # the default seq_length (what hub.KerasLayer(preprocessor) pads to) must fit the encoder's positions
-    seq_length = min(DEFAULT_SEQ_LENGTH, int(spec["max_length"]))
+    seq_length = min(DEFAULT_SEQ_LENGTH, int(spec.max_length))
     preprocessor = BertPreprocessor(_vocab_file(source, tmp), **tokenizer_options, default_seq_length=seq_length)
     preprocessor.save(tmp / PREPROCESSOR_DIR)
     if head is not None:
@@ -252,7 +251,7 @@ def _save_preprocessor(
             classifier_head(head, kind),
             kind=kind,
             dense_activation=arch.dense_activation,
-            max_length=int(spec["max_length"]),
+            max_length=int(spec.max_length),
         ).save(tmp / CLASSIFIER_DIR)
 
 

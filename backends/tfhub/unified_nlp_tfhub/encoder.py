@@ -69,9 +69,6 @@ ACTIVATIONS = {
     "swish": tf.nn.silu,
     "tanh": tf.tanh,
 }
-# config.json key of the activation and its default, where a family differs from hidden_act/"gelu"
-_ACTIVATION_KEY = {"distilbert": ("activation", "gelu"), "albert": ("hidden_act", "gelu_new")}
-_FIXED_EPS = {"distilbert": 1e-12}  # transformers hard-codes DistilBERT's LayerNorm epsilon
 
 
 @dataclass(frozen=True)
@@ -95,29 +92,21 @@ class EncoderOptions:
         """Raises ValueError for a config this encoder does not implement."""
         arch = architectures.get(model_type)
         dims = arch.dims(config)
-        key, default = _ACTIVATION_KEY.get(arch.model_type, ("hidden_act", "gelu"))
-        act = config.get(key, default)
+        key, act = arch.encoder_activation(config)
         if act not in ACTIVATIONS:
             raise ValueError(f"{key} {act!r} is not supported (supported: {', '.join(ACTIVATIONS)})")
         if config.get("position_embedding_type", "absolute") != "absolute":
             raise ValueError(
                 f"position_embedding_type {config['position_embedding_type']!r} is not supported (absolute only)"
             )
-        layers = dims["layers"]
-        if arch.model_type == "albert":
-            groups, inner = int(config.get("num_hidden_groups", 1)), int(config.get("inner_group_num", 1))
-            # as transformers' AlbertTransformer: step i runs every layer of group int(i / (layers / groups))
-            schedule = tuple(int(i / (layers / groups)) * inner + k for i in range(layers) for k in range(inner))
-        else:
-            schedule = tuple(range(layers))
         return cls(
             model_type=arch.model_type,
             heads=dims["heads"],
-            eps=float(_FIXED_EPS.get(arch.model_type, config.get("layer_norm_eps", 1e-12))),
+            eps=arch.layer_norm_eps(config),
             activation=act,
-            schedule=schedule,
+            schedule=arch.layer_schedule(config),
             position_pad_id=int(config.get("pad_token_id", 1)) if arch.position_offset else None,
-            task_id=bool(config.get("use_task_id")) and arch.model_type == "ernie",
+            task_id=bool(config.get("use_task_id")) and arch.has_role("embeddings.task_type"),
         )
 
 

@@ -27,6 +27,7 @@ from unified_nlp.backend_kit import (
     InvalidModelError,
     Model,
     ModelOutput,
+    ModelSpec,
     UnifiedNLPError,
     architectures,
     load_file,
@@ -182,10 +183,10 @@ class TFHubModel(Model):
     (1, 3)
     """
 
-    def __init__(self, folder: Path, spec: Mapping[str, Any], encoder_dir: Path | None = None) -> None:
-        self.kind = "mean" if spec.get("head", "mean") == "mean" else None
-        if self.kind == "mean" and spec.get("pooling", "mean") != "mean":
-            raise InvalidModelError(f"{folder}: pooling {spec.get('pooling')!r} is not supported (mean only)")
+    def __init__(self, folder: Path, spec: ModelSpec, encoder_dir: Path | None = None) -> None:
+        self.kind = "mean" if spec.head == "mean" else None
+        if self.kind == "mean" and (spec.pooling or "mean") != "mean":
+            raise InvalidModelError(f"{folder}: pooling {spec.pooling!r} is not supported (mean only)")
         encoder_dir = encoder_dir or folder / "encoder"
         self._encoder = EncoderCall(load_saved_model(encoder_dir, "encoder"), encoder_dir)
         probe = self._encoder(
@@ -199,11 +200,11 @@ class TFHubModel(Model):
         frozen = [_variable_name(v) for v in self._variables if not v.trainable]
         if frozen:
             raise InvalidModelError(f"{encoder_dir}: encoder variables are not trainable, e.g. {frozen[:3]}")
-        self.model_type = str(spec.get("architecture", "bert"))
+        self.model_type = spec.architecture or "bert"
         self.arch = architectures.get(self.model_type, folder / "unified_nlp.json")
         # a native TF Hub pair has no config.json: its spec carries the layout read off its variables
-        self.config = dict(spec["config"]) if spec.get("config") else self._config(folder)
-        self.problem_type = spec.get("problem_type", "single_label_classification")
+        self.config = dict(spec.extra["config"]) if spec.extra.get("config") else self._config(folder)
+        self.problem_type = spec.problem_type
         if self.kind is None:
             self.kind = self.arch.head
             if self.config is None:
@@ -224,11 +225,11 @@ class TFHubModel(Model):
             return read_json(folder / "config.json")
         return bert_layout({_variable_name(v): tuple(v.shape) for v in self._variables})
 
-    def _head_variables(self, folder: Path, spec: Mapping[str, Any], hidden: int) -> dict[str, tf.Variable]:
+    def _head_variables(self, folder: Path, spec: ModelSpec, hidden: int) -> dict[str, tf.Variable]:
         """The head's tensors under transformers' names, as tf.Variables ([out, in] like torch's Linear)."""
-        n = int(spec["num_labels"])
+        n = spec.num_labels
         if self.kind == "mean":
-            head = load_head(folder, dict(spec), hidden)
+            head = load_head(folder, spec, hidden)
             if head["weight"].shape[1] != hidden:
                 raise InvalidModelError(
                     f"{folder / HEAD_FILE}: head takes {head['weight'].shape[1]} inputs, the encoder gives {hidden}"
@@ -237,8 +238,8 @@ class TFHubModel(Model):
         else:
             prefix = self.arch.prefix + "."
             shapes = {k: v for k, v in self.arch.head_shapes(self.config, n).items() if not k.startswith(prefix)}
-            if spec.get("fresh_head"):  # drawn in numpy by the core: the same start on every backend
-                fresh = self.arch.fresh_head(self.config, n, int(spec.get("seed", 0)))
+            if spec.fresh_head:  # drawn in numpy by the core: the same start on every backend
+                fresh = self.arch.fresh_head(self.config, n, spec.seed)
                 tensors = {k: fresh[k] for k in shapes}
             elif (folder / HEAD_FILE).is_file():
                 saved = load_file(folder / HEAD_FILE)
@@ -256,7 +257,7 @@ class TFHubModel(Model):
 
     def _logits_bias(self) -> str:
         """The bias of the layer that gives the logits (the last head row of the architecture)."""
-        return [name for name, _ in self.arch.head_rows if name.endswith("bias")][-1]
+        return [name for _, name, _ in self.arch.head_rows if name.endswith("bias")][-1]
 
     def _canonical_names(self) -> dict[str, str]:
         """TF variable name -> Hugging Face name (the classifier class's for a native head,

@@ -13,11 +13,11 @@ Three kinds, told apart by what the SavedModel can be called with:
 - ``keras-classifier``: a whole Keras model saved with tf_keras ``model.save``
   or Keras 3 ``model.export``: strings in, logits out, run as a black box.
 
-The core calls `describe` (a JSON-ready spec) and then ``TFHubBackend.load(path,
+The core calls `describe` (a ModelSpec) and then ``TFHubBackend.load(path,
 spec)``, or `recover.to_canonical` for every other backend.
 
 >>> spec = describe(Path("bert_en_uncased_L-2_H-128"), labels=["neg", "pos"])   # doctest: +SKIP
->>> spec["kind"], spec["pooling"], spec["convertible"]                         # doctest: +SKIP
+>>> spec.extra["kind"], spec.pooling, spec.extra["convertible"]   # doctest: +SKIP
 ('encoder-pair', 'pooled_output', True)
 """
 
@@ -35,6 +35,7 @@ from unified_nlp.backend_kit import (
     SAVEDMODEL_FORMAT,
     InvalidInputError,
     InvalidModelError,
+    ModelSpec,
     initial_head,
     load_file,
     read_header,
@@ -186,14 +187,14 @@ def describe(
     seed: int = 0,
     pooling: str | None = None,
     require_head: bool = True,
-) -> dict[str, Any]:
-    """The JSON-ready spec of a native TF Hub SavedModel (see the module docstring), which
-    ``TFHubBackend.load(path, spec)`` takes: format, kind, labels, num_labels, head,
-    pooling, problem_type, max_length, seed, fresh_head, architecture (a transformers
-    model_type when the variables map, else None), convertible and why (None, or why it
-    cannot leave TensorFlow), and the SavedModel paths.
+) -> ModelSpec:
+    """The spec of a native TF Hub SavedModel (see the module docstring), which
+    ``TFHubBackend.load(path, spec)`` takes: format, labels, head, pooling, problem_type,
+    max_length, seed, fresh_head, architecture (a transformers model_type when the
+    variables map, else None), head_path, and in `extra` kind, convertible and why (None,
+    or why it cannot leave TensorFlow), the SavedModel paths and the encoder's layout.
 
-    >>> describe(Path("nnlm-en-dim50"), labels=["neg", "pos"])["kind"]   # doctest: +SKIP
+    >>> describe(Path("nnlm-en-dim50"), labels=["neg", "pos"]).extra["kind"]   # doctest: +SKIP
     'embedding'
     """
     path = Path(path).absolute()
@@ -210,8 +211,7 @@ def describe(
         raise InvalidInputError(f"problem_type must be one of {', '.join(PROBLEM_TYPES)}, got {spec['problem_type']!r}")
     if spec["problem_type"] == PROBLEM_TYPES[0] and len(spec["labels"]) < 2 and (spec["labels"] or require_head):
         raise InvalidInputError(f"a single-label classifier needs at least two labels, got {spec['labels']}")
-    spec["num_labels"] = len(spec["labels"])
-    return spec
+    return ModelSpec.from_dict(spec)
 
 
 def inspect(path: Path, *, preprocessor: Path | None = None) -> dict[str, Any]:
@@ -222,50 +222,59 @@ def inspect(path: Path, *, preprocessor: Path | None = None) -> dict[str, Any]:
     False
     """
     spec = describe(path, preprocessor=preprocessor, require_head=False)
+    extra = spec.extra
     out = {
-        k: spec[k] for k in ("format", "kind", "architecture", "head", "pooling", "max_length", "convertible", "why")
+        "format": spec.format,
+        "kind": extra["kind"],
+        "architecture": spec.architecture,
+        "head": spec.head,
+        "pooling": spec.pooling,
+        "max_length": spec.max_length,
+        "convertible": extra["convertible"],
+        "why": extra["why"],
     }
-    out["labels"] = spec["labels"] or None
+    out["labels"] = list(spec.labels) or None
     out["tokenizer"] = {
-        "encoder-pair": f"the preprocessor SavedModel {spec.get('preprocessor_path')} (tokenize, bert_pack_inputs)",
+        "encoder-pair": f"the preprocessor SavedModel {extra.get('preprocessor_path')} (tokenize, bert_pack_inputs)",
         "embedding": "inside the SavedModel (strings in)",
         "keras-classifier": "inside the SavedModel (strings in)",
-    }[spec["kind"]]
-    out["trainable"] = spec.get("trainable", spec["kind"] != "keras-classifier")
+    }[extra["kind"]]
+    out["trainable"] = extra.get("trainable", extra["kind"] != "keras-classifier")
     return out
 
 
 # --- loading on the tfhub backend -------------------------------------------------------
 
 
-def load(spec: dict[str, Any]):
+def load(spec: ModelSpec):
     """(tokenizer, model) for a spec from `describe`."""
-    kind = spec.get("kind")
+    extra = spec.extra
+    kind = extra.get("kind")
     if kind == "encoder-pair":
-        encoder_dir, pre_dir = Path(spec["encoder_path"]), Path(spec["preprocessor_path"])
-        head_dir = Path(spec["head_path"]).parent if spec.get("head_path") else encoder_dir
-        model = TFHubModel(head_dir, {**spec, "architecture": "bert"}, encoder_dir)
-        max_length = int(spec.get("max_length") or DEFAULT_MAX_LENGTH)
+        encoder_dir, pre_dir = Path(extra["encoder_path"]), Path(extra["preprocessor_path"])
+        head_dir = Path(spec.head_path).parent if spec.head_path else encoder_dir
+        model = TFHubModel(head_dir, spec.replace(architecture="bert"), encoder_dir)
+        max_length = int(spec.max_length or DEFAULT_MAX_LENGTH)
         if model.max_positions is not None:
             max_length = min(max_length, model.max_positions)
         return TFHubTokenizer(pre_dir, max_length), model
     if kind not in KINDS:
         raise InvalidModelError(f"unknown TF Hub SavedModel kind {kind!r} (known: {', '.join(KINDS)})")
-    folder = Path(spec["model_path"])
+    folder = Path(extra["model_path"])
     obj = load_object(folder)
     fn = strings_function(obj, folder, kind)
     if kind == "keras-classifier":
-        model = StringsModel(fn, head=None, what="Keras classifier", problem_type=spec["problem_type"])
-        if model.num_labels != int(spec["num_labels"]):
-            raise InvalidInputError(f"{folder}: {model.num_labels} outputs, but {spec['num_labels']} labels")
+        model = StringsModel(fn, head=None, what="Keras classifier", problem_type=spec.problem_type)
+        if model.num_labels != spec.num_labels:
+            raise InvalidInputError(f"{folder}: {model.num_labels} outputs, but {spec.num_labels} labels")
         return StringsTokenizer(), model
-    width = int(spec["hidden"])
-    if spec.get("fresh_head") or not spec.get("head_path"):
-        head = initial_head(int(spec["num_labels"]), width, int(spec.get("seed", 0)))
+    width = int(extra["hidden"])
+    if spec.fresh_head or not spec.head_path:
+        head = initial_head(spec.num_labels, width, spec.seed)
     else:
-        head = {k: np.asarray(v, np.float32) for k, v in load_file(Path(spec["head_path"])).items()}
+        head = {k: np.asarray(v, np.float32) for k, v in load_file(Path(spec.head_path)).items()}
     variables = list(getattr(obj, "trainable_variables", []) or [])
-    model = StringsModel(fn, head=head, encoder_variables=variables, problem_type=spec["problem_type"])
+    model = StringsModel(fn, head=head, encoder_variables=variables, problem_type=spec.problem_type)
     return StringsTokenizer(), model
 
 

@@ -1,10 +1,13 @@
-"""The literal maps between Hugging Face encoder weights and the TF Hub encoder's variables, one table per family.
+"""The literal map between Hugging Face encoder weights and the TF Hub encoder's variables, by role.
 
-A row is (the Hugging Face name inside the encoder, i.e. without the task model's
-prefix ``bert.``/``roberta.``..., the TensorFlow variable name, the transform that
-turns the first into the second). ``{i}`` is the i-th set of layer weights; for
-ALBERT, whose layers share weights, ``{g}``/``{k}`` are that set's group and its
-place in the group (``i = g * inner_group_num + k``).
+The core's architecture module of each family types transformers' names once, as
+rows keyed by role (``"layer.query.weight"``); this module gives our TF
+encoder's variable name for each role and the transform that turns the Hugging
+Face tensor into it. A row of `weight_rows` is (the Hugging Face name inside the
+encoder, i.e. without the task model's prefix ``bert.``/``roberta.``..., the
+TensorFlow variable name, the transform). ``{i}`` is the i-th set of layer
+weights (for ALBERT, whose layers share weights, the set's place
+``group * inner_group_num + inner``).
 
 The TensorFlow names and layouts are those of TF Hub's own BERT encoders
 (tf-models-official BertEncoder: EinsumDense attention kernels split by head,
@@ -13,10 +16,10 @@ embedding as in TF Hub's ALBERT and ELECTRA). The families TF Hub never
 published (DistilBERT, RoBERTa, XLM-R, ERNIE) use the same name for the same
 role, so every export reads alike. Which rows a config has (token types, the
 ELECTRA projection, ERNIE's task embeddings) is decided by the core's
-architecture module, so this table and the core cannot drift apart unnoticed.
+architecture module too.
 
->>> [row for row in BERT_LAYER if row[0].endswith("query.weight")]
-[('encoder.layer.{i}.attention.self.query.weight', 'transformer/layer_{i}/self_attention/query/kernel', 'transpose+split_heads')]
+>>> NAMES["layer.query.weight"]
+('transformer/layer_{i}/self_attention/query/kernel', 'transpose+split_heads')
 """
 
 from __future__ import annotations
@@ -31,122 +34,40 @@ from unified_nlp.backend_kit import architectures
 
 Row = tuple[str, str, str]  # (Hugging Face name in the encoder, TF variable name, transform HF -> TF)
 
+Names = Mapping[str, tuple[str, str]]  # role -> (TF variable template, transform HF -> TF)
+
 # fmt: off
-BERT_EMBEDDINGS: tuple[Row, ...] = (
-    ("embeddings.word_embeddings.weight",       "word_embeddings/embeddings",    "identity"),
-    ("embeddings.position_embeddings.weight",   "position_embedding/embeddings", "identity"),
-    ("embeddings.token_type_embeddings.weight", "type_embeddings/embeddings",    "identity"),
-    ("embeddings.LayerNorm.weight",             "embeddings/layer_norm/gamma",   "identity"),
-    ("embeddings.LayerNorm.bias",               "embeddings/layer_norm/beta",    "identity"),
-)
-BERT_LAYER: tuple[Row, ...] = (
-    ("encoder.layer.{i}.attention.self.query.weight",        "transformer/layer_{i}/self_attention/query/kernel",            "transpose+split_heads"),
-    ("encoder.layer.{i}.attention.self.query.bias",          "transformer/layer_{i}/self_attention/query/bias",              "split_heads"),
-    ("encoder.layer.{i}.attention.self.key.weight",          "transformer/layer_{i}/self_attention/key/kernel",              "transpose+split_heads"),
-    ("encoder.layer.{i}.attention.self.key.bias",            "transformer/layer_{i}/self_attention/key/bias",                "split_heads"),
-    ("encoder.layer.{i}.attention.self.value.weight",        "transformer/layer_{i}/self_attention/value/kernel",            "transpose+split_heads"),
-    ("encoder.layer.{i}.attention.self.value.bias",          "transformer/layer_{i}/self_attention/value/bias",              "split_heads"),
-    ("encoder.layer.{i}.attention.output.dense.weight",      "transformer/layer_{i}/self_attention/attention_output/kernel", "transpose+merge_heads"),
-    ("encoder.layer.{i}.attention.output.dense.bias",        "transformer/layer_{i}/self_attention/attention_output/bias",   "identity"),
-    ("encoder.layer.{i}.attention.output.LayerNorm.weight",  "transformer/layer_{i}/self_attention_layer_norm/gamma",        "identity"),
-    ("encoder.layer.{i}.attention.output.LayerNorm.bias",    "transformer/layer_{i}/self_attention_layer_norm/beta",         "identity"),
-    ("encoder.layer.{i}.intermediate.dense.weight",          "transformer/layer_{i}/intermediate/kernel",                    "transpose"),
-    ("encoder.layer.{i}.intermediate.dense.bias",            "transformer/layer_{i}/intermediate/bias",                      "identity"),
-    ("encoder.layer.{i}.output.dense.weight",                "transformer/layer_{i}/output/kernel",                          "transpose"),
-    ("encoder.layer.{i}.output.dense.bias",                  "transformer/layer_{i}/output/bias",                            "identity"),
-    ("encoder.layer.{i}.output.LayerNorm.weight",            "transformer/layer_{i}/output_layer_norm/gamma",                "identity"),
-    ("encoder.layer.{i}.output.LayerNorm.bias",              "transformer/layer_{i}/output_layer_norm/beta",                 "identity"),
-)
-BERT_POOLER: tuple[Row, ...] = (
-    ("pooler.dense.weight", "pooler_transform/kernel", "transpose"),
-    ("pooler.dense.bias",   "pooler_transform/bias",   "identity"),
-)
-
-# ERNIE: BERT's rows plus the task-type embeddings (present when use_task_id)
-ERNIE_EMBEDDINGS: tuple[Row, ...] = BERT_EMBEDDINGS + (
-    ("embeddings.task_type_embeddings.weight", "task_type_embeddings/embeddings", "identity"),
-)
-
-# ELECTRA: BERT's rows plus a projection embedding_size -> hidden_size (present when they differ)
-ELECTRA_PROJECTION: tuple[Row, ...] = (
-    ("embeddings_project.weight", "embedding_projection/kernel", "transpose"),
-    ("embeddings_project.bias",   "embedding_projection/bias",   "identity"),
-)
-
-DISTILBERT_EMBEDDINGS: tuple[Row, ...] = (  # no token types
-    ("embeddings.word_embeddings.weight",     "word_embeddings/embeddings",    "identity"),
-    ("embeddings.position_embeddings.weight", "position_embedding/embeddings", "identity"),
-    ("embeddings.LayerNorm.weight",           "embeddings/layer_norm/gamma",   "identity"),
-    ("embeddings.LayerNorm.bias",             "embeddings/layer_norm/beta",    "identity"),
-)
-DISTILBERT_LAYER: tuple[Row, ...] = (
-    ("transformer.layer.{i}.attention.q_lin.weight",   "transformer/layer_{i}/self_attention/query/kernel",            "transpose+split_heads"),
-    ("transformer.layer.{i}.attention.q_lin.bias",     "transformer/layer_{i}/self_attention/query/bias",              "split_heads"),
-    ("transformer.layer.{i}.attention.k_lin.weight",   "transformer/layer_{i}/self_attention/key/kernel",              "transpose+split_heads"),
-    ("transformer.layer.{i}.attention.k_lin.bias",     "transformer/layer_{i}/self_attention/key/bias",                "split_heads"),
-    ("transformer.layer.{i}.attention.v_lin.weight",   "transformer/layer_{i}/self_attention/value/kernel",            "transpose+split_heads"),
-    ("transformer.layer.{i}.attention.v_lin.bias",     "transformer/layer_{i}/self_attention/value/bias",              "split_heads"),
-    ("transformer.layer.{i}.attention.out_lin.weight", "transformer/layer_{i}/self_attention/attention_output/kernel", "transpose+merge_heads"),
-    ("transformer.layer.{i}.attention.out_lin.bias",   "transformer/layer_{i}/self_attention/attention_output/bias",   "identity"),
-    ("transformer.layer.{i}.sa_layer_norm.weight",     "transformer/layer_{i}/self_attention_layer_norm/gamma",        "identity"),
-    ("transformer.layer.{i}.sa_layer_norm.bias",       "transformer/layer_{i}/self_attention_layer_norm/beta",         "identity"),
-    ("transformer.layer.{i}.ffn.lin1.weight",          "transformer/layer_{i}/intermediate/kernel",                    "transpose"),
-    ("transformer.layer.{i}.ffn.lin1.bias",            "transformer/layer_{i}/intermediate/bias",                      "identity"),
-    ("transformer.layer.{i}.ffn.lin2.weight",          "transformer/layer_{i}/output/kernel",                          "transpose"),
-    ("transformer.layer.{i}.ffn.lin2.bias",            "transformer/layer_{i}/output/bias",                            "identity"),
-    ("transformer.layer.{i}.output_layer_norm.weight", "transformer/layer_{i}/output_layer_norm/gamma",                "identity"),
-    ("transformer.layer.{i}.output_layer_norm.bias",   "transformer/layer_{i}/output_layer_norm/beta",                 "identity"),
-)
-
-ALBERT_PROJECTION: tuple[Row, ...] = (  # always there in ALBERT, even when embedding_size == hidden_size
-    ("encoder.embedding_hidden_mapping_in.weight", "embedding_projection/kernel", "transpose"),
-    ("encoder.embedding_hidden_mapping_in.bias",   "embedding_projection/bias",   "identity"),
-)
-ALBERT_LAYER: tuple[Row, ...] = (
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.query.weight",       "transformer/layer_{i}/self_attention/query/kernel",            "transpose+split_heads"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.query.bias",         "transformer/layer_{i}/self_attention/query/bias",              "split_heads"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.key.weight",         "transformer/layer_{i}/self_attention/key/kernel",              "transpose+split_heads"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.key.bias",           "transformer/layer_{i}/self_attention/key/bias",                "split_heads"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.value.weight",       "transformer/layer_{i}/self_attention/value/kernel",            "transpose+split_heads"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.value.bias",         "transformer/layer_{i}/self_attention/value/bias",              "split_heads"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.dense.weight",       "transformer/layer_{i}/self_attention/attention_output/kernel", "transpose+merge_heads"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.dense.bias",         "transformer/layer_{i}/self_attention/attention_output/bias",   "identity"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.LayerNorm.weight",   "transformer/layer_{i}/self_attention_layer_norm/gamma",        "identity"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.LayerNorm.bias",     "transformer/layer_{i}/self_attention_layer_norm/beta",         "identity"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.ffn.weight",                   "transformer/layer_{i}/intermediate/kernel",                    "transpose"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.ffn.bias",                     "transformer/layer_{i}/intermediate/bias",                      "identity"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.ffn_output.weight",            "transformer/layer_{i}/output/kernel",                          "transpose"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.ffn_output.bias",              "transformer/layer_{i}/output/bias",                            "identity"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.full_layer_layer_norm.weight", "transformer/layer_{i}/output_layer_norm/gamma",                "identity"),
-    ("encoder.albert_layer_groups.{g}.albert_layers.{k}.full_layer_layer_norm.bias",   "transformer/layer_{i}/output_layer_norm/beta",                 "identity"),
-)
-ALBERT_POOLER: tuple[Row, ...] = (
-    ("pooler.weight", "pooler_transform/kernel", "transpose"),
-    ("pooler.bias",   "pooler_transform/bias",   "identity"),
-)
+# Our TF encoder's variable for every role of the core's architecture rows, whatever the family.
+NAMES: Names = {
+    "embeddings.word":               ("word_embeddings/embeddings",      "identity"),
+    "embeddings.position":           ("position_embedding/embeddings",   "identity"),
+    "embeddings.token_type":         ("type_embeddings/embeddings",      "identity"),
+    "embeddings.task_type":          ("task_type_embeddings/embeddings", "identity"),  # ERNIE with use_task_id
+    "embeddings.norm.weight":        ("embeddings/layer_norm/gamma",     "identity"),
+    "embeddings.norm.bias":          ("embeddings/layer_norm/beta",      "identity"),
+    "projection.weight":             ("embedding_projection/kernel",     "transpose"),  # ELECTRA, ALBERT
+    "projection.bias":               ("embedding_projection/bias",       "identity"),
+    "layer.query.weight":            ("transformer/layer_{i}/self_attention/query/kernel",            "transpose+split_heads"),
+    "layer.query.bias":              ("transformer/layer_{i}/self_attention/query/bias",              "split_heads"),
+    "layer.key.weight":              ("transformer/layer_{i}/self_attention/key/kernel",              "transpose+split_heads"),
+    "layer.key.bias":                ("transformer/layer_{i}/self_attention/key/bias",                "split_heads"),
+    "layer.value.weight":            ("transformer/layer_{i}/self_attention/value/kernel",            "transpose+split_heads"),
+    "layer.value.bias":              ("transformer/layer_{i}/self_attention/value/bias",              "split_heads"),
+    "layer.attention_output.weight": ("transformer/layer_{i}/self_attention/attention_output/kernel", "transpose+merge_heads"),
+    "layer.attention_output.bias":   ("transformer/layer_{i}/self_attention/attention_output/bias",   "identity"),
+    "layer.attention_norm.weight":   ("transformer/layer_{i}/self_attention_layer_norm/gamma",        "identity"),
+    "layer.attention_norm.bias":     ("transformer/layer_{i}/self_attention_layer_norm/beta",         "identity"),
+    "layer.intermediate.weight":     ("transformer/layer_{i}/intermediate/kernel",                    "transpose"),
+    "layer.intermediate.bias":       ("transformer/layer_{i}/intermediate/bias",                      "identity"),
+    "layer.output.weight":           ("transformer/layer_{i}/output/kernel",                          "transpose"),
+    "layer.output.bias":             ("transformer/layer_{i}/output/bias",                            "identity"),
+    "layer.output_norm.weight":      ("transformer/layer_{i}/output_layer_norm/gamma",                "identity"),
+    "layer.output_norm.bias":        ("transformer/layer_{i}/output_layer_norm/beta",                 "identity"),
+    "pooler.weight":                 ("pooler_transform/kernel", "transpose"),
+    "pooler.bias":                   ("pooler_transform/bias",   "identity"),
+}
 # fmt: on
 
-
-@dataclass(frozen=True)
-class Table:
-    """A family's rows: embeddings, an optional projection, the repeated layer, the pooler
-    (part of the encoder: it gives pooled_output; families without one have none)."""
-
-    embeddings: tuple[Row, ...]
-    layer: tuple[Row, ...]
-    projection: tuple[Row, ...] = ()
-    pooler: tuple[Row, ...] = ()
-
-
-TABLES: dict[str, Table] = {
-    "bert": Table(BERT_EMBEDDINGS, BERT_LAYER, pooler=BERT_POOLER),
-    "distilbert": Table(DISTILBERT_EMBEDDINGS, DISTILBERT_LAYER),
-    "roberta": Table(BERT_EMBEDDINGS, BERT_LAYER),
-    "xlm-roberta": Table(BERT_EMBEDDINGS, BERT_LAYER),
-    "electra": Table(BERT_EMBEDDINGS, BERT_LAYER, projection=ELECTRA_PROJECTION),
-    "albert": Table(BERT_EMBEDDINGS, ALBERT_LAYER, projection=ALBERT_PROJECTION, pooler=ALBERT_POOLER),
-    "ernie": Table(ERNIE_EMBEDDINGS, BERT_LAYER, pooler=BERT_POOLER),
-}
 # in model.safetensors but not weights: transformers rebuilds them (arange, zeros), so do we
 IGNORED = ("position_ids", "token_type_ids")
 
@@ -179,25 +100,28 @@ TRANSFORMS: dict[str, Transform] = {
 
 
 def weight_rows(model_type: str, config: Mapping[str, Any]) -> list[Row]:
-    """Every (HF encoder name, TF name, transform) of this config, in order: the rows of the
-    family's table that the core's architecture says the config has, then the pooler.
+    """Every (HF encoder name, TF name, transform) of this config, in order: the encoder rows
+    that the core's architecture says the config has, then the pooler where the head reads
+    one (it gives pooled_output).
 
     >>> len(weight_rows("bert", {"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2,
     ...     "intermediate_size": 16, "vocab_size": 10}))
     39
     """
     arch = architectures.get(model_type)
-    family = TABLES[arch.model_type]
     present = arch.encoder_shapes(config, prefixed=False)
-    inner = int(config.get("inner_group_num", 1))
-    rows = [row for row in family.embeddings + family.projection if row[0] in present]
+    rows = [(hf.format(p=""), *NAMES[role]) for role, hf, _ in arch.embeddings + arch.encoder_extra]
+    rows = [row for row in rows if row[0] in present]
     for i in range(arch.dims(config)["layer_count"]):
-        rows += [(hf.format(i=i, g=i // inner, k=i % inner), t.format(i=i), how) for hf, t, how in family.layer]
-    rows += list(family.pooler)
-    missing = sorted(set(present) - {hf for hf, _, _ in rows})
-    if missing:  # a programming error: the architecture has a tensor this table does not map
-        raise AssertionError(f"the {model_type} weight table has no row for {missing[:3]}")
+        rows += [(arch.layer_name(hf, i, config, ""), *_at(NAMES[role], i)) for role, hf, _ in arch.layer]
+    if arch.head == "pooler":
+        rows += [(hf.format(p=""), *NAMES[role]) for role, hf, _ in arch.pooler]
     return rows
+
+
+def _at(name: tuple[str, str], i: int) -> tuple[str, str]:
+    template, how = name
+    return template.format(i=i), how
 
 
 def pooler_shapes(model_type: str, config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:

@@ -1,4 +1,4 @@
-"""The families PaddleNLP 2.8 runs, one module each, keyed by transformers' model_type.
+"""The families PaddleNLP 2.8 runs, one module each (found, not listed), keyed by transformers' model_type.
 
 >>> sorted(FAMILIES)
 ['albert', 'bert', 'distilbert', 'electra', 'ernie', 'roberta', 'xlm-roberta']
@@ -8,14 +8,26 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from unified_nlp.errors import InvalidModelError
 
-from . import albert, bert, distilbert, electra, ernie, roberta, xlm_roberta
 from .base import Family, same, transpose
 
-FAMILIES: dict[str, Family] = {
-    m.FAMILY.model_type: m.FAMILY for m in (bert, distilbert, roberta, xlm_roberta, electra, albert, ernie)
-}
+
+def _discover() -> dict[str, Family]:
+    """Every module of this package that holds a FAMILY, keyed by transformers' model_type:
+    a new family is a new module, with no list to edit."""
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        family = getattr(importlib.import_module(f"{__name__}.{info.name}"), "FAMILY", None)
+        if isinstance(family, Family):
+            found[family.model_type] = family
+    return found
+
+
+FAMILIES: dict[str, Family] = _discover()
 
 __all__ = ["FAMILIES", "Family", "get", "same", "transpose"]
 

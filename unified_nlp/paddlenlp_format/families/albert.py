@@ -16,39 +16,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .base import BERT_EMBEDDINGS, Family, position_ids, same, transpose
+from .base import NAMES as BASE_NAMES
+from .base import Family, position_ids, same, transpose
 
 # fmt: off
-EXTRA = (
-    ("{p}encoder.embedding_hidden_mapping_in.weight", "{q}encoder.embedding_hidden_mapping_in.weight", transpose),
-    ("{p}encoder.embedding_hidden_mapping_in.bias",   "{q}encoder.embedding_hidden_mapping_in.bias",   same),
-)
-LAYER = (  # "{i}" is "{group}.albert_layers.{inner}"
-    ("{p}encoder.albert_layer_groups.{i}.attention.query.weight",       "{q}encoder.albert_layer_groups.{i}.attention.query.weight",       transpose),
-    ("{p}encoder.albert_layer_groups.{i}.attention.query.bias",         "{q}encoder.albert_layer_groups.{i}.attention.query.bias",         same),
-    ("{p}encoder.albert_layer_groups.{i}.attention.key.weight",         "{q}encoder.albert_layer_groups.{i}.attention.key.weight",         transpose),
-    ("{p}encoder.albert_layer_groups.{i}.attention.key.bias",           "{q}encoder.albert_layer_groups.{i}.attention.key.bias",           same),
-    ("{p}encoder.albert_layer_groups.{i}.attention.value.weight",       "{q}encoder.albert_layer_groups.{i}.attention.value.weight",       transpose),
-    ("{p}encoder.albert_layer_groups.{i}.attention.value.bias",         "{q}encoder.albert_layer_groups.{i}.attention.value.bias",         same),
-    ("{p}encoder.albert_layer_groups.{i}.attention.dense.weight",       "{q}encoder.albert_layer_groups.{i}.attention.dense.weight",       transpose),
-    ("{p}encoder.albert_layer_groups.{i}.attention.dense.bias",         "{q}encoder.albert_layer_groups.{i}.attention.dense.bias",         same),
-    ("{p}encoder.albert_layer_groups.{i}.attention.LayerNorm.weight",   "{q}encoder.albert_layer_groups.{i}.attention.layer_norm.weight",  same),
-    ("{p}encoder.albert_layer_groups.{i}.attention.LayerNorm.bias",     "{q}encoder.albert_layer_groups.{i}.attention.layer_norm.bias",    same),
-    ("{p}encoder.albert_layer_groups.{i}.ffn.weight",                   "{q}encoder.albert_layer_groups.{i}.ffn.weight",                   transpose),
-    ("{p}encoder.albert_layer_groups.{i}.ffn.bias",                     "{q}encoder.albert_layer_groups.{i}.ffn.bias",                     same),
-    ("{p}encoder.albert_layer_groups.{i}.ffn_output.weight",            "{q}encoder.albert_layer_groups.{i}.ffn_output.weight",            transpose),
-    ("{p}encoder.albert_layer_groups.{i}.ffn_output.bias",              "{q}encoder.albert_layer_groups.{i}.ffn_output.bias",              same),
-    ("{p}encoder.albert_layer_groups.{i}.full_layer_layer_norm.weight", "{q}encoder.albert_layer_groups.{i}.full_layer_layer_norm.weight", same),
-    ("{p}encoder.albert_layer_groups.{i}.full_layer_layer_norm.bias",   "{q}encoder.albert_layer_groups.{i}.full_layer_layer_norm.bias",   same),
-)
-POOLER = (
-    ("{p}pooler.weight", "{q}pooler.weight", transpose),
-    ("{p}pooler.bias",   "{q}pooler.bias",   same),
-)
-HEAD = (
-    ("classifier.weight", "classifier.weight", transpose),
-    ("classifier.bias",   "classifier.bias",   same),
-)
+# PaddleNLP's names where ALBERT's differ from the BERT-like families': the layer keeps
+# transformers' structure (LayerNorm -> layer_norm), the pooler and projection their names.
+NAMES = BASE_NAMES | {
+    "projection.weight":             ("{q}encoder.embedding_hidden_mapping_in.weight", transpose),
+    "projection.bias":               ("{q}encoder.embedding_hidden_mapping_in.bias",   same),
+    "layer.query.weight":            ("{q}encoder.albert_layer_groups.{i}.attention.query.weight",       transpose),
+    "layer.query.bias":              ("{q}encoder.albert_layer_groups.{i}.attention.query.bias",         same),
+    "layer.key.weight":              ("{q}encoder.albert_layer_groups.{i}.attention.key.weight",         transpose),
+    "layer.key.bias":                ("{q}encoder.albert_layer_groups.{i}.attention.key.bias",           same),
+    "layer.value.weight":            ("{q}encoder.albert_layer_groups.{i}.attention.value.weight",       transpose),
+    "layer.value.bias":              ("{q}encoder.albert_layer_groups.{i}.attention.value.bias",         same),
+    "layer.attention_output.weight": ("{q}encoder.albert_layer_groups.{i}.attention.dense.weight",       transpose),
+    "layer.attention_output.bias":   ("{q}encoder.albert_layer_groups.{i}.attention.dense.bias",         same),
+    "layer.attention_norm.weight":   ("{q}encoder.albert_layer_groups.{i}.attention.layer_norm.weight",  same),
+    "layer.attention_norm.bias":     ("{q}encoder.albert_layer_groups.{i}.attention.layer_norm.bias",    same),
+    "layer.intermediate.weight":     ("{q}encoder.albert_layer_groups.{i}.ffn.weight",                   transpose),
+    "layer.intermediate.bias":       ("{q}encoder.albert_layer_groups.{i}.ffn.bias",                     same),
+    "layer.output.weight":           ("{q}encoder.albert_layer_groups.{i}.ffn_output.weight",            transpose),
+    "layer.output.bias":             ("{q}encoder.albert_layer_groups.{i}.ffn_output.bias",              same),
+    "layer.output_norm.weight":      ("{q}encoder.albert_layer_groups.{i}.full_layer_layer_norm.weight", same),
+    "layer.output_norm.bias":        ("{q}encoder.albert_layer_groups.{i}.full_layer_layer_norm.bias",   same),
+    "pooler.weight":                 ("{q}pooler.weight", transpose),
+    "pooler.bias":                   ("{q}pooler.bias",   same),
+}
 CONFIG = (  # transformers key, PaddleNLP key, transformers' default
     ("vocab_size",                   "vocab_size",                   30000),
     ("embedding_size",               "embedding_size",               128),
@@ -88,11 +83,7 @@ FAMILY = _Albert(
     paddle_config="AlbertConfig",
     paddle_model_type="albert",
     paddle_prefix="transformer",
-    embeddings=BERT_EMBEDDINGS,
-    extra=EXTRA,
-    layer=LAYER,
-    pooler=POOLER,
-    head=HEAD,
+    names=NAMES,
     config=CONFIG,
     paddle_only={"add_pooling_layer": True},
     paddle_buffers={"{q}embeddings.position_ids": position_ids},

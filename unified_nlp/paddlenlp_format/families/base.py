@@ -2,9 +2,11 @@
 
 A family module (bert.py, roberta.py, ...) holds one `Family`: the PaddleNLP 2.8
 classes that run it, the config mapping (transformers key -> PaddleNLP key, with
-transformers' default), and one literal line per tensor family: the transformers
-name, the PaddleNLP name and the transform between them. In the templates ``{p}``
-is the encoder's prefix in transformers (``bert.`` in BertForSequenceClassification,
+transformers' default), and PaddleNLP's name for every tensor role with the
+transform from transformers' layout (one literal line per role). transformers'
+names come from the core's architecture module of the family (its rows carry the
+same roles), so they are typed there only. In the templates ``{p}`` is the
+encoder's prefix in transformers (``bert.`` in BertForSequenceClassification,
 empty in a bare BertModel), ``{q}`` the same in PaddleNLP (``bert.``; ALBERT's
 ``transformer.``), ``{i}`` the layer.
 
@@ -17,7 +19,7 @@ Imports numpy and the core only: converting needs no framework.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +27,10 @@ import numpy as np
 
 from unified_nlp.architectures import Architecture
 from unified_nlp.architectures import get as get_architecture
+from unified_nlp.architectures.base import Row as ArchitectureRow
 
 Transform = Callable[[np.ndarray], np.ndarray]
+Row = tuple[str, str, Transform]  # (transformers template, PaddleNLP template, transform)
 
 
 def transpose(x: np.ndarray) -> np.ndarray:
@@ -38,51 +42,49 @@ def same(x: np.ndarray) -> np.ndarray:
     return x
 
 
-Row = tuple[str, str, Transform]  # (transformers template, PaddleNLP template, transform)
+Names = Mapping[str, tuple[str, Transform]]  # role -> (PaddleNLP template, transform from transformers)
 ConfigRow = tuple[str, str, Any]  # (transformers key, PaddleNLP key, transformers' default)
 
 # fmt: off
-# The BERT encoder layer (BERT, RoBERTa, XLM-R, ELECTRA, ERNIE): PaddleNLP builds it from
-# paddle.nn.TransformerEncoderLayer (self_attn.{q,k,v,out}_proj, linear1/linear2, norm1/norm2).
-BERT_LAYER: tuple[Row, ...] = (
-    ("{p}encoder.layer.{i}.attention.self.query.weight",       "{q}encoder.layers.{i}.self_attn.q_proj.weight",   transpose),
-    ("{p}encoder.layer.{i}.attention.self.query.bias",         "{q}encoder.layers.{i}.self_attn.q_proj.bias",     same),
-    ("{p}encoder.layer.{i}.attention.self.key.weight",         "{q}encoder.layers.{i}.self_attn.k_proj.weight",   transpose),
-    ("{p}encoder.layer.{i}.attention.self.key.bias",           "{q}encoder.layers.{i}.self_attn.k_proj.bias",     same),
-    ("{p}encoder.layer.{i}.attention.self.value.weight",       "{q}encoder.layers.{i}.self_attn.v_proj.weight",   transpose),
-    ("{p}encoder.layer.{i}.attention.self.value.bias",         "{q}encoder.layers.{i}.self_attn.v_proj.bias",     same),
-    ("{p}encoder.layer.{i}.attention.output.dense.weight",     "{q}encoder.layers.{i}.self_attn.out_proj.weight", transpose),
-    ("{p}encoder.layer.{i}.attention.output.dense.bias",       "{q}encoder.layers.{i}.self_attn.out_proj.bias",   same),
-    ("{p}encoder.layer.{i}.attention.output.LayerNorm.weight", "{q}encoder.layers.{i}.norm1.weight",              same),
-    ("{p}encoder.layer.{i}.attention.output.LayerNorm.bias",   "{q}encoder.layers.{i}.norm1.bias",                same),
-    ("{p}encoder.layer.{i}.intermediate.dense.weight",         "{q}encoder.layers.{i}.linear1.weight",            transpose),
-    ("{p}encoder.layer.{i}.intermediate.dense.bias",           "{q}encoder.layers.{i}.linear1.bias",              same),
-    ("{p}encoder.layer.{i}.output.dense.weight",               "{q}encoder.layers.{i}.linear2.weight",            transpose),
-    ("{p}encoder.layer.{i}.output.dense.bias",                 "{q}encoder.layers.{i}.linear2.bias",              same),
-    ("{p}encoder.layer.{i}.output.LayerNorm.weight",           "{q}encoder.layers.{i}.norm2.weight",              same),
-    ("{p}encoder.layer.{i}.output.LayerNorm.bias",             "{q}encoder.layers.{i}.norm2.bias",                same),
-)
-BERT_EMBEDDINGS: tuple[Row, ...] = (
-    ("{p}embeddings.word_embeddings.weight",       "{q}embeddings.word_embeddings.weight",       same),
-    ("{p}embeddings.position_embeddings.weight",   "{q}embeddings.position_embeddings.weight",   same),
-    ("{p}embeddings.token_type_embeddings.weight", "{q}embeddings.token_type_embeddings.weight", same),
-    ("{p}embeddings.LayerNorm.weight",             "{q}embeddings.layer_norm.weight",            same),
-    ("{p}embeddings.LayerNorm.bias",               "{q}embeddings.layer_norm.bias",              same),
-)
-BERT_POOLER: tuple[Row, ...] = (  # BertPooler / ErniePooler: dense + tanh on the first token
-    ("{p}pooler.dense.weight", "{q}pooler.dense.weight", transpose),
-    ("{p}pooler.dense.bias",   "{q}pooler.dense.bias",   same),
-)
-LINEAR_HEAD: tuple[Row, ...] = (  # BERT, ALBERT, ERNIE: dropout + classifier on the pooled output
-    ("classifier.weight", "classifier.weight", transpose),
-    ("classifier.bias",   "classifier.bias",   same),
-)
-DENSE_HEAD: tuple[Row, ...] = (  # RoBERTa, XLM-R, ELECTRA: dense + activation + out_proj on the first token
-    ("classifier.dense.weight",    "classifier.dense.weight",    transpose),
-    ("classifier.dense.bias",      "classifier.dense.bias",      same),
-    ("classifier.out_proj.weight", "classifier.out_proj.weight", transpose),
-    ("classifier.out_proj.bias",   "classifier.out_proj.bias",   same),
-)
+# PaddleNLP's name for every role of the BERT-like families (BERT, DistilBERT, RoBERTa, XLM-R,
+# ELECTRA, ERNIE): the encoder layer is paddle.nn.TransformerEncoderLayer (self_attn.{q,k,v,out}_proj,
+# linear1/linear2, norm1/norm2); the heads keep transformers' names.
+NAMES: Names = {
+    "embeddings.word":               ("{q}embeddings.word_embeddings.weight",       same),
+    "embeddings.position":           ("{q}embeddings.position_embeddings.weight",   same),
+    "embeddings.token_type":         ("{q}embeddings.token_type_embeddings.weight", same),
+    "embeddings.task_type":          ("{q}embeddings.task_type_embeddings.weight",  same),
+    "embeddings.norm.weight":        ("{q}embeddings.layer_norm.weight",            same),
+    "embeddings.norm.bias":          ("{q}embeddings.layer_norm.bias",              same),
+    "projection.weight":             ("{q}embeddings_project.weight",               transpose),
+    "projection.bias":               ("{q}embeddings_project.bias",                 same),
+    "layer.query.weight":            ("{q}encoder.layers.{i}.self_attn.q_proj.weight",   transpose),
+    "layer.query.bias":              ("{q}encoder.layers.{i}.self_attn.q_proj.bias",     same),
+    "layer.key.weight":              ("{q}encoder.layers.{i}.self_attn.k_proj.weight",   transpose),
+    "layer.key.bias":                ("{q}encoder.layers.{i}.self_attn.k_proj.bias",     same),
+    "layer.value.weight":            ("{q}encoder.layers.{i}.self_attn.v_proj.weight",   transpose),
+    "layer.value.bias":              ("{q}encoder.layers.{i}.self_attn.v_proj.bias",     same),
+    "layer.attention_output.weight": ("{q}encoder.layers.{i}.self_attn.out_proj.weight", transpose),
+    "layer.attention_output.bias":   ("{q}encoder.layers.{i}.self_attn.out_proj.bias",   same),
+    "layer.attention_norm.weight":   ("{q}encoder.layers.{i}.norm1.weight",              same),
+    "layer.attention_norm.bias":     ("{q}encoder.layers.{i}.norm1.bias",                same),
+    "layer.intermediate.weight":     ("{q}encoder.layers.{i}.linear1.weight",            transpose),
+    "layer.intermediate.bias":       ("{q}encoder.layers.{i}.linear1.bias",              same),
+    "layer.output.weight":           ("{q}encoder.layers.{i}.linear2.weight",            transpose),
+    "layer.output.bias":             ("{q}encoder.layers.{i}.linear2.bias",              same),
+    "layer.output_norm.weight":      ("{q}encoder.layers.{i}.norm2.weight",              same),
+    "layer.output_norm.bias":        ("{q}encoder.layers.{i}.norm2.bias",                same),
+    "pooler.weight":                 ("{q}pooler.dense.weight",  transpose),  # BertPooler / ErniePooler / RobertaPooler
+    "pooler.bias":                   ("{q}pooler.dense.bias",    same),
+    "head.classifier.weight":        ("classifier.weight",          transpose),
+    "head.classifier.bias":          ("classifier.bias",            same),
+    "head.dense.weight":             ("classifier.dense.weight",    transpose),
+    "head.dense.bias":               ("classifier.dense.bias",      same),
+    "head.out_proj.weight":          ("classifier.out_proj.weight", transpose),
+    "head.out_proj.bias":            ("classifier.out_proj.bias",   same),
+    "head.pre_classifier.weight":    ("pre_classifier.weight",      transpose),
+    "head.pre_classifier.bias":      ("pre_classifier.bias",        same),
+}
 # The config keys BERT's family shares: transformers key, PaddleNLP key, transformers' default.
 BERT_CONFIG: tuple[ConfigRow, ...] = (
     ("vocab_size",                   "vocab_size",                   30522),
@@ -123,16 +125,11 @@ class Family:
     paddle_config: str  # paddlenlp.transformers config class
     paddle_model_type: str  # PaddleNLP's model_type (XLM-R runs as "roberta")
     paddle_prefix: str  # the encoder's attribute in the PaddleNLP task model
-    embeddings: tuple[Row, ...]
-    layer: tuple[Row, ...]
     config: tuple[ConfigRow, ...]
-    extra: tuple[Row, ...] = ()  # encoder rows outside the repeated layer (projections)
-    pooler: tuple[Row, ...] = ()  # the PaddleNLP encoder's pooler
+    names: Names = field(default_factory=lambda: NAMES)  # role -> PaddleNLP template, transform
     pooler_in_task: bool = True  # False: the task model builds its encoder without one (RoBERTa)
-    head: tuple[Row, ...] = ()  # the classifier rows of the task model
     paddle_only: Mapping[str, Any] = field(default_factory=dict)  # PaddleNLP config keys transformers lacks
     paddle_buffers: Mapping[str, Callable[[Mapping[str, Any]], np.ndarray]] = field(default_factory=dict)
-    activation_key: str = "hidden_act"
     activations: tuple[str, ...] = ENCODER_ACTIVATIONS
     tokenizer_class: str | None = None  # PaddleNLP's tokenizer class for the family's tokenizer files
     notes: str = ""
@@ -141,11 +138,30 @@ class Family:
     def architecture(self) -> Architecture:
         return get_architecture(self.model_type)
 
+    @property
+    def pooler(self) -> tuple[Row, ...]:
+        """The PaddleNLP encoder's pooler: (transformers template, PaddleNLP template, transform)."""
+        return self._rows(self.architecture.pooler)
+
+    @property
+    def head(self) -> tuple[Row, ...]:
+        """The classifier rows of the task model (the pooler left out)."""
+        return self._rows(row for row in self.architecture.head_rows if not row[0].startswith("pooler."))
+
+    def _rows(self, rows: Iterable[ArchitectureRow]) -> tuple[Row, ...]:
+        """The core's rows (role, transformers template, shape) with PaddleNLP's name for each role."""
+        return tuple((hf, *self.names[role]) for role, hf, _ in rows)
+
     # --- numerics -------------------------------------------------------------
+
+    @property
+    def activation_key(self) -> str:
+        """The config key of the encoder's activation (DistilBERT's "activation")."""
+        return self.architecture.activation[0]
 
     def epsilon(self, config: Mapping[str, Any]) -> float:
         """The LayerNorm epsilon transformers computes with."""
-        return float(config.get("layer_norm_eps", 1e-12))
+        return self.architecture.layer_norm_eps(config)
 
     def paddle_epsilon(self, config: Mapping[str, Any]) -> float:
         """The epsilon a plain PaddleNLP from_pretrained gives its LayerNorms (its _init_weights)."""
@@ -176,10 +192,12 @@ class Family:
         p, q = (arch.prefix + ".", self.paddle_prefix + ".") if task else ("", "")
         wanted = set(arch.encoder_shapes(config, prefixed=task))
         layers = arch.dims(config)["layer_count"]
-        out = [(hf.format(p=p, q=q), pd.format(p=p, q=q), fn) for hf, pd, fn in self.embeddings + self.extra]
+        encoder = self._rows(arch.embeddings + arch.encoder_extra)
+        out = [(hf.format(p=p, q=q), pd.format(p=p, q=q), fn) for hf, pd, fn in encoder]
+        layer = self._rows(arch.layer)
         for i in range(layers):
             index = self.layer_index(i, config)
-            out += [(hf.format(p=p, q=q, i=index), pd.format(p=p, q=q, i=index), fn) for hf, pd, fn in self.layer]
+            out += [(hf.format(p=p, q=q, i=index), pd.format(p=p, q=q, i=index), fn) for hf, pd, fn in layer]
         out = [row for row in out if row[0] in wanted]
         if self.pooler_in_task or not task:
             out += [(hf.format(p=p, q=q), pd.format(p=p, q=q), fn) for hf, pd, fn in self.pooler]

@@ -8,7 +8,7 @@ transformers. PaddleNLP's own _get_name_mappings for this class leaves out
 
 from __future__ import annotations
 
-from .base import BERT_CONFIG, BERT_EMBEDDINGS, BERT_LAYER, BERT_POOLER, LINEAR_HEAD, Family
+from .base import BERT_CONFIG, Family
 
 FAMILY = Family(
     model_type="bert",
@@ -18,10 +18,6 @@ FAMILY = Family(
     paddle_config="BertConfig",
     paddle_model_type="bert",
     paddle_prefix="bert",
-    embeddings=BERT_EMBEDDINGS,
-    layer=BERT_LAYER,
-    pooler=BERT_POOLER,
-    head=LINEAR_HEAD,
     config=BERT_CONFIG,
     paddle_only={"pool_act": "tanh", "fuse": False},
     tokenizer_class="BertTokenizer",

@@ -13,14 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .base import BERT_CONFIG, BERT_EMBEDDINGS, BERT_LAYER, DENSE_HEAD, Family, same, transpose
+from .base import BERT_CONFIG, Family
 
-# fmt: off
-EXTRA = (
-    ("{p}embeddings_project.weight", "{q}embeddings_project.weight", transpose),
-    ("{p}embeddings_project.bias",   "{q}embeddings_project.bias",   same),
-)
-# fmt: on
 _DEFAULTS = {"hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024}
 CONFIG = tuple((hf, pd, _DEFAULTS.get(hf, default)) for hf, pd, default in BERT_CONFIG) + (
     ("embedding_size", "embedding_size", 128),
@@ -46,10 +40,6 @@ FAMILY = _Electra(
     paddle_config="ElectraConfig",
     paddle_model_type="electra",
     paddle_prefix="electra",
-    embeddings=BERT_EMBEDDINGS,
-    extra=EXTRA,
-    layer=BERT_LAYER,
-    head=DENSE_HEAD,
     config=CONFIG,
     tokenizer_class="ElectraTokenizer",
 )

@@ -15,13 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .base import BERT_CONFIG, BERT_EMBEDDINGS, BERT_LAYER, BERT_POOLER, LINEAR_HEAD, Family, same
+from .base import BERT_CONFIG, Family
 
-# fmt: off
-EMBEDDINGS = BERT_EMBEDDINGS + (
-    ("{p}embeddings.task_type_embeddings.weight", "{q}embeddings.task_type_embeddings.weight", same),
-)
-# fmt: on
 CONFIG = BERT_CONFIG + (
     ("use_task_id", "use_task_id", False),
     ("task_type_vocab_size", "task_type_vocab_size", 3),
@@ -42,10 +37,6 @@ FAMILY = _Ernie(
     paddle_config="ErnieConfig",
     paddle_model_type="ernie",
     paddle_prefix="ernie",
-    embeddings=EMBEDDINGS,
-    layer=BERT_LAYER,
-    pooler=BERT_POOLER,
-    head=LINEAR_HEAD,
     config=CONFIG,
     paddle_only={"task_id": 0, "pool_act": "tanh", "fuse": False},
     tokenizer_class="ErnieTokenizer",

@@ -7,7 +7,7 @@ a pooler, as transformers; its head is dense + tanh + out_proj on <s>.
 
 from __future__ import annotations
 
-from .base import BERT_CONFIG, BERT_EMBEDDINGS, BERT_LAYER, BERT_POOLER, DENSE_HEAD, Family
+from .base import BERT_CONFIG, Family
 
 # RobertaConfig's defaults in transformers where they differ from BERT's
 CONFIG = tuple(
@@ -25,11 +25,7 @@ FAMILY = Family(
     paddle_config="RobertaConfig",
     paddle_model_type="roberta",
     paddle_prefix="roberta",
-    embeddings=BERT_EMBEDDINGS,
-    layer=BERT_LAYER,
-    pooler=BERT_POOLER,
     pooler_in_task=False,
-    head=DENSE_HEAD,
     config=CONFIG,
     tokenizer_class="RobertaBPETokenizer",
 )

@@ -1,0 +1,394 @@
+"""unified_nlp.serving through real servers on 127.0.0.1 (uvicorn in a thread, or the CLI in a
+subprocess for SIGTERM) and real clients: tritonclient.http (binary and JSON),
+huggingface_hub.InferenceClient and plain HTTP. Probabilities must equal in-process
+predict_proba within 1e-5 whatever batch a text lands in. All traffic is loopback,
+bounded in count and time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, default_classifier, require, require_module
+
+uvicorn = require_module("uvicorn")
+require_module("starlette")
+require_module("prometheus_client")
+triton = require_module("tritonclient.http")
+hub = require_module("huggingface_hub")
+
+from unified_nlp.serving import create_app  # noqa: E402 - after the checks that skip without the extra
+
+TEXTS = ["This is a great movie!", "A dull, lifeless film.", "It was fine, I guess. " * 3, "é ü — 映画"]
+TOL = 1e-5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url: str, path: str, body=None, headers: dict | None = None, timeout: float = 60):
+    """(status, headers, body) of one request; `body` a dict (JSON) or bytes."""
+    data = json.dumps(body).encode() if isinstance(body, dict | list | str) else body
+    request = urllib.request.Request(
+        url + path, data=data, headers={"content-type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def wait_ready(url: str, timeout: float = 120, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process is None or process.poll() is None, "the server exited before it was ready"
+        try:
+            if call(url, "/v2/health/ready", timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not ready within {timeout} s")
+
+
+class Running:
+    """A uvicorn server of `app` in a thread on 127.0.0.1 and a free port, while in the `with`."""
+
+    def __init__(self, app) -> None:
+        self.app, self.port = app, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        wait_ready(self.url)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def hf():
+    return default_classifier("huggingface")
+
+
+@pytest.fixture(scope="module")
+def server(hf):
+    with Running(create_app(hf, name="default", payload_limit=200_000, max_client_batch_size=64)) as running:
+        yield running
+
+
+def infer_json(texts, pairs=None, **tensor) -> dict:
+    inputs = [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts, **tensor}]
+    if pairs is not None:
+        inputs.append({"name": "text_pair", "datatype": "BYTES", "shape": [len(pairs)], "data": pairs})
+    return {"inputs": inputs}
+
+
+# --- health, metadata, lifecycle ------------------------------------------------------------
+
+
+def test_health_and_metadata(server, hf):
+    url = server.url
+    assert "binary_tensor_data" in json.loads(call(url, "/v2")[2])["extensions"]
+    for path in ("/v2/health/live", "/v2/health/ready", "/health", "/v2/models/default/ready"):
+        assert call(url, path)[0] == 200, path
+    meta = json.loads(call(url, "/v2/models/default/versions/1")[2])
+    assert meta["name"] == "default" and meta["parameters"]["labels"] == list(hf.labels)
+    assert meta["outputs"][0] == {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(hf.labels)]}
+    info = json.loads(call(url, "/info")[2])
+    assert info["model_type"]["classifier"]["id2label"] == {str(i): lab for i, lab in enumerate(hf.labels)}
+    assert info["backend"] == "huggingface"
+    status, _, body = call(url, "/v2/models/nope")
+    assert status == 404 and "nope" in json.loads(body)["error"]
+    assert call(url, "/v2/models/default/versions/7/infer", infer_json(["x"]))[0] == 404
+
+
+def test_draining_turns_readiness_to_503(server):
+    served = server.app.state.served
+    served.draining = True
+    try:
+        assert call(server.url, "/v2/health/ready")[0] == 503
+        assert call(server.url, "/health")[0] == 503
+        assert call(server.url, "/v2/health/live")[0] == 200
+    finally:
+        served.draining = False
+
+
+def test_metrics_are_prometheus_text(server):
+    call(server.url, "/predict", {"inputs": "metrics"})
+    status, headers, body = call(server.url, "/metrics")
+    text = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    for name in (
+        "unified_nlp_request_duration_seconds_bucket",
+        "unified_nlp_batch_size_bucket",
+        "unified_nlp_requests_total",
+    ):
+        assert name in text, name
+    assert 'route="/predict",status="200"' in text and 'backend="huggingface"' in text
+
+
+# --- TEI and huggingface_hub ----------------------------------------------------------------
+
+
+def test_tei_shapes_match_predict_proba(server, hf):
+    probs = hf.predict_proba(TEXTS)
+    status, headers, body = call(server.url, "/predict", {"inputs": TEXTS[0]})
+    single = json.loads(body)
+    assert status == 200 and "x-compute-time" in headers
+    assert [p["label"] for p in single] == [hf.labels[i] for i in np.argsort(-probs[0])]
+    assert np.allclose([p["score"] for p in single], np.sort(probs[0])[::-1], atol=TOL)
+    batch = json.loads(call(server.url, "/predict", {"inputs": TEXTS})[2])
+    got = np.array([[{p["label"]: p["score"] for p in row}[label] for label in hf.labels] for row in batch])
+    np.testing.assert_allclose(got, probs, atol=TOL)
+    raw = json.loads(call(server.url, "/predict", {"inputs": [TEXTS[1]], "raw_scores": True})[2])[0]
+    np.testing.assert_allclose(sorted(p["score"] for p in raw), np.sort(hf.logits([TEXTS[1]])[0]), atol=1e-4)
+    pair = json.loads(call(server.url, "/predict", {"inputs": ["a b", "c d"]})[2])  # two strings: one pair
+    np.testing.assert_allclose(max(p["score"] for p in pair), hf.predict_proba([("a b", "c d")]).max(), atol=TOL)
+    assert isinstance(json.loads(call(server.url, "/", {"inputs": TEXTS[0]})[2])[0], list)  # POST /: nested
+
+
+def test_huggingface_hub_client_gets_every_label(server, hf):
+    out = hub.InferenceClient(server.url).text_classification(TEXTS[0])
+    assert sorted(o.label for o in out) == sorted(hf.labels)
+    scores = {o.label: o.score for o in out}
+    np.testing.assert_allclose([scores[lab] for lab in hf.labels], hf.predict_proba([TEXTS[0]])[0], atol=TOL)
+
+
+# --- v2 with tritonclient -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_tritonclient_matches_predict_proba(server, hf, binary):
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+    assert client.is_server_ready() and client.is_model_ready("default")
+    text = triton.InferInput("text", [len(TEXTS)], "BYTES")
+    text.set_data_from_numpy(np.array([t.encode() for t in TEXTS], dtype=object), binary_data=binary)
+    outputs = [triton.InferRequestedOutput(n, binary_data=binary) for n in ("probabilities", "label")]
+    result = client.infer("default", [text], outputs=outputs, request_id="r1")
+    probs = hf.predict_proba(TEXTS)
+    np.testing.assert_allclose(result.as_numpy("probabilities"), probs, atol=TOL)
+    labels = [x.decode() if isinstance(x, bytes) else x for x in result.as_numpy("label")]
+    assert labels == [hf.labels[i] for i in probs.argmax(1)]
+    assert result.get_response()["id"] == "r1"
+    only = client.infer("default", [text], outputs=[triton.InferRequestedOutput("label", binary_data=binary)])
+    assert [o["name"] for o in only.get_response()["outputs"]] == ["label"]
+
+
+def test_any_batch_gives_the_same_probabilities(server, hf):
+    """Concurrent requests of different sizes are batched together; each text's row is unchanged."""
+    texts = [f"{t} #{i}" for i in range(6) for t in TEXTS]
+    expected = hf.predict_proba(texts)
+    client_of = threading.local()
+
+    def one(start: int):
+        if not hasattr(client_of, "c"):
+            client_of.c = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+        size = 1 + start % 5
+        part = texts[start : start + size]
+        text = triton.InferInput("text", [len(part)], "BYTES")
+        text.set_data_from_numpy(np.array([t.encode() for t in part], dtype=object))
+        return start, client_of.c.infer("default", [text]).as_numpy("probabilities")
+
+    with ThreadPoolExecutor(8) as pool:
+        for start, got in pool.map(one, range(len(texts))):
+            np.testing.assert_allclose(got, expected[start : start + len(got)], atol=TOL)
+
+
+# --- bad requests ----------------------------------------------------------------------------
+
+
+def _binary_body(items: list[bytes]) -> tuple[bytes, dict]:
+    raw = b"".join(len(i).to_bytes(4, "little") + i for i in items)
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "text",
+                    "datatype": "BYTES",
+                    "shape": [len(items)],
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    ).encode()
+    return head + raw, {"Inference-Header-Content-Length": str(len(head)), "content-type": "application/octet-stream"}
+
+
+V2_BAD = {
+    "wrong datatype": (infer_json(["x"], datatype="FP32"), 400, "datatype must be BYTES"),
+    "shape and data disagree": (infer_json(["x", "y"], shape=[3]), 400, "shape [3]"),
+    "2-D shape": (infer_json(["x", "y"], shape=[1, 2]), 400, "[N] or [N, 1]"),
+    "missing input": (
+        {"inputs": [infer_json(["x"])["inputs"][0] | {"name": "text_pair"}]},
+        400,
+        "missing input 'text'",
+    ),
+    "unknown input": ({"inputs": [infer_json(["x"])["inputs"][0] | {"name": "sentence"}]}, 400, "unknown input"),
+    "empty list": (infer_json([]), 400, "empty"),
+    "pair length": (infer_json(["x", "y"], pairs=["z"]), 400, "'text_pair' holds 1"),
+    "unknown output": (infer_json(["x"]) | {"outputs": [{"name": "logits"}]}, 400, "unknown output"),
+    "not json": (b"{nope", 400, "not valid JSON"),
+    "oversize payload": (infer_json(["x" * 250_000]), 413, "exceeds the limit"),
+}
+
+
+@pytest.mark.parametrize("body, status, message", V2_BAD.values(), ids=V2_BAD.keys())
+def test_v2_bad_requests(server, body, status, message):
+    got, _, reply = call(server.url, "/v2/models/default/infer", body)
+    assert got == status and message in json.loads(reply)["error"], reply
+
+
+def test_v2_binary_non_utf8_and_bad_header_length(server):
+    body, headers = _binary_body([b"fine", b"\xff\xfe bad"])
+    status, _, reply = call(server.url, "/v2/models/default/infer", body, headers)
+    assert status == 400 and "element 1 is not valid UTF-8" in json.loads(reply)["error"]
+    status, _, reply = call(
+        server.url, "/v2/models/default/infer", body, {**headers, "Inference-Header-Content-Length": "999999"}
+    )
+    assert status == 400 and "outside the body" in json.loads(reply)["error"]
+    assert call(server.url, "/v2/models/default/infer", *_binary_body([b"ok"]))[0] == 200
+
+
+TEI_BAD = {
+    "empty list": ({"inputs": []}, 422, "empty"),
+    "not a text": ({"inputs": 5}, 422, "'inputs' must be"),
+    "no inputs": ({"text": "x"}, 422, '"inputs"'),
+    "mixed": ({"inputs": [["a", "b"], "c"]}, 422, "mixes"),
+    "too long, no truncation": ({"inputs": "word " * 600, "truncate": False}, 422, "truncate is false"),
+    "too many texts": ({"inputs": ["x"] * 65}, 413, "65 texts"),
+    "oversize payload": ({"inputs": "x" * 250_000}, 413, "exceeds the limit"),
+}
+
+
+@pytest.mark.parametrize("body, status, message", TEI_BAD.values(), ids=TEI_BAD.keys())
+def test_tei_bad_requests(server, body, status, message):
+    got, _, reply = call(server.url, "/predict", body)
+    assert got == status and message in json.loads(reply)["error"], reply
+    assert call(server.url, "/predict", {"inputs": "word " * 600})[0] == 200  # truncated by default
+
+
+# --- pairs, the queue limit, backends --------------------------------------------------------
+
+
+def test_pairs_match_predict_proba():
+    import unified_nlp as un
+
+    clf = un.load_classifier("minilm", labels=["no", "yes"])  # a fresh head: only parity matters
+    first, second = ["A man plays a guitar.", "The cat sleeps."], ["A person makes music.", "A dog barks loudly."]
+    expected = clf.predict_proba(first, text_pair=second)
+    with Running(create_app(clf, name="pairs")) as running:
+        client = triton.InferenceServerClient(f"127.0.0.1:{running.port}")
+        inputs = []
+        for name, texts in (("text", first), ("text_pair", second)):
+            tensor = triton.InferInput(name, [2, 1], "BYTES")
+            tensor.set_data_from_numpy(np.array([[t.encode()] for t in texts], dtype=object))
+            inputs.append(tensor)
+        np.testing.assert_allclose(client.infer("pairs", inputs).as_numpy("probabilities"), expected, atol=TOL)
+        rows = json.loads(call(running.url, "/predict", {"inputs": [list(p) for p in zip(first, second)]})[2])
+        got = [[{p["label"]: p["score"] for p in row}[lab] for lab in clf.labels] for row in rows]
+        np.testing.assert_allclose(got, expected, atol=TOL)
+
+
+def test_multi_label_labels_are_those_at_or_above_one_half():
+    import unified_nlp as un
+
+    clf = un.load_classifier("minilm", labels=["a", "b", "c"], problem_type="multi_label_classification")
+    expected = clf.predict_proba(TEXTS)
+    with Running(create_app(clf, name="tags")) as running:
+        reply = json.loads(call(running.url, "/v2/models/tags/infer", infer_json(TEXTS))[2])
+    outputs = {o["name"]: o for o in reply["outputs"]}
+    np.testing.assert_allclose(np.reshape(outputs["probabilities"]["data"], expected.shape), expected, atol=TOL)
+    wanted = [",".join(clf.labels[i] for i in np.argsort(-row, kind="stable") if row[i] >= 0.5) for row in expected]
+    assert outputs["label"]["data"] == wanted
+
+
+def test_a_full_queue_answers_429(hf):
+    with Running(create_app(hf, max_queue=2, max_batch_size=8)) as running:
+        body = {"inputs": [f"{t} {i}" for i in range(16) for t in TEXTS[:2]]}
+        with ThreadPoolExecutor(12) as pool:
+            replies = list(pool.map(lambda _: call(running.url, "/predict", body), range(24)))
+    statuses = sorted({status for status, _, _ in replies})
+    assert statuses == [200, 429], statuses
+    refused = next(r for r in replies if r[0] == 429)
+    assert refused[1]["retry-after"] == "1" and json.loads(refused[2])["error_type"] == "Overloaded"
+
+
+@pytest.mark.parametrize("backend", ["huggingface", "onnxruntime", "tfhub", "paddlenlp"])
+def test_every_backend_serves_the_same(backend):
+    require(backend)
+    clf = default_classifier(backend)
+    with Running(create_app(clf, name="default")) as running:
+        client = triton.InferenceServerClient(f"127.0.0.1:{running.port}")
+        text = triton.InferInput("text", [len(TEXTS)], "BYTES")
+        text.set_data_from_numpy(np.array([t.encode() for t in TEXTS], dtype=object))
+        got = client.infer("default", [text]).as_numpy("probabilities")
+        np.testing.assert_allclose(got, clf.predict_proba(TEXTS), atol=TOL)
+        assert json.loads(call(running.url, "/info")[2])["backend"] == backend
+
+
+# --- SIGTERM ---------------------------------------------------------------------------------
+
+
+def test_sigterm_answers_every_accepted_request_and_exits_0():
+    """The CLI on onnxruntime (the quickest to start): a burst in flight when SIGTERM comes is answered."""
+    require("onnxruntime")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "unified_nlp.cli", "serve", "--backend", "onnxruntime", "--port", str(port)]
+    cmd += ["--no-access-log", "--threads", "1", "--max-batch-size", "8"]
+    process = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(url, process=process)
+        body = {"inputs": [f"{t} {i}" for i in range(24) for t in TEXTS[:2]]}
+
+        def one(_):
+            try:
+                return call(url, "/predict", body)[0], time.monotonic()
+            except urllib.error.URLError as e:  # refused once the listener closed: never accepted
+                assert isinstance(e.reason, ConnectionRefusedError), e
+                return "refused", time.monotonic()
+
+        with ThreadPoolExecutor(16) as pool:
+            futures = [pool.submit(one, i) for i in range(16)]
+            time.sleep(0.3)
+            signalled = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            replies = [f.result(timeout=60) for f in futures]
+        assert process.wait(timeout=60) == 0, process.stdout.read().decode()[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    statuses = [status for status, _ in replies]
+    assert set(statuses) <= {200, "refused"}, statuses
+    assert any(status == 200 and done > signalled for status, done in replies), "nothing was in flight at SIGTERM"
+
+
+def test_the_core_does_not_import_the_server_stack():
+    code = (
+        "import sys, unified_nlp\nprint([m for m in ('starlette', 'uvicorn', 'prometheus_client') if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]

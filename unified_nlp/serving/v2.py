@@ -1,0 +1,162 @@
+"""Open Inference Protocol v2 (KServe v2 / Triton) over REST, with Triton's binary tensor
+data extension.
+
+The model takes a BYTES tensor "text" [N] (UTF-8 texts; shape [N] or [N, 1]) and, for
+sentence pairs, "text_pair" of the same length. It gives "probabilities" FP32 [N, C]
+(columns in the model's label order, see /info or the metadata's "parameters") and
+"label" BYTES [N]: the best label, or for a multi-label model every label scoring at or
+above 0.5, best first, joined with "," (an empty string when none does).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .served import Served, ServingError, timed_route
+from .tensor_codec import HEADER_LENGTH, TensorError, output_tensor, read_bytes_inputs, response_body, split_body
+
+VERSION = "1"
+OUTPUTS = ("probabilities", "label")
+
+
+def _error(e: ServingError) -> JSONResponse:
+    # the protocol answers every error with {"error": message}; input errors are 400, not TEI's 422
+    status = 400 if e.status == 422 else e.status
+    return JSONResponse({"error": e.message}, status_code=status, headers=e.headers)
+
+
+def _model(served: Served, request: Request) -> None:
+    name, version = request.path_params["name"], request.path_params.get("version", VERSION)
+    if name != served.name:
+        raise ServingError(404, f"unknown model {name!r}; served: {served.name!r}")
+    if version != VERSION:
+        raise ServingError(404, f"unknown version {version!r} of model {name!r}; served: {VERSION!r}")
+
+
+def _metadata(served: Served) -> dict:
+    served.check_ready()  # the labels are known once the model is loaded
+    clf = served.clf
+    texts = {"datatype": "BYTES", "shape": [-1]}
+    return {
+        "name": served.name,
+        "versions": [VERSION],
+        "platform": f"unified-nlp_{clf.backend}",
+        "inputs": [{"name": "text", **texts}, {"name": "text_pair", **texts, "optional": True}],
+        "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(clf.labels)]},
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
+        ],
+        "parameters": {"labels": list(clf.labels), "multi_label": clf.multi_label, "precision": clf.precision},
+    }
+
+
+def _texts(inputs: dict[str, list[bytes]]) -> tuple[list[str], list[str] | None]:
+    unknown = sorted(set(inputs) - {"text", "text_pair"})
+    if unknown:
+        raise ServingError(400, f"unknown input {unknown[0]!r}; the model takes 'text' and optionally 'text_pair'")
+    if "text" not in inputs:
+        raise ServingError(400, "missing input 'text' (BYTES [N])")
+    decoded = {}
+    for name, items in inputs.items():
+        try:
+            decoded[name] = [item.decode("utf-8") for item in items]
+        except UnicodeDecodeError:
+            at = next(i for i, item in enumerate(items) if not _utf8(item))
+            raise ServingError(400, f"input {name!r} element {at} is not valid UTF-8") from None
+    pairs = decoded.get("text_pair")
+    if pairs is not None and len(pairs) != len(decoded["text"]):
+        raise ServingError(400, f"'text_pair' holds {len(pairs)} texts, 'text' {len(decoded['text'])}")
+    return decoded["text"], pairs
+
+
+def _utf8(item: bytes) -> bool:
+    try:
+        item.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _requested(header: dict) -> list[tuple[str, bool]]:
+    """(output name, as binary) for each output the client asks for; every output if none."""
+    default = bool((header.get("parameters") or {}).get("binary_data_output", False))
+    asked = header.get("outputs")
+    if not asked:
+        return [(name, default) for name in OUTPUTS]
+    out = []
+    for entry in asked if isinstance(asked, list) else [None]:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if name not in OUTPUTS:
+            raise ServingError(400, f"unknown output {name!r}; the model gives {list(OUTPUTS)}")
+        parameters = entry.get("parameters") or {}
+        if parameters.get("classification"):
+            raise ServingError(400, "the classification extension is not supported: ask for 'label'")
+        out.append((name, bool(parameters.get("binary_data", default))))
+    return out
+
+
+async def _infer(served: Served, request: Request) -> Response:
+    _model(served, request)
+    served.check_ready()
+    try:
+        header, binary = split_body(await served.body(request), request.headers.get(HEADER_LENGTH))
+        texts, pairs = _texts(read_bytes_inputs(header, binary))
+    except TensorError as e:
+        raise ServingError(400, str(e)) from None
+    requested = _requested(header)
+    probs = served.scores(await served.classify(texts, pairs))
+    values = {"probabilities": probs, "label": [s.encode("utf-8") for s in served.labels_of(probs)]}
+    entries, blobs = [], []
+    for name, binary_out in requested:
+        entry, blob = output_tensor(name, values[name], binary_out)
+        entries.append(entry)
+        blobs.append(blob)
+    reply = {"model_name": served.name, "model_version": VERSION, "outputs": entries}
+    if "id" in header:
+        reply["id"] = header["id"]
+    body, headers = response_body(reply, blobs)
+    return Response(body, headers=headers)
+
+
+def routes(served: Served) -> list[Route]:
+    """The v2 routes of one served model."""
+
+    def route(path: str, handler, methods=("GET",)) -> Route:
+        return timed_route(served, path, handler, _error, methods)
+
+    async def server_meta(request):
+        from .. import __version__
+
+        return JSONResponse({"name": "unified-nlp", "version": __version__, "extensions": ["binary_tensor_data"]})
+
+    async def live(request):
+        return Response(status_code=200)
+
+    async def ready(request):
+        served.start()
+        return Response(status_code=200 if served.ready and not served.draining else 503)
+
+    async def model_meta(request):
+        _model(served, request)
+        return JSONResponse(_metadata(served))
+
+    async def model_ready(request):
+        _model(served, request)
+        return await ready(request)
+
+    async def infer(request):
+        return await _infer(served, request)
+
+    return [
+        route("/v2", server_meta),
+        route("/v2/health/live", live),
+        route("/v2/health/ready", ready),
+        route("/v2/models/{name}", model_meta),
+        route("/v2/models/{name}/versions/{version}", model_meta),
+        route("/v2/models/{name}/ready", model_ready),
+        route("/v2/models/{name}/versions/{version}/ready", model_ready),
+        route("/v2/models/{name}/infer", infer, ("POST",)),
+        route("/v2/models/{name}/versions/{version}/infer", infer, ("POST",)),
+    ]
