@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import require
 from unified_nlp import progress
+from unified_nlp.spec import ModelSpec
 
 
 @pytest.fixture
@@ -119,7 +120,7 @@ def test_a_first_conversion_is_announced_then_reused_by_convert(tiny_bert, tmp_p
 
 def test_a_conversion_is_quiet_when_asked(tmp_path, capsys, monkeypatch, default_dir):
     monkeypatch.setenv("UNIFIED_NLP_HOME", str(tmp_path / "empty-store"))  # nothing converted yet
-    spec = {"format": "huggingface"}
+    spec = ModelSpec.from_dict({"format": "huggingface"})
     monkeypatch.setenv("UNIFIED_NLP_PROGRESS", "0")
     assert progress.conversion_notice(default_dir, spec, "tfhub")
     assert capsys.readouterr().err == ""
