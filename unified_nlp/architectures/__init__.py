@@ -6,25 +6,10 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from ..errors import InvalidModelError
-from .base import HEAD_KINDS, SEQUENCE_CLASSIFICATION, Architecture
+from .base import HEAD_KINDS, SEQUENCE_CLASSIFICATION, Architecture, discover
 
-
-def _discover() -> dict[str, Architecture]:
-    """Every module of this package that holds an ARCHITECTURE, keyed by its model_type:
-    a new family is a new module, with no list to edit."""
-    found = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        arch = getattr(importlib.import_module(f"{__name__}.{info.name}"), "ARCHITECTURE", None)
-        if isinstance(arch, Architecture):
-            found[arch.model_type] = arch
-    return found
-
-
-ARCHITECTURES: dict[str, Architecture] = _discover()
+ARCHITECTURES: dict[str, Architecture] = discover(__name__, __path__, "ARCHITECTURE", Architecture)
 # transformers' class names also identify the family (config.json's "architectures")
 BY_CLASS = {a.classifier_class: a for a in ARCHITECTURES.values()} | {
     a.encoder_class: a for a in ARCHITECTURES.values()

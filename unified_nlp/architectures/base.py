@@ -14,7 +14,9 @@ is a new module holding an ``ARCHITECTURE``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+import pkgutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,3 +263,14 @@ class Architecture:
 
 def _shape(shape: tuple[str, ...], dims: Mapping[str, int]) -> tuple[int, ...]:
     return tuple(dims[d] for d in shape)
+
+
+def discover(package: str, path: Iterable[str], attribute: str, kind: type) -> dict[str, Any]:
+    """Every module of `package` (at `path`) whose `attribute` is a `kind`, keyed by its
+    model_type: a new family is a new module, with no list to edit."""
+    found = {}
+    for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        value = getattr(importlib.import_module(f"{package}.{info.name}"), attribute, None)
+        if isinstance(value, kind):
+            found[value.model_type] = value
+    return found

@@ -8,26 +8,12 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from unified_nlp.errors import InvalidModelError
 
+from ...architectures.base import discover
 from .base import Family, same, transpose
 
-
-def _discover() -> dict[str, Family]:
-    """Every module of this package that holds a FAMILY, keyed by transformers' model_type:
-    a new family is a new module, with no list to edit."""
-    found = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        family = getattr(importlib.import_module(f"{__name__}.{info.name}"), "FAMILY", None)
-        if isinstance(family, Family):
-            found[family.model_type] = family
-    return found
-
-
-FAMILIES: dict[str, Family] = _discover()
+FAMILIES: dict[str, Family] = discover(__name__, __path__, "FAMILY", Family)
 
 __all__ = ["FAMILIES", "Family", "get", "same", "transpose"]
 
