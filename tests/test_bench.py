@@ -95,8 +95,13 @@ def test_reference_rows_and_comparisons(tiny):
         assert by_name[name]["accuracy"] == by_name["huggingface"]["accuracy"]  # same function, same answers
     assert [t["batch_size"] for t in by_name["hf-pipeline"]["throughput"]] == [32]
     summary = results["summary"]
-    assert set(summary["huggingface_vs_torch_raw"]) == {"1", "4"}
-    assert {t["target"][:10] for t in summary["targets"]} >= {"huggingfac", "best backe", "every back"}
+    other = results["machine"]["other_processes_cpu_cores"]
+    assert other["before"] >= 0 and other["mean"] >= 0 and other["max"] >= other["mean"]
+    if "unreliable" in summary:  # other processes took the cores: the rows are kept, not compared
+        assert set(summary) == {"unreliable"} and "other processes used" in summary["unreliable"]
+    else:
+        assert set(summary["huggingface_vs_torch_raw"]) == {"1", "4"} and "best_ceiling_fraction" in summary
+    assert "targets" not in summary  # the project's own targets are benchmarks/run.py's, not the user's report
     assert results["config"]["n_texts"] == 6 and results["config"]["threads"] == 1
 
 

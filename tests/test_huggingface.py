@@ -100,3 +100,23 @@ def test_save_and_reload_is_exact(hf, tmp_path):
     again = un.load_classifier(tmp_path / "copy", backend="huggingface")
     np.testing.assert_array_equal(again.logits(texts), hf.logits(texts))
     assert again.labels == hf.labels
+
+
+def test_tokenizers_backend_without_tokenizer_json_loads_as_on_the_other_backends(hf, default_dir, tmp_path):
+    """transformers 5 names a tokenizer.json's tokenizer `TokenizersBackend`; without that file it
+    refuses the folder (a ValueError), though vocab.txt is there and tfhub/onnxruntime read it."""
+    import json
+    import shutil
+
+    folder = tmp_path / "no-tokenizer-json"
+    shutil.copytree(default_dir, folder)
+    (folder / "tokenizer.json").unlink()
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "tokenizer_class": "TokenizersBackend"}))
+    texts = ["This is a great movie!", "Café naïve, and a dull one.", ""]
+    clf = un.load_classifier(folder, backend="huggingface")
+    np.testing.assert_array_equal(clf.tokenizer(texts).input_ids, hf.tokenizer(texts).input_ids)
+    np.testing.assert_allclose(clf.predict_proba(texts), hf.predict_proba(texts), atol=1e-6)
+    (folder / "vocab.txt").unlink()  # nothing left to read: one clear error, not transformers' ValueError
+    with pytest.raises(un.InvalidModelError, match="no tokenizer files"):
+        un.load_classifier(folder, backend="huggingface")

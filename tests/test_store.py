@@ -158,6 +158,19 @@ def test_cache_list_shows_every_subfolder(home, capsys):
     assert rows[("converted/tfhub", "2222")]["source"] == "/models/mine"
     code, out, _ = _cli(capsys, "cache", "list")
     assert code == 0 and "5 entries" in out and "imported" in out and "/models/mine" in out
+    assert f"{home} (set by UNIFIED_NLP_HOME)" in out.splitlines()[0]
+    table = out.splitlines()[1:]
+    # aligned columns: every row's "source" (the last column) starts where the header's does
+    start = table[0].index("source")
+    assert len(table) == 6 and all(row[start - 2 : start] == "  " and row[start] != " " for row in table)
+
+
+def test_the_store_is_the_user_cache_unless_unified_nlp_home_says_otherwise(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("UNIFIED_NLP_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, out, _ = _cli(capsys, "cache", "list")
+    where = tmp_path / ".cache" / "unified_nlp"
+    assert code == 0 and out.startswith(f"model store {where} (the default; set UNIFIED_NLP_HOME to move it)")
 
 
 def test_cache_clear_by_key_prefix_kind_and_age(home, capsys):

@@ -88,5 +88,6 @@ def conversion_notice(path: Any, spec: ModelSpec, backend: str) -> bool:
         return False
     if converted_dir(path, backend).is_dir():
         return False
-    notice(f"first use of {path} on {backend}: converting it into the model store once (about 30 s on 2 cores) ...")
+    notice(f"first use of {path} on {backend}: converting it into the model store once ...")
+    # no time estimate: it ranges from under 1 s (a tiny model) to minutes; the load says how long it took
     return True

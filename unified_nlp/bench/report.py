@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .contention import unreliable_because
+
 LATENCY_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "stdev_ms", "mean_ms")
 
 
@@ -40,31 +42,29 @@ def _best(run: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def contention_warning(results: dict[str, Any]) -> str | None:
-    """A sentence when other processes were using the cores as the run started, else None.
-
-    The load average before our first probe is the signal; CPU share is not, since a
-    framework that leaves threads idle in its serial parts (TensorFlow here) has a low
-    share on an idle machine, and OpenMP's spin-waiting keeps torch's near 1 on a busy one.
-    """
-    cores = results["machine"].get("logical_cores") or 1
-    load = (results["machine"].get("load_average_start") or [0.0])[0]
-    if load >= 0.5 * cores:
-        return (
-            f"other processes were using the cores when this run started (load average {load:.1f} on "
-            f"{cores} cores); figures are noisy, and rows measured at different times are less comparable"
+    """A sentence when other processes took the cores before or during the run, else None
+    (contention.OtherCPU: the machine's busy CPU time less ours, sampled over the run)."""
+    reason = results.get("summary", {}).get("unreliable")
+    if reason is None:
+        machine = results["machine"]
+        reason = unreliable_because(
+            machine.get("other_processes_cpu_cores"),
+            machine.get("load_average_start"),
+            machine.get("logical_cores") or 1,
         )
-    return None
+    if reason is None:
+        return None
+    return f"UNRELIABLE FIGURES: {reason}; rows are not compared with each other or with the ceiling"
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The Markdown report: throughput table, latency/start-up/memory table, targets, errors."""
+    """The Markdown report: throughput table, latency/start-up/memory table, errors."""
     sizes = results["config"]["batch_sizes"]
     runs = [r for r in results["runs"] if r.get("kind") != "ceiling"]
     lines = _preamble(results, runs)
-    lines += _throughput_table(runs, sizes)
+    lines += _throughput_table(runs, sizes, compared=contention_warning(results) is None)
     lines += _latency_table(runs)
     lines += _breakdown_table(runs)
-    lines += _targets_table(results)
     lines += _not_measured(results)
     return "\n".join(lines) + "\n"
 
@@ -76,7 +76,8 @@ def _preamble(results: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
         f"Benchmark of {cfg['model']} on {cfg['n_texts']} texts of {cfg['data']}, {cfg['threads']} threads, "
         f"{cfg['repeat']} timed passes per figure, {results['created']}.",
         f"Machine: {machine.get('cpu_model')}, {machine.get('logical_cores')} logical cores; "
-        f"load average at the end {machine.get('load_average_end')}.",
+        f"load average at the end {machine.get('load_average_end')}; cores used by other processes "
+        f"{_others(machine.get('other_processes_cpu_cores'))}.",
         "",
     ]
     warning = contention_warning(results)
@@ -103,7 +104,13 @@ def _preamble(results: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _throughput_table(runs: list[dict[str, Any]], sizes: list[int]) -> list[str]:
+def _others(figures: dict[str, Any] | None) -> str:
+    if not figures or figures.get("mean") is None:
+        return "not measured (no psutil)"
+    return f"before the run {figures['before']}, during it {figures['mean']} on average, {figures['max']} at most"
+
+
+def _throughput_table(runs: list[dict[str, Any]], sizes: list[int], compared: bool = True) -> list[str]:
     head = [
         "target",
         "status",
@@ -121,7 +128,7 @@ def _throughput_table(runs: list[dict[str, Any]], sizes: list[int]) -> list[str]
         cells += [_fmt((_through(r, b) or {}).get("texts_per_s")) for b in sizes]
         cells += [
             _fmt(best["tokens_per_s"], 0) if best else "-",
-            _pct(best.get("ceiling_fraction")) if best else "-",
+            _pct(best.get("ceiling_fraction")) if best and compared else "-",
             _fmt(r.get("accuracy"), 4),
             _fmt(min((t["cpu_share"] for t in r.get("throughput", [])), default=None), 2),
         ]
@@ -185,17 +192,6 @@ def _breakdown_table(runs: list[dict[str, Any]]) -> list[str]:
             f"| {r['name']} | {b['batch_size']} | {total:.2f} | {_pct(b['tokenizer_s'] / total)} | "
             f"{_pct(b['model_s'] / total)} | {_pct(b['other_s'] / total)} |"
         )
-    return lines
-
-
-def _targets_table(results: dict[str, Any]) -> list[str]:
-    targets = results.get("summary", {}).get("targets") or []
-    if not targets:
-        return []
-    lines = ["", "| target (issue #6) | measured | met |", "|---|---|---|"]
-    for t in targets:
-        met = {True: "yes", False: "no", None: "-"}[t["met"]]
-        lines.append(f"| {t['target']} | {_fmt(t['measured'], 3)} | {met} |")
     return lines
 
 

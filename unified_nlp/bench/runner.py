@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .contention import OtherCPU, unreliable_because
 from .flops import ceiling_fraction, encoder_flops_per_token, model_summary
 from .launcher import interpreter, launch
 from .scenario import count_steps
@@ -180,7 +181,8 @@ def run(
     model_dir = _bench_folder(resolve(model).absolute())
     targets = plan(names, model_dir, texts, labels, sizes, repeat, int(threads), max_length, reference, quick)
     timeout = float(timeout or DEFAULT_TIMEOUT)
-    runs = _launch_all(targets, int(threads), timeout, progress)
+    with OtherCPU() as other:  # what other processes take while we measure
+        runs = _launch_all(targets, int(threads), timeout, progress)
 
     results = {
         "schema": 1,
@@ -201,7 +203,12 @@ def run(
             "reference": bool(reference),
             "throughput_statistic": "texts / fastest of `repeat` timed passes (after one warm-up pass)",
         },
-        "machine": {**machine(), "load_average_start": load_start, "load_average_end": load_average()},
+        "machine": {
+            **machine(),
+            "load_average_start": load_start,
+            "load_average_end": load_average(),
+            "other_processes_cpu_cores": other.figures(),
+        },
         "model": model_summary(model_dir),
         "runs": runs,
     }
@@ -337,31 +344,13 @@ def derive(results: dict[str, Any]) -> None:
     if ceiling and fractions:
         summary["best_ceiling_fraction"] = max(fractions.values())
         summary["ceiling_fraction_by_backend"] = fractions
-    summary["targets"] = _targets(summary)
+    machine = results["machine"]
+    reason = unreliable_because(
+        machine.get("other_processes_cpu_cores"), machine.get("load_average_start"), machine.get("logical_cores") or 1
+    )
+    if reason:  # rows measured while others took the cores: kept as data, not compared
+        summary = {"unreliable": reason}
     results["summary"] = summary
-
-
-def _targets(s: dict[str, Any]) -> list[dict[str, Any]]:
-    """The figures of issue #6, each with the measured value and whether it is met."""
-    out = []
-
-    def add(goal: str, value: float | None, ok: bool | None) -> None:
-        out.append({"target": goal, "measured": value, "met": ok})
-
-    ratios = s.get("huggingface_vs_torch_raw")
-    if ratios:
-        worst = min(ratios.values())
-        add("huggingface backend within 3% of the raw torch call (worst batch size)", worst, worst >= 0.97)
-    if "best_backend_vs_pipeline_at_32" in s:
-        v = s["best_backend_vs_pipeline_at_32"]
-        add("best backend >= 1.5x transformers pipeline at batch 32", v, v >= 1.5)
-    if "best_ceiling_fraction" in s:
-        v = s["best_ceiling_fraction"]
-        add("best backend >= 70% of the matmul ceiling", v, v >= 0.70)
-    if s.get("ratio_to_fastest"):
-        v = min(s["ratio_to_fastest"].values())
-        add(f"every backend >= 0.6x the fastest (batch {s['headline_batch_size']})", v, v >= 0.6)
-    return out
 
 
 def default_out(base: Path | None = None) -> Path:

@@ -53,6 +53,21 @@ class HFTokenizer(FastTokenizer):
         return self._hf.decode([int(i) for i in np.asarray(ids).ravel()], skip_special_tokens=skip_special_tokens)
 
 
+def load_tokenizer(path: Path, max_length: int, token_types: bool = True) -> FastTokenizer:
+    """transformers' tokenizer of the folder (HFTokenizer); where transformers refuses a folder
+    whose files the core reads (tokenizer_config.json naming `TokenizersBackend`, transformers
+    5's class for a tokenizer.json, without that file beside a WordPiece vocab.txt), the core's
+    reader of those files, which the tfhub and onnxruntime backends use: the same ids on every
+    backend rather than a load that fails on one of them."""
+    try:
+        return HFTokenizer(path, max_length, token_types)
+    except ValueError as refused:
+        try:
+            return FastTokenizer.from_folder(path, max_length, token_types)
+        except InvalidModelError:
+            raise InvalidModelError(f"{path}: transformers could not load the tokenizer: {refused}") from refused
+
+
 def _quiet_load(load, path: Path, what: str):
     bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()  # a per-load bar is noise in a library; restored below
@@ -314,13 +329,13 @@ class HuggingFaceBackend(BackendAdapter):
         torch.set_num_threads(int(n))
         return torch.get_num_threads()
 
-    def load(self, path: Path, spec: ModelSpec) -> tuple[HFTokenizer, HFModel]:
+    def load(self, path: Path, spec: ModelSpec) -> tuple[FastTokenizer, HFModel]:
         if spec.format != CANONICAL_FORMAT:
             raise InvalidModelError(
                 f"{path}: a {spec.format!r} folder; the huggingface backend loads the canonical "
                 "format (convert it back with `unified-nlp convert --to huggingface`)"
             )
-        tokenizer = HFTokenizer(path, spec.max_length, spec.token_types)
+        tokenizer = load_tokenizer(path, spec.max_length, spec.token_types)
         return tokenizer, HFModel(path, spec)
 
     def convert(self, source: Path, out: Path) -> None:

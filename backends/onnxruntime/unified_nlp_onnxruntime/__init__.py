@@ -20,6 +20,7 @@ aliases through ``unified_nlp.aliases``); the core's registry lists it too, so t
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,10 @@ class OnnxRuntimeBackend(BackendAdapter):
                 notice(f"first int8 use of {path} on onnxruntime: quantising the export once ...")
                 quantize(fp32, folder)
             else:
-                notice(f"first use of {path} on onnxruntime: exporting it to ONNX once (about 20 s) ...")
+                notice(f"first use of {path} on onnxruntime: exporting it to ONNX once ...")
+                started = time.perf_counter()
                 export(Path(path), spec, folder, num_threads=self.num_threads)
+                notice(f"exported in {time.perf_counter() - started:.1f} s; later loads reuse it")
         return folder
 
     def load(self, path: Path, spec: ModelSpec) -> tuple[FastTokenizer, OrtModel]:
