@@ -1,12 +1,14 @@
 """unified_nlp.serving through real servers on 127.0.0.1 (uvicorn in a thread, or the CLI in a
 subprocess for SIGTERM) and real clients: tritonclient.http (binary and JSON),
-huggingface_hub.InferenceClient and plain HTTP. Probabilities must equal in-process
+huggingface_hub.InferenceClient and plain HTTP (KServe's own client does not install beside
+our pins: see the README's Serving section). Probabilities must equal in-process
 predict_proba within 1e-5 whatever batch a text lands in. All traffic is loopback,
 bounded in count and time."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -29,10 +31,16 @@ require_module("prometheus_client")
 triton = require_module("tritonclient.http")
 hub = require_module("huggingface_hub")
 
+from unified_nlp.errors import InvalidInputError  # noqa: E402
+from unified_nlp.postprocess import sigmoid, softmax  # noqa: E402
 from unified_nlp.serving import create_app  # noqa: E402 - after the checks that skip without the extra
+from unified_nlp.serving.batcher import length_batches  # noqa: E402
+from unified_nlp.serving.served import ServingError  # noqa: E402
+from unified_nlp.serving.tei import relevance, relevance_label  # noqa: E402
 
 TEXTS = ["This is a great movie!", "A dull, lifeless film.", "It was fine, I guess. " * 3, "é ü — 映画"]
 TOL = 1e-5
+LONG = "word " * 600  # 602 tokens for the default model (transformers' tokenizer), over its 512
 
 
 def _free_port() -> int:
@@ -94,7 +102,8 @@ def hf():
 
 @pytest.fixture(scope="module")
 def server(hf):
-    with Running(create_app(hf, name="default", payload_limit=200_000, max_client_batch_size=64)) as running:
+    app = create_app(hf, name="default", payload_limit=200_000, max_client_batch_size=64, access_log=True)
+    with Running(app) as running:
         yield running
 
 
@@ -113,6 +122,10 @@ def test_health_and_metadata(server, hf):
     assert "binary_tensor_data" in json.loads(call(url, "/v2")[2])["extensions"]
     for path in ("/v2/health/live", "/v2/health/ready", "/health", "/v2/models/default/ready"):
         assert call(url, path)[0] == 200, path
+    # the bodies KServe's InferenceRESTClient reads (tritonclient reads only the status)
+    assert json.loads(call(url, "/v2/health/live")[2]) == {"live": True}
+    assert json.loads(call(url, "/v2/health/ready")[2]) == {"ready": True}
+    assert json.loads(call(url, "/v2/models/default/ready")[2]) == {"name": "default", "ready": True}
     meta = json.loads(call(url, "/v2/models/default/versions/1")[2])
     assert meta["name"] == "default" and meta["parameters"]["labels"] == list(hf.labels)
     assert meta["outputs"][0] == {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(hf.labels)]}
@@ -128,7 +141,8 @@ def test_draining_turns_readiness_to_503(server):
     served = server.app.state.served
     served.draining = True
     try:
-        assert call(server.url, "/v2/health/ready")[0] == 503
+        status, _, body = call(server.url, "/v2/health/ready")
+        assert status == 503 and json.loads(body) == {"ready": False}
         assert call(server.url, "/health")[0] == 503
         assert call(server.url, "/v2/health/live")[0] == 200
     finally:
@@ -157,6 +171,11 @@ def test_tei_shapes_match_predict_proba(server, hf):
     status, headers, body = call(server.url, "/predict", {"inputs": TEXTS[0]})
     single = json.loads(body)
     assert status == 200 and "x-compute-time" in headers
+    # TEI's timing headers: the parts of this request, each within its total
+    parts = [float(headers[f"x-{part}-time"]) for part in ("tokenization", "queue", "inference")]
+    assert all(0 <= t <= float(headers["x-total-time"]) for t in parts), headers
+    tokens = hf.tokenizer([TEXTS[0]]).lengths[0]
+    assert headers["x-compute-tokens"] == str(tokens) and headers["x-compute-characters"] == str(len(TEXTS[0]))
     assert [p["label"] for p in single] == [hf.labels[i] for i in np.argsort(-probs[0])]
     assert np.allclose([p["score"] for p in single], np.sort(probs[0])[::-1], atol=TOL)
     batch = json.loads(call(server.url, "/predict", {"inputs": TEXTS})[2])
@@ -187,6 +206,8 @@ def test_tritonclient_matches_predict_proba(server, hf, binary):
     text.set_data_from_numpy(np.array([t.encode() for t in TEXTS], dtype=object), binary_data=binary)
     outputs = [triton.InferRequestedOutput(n, binary_data=binary) for n in ("probabilities", "label")]
     result = client.infer("default", [text], outputs=outputs, request_id="r1")
+    declared = {o["name"]: (o["datatype"], o["shape"]) for o in result.get_response()["outputs"]}
+    assert declared == {"probabilities": ("FP32", [len(TEXTS), len(hf.labels)]), "label": ("BYTES", [len(TEXTS)])}
     probs = hf.predict_proba(TEXTS)
     np.testing.assert_allclose(result.as_numpy("probabilities"), probs, atol=TOL)
     labels = [x.decode() if isinstance(x, bytes) else x for x in result.as_numpy("label")]
@@ -250,6 +271,14 @@ V2_BAD = {
     "pair length": (infer_json(["x", "y"], pairs=["z"]), 400, "'text_pair' holds 1"),
     "unknown output": (infer_json(["x"]) | {"outputs": [{"name": "logits"}]}, 400, "unknown output"),
     "not json": (b"{nope", 400, "not valid JSON"),
+    "too many texts": (infer_json(["x"] * 65), 400, "65 texts exceed the limit of 64"),
+    "too long, no truncation": (
+        infer_json(["ok", LONG]) | {"parameters": {"truncate": False}},
+        400,
+        "input 1 has 602 tokens, more than the model's 512",
+    ),
+    "truncate not a bool": (infer_json(["x"]) | {"parameters": {"truncate": "no"}}, 400, "'truncate' must be"),
+    "parameters not an object": (infer_json(["x"]) | {"parameters": [1]}, 400, "'parameters' must be"),
     "oversize payload": (infer_json(["x" * 250_000]), 413, "exceeds the limit"),
 }
 
@@ -271,22 +300,235 @@ def test_v2_binary_non_utf8_and_bad_header_length(server):
     assert call(server.url, "/v2/models/default/infer", *_binary_body([b"ok"]))[0] == 200
 
 
+# TEI's codes (router/src/http/server.rs): 400 Empty, 413 Validation (the batch size, and a text
+# over the maximum with truncate false), 422 what does not parse
 TEI_BAD = {
-    "empty list": ({"inputs": []}, 422, "empty"),
-    "not a text": ({"inputs": 5}, 422, "'inputs' must be"),
-    "no inputs": ({"text": "x"}, 422, '"inputs"'),
-    "mixed": ({"inputs": [["a", "b"], "c"]}, 422, "mixes"),
-    "too long, no truncation": ({"inputs": "word " * 600, "truncate": False}, 422, "truncate is false"),
-    "too many texts": ({"inputs": ["x"] * 65}, 413, "65 texts"),
-    "oversize payload": ({"inputs": "x" * 250_000}, 413, "exceeds the limit"),
+    "empty list": ({"inputs": []}, 400, "Empty", "cannot be empty"),
+    "not a text": ({"inputs": 5}, 422, "Validation", "'inputs' must be"),
+    "no inputs": ({"text": "x"}, 422, "Validation", '"inputs"'),
+    "mixed": ({"inputs": [["a", "b"], "c"]}, 422, "Validation", "mixes"),
+    "too long, no truncation": (
+        {"inputs": ["ok", LONG, "fine"], "truncate": False},  # two strings would be one pair
+        413,
+        "Validation",
+        "input 1 has 602 tokens, more than the model's 512",
+    ),
+    "left truncation": ({"inputs": "x", "truncation_direction": "Left"}, 422, "Validation", "not supported"),
+    "raw_scores not a bool": ({"inputs": "x", "raw_scores": "yes"}, 422, "Validation", "'raw_scores' must be"),
+    "too many texts": ({"inputs": ["x"] * 65}, 413, "Validation", "65 texts"),
+    "oversize payload": ({"inputs": "x" * 250_000}, 413, "Validation", "exceeds the limit"),
 }
 
 
-@pytest.mark.parametrize("body, status, message", TEI_BAD.values(), ids=TEI_BAD.keys())
-def test_tei_bad_requests(server, body, status, message):
+@pytest.mark.parametrize("body, status, kind, message", TEI_BAD.values(), ids=TEI_BAD.keys())
+def test_tei_bad_requests(server, body, status, kind, message):
     got, _, reply = call(server.url, "/predict", body)
-    assert got == status and message in json.loads(reply)["error"], reply
-    assert call(server.url, "/predict", {"inputs": "word " * 600})[0] == 200  # truncated by default
+    error = json.loads(reply)
+    assert (got, error["error_type"]) == (status, kind) and message in error["error"], reply
+
+
+def test_texts_are_truncated_unless_the_client_says_not_to(server, hf):
+    """Truncated as the model truncates by default (TEI's truncate: null / true, v2 without the parameter)."""
+    expected = hf.predict_proba([LONG])[0]
+    for truncate in (None, True):
+        reply = json.loads(call(server.url, "/predict", {"inputs": [LONG], "truncate": truncate})[2])[0]
+        np.testing.assert_allclose(
+            [{p["label"]: p["score"] for p in reply}[lab] for lab in hf.labels], expected, atol=TOL
+        )
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+    text = triton.InferInput("text", [2], "BYTES")
+    text.set_data_from_numpy(np.array([b"ok", LONG.encode()], dtype=object))
+    np.testing.assert_allclose(client.infer("default", [text]).as_numpy("probabilities")[1], expected, atol=TOL)
+    with pytest.raises(triton.InferenceServerException) as refused:  # the real client's request parameters
+        client.infer("default", [text], parameters={"truncate": False})
+    assert refused.value.status() == "400" and "input 1 has 602 tokens" in refused.value.message()
+
+
+def test_a_request_names_no_file_and_no_backend(server, hf):
+    """Only the served model's name exists: keys naming a file or a backend are not read."""
+    plain = json.loads(call(server.url, "/predict", {"inputs": TEXTS[:2]})[2])
+    named = {"inputs": TEXTS[:2], "model": "/etc/passwd", "model_id": "../..", "backend": "tfhub"}
+    assert json.loads(call(server.url, "/predict", named)[2]) == plain
+    body = infer_json(TEXTS[:2]) | {"parameters": {"backend": "tfhub", "model": "/etc/passwd"}}
+    reply = json.loads(call(server.url, "/v2/models/default/infer", body)[2])
+    np.testing.assert_allclose(reply["outputs"][0]["data"], hf.predict_proba(TEXTS[:2]).ravel(), atol=TOL)
+    for name in ("%2Fetc%2Fpasswd", "..%2Fdefault", "onnxruntime", "default%00"):
+        status, _, reply = call(server.url, f"/v2/models/{name}/infer", infer_json(["x"]))
+        assert status == 404 and json.loads(reply)["error"], name  # no route, or "unknown model"
+
+
+def test_the_access_log_has_a_line_per_request(server, caplog):
+    with caplog.at_level(logging.INFO, logger="unified_nlp.serving.access"):
+        assert call(server.url, "/predict", {"inputs": TEXTS[:3]})[0] == 200
+        assert call(server.url, "/v2/models/nope/ready")[0] == 404
+    lines = [r.getMessage() for r in caplog.records if r.name == "unified_nlp.serving.access"]
+    assert any('"POST /predict" 200' in line and line.endswith(" ms 3 texts") for line in lines), lines
+    assert any('"GET /v2/models/nope/ready" 404' in line and line.endswith(" ms") for line in lines), lines
+
+
+# --- /rerank ---------------------------------------------------------------------------------
+
+QUERY = "Is the film good?"
+DOCS = ["A dull, lifeless film.", "This is a great movie!", "It was fine, I guess.", "é ü — 映画"]
+
+
+def _ranked(ranks: list[dict], scores: np.ndarray) -> None:
+    """`ranks` holds every index once, best first, with its score."""
+    order = [r["index"] for r in ranks]
+    assert sorted(order) == list(range(len(scores))) and order == list(np.argsort(-scores, kind="stable"))
+    np.testing.assert_allclose([r["score"] for r in ranks], scores[order], atol=TOL)
+
+
+def test_rerank_scores_the_relevance_label(server, hf):
+    """A two-label model: the probability of the label named like 'positive' (POSITIVE), raw: its log-odds."""
+    assert hf.labels == ("NEGATIVE", "POSITIVE")
+    probs = hf.predict_proba([QUERY] * len(DOCS), text_pair=DOCS)[:, 1]
+    status, headers, body = call(server.url, "/rerank", {"query": QUERY, "texts": DOCS, "return_text": True})
+    ranks = json.loads(body)
+    assert status == 200 and "x-compute-time" in headers
+    _ranked(ranks, probs)
+    assert [r["text"] for r in ranks] == [DOCS[r["index"]] for r in ranks]
+    raw = json.loads(call(server.url, "/rerank", {"query": QUERY, "texts": DOCS, "raw_scores": True})[2])
+    logits = hf.logits([QUERY] * len(DOCS), text_pair=DOCS)
+    assert all(set(r) == {"index", "score"} for r in raw)
+    order = [r["index"] for r in raw]
+    np.testing.assert_allclose([r["score"] for r in raw], (logits[:, 1] - logits[:, 0])[order], atol=1e-4)
+
+
+RERANK_BAD = {
+    "empty": ({"query": "q", "texts": []}, 400, "Empty", "cannot be empty"),
+    "no query": ({"texts": ["a"]}, 422, "Validation", '"query"'),
+    "query not a text": ({"query": 1, "texts": ["a"]}, 422, "Validation", "'query' must be"),
+    "texts not a list": ({"query": "q", "texts": "a"}, 422, "Validation", "'texts' must be"),
+    "return_text not a bool": ({"query": "q", "texts": ["a"], "return_text": 1}, 422, "Validation", "'return_text'"),
+    "too many texts": ({"query": "q", "texts": ["x"] * 65}, 413, "Validation", "65 texts"),
+    "too long, no truncation": (
+        {"query": "q", "texts": ["ok", LONG], "truncate": False},
+        413,
+        "Validation",
+        "more than the model's 512",
+    ),
+}
+
+
+@pytest.mark.parametrize("body, status, kind, message", RERANK_BAD.values(), ids=RERANK_BAD.keys())
+def test_rerank_bad_requests(server, body, status, kind, message):
+    got, _, reply = call(server.url, "/rerank", body)
+    error = json.loads(reply)
+    assert (got, error["error_type"]) == (status, kind) and message in error["error"], reply
+
+
+@pytest.mark.parametrize(
+    "labels, multi_label, expected",
+    [
+        (["relevant"], True, 0),
+        (["contradiction", "entailment", "neutral"], False, 1),
+        (["entailment", "not_entailment"], False, 0),
+        (["not_equivalent", "equivalent"], False, 1),
+        (["LABEL_0", "LABEL_1"], False, 1),
+    ],
+)
+def test_the_relevance_label(labels, multi_label, expected):
+    assert relevance_label(labels, multi_label) == expected
+
+
+@pytest.mark.parametrize(
+    "labels, multi_label", [(["a", "b"], True), (["a", "b", "c"], False), (["yes", "true"], False)]
+)
+def test_a_model_without_a_relevance_label_is_not_a_reranker(labels, multi_label):
+    with pytest.raises(ServingError) as refused:
+        relevance_label(labels, multi_label)
+    assert refused.value.status == 424 and "not a re-ranker" in refused.value.message
+
+
+def test_relevance_is_the_label_probability_and_raw_its_log_odds():
+    logits = np.random.default_rng(0).normal(size=(6, 3)) * 4
+    np.testing.assert_allclose(relevance(logits, 1, False, False), softmax(logits)[:, 1], atol=1e-6)
+    np.testing.assert_allclose(sigmoid(relevance(logits, 1, False, True)), softmax(logits)[:, 1], atol=1e-6)
+    np.testing.assert_allclose(relevance(logits, 2, True, False), sigmoid(logits)[:, 2], atol=1e-6)
+    np.testing.assert_allclose(relevance(logits, 2, True, True), logits[:, 2], atol=1e-12)
+
+
+# --- the API key: one server of a one-logit pair model (a reranker) --------------------------
+
+KEY = "s3cret-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture(scope="module")
+def keyed():
+    import unified_nlp as un
+
+    # a fresh one-logit head (only parity matters), loaded as TEI's rerankers are scored: a sigmoid
+    clf = un.load_classifier("minilm", labels=["relevant"], problem_type="multi_label_classification")
+    with Running(create_app(clf, name="reranker", api_key=KEY, access_log=True)) as running:
+        running.clf = clf
+        yield running
+
+
+def test_rerank_of_a_one_logit_model_is_its_sigmoid(keyed):
+    clf = keyed.clf
+    ranks = json.loads(call(keyed.url, "/rerank", {"query": QUERY, "texts": DOCS}, AUTH)[2])
+    _ranked(ranks, clf.predict_proba([QUERY] * len(DOCS), text_pair=DOCS)[:, 0])
+    raw = json.loads(call(keyed.url, "/rerank", {"query": QUERY, "texts": DOCS, "raw_scores": True}, AUTH)[2])
+    logits = clf.logits([QUERY] * len(DOCS), text_pair=DOCS)[:, 0]
+    np.testing.assert_allclose([r["score"] for r in raw], logits[[r["index"] for r in raw]], atol=1e-4)
+
+
+GUARDED = [
+    ("/predict", {"inputs": "x"}),
+    ("/", {"inputs": "x"}),
+    ("/rerank", {"query": "q", "texts": ["a"]}),
+    ("/info", None),
+    ("/v2", None),
+    ("/v2/models/reranker", None),
+    ("/v2/models/reranker/ready", None),
+    ("/v2/models/reranker/infer", infer_json(["x"])),
+]
+
+
+def test_the_api_key_guards_every_route_but_health_and_metrics(keyed):
+    for path in ("/health", "/v2/health/live", "/v2/health/ready", "/metrics"):
+        assert call(keyed.url, path)[0] == 200, path
+    wrong = ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": f"Basic {KEY}"})
+    for path, body in GUARDED:
+        for headers in wrong:
+            status, got_headers, reply = call(keyed.url, path, body, headers)
+            error = json.loads(reply)
+            assert status == 401 and got_headers["www-authenticate"] == "Bearer", (path, headers)
+            assert "API key" in error["error"] and ("error_type" in error) == (not path.startswith("/v2")), error
+        assert call(keyed.url, path, body, AUTH)[0] == 200, path
+        assert call(keyed.url, path, body, {"Authorization": f"bearer {KEY}"})[0] == 200, path  # any case of scheme
+
+
+def test_clients_send_the_api_key(keyed, monkeypatch):
+    clf = keyed.clf
+    out = hub.InferenceClient(keyed.url, token=KEY).text_classification(DOCS[0])
+    np.testing.assert_allclose([o.score for o in out], clf.predict_proba([DOCS[0]])[0], atol=TOL)
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with pytest.raises(HfHubHTTPError) as refused:
+        monkeypatch.delenv("HF_TOKEN", raising=False)  # no token at all (a stored one would be a wrong key: 401 too)
+        hub.InferenceClient(keyed.url).text_classification(DOCS[0])
+    assert refused.value.response.status_code == 401
+
+    client = triton.InferenceServerClient(f"127.0.0.1:{keyed.port}")
+    assert client.is_server_ready() and client.is_model_ready("reranker", headers=AUTH)
+    inputs = []
+    for name, texts in (("text", [QUERY] * 2), ("text_pair", DOCS[:2])):
+        tensor = triton.InferInput(name, [2], "BYTES")
+        tensor.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object))
+        inputs.append(tensor)
+    got = client.infer("reranker", inputs, headers=AUTH).as_numpy("probabilities")
+    np.testing.assert_allclose(got, clf.predict_proba([QUERY] * 2, text_pair=DOCS[:2]), atol=TOL)
+    with pytest.raises(triton.InferenceServerException) as refused:
+        client.infer("reranker", inputs)
+    assert refused.value.status() == "401"
+
+
+def test_an_empty_api_key_is_refused():
+    with pytest.raises(InvalidInputError, match="empty"):
+        create_app(default_classifier("huggingface"), api_key=" ")
 
 
 # --- pairs, the queue limit, backends --------------------------------------------------------
@@ -318,6 +560,8 @@ def test_multi_label_labels_are_those_at_or_above_one_half():
     expected = clf.predict_proba(TEXTS)
     with Running(create_app(clf, name="tags")) as running:
         reply = json.loads(call(running.url, "/v2/models/tags/infer", infer_json(TEXTS))[2])
+        status, _, refused = call(running.url, "/rerank", {"query": "q", "texts": ["a"]})
+    assert status == 424 and json.loads(refused)["error_type"] == "Backend", refused  # no relevance label: TEI's 424
     outputs = {o["name"]: o for o in reply["outputs"]}
     np.testing.assert_allclose(np.reshape(outputs["probabilities"]["data"], expected.shape), expected, atol=TOL)
     wanted = [",".join(clf.labels[i] for i in np.argsort(-row, kind="stable") if row[i] >= 0.5) for row in expected]
@@ -352,20 +596,23 @@ def test_every_backend_serves_the_same(backend):
 
 
 def test_sigterm_answers_every_accepted_request_and_exits_0():
-    """The CLI on onnxruntime (the quickest to start): a burst in flight when SIGTERM comes is answered."""
+    """The CLI on onnxruntime (the quickest to start): a burst in flight when SIGTERM comes is answered.
+    Also the CLI's API key from $UNIFIED_NLP_API_KEY, its start-up line and its access log."""
     require("onnxruntime")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "unified_nlp.cli", "serve", "--backend", "onnxruntime", "--port", str(port)]
-    cmd += ["--no-access-log", "--threads", "1", "--max-batch-size", "8"]
-    process = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cmd += ["--threads", "1", "--max-batch-size", "8"]
+    env = {**os.environ, "UNIFIED_NLP_API_KEY": KEY}
+    process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_ready(url, process=process)
         body = {"inputs": [f"{t} {i}" for i in range(24) for t in TEXTS[:2]]}
+        assert call(url, "/predict", body)[0] == 401
 
         def one(_):
             try:
-                return call(url, "/predict", body)[0], time.monotonic()
+                return call(url, "/predict", body, AUTH)[0], time.monotonic()
             except urllib.error.URLError as e:  # refused once the listener closed: never accepted
                 assert isinstance(e.reason, ConnectionRefusedError), e
                 return "refused", time.monotonic()
@@ -384,6 +631,11 @@ def test_sigterm_answers_every_accepted_request_and_exits_0():
     statuses = [status for status, _ in replies]
     assert set(statuses) <= {200, "refused"}, statuses
     assert any(status == 200 and done > signalled for status, done in replies), "nothing was in flight at SIGTERM"
+    output = process.stdout.read().decode()
+    started = f"serving model 'default' (backend onnxruntime, precision fp32) at {url}, API key required"
+    assert started in output, output[-3000:]
+    assert output.count('"POST /predict" 200') == statuses.count(200), output[-3000:]
+    assert output.count('"POST /predict" 401') == 1 and " ms 48 texts" in output, output[-3000:]
 
 
 def test_the_core_does_not_import_the_server_stack():
@@ -392,3 +644,14 @@ def test_the_core_does_not_import_the_server_stack():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("max_rows,max_tokens", [(32, 16384), (4, 64), (8, 10)])
+def test_a_window_is_cut_into_length_sorted_batches_within_both_limits(max_rows, max_tokens):
+    lengths = np.random.default_rng(0).integers(1, 120, size=130)
+    batches = list(length_batches(lengths, max_rows, max_tokens))
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(130))  # every row once
+    assert np.all(np.diff(lengths[rows]) <= 0)  # longest first, so each batch pads little
+    for b in batches:
+        assert len(b) <= max_rows and (len(b) == 1 or len(b) * lengths[b].max() <= max_tokens)

@@ -1,6 +1,7 @@
 """Serving a classifier over HTTP: the Open Inference Protocol v2 (KServe / Triton, with the
-binary tensor extension) and text-embeddings-inference's API, behind a batcher that forms
-batches across concurrent requests.
+binary tensor extension) and text-embeddings-inference's API (/predict, /rerank), behind a
+batcher that forms batches across concurrent requests; an optional API key, Prometheus
+metrics and an access log.
 
 Needs the ``serve`` extra (``pip install 'unified-nlp[serve]'``: starlette, uvicorn,
 prometheus-client); ``import unified_nlp`` does not import it.

@@ -47,6 +47,12 @@ class Metrics:
         self.requests = Counter(
             "unified_nlp_requests", "Requests by route and status", (*names, "route", "status"), registry=self.registry
         )
+        self.dropped = Counter(
+            "unified_nlp_requests_dropped",
+            "Requests dropped before they were computed, by reason",
+            (*names, "reason"),
+            registry=self.registry,
+        )
 
     def observe(self, what: str, value: float) -> None:
         self._hist[what].labels(**self._labels).observe(value)
@@ -54,6 +60,9 @@ class Metrics:
     def request(self, route: str, status: int, seconds: float) -> None:
         self.duration.labels(**self._labels, route=route).observe(seconds)
         self.requests.labels(**self._labels, route=route, status=str(status)).inc()
+
+    def drop(self, reason: str) -> None:
+        self.dropped.labels(**self._labels, reason=reason).inc()
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

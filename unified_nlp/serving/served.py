@@ -1,10 +1,19 @@
 """A served model: its classifier (loaded and warmed in the background), its batcher, its
-limits and its metrics; what every protocol's routes share."""
+limits and its metrics; what every protocol's routes share.
+
+A model run by a backend worker (paddlenlp) is reloaded when its worker dies: the requests
+it was computing or had queued get 503, readiness answers 503 while a new worker loads the
+model in the background, then the model serves again. A reload that fails is retried after
+a delay that doubles, $UNIFIED_NLP_SERVE_RELOADS times in all (default 5, the first delay
+$UNIFIED_NLP_SERVE_RELOAD_BACKOFF seconds, default 1); then readiness stays 503 and
+/health says why.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import UnifiedNLPError, WorkerError
+from ..worker import RemoteModel
 from .batcher import Batcher, Overloaded
 from .metrics import Metrics
 
@@ -55,6 +65,8 @@ class Served:
         self.draining = False
         self.error: str | None = None
         self._task: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()  # the worker's watch and a reload in progress
+        self._worker_pid: int | None = None  # of the worker the model was loaded in, if it runs in one
 
     @staticmethod
     def default_name(model) -> str:
@@ -80,17 +92,81 @@ class Served:
                 max_batch_tokens=self.limits.max_batch_tokens,
                 max_queue=self.limits.max_queue,
                 observe=self.metrics.observe,
+                on_drop=lambda: self.metrics.drop("client_gone"),
+                backend_gone=self._worker_gone,
             )
             await asyncio.to_thread(batcher.warm)
             batcher.start()
             self.batcher, self.ready = batcher, True
+            self._worker_pid = self._pid()
             log.info("model %r ready on %s (%s)", self.name, self.clf.backend, self.clf.precision)
         except Exception as e:  # noqa: BLE001 - the server stays up and says why it is not ready
             self.error = f"{type(e).__name__}: {e}"
             log.error("model %r failed to load: %s", self.name, self.error)
+            return
+        if isinstance(self.clf.model, RemoteModel):
+            self._in_background(self._watch_worker())
+
+    def _in_background(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _watch_worker(self) -> None:
+        """A worker that dies while the server is idle is found within a second, not by the next request."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.ready and self._worker_gone():
+                self.worker_failed(WorkerError(f"the {self.backend} worker died while idle"))
+
+    def _pid(self) -> int | None:
+        return self.clf.model.worker_pid if isinstance(self.clf.model, RemoteModel) else None
+
+    def _worker_gone(self, error: Exception | None = None) -> bool:
+        """Whether the worker the model was loaded in has died (or was replaced), as opposed to
+        an error raised inside a living worker."""
+        if not isinstance(self.clf.model, RemoteModel) or not isinstance(error, WorkerError | None):
+            return False
+        pid = self._pid()
+        return pid is None or pid != self._worker_pid
+
+    def worker_failed(self, error: WorkerError) -> None:
+        """The backend's worker died: readiness turns 503 and the model reloads in the
+        background (the batcher has already failed the requests it held)."""
+        if not self.ready or self.draining:  # reloading already, given up, or shutting down
+            return
+        self.ready = False
+        self.error = f"model {self.name!r} is reloading: its backend worker failed ({_first_line(error)})"
+        log.error("model %r: %s", self.name, error)
+        self.batcher.fail_queued(error)
+        self._in_background(self._reload())
+
+    async def _reload(self) -> None:
+        attempts = max(1, int(_setting("UNIFIED_NLP_SERVE_RELOADS", 5)))
+        delay = _setting("UNIFIED_NLP_SERVE_RELOAD_BACKOFF", 1.0)
+        for attempt in range(1, attempts + 1):
+            try:
+                await asyncio.to_thread(self.batcher.warm)  # a call starts a new worker, which loads the model
+            except Exception as e:  # noqa: BLE001 - retried, then reported by readiness and /health
+                failure = f"{type(e).__name__}: {_first_line(e)}"
+                log.error("model %r: reload %d of %d failed: %s", self.name, attempt, attempts, failure)
+                if attempt < attempts:
+                    self.error = f"model {self.name!r} is reloading: attempt {attempt} of {attempts} failed ({failure})"
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, 60.0)
+                continue
+            self.ready, self.error, self._worker_pid = True, None, self._pid()
+            log.info("model %r: reloaded in a new %s worker (attempt %d)", self.name, self.backend, attempt)
+            return
+        self.error = (
+            f"model {self.name!r} could not be reloaded after its worker failed ({attempts} attempts): {failure}"
+        )
+        log.error("%s; readiness stays 503", self.error)
 
     async def stop(self) -> None:
         self.draining = True
+        for task in list(self._background):
+            task.cancel()
         if self.batcher is not None:
             await self.batcher.stop()
 
@@ -113,8 +189,17 @@ class Served:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def classify(self, texts: list, pairs: list | None, *, truncate: bool = True):
-        """Logits [n, num_labels] of texts (and pairs), through the batcher; errors as ServingError."""
+    async def classify(
+        self,
+        texts: list,
+        pairs: list | None,
+        *,
+        truncate: bool = True,
+        request: Request | None = None,
+        timings: dict | None = None,
+    ):
+        """Logits [n, num_labels] of texts (and pairs), through the batcher; errors as ServingError.
+        With the HTTP `request`, a client that disconnects first has its texts dropped uncomputed."""
         self.check_ready()
         if not texts:
             raise ServingError(422, "no texts: the input is an empty list")
@@ -122,18 +207,29 @@ class Served:
             raise ServingError(413, f"{len(texts)} texts exceed the limit of {self.limits.max_client_batch_size}")
         try:
             first, second = self.clf.prepare(texts, pairs)
-            logits, truncated = await self.batcher.submit(first, second, None)
+            logits, truncated = await _unless_gone(self.batcher.submit(first, second, None, timings), request)
         except Overloaded as e:
             raise ServingError(429, str(e), "Overloaded", {"Retry-After": str(e.retry_after)}) from None
         except WorkerError as e:
-            raise ServingError(503, f"the backend's worker failed: {e}", "Backend") from None
+            if not self._worker_gone(e):  # an error inside a living worker
+                raise ServingError(503, f"the backend's worker failed: {_first_line(e)}", "Backend") from None
+            self.worker_failed(e)
+            message = f"the backend's worker failed and the model is reloading: {_first_line(e)}"
+            raise ServingError(503, message, "Backend", {"Retry-After": "5"}) from None
         except (UnifiedNLPError, ValueError, TypeError) as e:
             raise ServingError(422, str(e)) from None
-        if not truncate and truncated.any():
+        if not truncate and truncated.any():  # 413 as TEI answers it (v2 answers 400)
             at = int(np.flatnonzero(truncated)[0])
+            needed = await asyncio.to_thread(self._tokens, first[at], None if second is None else second[at])
             limit = self.clf.tokenizer.max_length
-            raise ServingError(422, f"input {at} is longer than the model's {limit} tokens and truncate is false")
+            message = f"input {at} has {needed} tokens, more than the model's {limit}, and truncate is false"
+            raise ServingError(413, message, "Validation")
         return logits
+
+    def _tokens(self, text: str, pair: str | None) -> int:
+        """The tokens of one (cleaned) text, not truncated."""
+        enc = self.clf.tokenizer([text], text_pair=None if pair is None else [pair], truncation=False)
+        return int(enc.lengths[0])
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
         return self.clf.scores(logits)
@@ -148,6 +244,46 @@ class Served:
 
     def timed(self, route: str, started: float, status: int) -> None:
         self.metrics.request(route, status, time.perf_counter() - started)
+
+
+def _first_line(error: Exception) -> str:
+    """A WorkerError's own message, without the worker's stderr it may quote (logged in full)."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _setting(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+async def _unless_gone(work, request: Request | None):
+    """The result of `work`, or 499 when the HTTP client disconnects first; `work` is then
+    cancelled (the batcher drops a request cancelled before its batch is computed)."""
+    if request is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.wait((task,))  # the batcher has dropped it when this returns
+        raise ServingError(499, "the client closed the connection before its answer", "ClientGone")
+    return task.result()
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client disconnects. The body is read, so the next ASGI message is
+    http.disconnect (uvicorn sends it when the connection closes)."""
+    if (await request.receive())["type"] != "http.disconnect":  # a server that says more: stop watching
+        await asyncio.get_running_loop().create_future()
 
 
 def timed_route(served: Served, path: str, handler, render_error, methods=("GET",)) -> Route:

@@ -1,20 +1,37 @@
 """Hugging Face text-embeddings-inference (TEI) compatible routes: POST /predict (and POST /),
-GET /health, /info and /metrics, with TEI's input shapes, response shapes and status codes.
+POST /rerank, GET /health, /info and /metrics, with TEI's input shapes, response shapes and
+status codes.
 
 Input, as TEI reads it: ``"text"`` one text; ``["text", "pair"]`` (exactly two strings) one
 sentence pair; ``["a", "b", "c"]`` or ``[["a"], ...]`` a batch of texts; ``[["a", "b"], ...]``
 a batch of pairs. A single input answers a flat list of {"label", "score"} (every label,
 best first), a batch a list of such lists. ``raw_scores`` gives logits; ``truncate: false``
-refuses (422) a text longer than the model's maximum instead of truncating it.
+refuses a text longer than the model's maximum instead of truncating it (on the right, as
+the model does: ``truncation_direction`` "Left" is refused).
 
 POST / answers a single input with a batch of one (a list holding the flat list), as the
 Hugging Face Inference API did: `huggingface_hub.InferenceClient(url).text_classification`
 posts {"inputs": text} to the URL and returns the first element of the list it reads, so a
 flat list would give it only the best label; nested, it returns every label's score.
+
+POST /rerank {"query", "texts", "raw_scores", "return_text", "truncate"} scores each
+(query, text) pair and answers [{"index", "score"(, "text")}], best first. The score is the
+probability that the pair is relevant: sigmoid of the logit for a one-logit model (TEI's
+rerankers, sentence-transformers' CrossEncoder); otherwise the probability of the one
+label named as in `RELEVANT` (e.g. "entailment" of an NLI model), or of the second label
+of a two-label single-label model (id 1, a binary head's positive class). ``raw_scores``
+gives its log-odds (the logit of a one-logit model). Another model answers 424, as TEI
+answers for a model that is not a reranker, and so does a model that takes no pairs.
+
+Status codes, as TEI's: 400 an empty list; 413 a payload over the limit, more texts than
+the limit per request, or with ``truncate: false`` a text over the model's maximum; 422 a
+body that is not what the route takes; 424 see above; 429 overloaded (with Retry-After);
+503 not ready. Errors are {"error": message, "error_type": kind}.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -23,7 +40,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..errors import InvalidInputError, UnifiedNLPError
+from .middleware import note_texts
 from .served import Served, ServingError, timed_route
+
+# label names (compared in lower case) whose probability ranks texts in /rerank
+RELEVANT = frozenset(
+    {"relevant", "entailment", "yes", "true", "positive", "equivalent", "duplicate", "paraphrase", "similar", "match"}
+)
 
 
 def _error(e: ServingError) -> JSONResponse:
@@ -49,7 +73,7 @@ def parse_inputs(inputs) -> tuple[list[str], list[str] | None, bool]:
     if not isinstance(inputs, list):
         raise ServingError(422, f"'inputs' must be a text, a pair or a list of them, got {type(inputs).__name__}")
     if not inputs:
-        raise ServingError(422, "'inputs' is an empty list")
+        raise ServingError(400, "`inputs` cannot be empty", "Empty")
     rows = [_sequence(item, f"inputs[{i}]") for i, item in enumerate(inputs)]
     with_pair = [pair is not None for _, pair in rows]
     if any(with_pair) and not all(with_pair):
@@ -57,29 +81,145 @@ def parse_inputs(inputs) -> tuple[list[str], list[str] | None, bool]:
     return [text for text, _ in rows], ([pair for _, pair in rows] if all(with_pair) else None), False
 
 
-async def _request_json(served: Served, request: Request) -> dict:
+async def _request_json(served: Served, request: Request, *required: str) -> dict:
     body = await served.body(request)
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise ServingError(422, f"the body is not valid JSON: {e}") from None
-    if not isinstance(payload, dict) or "inputs" not in payload:
-        raise ServingError(422, 'the body must be a JSON object with "inputs"')
+    if not isinstance(payload, dict) or any(key not in payload for key in required):
+        raise ServingError(422, f"the body must be a JSON object with {', '.join(map(json.dumps, required))}")
     return payload
+
+
+def _flag(payload: dict, name: str, default: bool) -> bool:
+    value = payload.get(name)
+    if value is None:  # absent or null: the default, as TEI reads an Option<bool>
+        return default
+    if not isinstance(value, bool):
+        raise ServingError(422, f"'{name}' must be true or false, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _truncate(payload: dict) -> bool:
+    """`truncate` (default: truncate, as the model does); only right truncation exists."""
+    direction = payload.get("truncation_direction")
+    if direction is not None and str(direction).lower() != "right":
+        raise ServingError(
+            422, f"truncation_direction {direction!r} is not supported: texts are cut on the right, as the model does"
+        )
+    return _flag(payload, "truncate", True)
+
+
+def _checked(scores: np.ndarray) -> np.ndarray:
+    if np.isnan(scores).any():  # JSON has no NaN; TEI answers the same
+        raise ServingError(424, "score is NaN", "Backend")
+    return scores
+
+
+def _headers(started: float, characters: int, timings: dict) -> dict[str, str]:
+    """TEI's timing headers (milliseconds): total, and the request's tokenization, queue and inference."""
+    took = f"{(time.perf_counter() - started) * 1000:.3f}"
+    headers = {"x-compute-time": took, "x-total-time": took, "x-compute-characters": str(characters)}
+    if "tokens" in timings:
+        headers["x-compute-tokens"] = str(timings["tokens"])
+    for part in ("tokenization", "queue", "inference"):
+        if part in timings:
+            headers[f"x-{part}-time"] = f"{timings[part] * 1000:.3f}"
+    return headers
 
 
 async def predict(served: Served, request: Request, *, nest_single: bool) -> Response:
     served.check_ready()
-    payload = await _request_json(served, request)
+    payload = await _request_json(served, request, "inputs")
     texts, pairs, single = parse_inputs(payload["inputs"])
+    note_texts(len(texts))
+    truncate, raw = _truncate(payload), _flag(payload, "raw_scores", False)
     started = time.perf_counter()
-    logits = await served.classify(texts, pairs, truncate=payload.get("truncate") is not False)
-    scores = logits if payload.get("raw_scores") else served.scores(logits)
+    timings: dict = {}
+    logits = await served.classify(texts, pairs, truncate=truncate, request=request, timings=timings)
+    scores = _checked(logits if raw else served.scores(logits))
     labels = served.clf.labels
     rows = [[{"label": labels[i], "score": float(row[i])} for i in np.argsort(-row, kind="stable")] for row in scores]
-    took = f"{(time.perf_counter() - started) * 1000:.3f}"
-    headers = {"x-compute-time": took, "x-compute-characters": str(sum(map(len, texts)) + sum(map(len, pairs or [])))}
+    headers = _headers(started, sum(map(len, texts)) + sum(map(len, pairs or [])), timings)
     return JSONResponse(rows[0] if single and not nest_single else rows, headers=headers)
+
+
+def relevance_label(labels: tuple[str, ...] | list[str], multi_label: bool) -> int:
+    """The label whose score ranks texts in /rerank (the rule: see the module's docstring).
+
+    >>> relevance_label(["contradiction", "entailment", "neutral"], False)
+    1
+    """
+    if len(labels) == 1:
+        return 0
+    named = [i for i, label in enumerate(labels) if label.strip().lower() in RELEVANT]
+    if len(named) == 1:
+        return named[0]
+    if len(labels) == 2 and not named and not multi_label:
+        return 1
+    raise ServingError(
+        424,
+        f"model is not a re-ranker model: its labels {list(labels)} name no single relevance label "
+        f"({', '.join(sorted(RELEVANT))}); /rerank needs one logit, such a label, or two labels",
+        "Backend",
+    )
+
+
+def relevance(logits: np.ndarray, label: int, multi_label: bool, raw: bool) -> np.ndarray:
+    """Per row, the probability of `label` (sigmoid for a multi-label head, softmax else),
+    or with `raw` its log-odds, whose sigmoid is that probability."""
+    z = np.asarray(logits, dtype=np.float64)
+    if multi_label or z.shape[1] == 1:
+        odds = z[:, label]
+    else:  # log p / (1 - p) = z_label - logsumexp(every other logit)
+        others = np.delete(z, label, axis=1)
+        top = others.max(axis=1)
+        odds = z[:, label] - top - np.log(np.exp(others - top[:, None]).sum(axis=1))
+    return odds if raw else 0.5 * (1.0 + np.tanh(0.5 * odds))  # tanh form: no overflow
+
+
+async def _takes_pairs(served: Served, known: dict) -> bool:
+    """Whether the model's tokenizer takes sentence pairs, asked once: no capability declares
+    it (a SavedModel with strings in refuses pairs when tokenizing)."""
+    if served.clf not in known:
+        try:
+            await asyncio.to_thread(served.clf.encode, ["query"], ["text"])
+            known[served.clf] = True
+        except InvalidInputError:
+            known[served.clf] = False
+        except UnifiedNLPError as e:
+            raise ServingError(503, f"the backend failed: {e}", "Backend") from None
+    return known[served.clf]
+
+
+async def rerank(served: Served, request: Request, known: dict) -> Response:
+    served.check_ready()
+    payload = await _request_json(served, request, "query", "texts")
+    query, texts = payload["query"], payload["texts"]
+    if not isinstance(query, str):
+        raise ServingError(422, "'query' must be a text")
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ServingError(422, "'texts' must be a list of texts")
+    if not texts:
+        raise ServingError(400, "`texts` cannot be empty", "Empty")
+    note_texts(len(texts))
+    truncate, raw = _truncate(payload), _flag(payload, "raw_scores", False)
+    with_text = _flag(payload, "return_text", False)
+    clf = served.clf
+    label = relevance_label(clf.labels, clf.multi_label)
+    if not await _takes_pairs(served, known):
+        raise ServingError(424, "model is not a re-ranker model: it takes single texts, not pairs", "Backend")
+    started = time.perf_counter()
+    timings: dict = {}
+    logits = await served.classify([query] * len(texts), texts, truncate=truncate, request=request, timings=timings)
+    scores = _checked(relevance(logits, label, clf.multi_label, raw))
+    ranks = [
+        {"index": int(i), **({"text": texts[i]} if with_text else {}), "score": float(scores[i])}
+        for i in np.argsort(-scores, kind="stable")
+    ]
+    characters = len(query) * len(texts) + sum(map(len, texts))
+    return JSONResponse(ranks, headers=_headers(started, characters, timings))
 
 
 def _info(served: Served) -> dict:
@@ -102,6 +242,7 @@ def _info(served: Served) -> dict:
         "max_batch_tokens": limits.max_batch_tokens,
         "max_batch_requests": limits.max_batch_size,
         "max_client_batch_size": limits.max_client_batch_size,
+        "auto_truncate": True,
         "tokenization_workers": 2,
         "version": __version__,
         "backend": clf.backend,
@@ -112,6 +253,7 @@ def _info(served: Served) -> dict:
 
 def routes(served: Served) -> list[Route]:
     """The TEI routes of one served model."""
+    known_pairs: dict = {}  # classifier -> whether it takes pairs (asked on the first /rerank)
 
     def route(path: str, handler, methods=("GET",)) -> Route:
         return timed_route(served, path, handler, _error, methods)
@@ -131,6 +273,7 @@ def routes(served: Served) -> list[Route]:
     return [
         route("/predict", lambda r: predict(served, r, nest_single=False), ("POST",)),
         route("/", lambda r: predict(served, r, nest_single=True), ("POST",)),
+        route("/rerank", lambda r: rerank(served, r, known_pairs), ("POST",)),
         route("/health", health),
         route("/info", info),
         Route("/metrics", metrics),

@@ -6,6 +6,13 @@ sentence pairs, "text_pair" of the same length. It gives "probabilities" FP32 [N
 (columns in the model's label order, see /info or the metadata's "parameters") and
 "label" BYTES [N]: the best label, or for a multi-label model every label scoring at or
 above 0.5, best first, joined with "," (an empty string when none does).
+
+Texts longer than the model's maximum are truncated, as the model does; with the request
+parameter ``{"parameters": {"truncate": false}}`` they are refused (400) instead. Errors are
+{"error": message}: 400 for a request the model cannot take (more texts than the limit per
+request too), 404 an unknown model or version, 413 a payload over the limit, 429 a full
+queue, 503 not ready. The request names the model only by its URL: nothing in it names a
+file or a backend.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .middleware import note_texts
 from .served import Served, ServingError, timed_route
 from .tensor_codec import HEADER_LENGTH, TensorError, output_tensor, read_bytes_inputs, response_body, split_body
 
@@ -97,6 +105,18 @@ def _requested(header: dict) -> list[tuple[str, bool]]:
     return out
 
 
+def _truncate(header: dict) -> bool:
+    """The request's `parameters.truncate`: true (the default) truncates as the model does;
+    false refuses (400) a text longer than the model's maximum."""
+    parameters = header.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ServingError(400, f"'parameters' must be an object, got {type(parameters).__name__}")
+    truncate = parameters.get("truncate", True)
+    if not isinstance(truncate, bool):
+        raise ServingError(400, f"parameter 'truncate' must be true or false, got {truncate!r}")
+    return truncate
+
+
 async def _infer(served: Served, request: Request) -> Response:
     _model(served, request)
     served.check_ready()
@@ -105,8 +125,16 @@ async def _infer(served: Served, request: Request) -> Response:
         texts, pairs = _texts(read_bytes_inputs(header, binary))
     except TensorError as e:
         raise ServingError(400, str(e)) from None
+    note_texts(len(texts))
+    truncate = _truncate(header)
     requested = _requested(header)
-    probs = served.scores(await served.classify(texts, pairs))
+    try:
+        logits = await served.classify(texts, pairs, truncate=truncate, request=request)
+    except ServingError as e:
+        if e.status in (413, 422):  # too many texts, a text too long: input errors, 400 here (TEI: 413)
+            raise ServingError(400, e.message) from None
+        raise
+    probs = served.scores(logits)
     values = {"probabilities": probs, "label": [s.encode("utf-8") for s in served.labels_of(probs)]}
     entries, blobs = [], []
     for name, binary_out in requested:
@@ -131,12 +159,18 @@ def routes(served: Served) -> list[Route]:
 
         return JSONResponse({"name": "unified-nlp", "version": __version__, "extensions": ["binary_tensor_data"]})
 
+    # the status says it (tritonclient reads only that); the JSON body is for KServe's client,
+    # which reads {"live"} and {"ready"} as KServe's own server answers them
     async def live(request):
-        return Response(status_code=200)
+        return JSONResponse({"live": True})
+
+    def readiness(**body) -> JSONResponse:
+        served.start()
+        ready = served.ready and not served.draining
+        return JSONResponse({**body, "ready": ready}, status_code=200 if ready else 503)
 
     async def ready(request):
-        served.start()
-        return Response(status_code=200 if served.ready and not served.draining else 503)
+        return readiness()
 
     async def model_meta(request):
         _model(served, request)
@@ -144,7 +178,7 @@ def routes(served: Served) -> list[Route]:
 
     async def model_ready(request):
         _model(served, request)
-        return await ready(request)
+        return readiness(name=served.name)
 
     async def infer(request):
         return await _infer(served, request)
