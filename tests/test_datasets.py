@@ -28,6 +28,7 @@ from unified_nlp.datasets.rows import classify_rows, output_schema  # noqa: E402
 from unified_nlp.progress import counted  # noqa: E402
 
 TEXTS = read_tsv(sst2_path("dev"))[0]
+NO_VALUE = "has no value (null, or an empty CSV/TSV cell)"  # the one reason for a missing text, every format
 
 
 def write_input(path: Path, columns: dict[str, list]) -> Path:
@@ -60,7 +61,8 @@ def read_output(path: Path) -> dict[str, list]:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
         return {k: [r[k] for r in rows] for k in rows[0]}
     parse = pcsv.ParseOptions(delimiter="\t", quote_char=False) if fmt == "tsv" else pcsv.ParseOptions()
-    return pcsv.read_csv(path, parse_options=parse).to_pydict()
+    convert = pcsv.ConvertOptions(strings_can_be_null=True, null_values=[""])  # an empty cell: None, as read
+    return pcsv.read_csv(path, parse_options=parse, convert_options=convert).to_pydict()
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +106,9 @@ def test_classify_rows_on_numpy_columns_names_bad_rows_and_missing_columns(hf):
         text_column="text",
         on_error="skip",
     )
-    assert out["row"] == [0, 2] and bad == [{"id": 1, "reason": "column 'text' is None"}]
+    assert out["row"] == [0, 2] and bad == [{"id": 1, "reason": f"column 'text' {NO_VALUE}"}]
     assert isinstance(out["row"][0], int) and out["score"].dtype == np.float32
-    with pytest.raises(un.InvalidInputError, match=r"row 1: column 'text' is None"):
+    with pytest.raises(un.InvalidInputError, match=r"row 1: column 'text' has no value"):
         classify_rows(hf, {"row": [0, 1], "text": ["fine", None]}, text_column="text")
     with pytest.raises(un.InvalidInputError, match=r"no column 'text'.*\['row', 'txt'\]"):
         classify_rows(hf, {"row": [0], "txt": ["fine"]}, text_column="text")
@@ -134,8 +136,9 @@ def test_on_error_skip_writes_every_bad_row_with_its_id_and_reason(tmp_path, hf)
     errors = [json.loads(line) for line in Path(summary["errors_file"]).read_text().splitlines()]
     assert [e["id"] for e in errors] == ["b", "c", "d", "e", "f"]
     reasons = [e["reason"] for e in errors]
-    assert "None" in reasons[0] and "int" in reasons[1] and "UTF-8" in reasons[2] and "UTF-8" in reasons[3]
-    assert "None" in reasons[4]
+    assert NO_VALUE in reasons[0] and "int" in reasons[1] and "U+D800" in reasons[2]
+    assert "not valid UTF-8 (byte 0xff)" in reasons[3] and NO_VALUE in reasons[4]
+    assert [e["line"] for e in errors] == [2, 3, 4, 5, 6]  # the file's lines, from 1
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -175,7 +178,7 @@ def test_cli_on_error_raise_is_one_line_naming_the_row(tmp_path):
     source.write_bytes(BAD_JSONL)
     result = cli("--input", str(source), "--output", str(tmp_path / "o.jsonl"), "--id-column", "id")
     assert result.returncode == 2, result.stderr
-    assert "unified-nlp: error: row with id='b': column 'text' is None" in result.stderr
+    assert f"unified-nlp: error: {source}:2: row with id='b': column 'text' {NO_VALUE}" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -357,3 +360,139 @@ def test_a_first_part_of_bad_rows_only_still_assembles_into_parquet(tmp_path, hf
     assert (summary["parts"], summary["written"], summary["errors"]) == (3, 2, 3)
     got = read_output(out)
     assert got["row"] == [2, 3] and got["label"] == [p.label for p in hf.predict(texts[2:4])]
+
+
+# Kept input columns, empty cells, bytes that are not UTF-8 (issue 26, point 7).
+
+KEEP_INPUT = {
+    "id": [f"r{i}" for i in range(7)],
+    "text": TEXTS[:7],
+    "stars": [5, 1, 4, 2, 5, 1, 3],
+    "note": [None, None, None, None, "seen twice", None, "long"],  # all null in the first parts: still typed
+}
+
+
+@pytest.mark.parametrize("fmt_out", ["parquet", "jsonl", "csv"])
+def test_kept_columns_are_written_beside_the_predictions(tmp_path, hf, fmt_out):
+    source = write_input(tmp_path / "in.parquet", KEEP_INPUT)
+    want = hf.predict_proba(TEXTS[:7])
+    for keep, kept in [(["stars", "note"], ["stars", "note"]), ("all", ["text", "stars", "note"]), (None, [])]:
+        out = tmp_path / f"out.{fmt_out}"
+        un.classify_dataset(source, out, model=hf, id_column="id", keep_columns=keep, chunk_rows=2)
+        got = read_output(out)
+        assert list(got) == ["id", *kept, "label", "score", "prob_NEGATIVE", "prob_POSITIVE"], keep
+        for name in kept:  # as they were (CSV output: read back by type inference)
+            assert got[name] == KEEP_INPUT[name], (keep, name)
+        assert np.abs(np.array(got["prob_POSITIVE"]) - want[:, 1]).max() <= 1e-6
+    if fmt_out == "parquet":
+        schema = pq.read_schema(tmp_path / "out.parquet")
+        assert str(schema.field("id").type) == "string"
+        out = tmp_path / "typed.parquet"
+        un.classify_dataset(source, out, model=hf, keep_columns=["stars", "note"], chunk_rows=2)
+        schema = pq.read_schema(out)
+        assert (str(schema.field("stars").type), str(schema.field("note").type)) == ("int64", "string")
+
+
+def test_kept_values_of_mixed_types_stay_in_jsonl_and_are_a_clear_error_in_parquet(tmp_path, hf):
+    source = tmp_path / "in.jsonl"
+    rows = [{"text": "a fine film", "extra": 3}, {"text": "dull", "extra": "three"}, {"text": "ok", "extra": [1]}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    un.classify_dataset(source, tmp_path / "out.jsonl", model=hf, keep_columns=["extra"])
+    assert read_output(tmp_path / "out.jsonl")["extra"] == [3, "three", [1]]
+    with pytest.raises(un.InvalidInputError, match=r"column 'extra' holds values of different types.*\.jsonl"):
+        un.classify_dataset(source, tmp_path / "out.parquet", model=hf, keep_columns=["extra"])
+    with pytest.raises(un.InvalidInputError, match=r"one type in some rows and another.*\.jsonl"):
+        un.classify_dataset(source, tmp_path / "out2.parquet", model=hf, keep_columns=["extra"], chunk_rows=1)
+
+
+@pytest.mark.parametrize(
+    "columns, keep, id_column, match",
+    [
+        (["text", "label"], "all", None, r"cannot keep the input column 'label': the output has a column of that name"),
+        (["text", "score"], ["score"], None, r"cannot keep the input column 'score'"),
+        (["text", "row"], ["row"], None, r"cannot keep the input column 'row'.*--id-column row"),
+        (["text", "stars"], ["stars", "nope"], None, r"no column 'nope' to keep; the input's columns are"),
+        (["text", "stars"], "stars", None, r"a list of column names or 'all', got the string 'stars'"),
+    ],
+)
+def test_kept_columns_that_cannot_be_written_are_refused_before_the_model_loads(
+    tmp_path, columns, keep, id_column, match
+):
+    source = write_input(tmp_path / "in.jsonl", {c: ["fine"] for c in columns})
+    with pytest.raises(un.InvalidInputError, match=match):  # the model does not exist: it was never loaded
+        un.classify_dataset(source, tmp_path / "out.jsonl", model=str(tmp_path / "no-model"), keep_columns=keep)
+    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "out.jsonl.parts").exists()
+
+
+def test_a_kept_column_named_like_a_label_probability_is_refused(tmp_path, hf):
+    source = write_input(tmp_path / "in.jsonl", {"text": ["fine"], "prob_POSITIVE": [0.5]})
+    with pytest.raises(un.InvalidInputError, match=r"cannot keep the input column 'prob_POSITIVE'"):
+        un.classify_dataset(source, tmp_path / "out.jsonl", model=hf, keep_columns="all")
+
+
+def test_kept_columns_are_part_of_the_resume_key(tmp_path, hf):
+    columns = {"text": TEXTS[:12], "id": [f"x{i}" for i in range(12)], "stars": [str(i % 5) for i in range(12)]}
+    columns["note"] = [f"n{i}" for i in range(12)]
+    columns["text"][9] = None  # row 9 (chunk 2) stops the first run
+    source = write_input(tmp_path / "in.jsonl", columns)
+    out = tmp_path / "out.csv"
+    with pytest.raises(un.InvalidInputError, match=r"row with id='x9'"):
+        un.classify_dataset(source, out, model=hf, id_column="id", keep_columns=["stars"], chunk_rows=4)
+    with pytest.raises(un.InvalidInputError, match=r"different keep_columns.*--no-resume"):
+        un.classify_dataset(source, out, model=hf, id_column="id", keep_columns=["note"], chunk_rows=4, on_error="skip")
+    summary = un.classify_dataset(
+        source, out, model=hf, id_column="id", keep_columns=["stars"], chunk_rows=4, on_error="skip"
+    )
+    assert (summary["parts_reused"], summary["rows_classified"]) == (2, 4)
+    got = pcsv.read_csv(out, convert_options=pcsv.ConvertOptions(column_types={"stars": pa.string()})).to_pydict()
+    assert list(got)[:3] == ["id", "stars", "label"]
+    assert got["stars"] == [s for i, s in enumerate(columns["stars"]) if i != 9]  # the reused parts have it too
+
+
+MISSING_TEXT = {  # the same three rows in every format: a text, a missing text, texts that only look like nulls
+    "csv": b"id,text\na,a fine film\nb,\nc,NA\nd,null\n",
+    "tsv": b"id\ttext\na\ta fine film\nb\t\nc\tNA\nd\tnull\n",
+    "jsonl": b'{"id": "a", "text": "a fine film"}\n{"id": "b", "text": null}\n{"id": "c", "text": "NA"}\n'
+    b'{"id": "d", "text": "null"}\n',
+    "parquet": None,
+}
+
+
+@pytest.mark.parametrize("fmt", list(MISSING_TEXT))
+def test_an_empty_cell_is_the_same_bad_row_as_a_null_in_every_format(tmp_path, hf, fmt):
+    source = tmp_path / f"in.{fmt}"
+    if fmt == "parquet":
+        write_input(source, {"id": ["a", "b", "c", "d"], "text": ["a fine film", None, "NA", "null"]})
+    else:
+        source.write_bytes(MISSING_TEXT[fmt])
+    summary = un.classify_dataset(source, tmp_path / "out.jsonl", model=hf, id_column="id", on_error="skip")
+    errors = [json.loads(line) for line in Path(summary["errors_file"]).read_text().splitlines()]
+    line = {"jsonl": 2, "parquet": None}.get(fmt, 3)  # CSV/TSV: the header is line 1
+    assert errors == [{"id": "b", "reason": f"column 'text' {NO_VALUE}", **({"line": line} if line else {})}]
+    assert read_output(tmp_path / "out.jsonl")["id"] == ["a", "c", "d"]  # "NA" and "null" are texts
+
+
+NOT_UTF8 = (  # Latin-1, as a spreadsheet may export it: a quoted cell over two lines, a blank line
+    b'id,text,note\nr0,"a fine\nfilm",ok\nr1,dull,ok\n\nr2,caf\xe9 cr\xe8me,ok\nr3,great,na\xefve\nr4,fine,ok\n'
+)
+
+
+def test_bytes_that_are_not_utf8_name_the_line_and_byte(tmp_path, hf):
+    source = tmp_path / "latin1.csv"
+    source.write_bytes(NOT_UTF8)
+    message = f"{source}:6: row with id='r2': column 'text' is not valid UTF-8 (byte 0xe9)"
+    with pytest.raises(un.InvalidInputError) as info:
+        un.classify_dataset(source, tmp_path / "out.jsonl", model=hf, id_column="id", chunk_rows=2)
+    assert str(info.value).startswith(message)
+    summary = un.classify_dataset(
+        source, tmp_path / "out2.jsonl", model=hf, id_column="id", keep_columns=["note"], on_error="skip"
+    )
+    errors = [json.loads(line) for line in Path(summary["errors_file"]).read_text().splitlines()]
+    assert errors == [
+        {"id": "r2", "line": 6, "reason": "column 'text' is not valid UTF-8 (byte 0xe9)"},
+        {"id": "r3", "line": 7, "reason": "column 'note' is not valid UTF-8 (byte 0xef)"},  # a kept value too
+    ]
+    assert read_output(tmp_path / "out2.jsonl")["id"] == ["r0", "r1", "r4"]
+    result = cli("--input", str(source), "--output", str(tmp_path / "o.csv"), "--id-column", "id")
+    assert result.returncode == 2 and f"unified-nlp: error: {message}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

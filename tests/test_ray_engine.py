@@ -37,6 +37,7 @@ import unified_nlp as un  # noqa: E402
 from unified_nlp.errors import InvalidInputError  # noqa: E402
 
 ROWS = 240  # SST-2 dev rows per run: a few seconds of work per backend on one actor
+NO_VALUE = "has no value (null, or an empty CSV/TSV cell)"  # the reason for a missing text, as the local engine's
 CHUNK = 40
 
 
@@ -194,8 +195,8 @@ def test_bad_rows_skip_writes_an_errors_file_with_id_and_reason(cluster, tmp_pat
     assert [r["id"] for r in written] == ["a", "d"] and [r["label"] for r in written] == ["POSITIVE", "NEGATIVE"]
     errors = [json.loads(line) for line in (tmp_path / "out.jsonl.errors.jsonl").read_text().splitlines()]
     assert errors == [
-        {"id": "b", "reason": "column 'text' is None"},
-        {"id": "c", "reason": "column 'text' is int, expected str"},
+        {"id": "b", "line": 2, "reason": f"column 'text' {NO_VALUE}"},
+        {"id": "c", "line": 3, "reason": "column 'text' is int, expected str"},
     ]
     local = un.classify_dataset(path, tmp_path / "local.jsonl", id_column="id", on_error="skip", chunk_rows=2)
     assert local["errors"] == 2
@@ -205,9 +206,46 @@ def test_bad_rows_skip_writes_an_errors_file_with_id_and_reason(cluster, tmp_pat
 def test_bad_rows_raise_names_the_first_bad_row(cluster, tmp_path):
     require("huggingface")
     path = _bad_jsonl(tmp_path)
-    with pytest.raises(InvalidInputError, match=r"row with id='b': column 'text' is None"):
+    with pytest.raises(InvalidInputError, match=r"in\.jsonl:2: row with id='b': column 'text' has no value"):
         un.classify_dataset(path, tmp_path / "out.parquet", id_column="id", engine="ray", chunk_rows=2)
     assert not (tmp_path / "out.parquet").exists() and not (tmp_path / "out.parquet.ray-parts").exists()
+
+
+def test_kept_columns_and_bad_bytes_as_the_local_engine_writes_them(cluster, tmp_path):
+    require("huggingface")
+    path = tmp_path / "in.csv"  # Latin-1 bytes in a text (line 4) and in a kept value (line 6); an empty text
+    path.write_bytes(
+        b'id,text,stars,note\nr0,"a wonderful\nfilm",5,\nr1,caf\xe9,1,x\nr2,,3,y\n'
+        b"r3,dull and long,2,na\xefve\nr4,great fun,4,z\nr5,a moving story,5,\n"
+    )
+    runs = {}
+    for engine in ("ray", "local"):
+        out = tmp_path / f"{engine}.jsonl"
+        summary = un.classify_dataset(
+            path, out, id_column="id", keep_columns=["stars", "note"], engine=engine, on_error="skip", chunk_rows=2
+        )
+        assert (summary["rows"], summary["written"], summary["errors"]) == (6, 3, 3), engine
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        runs[engine] = rows, (tmp_path / f"{engine}.jsonl.errors.jsonl").read_text()
+    (ray_rows, ray_errors), (local_rows, local_errors) = runs["ray"], runs["local"]
+    assert [list(r)[:4] for r in ray_rows] == [["id", "stars", "note", "label"]] * 3
+    assert [(r["id"], r["stars"], r["note"]) for r in ray_rows] == [
+        ("r0", "5", None),
+        ("r4", "4", "z"),
+        ("r5", "5", None),
+    ]
+    assert [r["label"] for r in ray_rows] == [r["label"] for r in local_rows]
+    assert max(abs(a["prob_POSITIVE"] - b["prob_POSITIVE"]) for a, b in zip(ray_rows, local_rows)) <= 1e-6
+    assert ray_errors == local_errors
+    assert [json.loads(e)["line"] for e in ray_errors.splitlines()] == [4, 5, 6]
+    with pytest.raises(
+        InvalidInputError, match=rf"{path}:4: row with id='r1': column 'text' is not valid UTF-8 \(byte 0xe9\)"
+    ):
+        un.classify_dataset(path, tmp_path / "o.parquet", id_column="id", engine="ray", chunk_rows=2)
+    ds = cluster.data.from_items([{"text": "a wonderful film", "stars": 5}, {"text": "dull", "stars": 1}])
+    un.classify_dataset(ds, tmp_path / "ds.jsonl", engine="ray", keep_columns="all")
+    rows = [json.loads(line) for line in (tmp_path / "ds.jsonl").read_text().splitlines()]
+    assert [(r["row"], r["text"], r["stars"]) for r in rows] == [(0, "a wonderful film", 5), (1, "dull", 1)]
 
 
 def test_a_ray_dataset_without_ids_is_numbered_in_order(cluster, tmp_path):
@@ -355,7 +393,7 @@ def test_parts_of_one_engine_are_finished_by_the_other(cluster, tmp_path):
         assert table.column("id").to_pylist() == [f"x{i}" for i in range(12) if i != 9]
         assert np.abs(table.column("prob_POSITIVE").to_numpy() - want[:, 1]).max() <= 1e-6
         errors = (tmp_path / f"{out.name}.errors.jsonl").read_text().splitlines()
-        assert [json.loads(e) for e in errors] == [{"id": "x9", "reason": "column 'text' is None"}]
+        assert [json.loads(e) for e in errors] == [{"id": "x9", "line": 10, "reason": f"column 'text' {NO_VALUE}"}]
 
 
 def _free_port() -> int:

@@ -61,12 +61,18 @@ def read_tsv(
     >>> len(texts), sorted(set(labels))
     (872, [0, 1])
     """
+    texts, labels, _ = read_tsv_lines(path, pairs=pairs)
+    return texts, labels
+
+
+def read_tsv_lines(path: str | os.PathLike, *, pairs: bool = False) -> tuple[list, list, list[int]]:
+    """`read_tsv`'s texts and labels, and the line (from 1) each row is on."""
     path = Path(path)
     lines = _decoded_lines(path)
     columns = 3 if pairs else 2
     expected = "sentence1<TAB>sentence2<TAB>label" if pairs else "sentence<TAB>label"
     start = 1 if lines and lines[0].rsplit("\t", 1)[-1].strip().lower() == "label" else 0
-    texts, labels = [], []
+    texts, labels, numbers = [], [], []
     for number, line in enumerate(lines[start:], start=start + 1):
         if not line.strip():
             continue
@@ -76,11 +82,12 @@ def read_tsv(
             raise InvalidInputError(f"{path}:{number}: expected '{expected}', got {len(parts)} column(s){hint}")
         texts.append((parts[0], parts[1]) if pairs else parts[0])
         labels.append(parts[-1].strip())
+        numbers.append(number)
     if not texts:
         raise InvalidInputError(f"{path}: no rows (expected '{expected}' lines)")
     if all(x.lstrip("-").isdigit() for x in labels):
         labels = [int(x) for x in labels]
-    return texts, labels
+    return texts, labels, numbers
 
 
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..atomic import check_writable
 from ..errors import InvalidInputError, UnifiedNLPError
 from .local import CHUNK_ROWS
-from .rows import ON_ERROR
+from .rows import ON_ERROR, resolve_keep
 
 ENGINES = ("local", "ray")
 
@@ -30,6 +31,7 @@ def classify_dataset(
     text_column: str = "text",
     pair_column: str | None = None,
     id_column: str | None = None,
+    keep_columns: Sequence[str] | str | None = None,
     engine: str = "local",
     address: str | None = None,
     batch_size: int = 32,
@@ -45,15 +47,20 @@ def classify_dataset(
     """Classify every row of a JSONL, CSV/TSV or Parquet file into an output file.
 
     The output (its format from its suffix: .parquet, .jsonl, .csv, .tsv) has the
-    input's `id_column` (or ``row``, the 0-based row number), ``label``, ``score`` and
-    ``prob_<label>`` per label; see `unified_nlp.datasets.rows`. The local engine
-    streams `chunk_rows` rows at a time (bounded memory); both engines write each chunk
-    of `chunk_rows` input rows as a part of ``<output>.parts/`` and, with `resume`, a
-    rerun after a crash, SIGKILL or Ctrl-C goes on from the finished parts, whichever
-    engine wrote them (a Ray Dataset input never resumes). ``on_error="raise"`` stops
-    at the first bad row (None, not a string, not UTF-8) naming it; ``"skip"`` writes
-    bad rows, with their id and the reason, to ``<output>.errors.jsonl``. ``engine="ray"`` runs on Ray Data
-    (`address` joins a cluster; `input` may then be a Ray Dataset). `model` is a
+    input's `id_column` (or ``row``, the 0-based row number), the input columns
+    `keep_columns` (None: none; ``"all"``: every one; or a list of names), then
+    ``label``, ``score`` and ``prob_<label>`` per label; see
+    `unified_nlp.datasets.rows`. A kept column named like an output column is an
+    error. The local engine streams `chunk_rows` rows at a time (bounded memory);
+    both engines write each chunk of `chunk_rows` input rows as a part of
+    ``<output>.parts/`` and, with `resume`, a rerun after a crash, SIGKILL or Ctrl-C
+    goes on from the finished parts, whichever engine wrote them (a Ray Dataset input
+    never resumes; a rerun with other columns, kept ones included, refuses).
+    ``on_error="raise"`` stops at the first bad row (a text that is null or an empty
+    CSV/TSV cell, not a string, not UTF-8) naming its file, line and id; ``"skip"``
+    writes bad rows, with their id, line and the reason, to ``<output>.errors.jsonl``.
+    ``engine="ray"`` runs on Ray Data (`address` joins a cluster; `input` may then be
+    a Ray Dataset). `model` is a
     name or folder for `load_classifier` (other keyword options go there too, e.g.
     ``preprocessor=``), or, on the local engine, an already loaded TextClassifier.
 
@@ -61,9 +68,11 @@ def classify_dataset(
     ``parts_reused``, ``rows_classified`` (in this run), ``seconds``, ``rows_per_s``,
     ``output``, ``engine``.
 
-    >>> import unified_nlp as un
-    >>> un.classify_dataset("reviews.parquet", "preds.parquet", text_column="review")  # doctest: +SKIP
-    {'output': 'preds.parquet', 'rows': 1000000, 'written': 1000000, 'errors': 0, ...}
+    Examples:
+        >>> import unified_nlp as un
+        >>> un.classify_dataset("reviews.parquet", "preds.parquet", text_column="review",
+        ...                     id_column="id", keep_columns=["stars"])  # doctest: +SKIP
+        {'output': 'preds.parquet', 'rows': 1000000, 'written': 1000000, 'errors': 0, ...}
     """
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
@@ -85,6 +94,7 @@ def classify_dataset(
             text_column=text_column,
             pair_column=pair_column,
             id_column=id_column,
+            keep_columns=keep_columns,
             address=address,
             batch_size=batch_size,
             chunk_rows=chunk_rows,
@@ -102,6 +112,10 @@ def classify_dataset(
 
     columns = [text_column, *([pair_column] if pair_column else []), *([id_column] if id_column else [])]
     reader, output = _local_input(input, output, columns, input_format)
+    keep = resolve_keep(
+        keep_columns, reader.columns, text_column=text_column, pair_column=pair_column, id_column=id_column
+    )
+    reader.read_also(keep)
     load, model_key = _local_model(model, backend, num_threads, options)
     return local.run(
         reader,
@@ -111,6 +125,7 @@ def classify_dataset(
         text_column=text_column,
         pair_column=pair_column,
         id_column=id_column,
+        keep_columns=keep,
         batch_size=batch_size,
         chunk_rows=chunk_rows,
         on_error=on_error,

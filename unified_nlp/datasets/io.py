@@ -1,10 +1,13 @@
 """Dataset files in and out, streamed in chunks with bounded memory (pyarrow).
 
 Formats, by the file's suffix (or `fmt=`): ``jsonl`` (.jsonl, .ndjson: one JSON
-object per line, read line by line), ``csv`` (.csv), ``tsv`` (.tsv: tab-separated,
-no quoting, as SST-2's files) and ``parquet`` (.parquet, .pq). CSV/TSV cells are
-strings (ids keep leading zeros); bytes that are not UTF-8 in a text column reach
-`rows.classify_rows` as lone surrogates, so they become bad rows, not a crash.
+object per line, read line by line), ``csv`` (.csv; quoted cells may hold newlines),
+``tsv`` (.tsv: tab-separated, no quoting, as SST-2's files) and ``parquet`` (.parquet,
+.pq). CSV/TSV cells are strings (ids keep leading zeros), and an empty cell is a
+missing value (None), as a JSONL or Parquet null: CSV cannot tell the two apart (nor
+can pandas or `datasets`, which read it the same way). Bytes that are not UTF-8
+reach `rows.classify_rows` as lone surrogates, so they become bad rows, named by
+their line (`Reader.line`) and byte, not a crash.
 
 Output is written in parts, ``<output>.parts/part-000123.<fmt>``, each one
 atomically, then assembled (streamed part by part) into `output`, atomically.
@@ -18,8 +21,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..atomic import atomic_file
 from ..errors import InvalidInputError
+from .lines import LineFinder
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 KNOWN = ("jsonl", "csv", "tsv", "parquet")
@@ -48,7 +54,7 @@ def _pyarrow():
         from ..errors import BackendNotInstalledError
 
         raise BackendNotInstalledError(
-            "classifying datasets needs pyarrow: pip install 'unified-nlp[datasets]'"
+            "reading and writing CSV, TSV and Parquet files needs pyarrow: pip install 'unified-nlp[datasets]'"
         ) from None
     import pyarrow as pa
 
@@ -60,8 +66,9 @@ def _surrogates(value: Any) -> Any:
 
 
 class Reader:
-    """One input file: its columns, its row count where cheap to know, and its rows in
-    chunks of exactly `chunk_rows` (the last one shorter), as dicts of lists."""
+    """One input file: its columns, its row count where cheap to know, its rows in
+    chunks of exactly `chunk_rows` (the last one shorter), as dicts of lists, and the
+    line each row starts on (`line`)."""
 
     def __init__(self, path: str | os.PathLike, columns: Sequence[str], fmt: str | None = None) -> None:
         self.path = Path(path)
@@ -76,8 +83,14 @@ class Reader:
         except OSError as e:
             raise InvalidInputError(f"cannot read {self.path}: {e.strerror or e}") from None
         if size == 0:
-            raise InvalidInputError(f"{self.path} is empty (0 bytes): nothing to classify")
+            raise InvalidInputError(f"{self.path} is empty (0 bytes): no rows")
         self.columns = self._columns()
+        self.read_also([])
+        self.line = LineFinder(self.path, self.fmt) if self.fmt != "parquet" else (lambda position: None)
+
+    def read_also(self, columns: Sequence[str]) -> None:
+        """Read `columns` too (after the ones given at first); every one must exist."""
+        self.wanted = list(dict.fromkeys([*self.wanted, *columns]))
         missing = [c for c in self.wanted if c not in self.columns]
         if missing:
             raise InvalidInputError(
@@ -96,7 +109,7 @@ class Reader:
         if self.fmt == "jsonl":
             for _number, record in self._jsonl():
                 return list(record)
-            raise InvalidInputError(f"{self.path} has no rows (only blank lines): nothing to classify")
+            raise InvalidInputError(f"{self.path} has no rows (only blank lines)")
         pa = _pyarrow()
         try:
             if self.fmt == "parquet":
@@ -104,14 +117,14 @@ class Reader:
 
                 meta = pq.ParquetFile(self.path)
                 if meta.metadata.num_rows == 0:
-                    raise InvalidInputError(f"{self.path} has no rows: nothing to classify")
+                    raise InvalidInputError(f"{self.path} has no rows")
                 return list(meta.schema_arrow.names)
             stream = self._csv(None)
             names = list(stream.schema.names)
             try:
                 stream.read_next_batch()
             except StopIteration:
-                raise InvalidInputError(f"{self.path} has a header but no rows: nothing to classify") from None
+                raise InvalidInputError(f"{self.path} has a header but no rows") from None
             return names
         except pa.ArrowException as e:
             raise self._unreadable(e) from None
@@ -151,11 +164,16 @@ class Reader:
         import pyarrow.csv as pcsv
 
         tsv = self.fmt == "tsv"
-        parse = pcsv.ParseOptions(delimiter="\t" if tsv else ",", quote_char=False if tsv else '"')
+        parse = pcsv.ParseOptions(
+            delimiter="\t" if tsv else ",", quote_char=False if tsv else '"', newlines_in_values=not tsv
+        )
         convert = pcsv.ConvertOptions(
             include_columns=columns,
             column_types={c: pa.binary() for c in columns} if columns else None,  # decoded here: bad UTF-8 is a bad row
-            strings_can_be_null=False,
+            # an empty cell (quoted or not) is a missing value, as a JSONL null; "NA", "null" stay texts
+            strings_can_be_null=True,
+            null_values=[""],
+            quoted_strings_can_be_null=True,
         )
         return pcsv.open_csv(
             self.path,
@@ -205,60 +223,100 @@ class Reader:
             yield start, pending
 
 
-def _table(columns: dict[str, Any], names: Sequence[str]):
+def _table(columns: dict[str, Any], names: Sequence[str], fmt: str, path: Path):
+    """The columns as one Arrow table; a column whose values have no one Arrow type (a
+    kept JSONL field holding numbers and strings) is a clear error naming it."""
     pa = _pyarrow()
-    return pa.table({name: columns[name] for name in names})
+    arrays = {}
+    for name in names:
+        try:
+            arrays[name] = pa.array(columns[name])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise InvalidInputError(
+                f"cannot write {path.name} as {fmt}: column {name!r} holds values of different types ({e}); "
+                "write .jsonl, which keeps them as they are"
+            ) from None
+    return pa.table(arrays)
+
+
+def _json_value(value: Any) -> Any:
+    """What json.dumps cannot write (dates, decimals, bytes of a Parquet input) as text."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _jsonl_lines(columns: dict[str, Any], names: Sequence[str]) -> Iterator[bytes]:
+    values = [columns[name].tolist() if isinstance(columns[name], np.ndarray) else columns[name] for name in names]
+    for row in zip(*values):
+        line = json.dumps(dict(zip(names, row)), ensure_ascii=False, default=_json_value)
+        yield (line + "\n").encode("utf-8", "backslashreplace")
 
 
 def write_part(path: Path, fmt: str, columns: dict[str, Any], names: Sequence[str]) -> None:
     """One part of the output, atomically."""
-    table = _table(columns, names)
+    if fmt == "jsonl":  # row by row, without Arrow: a kept field may hold values of any JSON type
+        with atomic_file(path) as f:
+            f.writelines(_jsonl_lines(columns, names))
+        return
+    table = _table(columns, names, fmt, path)
     with atomic_file(path) as f:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             pq.write_table(table, f)
-        elif fmt == "jsonl":
-            for row in table.to_pylist():
-                f.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace"))
         else:
             import pyarrow.csv as pcsv
 
-            if fmt == "tsv":  # as read: no quoting (a tab or newline in an id cannot be written)
+            if fmt == "tsv":  # as read: no quoting (a tab or newline in a value cannot be written)
                 options = pcsv.WriteOptions(delimiter="\t", quoting_style="none", quoting_header="none")
             else:
                 options = pcsv.WriteOptions()
             try:
                 pcsv.write_csv(table, f, options)
-            except _pyarrow().ArrowInvalid as e:
+            except _pyarrow().ArrowException as e:
                 raise InvalidInputError(f"cannot write {path.name} as {fmt}: {e}") from None
 
 
 def write_jsonl(path: Path, rows: Sequence[dict]) -> None:
     with atomic_file(path) as f:
         for row in rows:
-            f.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace"))
+            f.write(
+                (json.dumps(row, ensure_ascii=False, default=_json_value) + "\n").encode("utf-8", "backslashreplace")
+            )
+
+
+def _assemble_parquet(parts: Sequence[Path], f, output: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pa = _pyarrow()
+    # a part of bad rows only has no rows and untyped (null) columns: it adds nothing and
+    # must not set the schema; a kept column all null in one part and typed in another is
+    # promoted to the type (null -> string, int -> float), two types is an error
+    rows = [pq.ParquetFile(part).metadata.num_rows for part in parts]
+    parts = [p for p, n in zip(parts, rows) if n] or list(parts[:1])
+    try:
+        schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise InvalidInputError(
+            f"cannot write {output.name} as parquet: a column has one type in some rows and another in others ({e}); "
+            "write .jsonl, which keeps them as they are"
+        ) from None
+    with pq.ParquetWriter(f, schema) as writer:
+        for part in parts:
+            table = pq.read_table(part)
+            writer.write_table(table if table.schema == schema else table.cast(schema))
 
 
 def assemble(parts: Sequence[Path], fmt: str, output: Path) -> None:
     """Stream the parts, in order, into `output` (atomically), one part in memory at a time."""
     with atomic_file(output) as f:
         if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            writer = None
-            # a part of bad rows only has no rows and untyped (null) columns: it adds nothing
-            # and must not set the schema (later ids, labels would not cast to null)
-            rows = [pq.ParquetFile(part).metadata.num_rows for part in parts]
-            for part in [p for p, n in zip(parts, rows) if n] or parts[:1]:
-                table = pq.read_table(part)
-                if writer is None:
-                    writer = pq.ParquetWriter(f, table.schema)
-                elif table.schema != writer.schema:
-                    table = table.cast(writer.schema)
-                writer.write_table(table)
-            if writer is not None:
-                writer.close()
+            _assemble_parquet(parts, f, output)
             return
         for i, part in enumerate(parts):
             with open(part, "rb") as src:

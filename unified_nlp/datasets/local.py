@@ -6,8 +6,8 @@ lists the finished parts and their row ranges. A rerun after a crash, SIGKILL or
 Ctrl-C reads the input again but classifies only the chunks not listed, so no part
 is redone and no row is written twice (a part written but not yet listed is
 simply written again, atomically, under the same name). The manifest records the
-input (path, size, mtime), the model, backend, columns and chunk size; a rerun
-with any of them different refuses, and ``resume=False`` starts over.
+input (path, size, mtime), the model, backend, columns (those kept too) and chunk
+size; a rerun with any of them different refuses, and ``resume=False`` starts over.
 
 The Ray engine (`ray_engine`) keeps the same folder with the same helpers
 (`resume_key`, `_start`, `write_chunk`, `finish`), one part per input chunk. The
@@ -62,6 +62,7 @@ def resume_key(
     text_column: str,
     pair_column: str | None,
     id_column: str | None,
+    keep_columns: list[str],
     chunk_rows: int,
     output_format: str,
 ) -> dict[str, Any]:
@@ -72,6 +73,7 @@ def resume_key(
         "text_column": text_column,
         "pair_column": pair_column,
         "id_column": id_column,
+        "keep_columns": keep_columns,
         "chunk_rows": chunk_rows,
         "output_format": output_format,
     }
@@ -177,6 +179,7 @@ def run(
     text_column: str,
     pair_column: str | None,
     id_column: str | None,
+    keep_columns: list[str],
     batch_size: int,
     chunk_rows: int,
     on_error: str,
@@ -193,6 +196,7 @@ def run(
         text_column=text_column,
         pair_column=pair_column,
         id_column=id_column,
+        keep_columns=keep_columns,
         chunk_rows=chunk_rows,
         output_format=out_fmt,
     )
@@ -207,7 +211,7 @@ def run(
         )
     clf = load()
     loaded = time.perf_counter()
-    names = output_schema(clf.labels, id_column)
+    names = output_schema(clf.labels, id_column, keep_columns)
     remaining = max(total - kept_rows, 0)  # CSV/TSV: an estimate (see Reader.count)
     try:
         with bar(remaining, f"classify {reader.path.name} ({clf.backend})", progress, unit="row") as shown:
@@ -248,8 +252,11 @@ def _classify_chunks(reader, clf, folder, manifest, names, shown, key, on_error,
             text_column=text_column,
             pair_column=pair_column,
             id_column=id_column,
+            keep_columns=key["keep_columns"],
             on_error=on_error,
             batch_size=batch_size,
+            locate=lambda i, start=start: reader.line(start + i),
+            source=str(reader.path),
         )
         write_chunk(folder, manifest, index, (start, start + n), columns, names, bad, out_fmt)
         shown.update(n)

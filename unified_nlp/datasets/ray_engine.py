@@ -7,7 +7,7 @@ Plan: read -> ``map_batches`` with an actor pool -> the driver writes the output
   in one streaming Ray read task, pinned to the driver's node (where the file is);
   it reads the local engine's chunks of `chunk_rows` rows, leaves out the chunks a
   resumed run has finished, and gives every row its position in the file before the
-  map, so every output row is traceable. A `ray.data.Dataset` given in Python is
+  map, so every output row is traceable (and a bad row's line can be named). A `ray.data.Dataset` given in Python is
   read as it is; its rows are numbered in the order the dataset yields them (the
   ``row`` column without an `id_column`).
 - Map: an actor pool of `num_actors` actors, each loading the classifier once in
@@ -21,10 +21,12 @@ Plan: read -> ``map_batches`` with an actor pool -> the driver writes the output
   puts each row back in its input chunk by its position (a batch need not match a
   chunk, and an actor returns a batch's bad rows after its good ones) and writes each
   chunk, once all its rows are in (`chunk_rows` of them; only the file's last chunk
-  is shorter), as the local engine does: one part per chunk in ``<output>.parts/``
+  is shorter), with the kept input columns (`keep_columns`, which the actors pass
+  through), as the local engine does: one part per chunk in ``<output>.parts/``
   listed in the same manifest (`local.write_chunk`), then one output file assembled
   atomically (`local.finish`), bad rows to ``<output>.errors.jsonl``
-  (``on_error="skip"``) or an InvalidInputError naming the first bad row (``"raise"``).
+  (``on_error="skip"``) or an InvalidInputError naming the first bad row (``"raise"``),
+  with its line in the file (`io.Reader.line`: the driver runs where the file is).
 
 Faults: an actor that dies (killed, out of memory) is restarted by Ray up to
 `MAX_RESTARTS` times and its unfinished batches run again on it (`MAX_TASK_RETRIES`);
@@ -33,7 +35,8 @@ a batch's output reaches the driver once, so every row is written exactly once.
 Resume (a file input): the local engine's scheme and folder. A rerun of the same
 command after a crash, SIGKILL or Ctrl-C of the driver keeps the parts the manifest
 lists and classifies only the other chunks; a different input file, model, backend,
-options, columns, chunk size or output format refuses, ``resume=False`` starts over.
+options, columns (kept ones too), chunk size or output format refuses, ``resume=False``
+starts over.
 The engine is not in the key (both give the same labels, and probabilities within
 1e-6), so parts of a local run are finished by a Ray run and back. A
 `ray.data.Dataset` has no identity to check a rerun against: it never resumes (its
@@ -74,7 +77,15 @@ from .local import (
     stopped,
     write_chunk,
 )
-from .rows import ROW_COLUMN, classify_rows, output_schema
+from .rows import (
+    ROW_COLUMN,
+    bad_row,
+    bad_row_error,
+    classify_rows,
+    output_schema,
+    prediction_columns,
+    resolve_keep,
+)
 
 MAX_RESTARTS = 3  # per actor: a killed actor comes back this often before the run fails
 MAX_TASK_RETRIES = 3  # per batch, on actor death (a bad row is not retried: it is data, not a fault)
@@ -99,16 +110,16 @@ def _ray():
 class _Classify:
     """The actor: loads the classifier once, classifies one batch per call."""
 
-    def __init__(self, model, backend, num_threads, options, text_column, pair_column, id_column, batch_size):
+    def __init__(self, model, backend, num_threads, options, columns, batch_size):
         from ..api import load_classifier
 
         self.clf = load_classifier(model, backend=backend, num_threads=num_threads, **options)
-        self.text_column, self.pair_column, self.id_column = text_column, pair_column, id_column
+        self.text_column, self.pair_column, self.id_column, self.keep = columns
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         id_name = self.id_column or ROW_COLUMN
-        output_schema(self.clf.labels, self.id_column)  # an id column named like an output column: a clear error
+        output_schema(self.clf.labels, self.id_column, self.keep)  # a name given twice: a clear error
         local = np.arange(len(batch[self.text_column]), dtype=np.int64)
         # a file's rows carry their position; a Dataset's are numbered in the batch (the driver adds the offset)
         position = np.asarray(batch[POSITION], dtype=np.int64) if POSITION in batch else local
@@ -121,16 +132,17 @@ class _Classify:
             text_column=self.text_column,
             pair_column=self.pair_column,
             id_column=INDEX,  # the rows' places in the batch, to send each one's id and position with it
+            keep_columns=[*self.keep, *([self.id_column] if self.id_column else [])],  # values checked as UTF-8
             on_error="skip",  # the driver raises, in row order, so "raise" names the first bad row
             batch_size=self.batch_size,
         )
         kept, nbad = len(out["label"]), len(bad)
         order = np.array(list(out[INDEX]) + [b["id"] for b in bad], dtype=np.int64)  # good rows, then bad ones
-        result: dict[str, np.ndarray] = {
-            id_name: np.asarray(batch[id_name], dtype=object)[order],  # numpy scalars as Python values
-            "label": np.array(list(out["label"]) + [""] * nbad, dtype=object),
-        }
-        for name in list(out)[2:]:  # score, prob_*
+        result: dict[str, np.ndarray] = {}
+        for name in [id_name, *self.keep]:  # every row's, in `order`; numpy scalars as Python values
+            result[name] = _objects(list(batch[name]))[order]
+        result["label"] = np.array(list(out["label"]) + [""] * nbad, dtype=object)
+        for name in prediction_columns(self.clf.labels)[1:]:  # score, prob_*
             result[name] = np.concatenate([out[name], np.full(nbad, np.nan, dtype=np.float32)])
         result[ERROR] = np.array([""] * kept + [b["reason"] for b in bad], dtype=object)
         result[POSITION] = position[order]
@@ -142,15 +154,9 @@ class _Classify:
 
 def _objects(values: list) -> np.ndarray:
     array = np.empty(len(values), dtype=object)
-    array[:] = values
+    for i, value in enumerate(values):  # one by one: a list or array value stays one value
+        array[i] = value.item() if isinstance(value, np.generic) else value
     return array
-
-
-def _bad_row_error(row_id: Any, reason: str, id_column: str | None) -> InvalidInputError:
-    # as rows.classify_rows words it, so both engines stop with the same message
-    hint = "; on_error='skip' (--on-error skip) writes bad rows to an errors file and goes on"
-    where = f"row with {id_column}={row_id!r}" if id_column else f"row {row_id}"
-    return InvalidInputError(f"{where}: {reason}{hint}")
 
 
 def _file_dataset(ray, reader: io.Reader, chunk_rows: int, skip: set[int]):
@@ -220,6 +226,7 @@ class _Job:
     text_column: str
     pair_column: str | None
     id_column: str | None
+    keep_columns: tuple[str, ...]
     batch_size: int
     chunk_rows: int
     on_error: str
@@ -227,9 +234,9 @@ class _Job:
     address: str | None
 
     @property
-    def columns(self) -> list[str]:
-        """The input columns read: the text's, then the pair's and the id's if any."""
-        return [self.text_column, *(c for c in (self.pair_column, self.id_column) if c)]
+    def columns(self) -> tuple[str, str | None, str | None, tuple[str, ...]]:
+        """The text, pair, id and kept columns, as an actor takes them."""
+        return self.text_column, self.pair_column, self.id_column, self.keep_columns
 
 
 def run(
@@ -241,6 +248,7 @@ def run(
     text_column: str = "text",
     pair_column: str | None = None,
     id_column: str | None = None,
+    keep_columns: Any = None,
     address: str | None = None,
     num_actors: int | None = None,
     batch_size: int = 32,
@@ -270,20 +278,28 @@ def run(
         )
     backend = canonical_name(backend)
     output = Path(output).absolute()
-    job = _Job(
-        output=output, out_fmt=io.file_format(output), model=model, backend=backend, options=options,
-        text_column=text_column, pair_column=pair_column, id_column=id_column, batch_size=batch_size,
-        chunk_rows=chunk_rows, on_error=on_error, progress=progress, address=address,
-    )  # fmt: skip
+    out_fmt = io.file_format(output)
     ray = _ray()
     reader = folder = manifest = None  # a Dataset's parts folder is made in _run
     if isinstance(input, (str, os.PathLike)):
-        reader = io.Reader(input, job.columns, input_format)  # missing columns, empty or unreadable files fail here
+        columns = [text_column, *(c for c in (pair_column, id_column) if c)]
+        reader = io.Reader(input, columns, input_format)  # missing columns, empty or unreadable files fail here
         if output == reader.path.absolute():
             raise InvalidInputError(f"the output {output} is the input file; write the predictions elsewhere")
-        folder, manifest = _resumed(reader, job, resume)  # before the cluster starts: a mismatch refuses at once
-    elif not isinstance(input, ray.data.Dataset):
+        columns = reader.columns
+    elif isinstance(input, ray.data.Dataset):
+        columns = input.columns()
+    else:
         raise InvalidInputError(f"engine='ray' reads a file path or a ray.data.Dataset, got {type(input).__name__}")
+    keep = resolve_keep(keep_columns, columns, text_column=text_column, pair_column=pair_column, id_column=id_column)
+    job = _Job(
+        output=output, out_fmt=out_fmt, model=model, backend=backend, options=options,
+        text_column=text_column, pair_column=pair_column, id_column=id_column, keep_columns=tuple(keep),
+        batch_size=batch_size, chunk_rows=chunk_rows, on_error=on_error, progress=progress, address=address,
+    )  # fmt: skip
+    if reader is not None:
+        reader.read_also(keep)
+        folder, manifest = _resumed(reader, job, resume)  # before the cluster starts: a mismatch refuses at once
     sizes = _connect(ray, address, num_actors, num_threads)
     started = sizes is not None
     try:
@@ -310,6 +326,7 @@ def _resumed(reader: io.Reader, job: _Job, resume: bool) -> tuple[Path, dict[str
         text_column=job.text_column,
         pair_column=job.pair_column,
         id_column=job.id_column,
+        keep_columns=list(job.keep_columns),
         chunk_rows=job.chunk_rows,
         output_format=job.out_fmt,
     )
@@ -357,7 +374,7 @@ def _run(
         folder = job.output.with_name(job.output.name + ".ray-parts")
         manifest = _start(folder, {"input": "ray.data.Dataset"}, resume=False)
         done = manifest["parts"]
-    chunks = _Chunks(folder, manifest, job.chunk_rows, job.out_fmt, job.on_error, job.id_column)
+    chunks = _Chunks(folder, manifest, job, reader)
     try:
         with bar(total or 0, f"classify {name} ({job.backend}, ray x{actors})", job.progress, unit="row") as shown:
             rows, first_batch, first_rows = _collect(ds, chunks, reader is None, shown)
@@ -387,8 +404,11 @@ def _run(
         "seconds": round(seconds, 3),
         "load_seconds": round((first_batch or finished) - began, 3),  # cluster, actors and model up, first batch
         "rows_per_s": round(rows / seconds, 1) if seconds > 0 else 0.0,
-        # the steady rate: rows after the first batch over the time after it (actors loaded)
-        "rows_per_s_after_first_batch": round((rows - first_rows) / working, 1) if working > 0 else 0.0,
+        # the steady rate: rows after the first batch over the time after it (actors loaded);
+        # None when everything came in the first batch (no steady state was seen, not a rate of 0)
+        "rows_per_s_after_first_batch": round((rows - first_rows) / working, 1)
+        if rows > first_rows and working > 0
+        else None,
         "engine": "ray",
         "backend": job.backend,
         "actors": actors,
@@ -409,7 +429,7 @@ def _source(ray, input, reader: io.Reader | None, done: dict[str, Any], job: _Jo
         ds = _file_dataset(ray, reader, job.chunk_rows, {int(i) for i in done})
         total = max((reader.count() or 0) - kept_rows, 0)  # CSV/TSV: an estimate (see Reader.count)
         return ds, total, reader.path.name
-    missing = [c for c in (job.text_column, job.pair_column, job.id_column) if c and c not in input.columns()]
+    missing = [c for c in job.columns[:3] if c and c not in input.columns()]
     if missing:
         raise InvalidInputError(
             f"the dataset has no column {', '.join(map(repr, missing))}; its columns are {input.columns()}"
@@ -421,16 +441,7 @@ def _classified(ray, ds, job: _Job, actors: int, per: int):
     """`ds` mapped through a pool of `actors` classifier actors of `per` threads each, in input order."""
     ds = ds.map_batches(
         _Classify,
-        fn_constructor_args=(
-            job.model,
-            job.backend,
-            per,
-            job.options,
-            job.text_column,
-            job.pair_column,
-            job.id_column,
-            job.batch_size,
-        ),
+        fn_constructor_args=(job.model, job.backend, per, job.options, job.columns, job.batch_size),
         batch_size=job.chunk_rows,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -464,35 +475,46 @@ class _Chunks:
     """The driver's side: classified rows back into the input's chunks, each written as
     one part (`local.write_chunk`) once all its rows are in."""
 
-    def __init__(self, folder, manifest, chunk_rows, out_fmt, on_error, id_column) -> None:
-        self.folder, self.manifest, self.chunk_rows, self.out_fmt = folder, manifest, chunk_rows, out_fmt
-        self.on_error, self.id_column = on_error, id_column
+    def __init__(self, folder: Path, manifest: dict[str, Any], job: _Job, reader: io.Reader | None) -> None:
+        self.folder, self.manifest, self.chunk_rows, self.out_fmt = folder, manifest, job.chunk_rows, job.out_fmt
+        self.on_error, self.id_column, self.keep = job.on_error, job.id_column, job.keep_columns
+        self.reader = reader  # names a bad row's line (the driver runs where the file is)
         self.names: list[str] | None = None
         self.open: dict[int, dict[str, Any]] = {}  # chunk index -> its rows so far
+
+    def _bad(self, chunk: dict[str, Any], row_id: Any, reason: str, position: int) -> None:
+        line = self.reader.line(position) if self.reader is not None else None
+        if self.on_error == "raise":
+            source = str(self.reader.path) if self.reader is not None else None
+            raise bad_row_error(row_id, reason, self.id_column, source, line)
+        chunk["bad"].append(bad_row(row_id, reason, line))
 
     def add(self, batch: dict[str, np.ndarray], positions: np.ndarray) -> None:
         reasons = batch.pop(ERROR).tolist()
         if self.names is None:
             self.names = list(batch)
         names = self.names
+        values = names[2 + len(self.keep) :]  # score, prob_*
         ids = positions.tolist() if self.id_column is None else batch[names[0]].tolist()
         order = np.argsort(positions, kind="stable")  # input order again: the actor put bad rows last
         indices = positions[order] // self.chunk_rows
         cuts = np.flatnonzero(np.diff(indices)) + 1
         for rows_of_chunk in np.split(order, cuts):
             index = int(positions[rows_of_chunk[0]] // self.chunk_rows)
-            chunk = self.open.setdefault(index, {"ids": [], "label": [], "probs": [], "bad": [], "rows": 0})
+            chunk = self.open.setdefault(
+                index, {"ids": [], "kept": {c: [] for c in self.keep}, "label": [], "probs": [], "bad": [], "rows": 0}
+            )
             good = []
             for i in rows_of_chunk.tolist():
-                if not reasons[i]:
-                    good.append(i)
-                elif self.on_error == "raise":
-                    raise _bad_row_error(ids[i], reasons[i], self.id_column)
+                if reasons[i]:
+                    self._bad(chunk, ids[i], reasons[i], int(positions[i]))
                 else:
-                    chunk["bad"].append({"id": ids[i], "reason": reasons[i]})
+                    good.append(i)
             chunk["ids"].extend(ids[i] for i in good)
+            for c in self.keep:
+                chunk["kept"][c].extend(batch[c][good].tolist())
             chunk["label"].extend(batch["label"][good].tolist())
-            chunk["probs"].append(np.stack([np.asarray(batch[k][good], dtype=np.float32) for k in names[2:]]))
+            chunk["probs"].append(np.stack([np.asarray(batch[k][good], dtype=np.float32) for k in values]))
             chunk["rows"] += len(rows_of_chunk)
             if chunk["rows"] == self.chunk_rows:
                 self._write(index)
@@ -513,8 +535,8 @@ class _Chunks:
     def _write(self, index: int) -> None:
         chunk = self.open.pop(index)
         probs = np.concatenate(chunk["probs"], axis=1)  # scores float32, as the local engine writes them
-        columns = {self.names[0]: chunk["ids"], "label": chunk["label"]}
-        columns.update(zip(self.names[2:], probs))
+        columns = {self.names[0]: chunk["ids"], **chunk["kept"], "label": chunk["label"]}
+        columns.update(zip(self.names[2 + len(self.keep) :], probs))
         start = index * self.chunk_rows
         write_chunk(
             self.folder,
