@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from recorded import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests/checkpoints.py builds the fixtures
@@ -122,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(
         json.dumps(
             {
-                "date": time.strftime("%Y-%m-%d"),
-                "command": "python benchmarks/architectures.py " + " ".join(argv or sys.argv[1:]),
+                **provenance(),
                 "texts": len(texts),
                 "pairs": len(pairs),
                 "seconds": round(time.perf_counter() - started, 1),

@@ -6,7 +6,9 @@ backend, on SST-2 dev repeated to --rows rows, each run in a fresh process.
 
 Results are written after every run; a second invocation with the same --out and
 --rows adds its runs to the file (a run measured again replaces the old record), so
-the backends can be measured in separate sittings. The report (``.md``) and the
+the backends can be measured in separate sittings, each recorded with its command,
+date, CPU and load average (``sittings``); ``--report-only`` remakes the report from
+the file. The report (``.md``) and the
 plot (``.png``) are remade from the whole file each time.
 
 Runs per backend (cores = the machine's 2):
@@ -37,6 +39,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from recorded import provenance
 
 CHILD = r"""
 import json, sys
@@ -138,7 +142,9 @@ def _merge(out: Path, results: dict) -> dict:
         return results
     new = {(r["backend"], r["run"]) for r in results["runs"]}
     results["runs"] = [r for r in old.get("runs", []) if (r["backend"], r["run"]) not in new] + results["runs"]
-    results["sittings"] = old.get("sittings", [old.get("machine", {})]) + [results["machine"]]
+    # one entry per sitting: this sitting's earlier saves (same load_before) are replaced
+    earlier = [m for m in old.get("sittings", [old.get("machine", {})]) if not _same_sitting(m, results["machine"])]
+    results["sittings"] = earlier + [results["machine"]]
     return results
 
 
@@ -149,7 +155,14 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["huggingface"])
     parser.add_argument("--runs", nargs="+", default=[r[0] for r in RUNS], choices=[r[0] for r in RUNS])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/datasets/scale.json"))
+    parser.add_argument("--report-only", action="store_true", help="remake the .md and .png from --out, run nothing")
     args = parser.parse_args()
+    if args.report_only:
+        results = json.loads(args.out.read_text(encoding="utf-8"))
+        args.out.with_suffix(".md").write_text(report(results), encoding="utf-8")
+        plot(results, args.out.with_suffix(".png"))
+        print(report(results))
+        return
 
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -162,7 +175,12 @@ def main() -> None:
         "rows": args.rows,
         "chunk_rows": args.chunk_rows,
         "input": f"SST-2 dev ({len(texts)} sentences) repeated to {args.rows:,} rows, Parquet",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": os.getloadavg()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_before": os.getloadavg(),
+            **{k: v for k, v in provenance().items() if k in ("command", "date", "cpu")},
+        },
         "runs": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -253,13 +271,40 @@ def _cpu(r: dict) -> str:
     return f"{cpu.get('driver', 0):.0f} / {work:.0f} / {cpu.get('ray_system', 0):.0f}"
 
 
+def _same_sitting(a: dict, b: dict) -> bool:
+    return list(a.get("load_before", [])) == list(b.get("load_before", []))
+
+
+def sittings_line(results: dict) -> str:
+    """What the file records of the load: every sitting's 1-minute load average before and after
+    (a sitting is one invocation; the runs' own `load after` is in the table). Files written
+    before _merge kept one entry per sitting hold one per save: the last of each counts."""
+    sittings: list[dict] = []
+    for machine in results.get("sittings", [results["machine"]]):
+        sittings = [m for m in sittings if not _same_sitting(m, machine)] + [machine]
+
+    def span(key: str) -> str:
+        values = [s[key][0] for s in sittings if s.get(key)]
+        if not values:
+            return "not recorded"
+        low, high = min(values), max(values)
+        return f"{low:.1f}" if round(low, 1) == round(high, 1) else f"{low:.1f} to {high:.1f}"
+
+    if len(sittings) == 1:
+        return f"One sitting; 1-minute load average before {span('load_before')}, after {span('load_after')}."
+    ended = sum(1 for s in sittings if s.get("load_after"))
+    return (
+        f"{len(sittings)} sittings, {ended} of them run to the end; 1-minute load average before a sitting "
+        f"{span('load_before')}, at the end of one {span('load_after')}."
+    )
+
+
 def report(results: dict) -> str:
     lines = [
         f"# classify_dataset scale: {results['input']}",
         "",
-        f"Chunks (parts, Ray batches) of {results['chunk_rows']:,} rows; load average before/after "
-        f"{results['machine']['load_before'][0]:.1f}/{results['machine'].get('load_after', [float('nan')])[0]:.1f} on "
-        f"{results['machine']['cpus']} cores (shared).",
+        f"Chunks (parts, Ray batches) of {results['chunk_rows']:,} rows, {results['machine']['cpus']} cores (shared). "
+        + sittings_line(results),
         "",
         f"Reading alone (the local engine's reader, one process): {results['read_rows_per_s']:,.0f} rows/s; "
         f"writing the output alone (the driver's parts and assembly): {results.get('write_rows_per_s', 0):,.0f} rows/s.",

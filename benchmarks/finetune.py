@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from recorded import provenance
+
 BACKENDS = ("huggingface", "tfhub", "paddlenlp")
 
 
@@ -207,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(
         json.dumps(
             {
-                "date": time.strftime("%Y-%m-%d"),
-                "command": "python benchmarks/finetune.py " + " ".join(argv or sys.argv[1:]),
+                **provenance(),
                 "results": results,
                 "cross_backend": cross,
             },

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from recorded import provenance
+
 BACKENDS = ("huggingface", "tfhub", "paddlenlp")
 
 
@@ -243,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(
         json.dumps(
             {
-                "date": time.strftime("%Y-%m-%d"),
-                "command": "python benchmarks/fit_run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                **provenance(),
                 "results": results,
                 "uninterrupted": refs,
             },

@@ -9,9 +9,9 @@ configuration in this one process, one after the other. Then the same at longer 
 (--lengths: dev sentences joined into texts of about that many tokens, --long-texts of
 them, batch 8), where attention's share of the work grows with the length.
 
-Ceilings: 1024x1024 GEMM rates on this CPU at fp32, bf16 and int8 (torch, --threads
-threads, before the runs); each row's useful FLOP/s (unified_nlp.bench.flops) as a share of
-its own precision's rate.
+Ceilings: 1024x1024 GEMM rates on this CPU at fp32 (the faster of numpy and torch), bf16 and
+int8 (torch), on --threads threads, before the runs; each row's useful FLOP/s
+(unified_nlp.bench.flops) as a share of its own precision's rate.
 """
 
 from __future__ import annotations
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"SST-2 dev, 872 sentences, batch 32, {args.threads} threads, best of {args.repeats}, {time.strftime('%Y-%m-%d')}",
         "",
-        f"GEMM ceilings (1024x1024, torch, {args.threads} threads): fp32 {ceiling['gflops']:.0f} GFLOP/s, "
-        f"bf16 {ceiling.get('bf16_gflops', float('nan')):.0f} GFLOP/s, int8 {ceiling.get('int8_gops', float('nan')):.0f} GOP/s",
+        f"GEMM ceilings (1024x1024, {args.threads} threads): fp32 {ceiling['gflops']:.0f} GFLOP/s (the faster of "
+        f"numpy {ceiling['numpy_gflops']:.0f} and torch {ceiling.get('torch_gflops', float('nan')):.0f}), torch bf16 "
+        f"{ceiling.get('bf16_gflops', float('nan')):.0f} GFLOP/s, torch int8 {ceiling.get('int8_gops', float('nan')):.0f} GOP/s",
         "",
         "| backend | precision | accuracy | label agreement with fp32 | max abs logit diff vs fp32 | texts/s | vs huggingface fp32 "
         "| share of its precision's ceiling |",

@@ -1,6 +1,6 @@
 """Reproduce the cross-framework benchmark table of benchmarks/README.md.
 
-    UNIFIED_NLP_HOME=.store .venv/bin/python benchmarks/run.py
+    .venv/bin/python benchmarks/run.py
 
 is `unified-nlp bench --out benchmarks/results/latest` (all three backends, batch
 sizes 1,8,32,128, 3 timed passes, 2 threads, SST-2 dev) followed by copying the
@@ -12,6 +12,7 @@ committed results (it writes a new bench-results/YYYYmmdd-HHMMSS/).
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -44,6 +45,27 @@ def without_machine_paths(folder: Path) -> None:
             path.write_text(path.read_text(encoding="utf-8").replace(prefix, ""), encoding="utf-8")
 
 
+def targets_table(summary: dict) -> str:
+    """The project's own targets, judged from the run's summary (not part of the library's report,
+    which users run on their own machines); nothing when the run was unreliable."""
+    rows = []
+    if ratios := summary.get("huggingface_vs_torch_raw"):
+        worst = min(ratios.values())
+        rows.append(("huggingface backend within 3% of the raw torch call (worst batch size)", worst, worst >= 0.97))
+    if (v := summary.get("best_backend_vs_pipeline_at_32")) is not None:
+        rows.append(("best backend >= 1.5x transformers pipeline at batch 32", v, v >= 1.5))
+    if (v := summary.get("best_ceiling_fraction")) is not None:
+        rows.append(("best backend >= 70% of the matmul ceiling", v, v >= 0.70))
+    if ratios := summary.get("ratio_to_fastest"):
+        v = min(ratios.values())
+        rows.append((f"every backend >= 0.6x the fastest (batch {summary['headline_batch_size']})", v, v >= 0.6))
+    if not rows:
+        return ""
+    lines = ["", "| our target | measured | met |", "|---|---|---|"]
+    lines += [f"| {goal} | {value:.3f} | {'yes' if met else 'no'} |" for goal, value, met in rows]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str]) -> int:
     custom_out = any(a == "--out" or a.startswith("--out=") for a in argv)
     quick = "--quick" in argv  # a check, not figures: the committed results stay as they are
@@ -51,7 +73,9 @@ def main(argv: list[str]) -> int:
     code = cli_main(args)
     if code == 0 and not custom_out and not quick:
         without_machine_paths(LATEST)
-        if (LATEST / "results.md").is_file() and update_readme((LATEST / "results.md").read_text(encoding="utf-8")):
+        summary = json.loads((LATEST / "results.json").read_text(encoding="utf-8")).get("summary", {})
+        table = (LATEST / "results.md").read_text(encoding="utf-8") + targets_table(summary)
+        if update_readme(table):
             print(f"updated the table in {README}", file=sys.stderr)
     return code
 

@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from recorded import provenance
+
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 # A service-like mix: mostly single requests, some large batches (mean 5.4 texts per call).
 BATCH_WEIGHTS = (0.40, 0.20, 0.15, 0.10, 0.10, 0.05)
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'':<12} RSS after malloc_trim every {row['trim_every']} calls (MB): {row['rss_trimmed_mb']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "results": results}, indent=2) + "\n")
+        args.out.write_text(json.dumps({**provenance(), "results": results}, indent=2) + "\n")
     return 0 if all("error" not in r for r in results) else 1
 
 

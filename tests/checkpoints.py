@@ -165,6 +165,22 @@ def assert_parity(got, want, tol: float, what: str = "logits") -> None:
     assert diff <= tol, f"{what}: max |diff| {diff:.1e} > {tol:.0e}"
 
 
+def transformers_logits(folder: Path, texts, text_pair=None):
+    """transformers' own forward on `folder` (AutoTokenizer, AutoModelForSequenceClassification,
+    padded and truncated as a transformers user runs them): the direct reference of a parity test.
+
+    >>> assert_parity(clf.logits(TEXTS), transformers_logits(folder, TEXTS), 1e-5)  # doctest: +SKIP
+    """
+    import torch
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(str(folder))
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
+    with torch.no_grad():
+        batch = tok(list(texts), text_pair, padding=True, truncation=True, return_tensors="pt")
+        return model(**batch).logits.numpy()
+
+
 def scale_matrices(model, factor: float) -> None:
     """Multiply every matrix of a torch model by `factor` (see make_checkpoint's `scale`)."""
     import torch

@@ -4,10 +4,12 @@ backend in-process, run inside the Paddle environment:
     .venv-paddle/bin/python -m pytest tests/test_paddlenlp_architectures.py
 
 transformers cannot be installed next to PaddleNLP 2.8, so the fixtures (tiny random
-classifiers written by transformers' save_pretrained, tests/checkpoints.py) and the
-transformers reference (token ids, logits, fine-tuning losses) are made in the main
-environment by one subprocess of $UNIFIED_NLP_MAIN_PYTHON (default .venv/bin/python),
-and a second one loads what this backend saves in plain transformers.
+classifiers written by transformers' save_pretrained at scale 8, tests/checkpoints.py)
+and the reference are made in the main environment by one subprocess of
+$UNIFIED_NLP_MAIN_PYTHON (default .venv/bin/python): token ids and logits of
+transformers' own AutoTokenizer and AutoModelForSequenceClassification, fine-tuning
+losses of a plain torch AdamW loop on that model, never a unified_nlp backend. A
+second subprocess loads what this backend saves in plain transformers.
 
 Skips when paddle/PaddleNLP are not importable (the main environment collects this
 module too), unless $UNIFIED_NLP_REQUIRE_BACKENDS lists "paddlenlp-inprocess".
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .checkpoints import assert_parity
 from .conftest import REPO, paddle_unavailable, require_paddle_in_process
 
 require_paddle_in_process()
@@ -65,15 +68,18 @@ TRAIN_LABELS = [2, 0, 0, 2, 1, 0, 2, 1, 2, 0, 1, 2]
 MULTI_LABELS = [[0, 2], [1], [1, 3], [0], [], [1, 2], [0, 3], [2], [0, 2, 3], [1], [3], [0]]
 FIT = {"epochs": 3, "batch_size": 12, "learning_rate": 1e-3, "warmup_ratio": 0.0, "seed": 0, "progress": False}
 FRESH = ["yes", "no"]  # labels that start a fresh head
-SHARPEN = 8.0
+FRESH_SEED = 3
+SCALE = 8.0  # tests/checkpoints.py: logits that vary across inputs far beyond the tolerance
+TOL = 1e-5
 
-# Runs in the main environment: fixtures, then transformers' reference for each of them.
+# Runs in the main environment: fixtures, then transformers' and torch's own results for each of them,
+# with no unified_nlp backend in the way (only the core's numpy draw of a fresh head: see "a fresh head").
 BUILD = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
     import numpy as np, torch, transformers
-    import unified_nlp as un
+    from unified_nlp.architectures import get as get_architecture
     from unified_nlp.weights import save_file
     from tests.checkpoints import make_checkpoint
 
@@ -81,17 +87,45 @@ BUILD = textwrap.dedent(
     texts, pairs, fit = args["texts"], args["pairs"], args["fit"]
     folders = {a: (a, {}) for a in args["architectures"]}
     folders["bert-multi"] = ("bert", {"num_labels": 4, "problem_type": "multi_label_classification"})
+    Auto = transformers.AutoModelForSequenceClassification
+
+    def plain_fit(folder, tok, labels, multi):
+        # fit's contract written out in plain torch: AdamW (decay 0.01 except biases and LayerNorm),
+        # gradients clipped to norm 1, no dropout, a linear schedule without warm-up; batch_size is
+        # len(train), so each epoch is one step on the whole set, at peak * (1 - (step + 1) / epochs)
+        model = Auto.from_pretrained(folder).eval()
+        named = list(model.named_parameters())
+        groups = [
+            {"params": [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)], "weight_decay": 0.01},
+            {"params": [p for n, p in named if n.endswith("bias") or "LayerNorm" in n], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=0.0, betas=(0.9, 0.999), eps=1e-8)
+        batch = tok(args["train"], padding=True, truncation=True, return_tensors="pt")
+        if multi:
+            target = torch.zeros(len(labels), model.config.num_labels)
+            for row, ids in enumerate(labels):
+                target[row, ids] = 1.0
+        losses = []
+        for step in range(fit["epochs"]):
+            logits = model(**batch).logits
+            loss = (
+                torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+                if multi
+                else torch.nn.functional.cross_entropy(logits, torch.tensor(labels))
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            for group in optimizer.param_groups:
+                group["lr"] = fit["learning_rate"] * (1 - (step + 1) / fit["epochs"])
+            optimizer.step()
+            losses.append(float(loss))
+        return losses
+
     ref, losses = {}, {}
     for name, (arch, options) in folders.items():
-        folder = make_checkpoint(arch, out / name, **options)
-        # make_checkpoint's N(0, 0.02) weights give nearly the same logits for every input (spread ~1e-4,
-        # ten times the tolerance), which would hide a map error: scale the matrices up, save again
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.ndim == 2:
-                    p.mul_(args["sharpen"])
-        model.save_pretrained(folder)
+        folder = make_checkpoint(arch, out / name, scale=args["scale"], **options)
+        model = Auto.from_pretrained(folder).eval()
         tok = transformers.AutoTokenizer.from_pretrained(folder)
         for kind, batch in (
             ("single", tok(texts, padding=True, truncation=True, return_tensors="pt")),
@@ -101,14 +135,21 @@ BUILD = textwrap.dedent(
                 ref[f"{name}/{kind}/logits"] = model(**batch).logits.numpy()
             for key, value in batch.items():
                 ref[f"{name}/{kind}/{key}"] = value.numpy()
-        labels = args["multi_labels"] if options else args["train_labels"]
-        clf = un.load_classifier(folder, backend="huggingface")
-        losses[name] = clf.fit(args["train"], labels, **fit)["loss"]
-        if not options:
-            fresh = un.load_classifier(folder, backend="huggingface", labels=args["fresh"], seed=3)
-            ref[f"{name}/fresh/logits"] = fresh.logits(texts)
+        multi = bool(options)
+        losses[name] = plain_fit(folder, tok, args["multi_labels"] if multi else args["train_labels"], multi)
+        if not multi:
+            # a fresh head: transformers' model with the head every backend draws (the core's numpy draw)
+            config = json.loads((folder / "config.json").read_text())
+            head = get_architecture(arch).fresh_head(config, len(args["fresh"]), args["fresh_seed"])
+            fresh = Auto.from_pretrained(folder, num_labels=len(args["fresh"]), ignore_mismatched_sizes=True).eval()
+            with torch.no_grad():
+                state = fresh.state_dict()
+                for key, value in head.items():
+                    state[key].copy_(torch.from_numpy(value))
+                ref[f"{name}/fresh/logits"] = fresh(**tok(texts, padding=True, truncation=True, return_tensors="pt")).logits.numpy()
     save_file(ref, out / "reference.safetensors")
     (out / "losses.json").write_text(json.dumps(losses))
+    assert not any(m.startswith("unified_nlp_") for m in sys.modules)  # no backend adapter: transformers itself
     """
 )
 # Runs in the main environment: plain transformers on folders this backend saved.
@@ -164,7 +205,8 @@ def built(tmp_path_factory):
         "multi_labels": MULTI_LABELS,
         "fit": FIT,
         "fresh": FRESH,
-        "sharpen": SHARPEN,
+        "fresh_seed": FRESH_SEED,
+        "scale": SCALE,
     }
     _run_main(BUILD, str(root), json.dumps(args))
     return {
@@ -245,12 +287,11 @@ def test_logits_and_token_ids_match_transformers(built, classifiers, arch):
     np.testing.assert_array_equal(enc.input_ids, ref[f"{arch}/single/input_ids"])
     logits = clf.logits(TEXTS)
     expected = ref[f"{arch}/single/logits"]
-    assert np.abs(expected - expected.mean(0)).max() > 1e-2  # the fixture's logits depend on the input
-    assert np.abs(logits - expected).max() <= 1e-5, np.abs(logits - expected).max()
+    assert_parity(logits, expected, TOL)  # and the fixture's logits vary across inputs by >= 100 x TOL
     assert [p.label for p in clf.predict(TEXTS)] == [LABELS[i] for i in expected.argmax(1)]
     assert clf.predict(TEXTS)[-1].truncated  # 400 tokens, over the fixture's 64
     # PaddleNLP's own class, on the same ids
-    np.testing.assert_allclose(_plain_logits(clf.model.model, ref, arch, "single"), logits, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(_plain_logits(clf.model.model, ref, arch, "single"), logits, atol=TOL, rtol=0)
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
@@ -262,9 +303,9 @@ def test_sentence_pairs_match_transformers(built, classifiers, arch):
     expected_types = ref.get(f"{arch}/pair/token_type_ids", np.zeros_like(enc.input_ids))
     np.testing.assert_array_equal(enc.token_type_ids, expected_types)
     logits = clf.logits(PAIRS)
-    assert np.abs(logits - ref[f"{arch}/pair/logits"]).max() <= 1e-5
+    assert_parity(logits, ref[f"{arch}/pair/logits"], TOL, "pair logits")
     np.testing.assert_array_equal(clf.logits(first, text_pair=second), logits)
-    np.testing.assert_allclose(_plain_logits(clf.model.model, ref, arch, "pair"), logits, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(_plain_logits(clf.model.model, ref, arch, "pair"), logits, atol=TOL, rtol=0)
 
 
 def _graph_ops(clf) -> set[str]:
@@ -304,17 +345,17 @@ def test_a_multi_label_head(built, classifiers):
     clf, ref = classifiers["bert-multi"], built["ref"]
     assert clf.multi_label and clf.labels == tuple(f"label_{i}" for i in range(4))
     logits = clf.logits(TEXTS)
-    assert np.abs(logits - ref["bert-multi/single/logits"]).max() <= 1e-5
+    assert_parity(logits, ref["bert-multi/single/logits"], TOL)
     scores = clf.predict_proba(TEXTS)
     np.testing.assert_allclose(scores, 1 / (1 + np.exp(-logits)), rtol=1e-6)  # a sigmoid per label
     assert all(isinstance(p, list) for p in clf.predict(TEXTS))
 
 
 @pytest.mark.parametrize("arch", ["bert", "roberta", "albert"])
-def test_a_fresh_head_starts_where_the_huggingface_backend_starts(built, arch):
-    clf = un.load_classifier(built["root"] / arch, backend="paddlenlp", labels=FRESH, seed=3)
+def test_a_fresh_head_computes_as_transformers_with_the_same_head(built, arch):
+    clf = un.load_classifier(built["root"] / arch, backend="paddlenlp", labels=FRESH, seed=FRESH_SEED)
     assert clf.labels == tuple(FRESH) and clf.spec.fresh_head
-    assert np.abs(clf.logits(TEXTS) - built["ref"][f"{arch}/fresh/logits"]).max() <= 1e-5
+    assert_parity(clf.logits(TEXTS), built["ref"][f"{arch}/fresh/logits"], TOL, "fresh-head logits")
 
 
 # --- conversion -----------------------------------------------------------------
@@ -333,7 +374,7 @@ def test_convert_gives_a_folder_plain_paddlenlp_loads(built, arch, tmp_path):
     model.eval()
     for kind in ("single", "pair"):
         logits = _plain_logits(model, ref, arch, kind)
-        assert np.abs(logits - ref[f"{arch}/{kind}/logits"]).max() <= 1e-5, kind
+        assert_parity(logits, ref[f"{arch}/{kind}/logits"], TOL, f"{kind} logits")
     meta = json.loads((out / "unified_nlp.json").read_text())
     if family.tokenizer_class is None:
         assert meta["paddle_tokenizer"] is None and "paddle_tokenizer_missing" in meta  # said plainly
@@ -358,7 +399,7 @@ def test_convert_gives_a_folder_plain_paddlenlp_loads(built, arch, tmp_path):
     assert (back / "config.json").read_bytes() == (source / "config.json").read_bytes()
     # and the export loads on this backend with the same logits
     direct = un.load_classifier(out, backend="paddlenlp")
-    assert np.abs(direct.logits(TEXTS) - ref[f"{arch}/single/logits"]).max() <= 1e-5
+    assert_parity(direct.logits(TEXTS), ref[f"{arch}/single/logits"], TOL)
 
 
 @pytest.mark.parametrize("arch", ["bert", "roberta", "albert"])
@@ -385,7 +426,7 @@ def test_a_paddlenlp_save_pretrained_folder_becomes_canonical(built, classifiers
     assert _rows(enc.input_ids, enc.attention_mask) == _rows(
         ref[f"{arch}/single/input_ids"], ref[f"{arch}/single/attention_mask"]
     )
-    assert np.abs(clf.logits(TEXTS) - built["ref"][f"{arch}/single/logits"]).max() <= 1e-5
+    assert_parity(clf.logits(TEXTS), built["ref"][f"{arch}/single/logits"], TOL)
 
 
 @pytest.mark.parametrize(
@@ -442,7 +483,7 @@ def trained(built, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", [*ARCHITECTURES, "bert-multi"])
-def test_fit_follows_the_huggingface_backend(built, trained, name):
+def test_fit_follows_a_plain_torch_loop_on_transformers(built, trained, name):
     ours, theirs = trained[name]["losses"], built["losses"][name]
     assert len(ours) == len(theirs) == FIT["epochs"]
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-3)  # the contract: first step within 1e-3
@@ -459,5 +500,5 @@ def test_a_model_trained_here_loads_in_plain_transformers(built, trained, name):
     ]
     logits = trained[name]["logits"]
     assert np.abs(logits - built["ref"][f"{name}/single/logits"]).max() > 1e-3  # the weights did change
-    assert np.abs(trained[name]["plain"] - logits).max() <= 1e-5
+    assert_parity(logits, trained[name]["plain"], TOL)
     shutil.rmtree(saved)

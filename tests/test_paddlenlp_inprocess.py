@@ -5,7 +5,9 @@
 The Hugging Face reference (token ids, logits, hidden states, decoded text,
 training losses) cannot be computed here (transformers 5 does not install next
 to PaddleNLP), so it comes from backends/paddlenlp/reference/, written in the
-main environment by make_reference.py with the reference adapter.
+main environment by make_reference.py with transformers and torch themselves
+(AutoTokenizer, AutoModel, mean pooling and the head in torch, torch's AdamW), not
+through a unified_nlp backend.
 
 Skips when paddle/PaddleNLP are not importable (the main environment collects
 this module too), unless $UNIFIED_NLP_REQUIRE_BACKENDS lists "paddlenlp-inprocess".
@@ -117,7 +119,7 @@ def ref(canonical):
     if stale:
         pytest.fail(
             f"{REFERENCE.name} was made from another model: the sha256 of {', '.join(stale)} in {canonical} differ. "
-            "Regenerate it in the main environment with `.venv/bin/python "
+            "Regenerate it in the main environment (it runs transformers itself) with `.venv/bin/python "
             f"backends/paddlenlp/reference/make_reference.py --model {canonical}` (no --model: the default model), "
             "and commit it if this is the default model",
             pytrace=False,
