@@ -402,7 +402,7 @@ def test_a_multi_label_spec_or_a_headless_one_may_have_fewer_than_two_labels():
 
 
 def test_the_default_models_spec_is_one_value(tmp_path):
-    from unified_nlp.checkpoint import model_spec
+    from unified_nlp.folder_spec import model_spec
     from unified_nlp.resolve import resolve
     from unified_nlp.spec import ModelSpec
 

@@ -232,7 +232,7 @@ def test_weights_cross_to_every_backend_and_back_bit_exact(native, name, tmp_pat
     ours = load_file(canonical / "model.safetensors")
     # against the PaddleNLP tensors through the family's table: transposes and copies only
     pd_config = json.loads((folder / "config.json").read_text())
-    family = pf.native.family_of(pd_config, folder)
+    family = pf.paddle_folder.family_of(pd_config, folder)
     theirs = pf.read_weights(folder)
     rows = family.rows(json.loads((canonical / "config.json").read_text()), task=True)
     assert sorted(ours) == sorted(hf for hf, _, _ in rows)

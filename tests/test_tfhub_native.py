@@ -26,7 +26,7 @@ else:
     pytest.importorskip("unified_nlp_huggingface")
     unified_nlp_tfhub = pytest.importorskip("unified_nlp_tfhub")
 
-from unified_nlp_tfhub import native  # noqa: E402
+from unified_nlp_tfhub import hub_folders as native  # noqa: E402
 from unified_nlp_tfhub._tf import hub, tf  # noqa: E402
 from unified_nlp_tfhub.backend import TFHubBackend  # noqa: E402
 
@@ -169,8 +169,8 @@ def keras3(native_dir):
 
 
 def on_tfhub(path, **options) -> TextClassifier:
-    """Load a native SavedModel the way the core's dispatch does: describe, then TFHubBackend.load."""
-    spec = native.describe(Path(path), **options)
+    """Load a native SavedModel the way the core's dispatch does: savedmodel_spec, then TFHubBackend.load."""
+    spec = native.savedmodel_spec(Path(path), **options)
     tokenizer, model = TFHubBackend().load(Path(path), spec)
     return TextClassifier(tokenizer, model, spec.labels, "tfhub", None, spec)
 
@@ -275,7 +275,7 @@ def test_a_text_embedding_under_a_trainable_head(embedding):
     assert np.isfinite(history["loss"]).all() and history["loss"][-1] < history["loss"][0]
     assert not np.array_equal(before, clf.model._encoder_variables[0].numpy())  # the module trained too
     with pytest.raises(InvalidModelError, match="labels"):
-        native.describe(embedding)
+        native.savedmodel_spec(embedding)
 
 
 def test_a_tf_keras_classifier_runs_as_a_black_box(keras2):
@@ -288,7 +288,7 @@ def test_a_tf_keras_classifier_runs_as_a_black_box(keras2):
     with pytest.raises(UnifiedNLPError, match="black box"):
         clf.fit(TEXTS[:2], ["LABEL_0", "LABEL_1"], progress=False)
     with pytest.raises(InvalidInputError, match="3 outputs"):
-        native.describe(keras2, labels=["a", "b"])
+        native.savedmodel_spec(keras2, labels=["a", "b"])
 
 
 def test_a_keras3_export_runs_and_says_why_it_cannot_move(keras3, tmp_path):
@@ -303,7 +303,7 @@ def test_a_keras3_export_runs_and_says_why_it_cannot_move(keras3, tmp_path):
 
 
 def test_inspect_names_each_kind(pair, embedding, keras2, keras3):
-    kinds = {p.name: native.inspect(p) for p in (pair, embedding, keras2, keras3)}
+    kinds = {p.name: native.inspect_savedmodel(p) for p in (pair, embedding, keras2, keras3)}
     assert {k: (v["kind"], v["convertible"]) for k, v in kinds.items()} == {
         "pair": ("encoder-pair", True),
         "embedding": ("embedding", False),
@@ -435,7 +435,7 @@ def test_a_missing_variables_folder_is_a_clear_error(pair, tmp_path):
     shutil.copytree(pair, broken)
     shutil.rmtree(broken / "encoder" / "variables")
     with pytest.raises(InvalidModelError, match="variables"):
-        native.describe(broken, labels=LABELS)
+        native.savedmodel_spec(broken, labels=LABELS)
 
 
 def test_a_pair_that_disagrees_on_the_vocabulary_is_refused(pair, tmp_path):
@@ -446,7 +446,7 @@ def test_a_pair_that_disagrees_on_the_vocabulary_is_refused(pair, tmp_path):
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     BertPreprocessor(tmp_path / "vocab.txt").save(tmp_path / "preprocessor")
     with pytest.raises(InvalidModelError, match="vocabulary"):
-        native.describe(pair / "encoder", preprocessor=tmp_path / "preprocessor", labels=LABELS)
+        native.savedmodel_spec(pair / "encoder", preprocessor=tmp_path / "preprocessor", labels=LABELS)
 
 
 def test_an_unknown_signature_and_a_lone_encoder_are_clear_errors(pair, tmp_path):
@@ -457,11 +457,11 @@ def test_an_unknown_signature_and_a_lone_encoder_are_clear_errors(pair, tmp_path
 
     tf.saved_model.save(Scorer(), str(tmp_path / "scorer"))
     with pytest.raises(InvalidModelError, match="unknown signature"):
-        native.describe(tmp_path / "scorer", labels=LABELS)
+        native.savedmodel_spec(tmp_path / "scorer", labels=LABELS)
     with pytest.raises(InvalidModelError, match="preprocessor"):
-        native.describe(pair / "encoder", labels=LABELS)
+        native.savedmodel_spec(pair / "encoder", labels=LABELS)
     with pytest.raises(InvalidModelError, match="labels"):
-        native.describe(pair)
+        native.savedmodel_spec(pair)
 
 
 def test_mean_pooling_reaches_the_other_backends_and_the_head_file_keys_the_import(pair, tmp_path):

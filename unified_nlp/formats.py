@@ -141,7 +141,7 @@ def _layout(path: Path, preprocessor: Path | None) -> Detected:
     if found is not None:
         return found
     if (path / "config.json").is_file():
-        return Detected(HUGGINGFACE, path)  # describe names what is missing
+        return Detected(HUGGINGFACE, path)  # canonical_spec names what is missing
     names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())[:8] if path.is_dir() else []
     seen = f"; found only {', '.join(names)}" if names else "; the folder is empty"
     raise InvalidModelError(f"{path}: not a model folder this library knows. Looked for {_LOOKED_FOR}{seen}")

@@ -5,7 +5,7 @@ and write PaddleNLP 2.8 folders.
   config mapping), keyed by transformers' model_type;
 - tensors.py: canonical tensors <-> PaddleNLP tensors through those tables;
 - tokenizer_files.py: PaddleNLP tokenizer files <-> the canonical tokenizer.json;
-- native.py: folders PaddleNLP's save_pretrained wrote (pdparams through the restricted
+- paddle_folder.py: folders PaddleNLP's save_pretrained wrote (pdparams through the restricted
   reader in unified_nlp.safe_pickle, safetensors, sharded or not).
 
 The core's format detection and dispatch call exactly these four:
@@ -23,7 +23,7 @@ True
 from __future__ import annotations
 
 from .canonical import to_canonical
-from .native import NATIVE_FORMAT, describe_native, is_native, native_spec, read_weights, save_native
+from .paddle_folder import NATIVE_FORMAT, describe_native, is_native, native_spec, read_weights, save_native
 
 __all__ = [
     "NATIVE_FORMAT",

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_dir
-from ..checkpoint import check
 from ..errors import ConversionError
 from ..fast_tokenizer import _wordpiece_json
 from ..folder import read_json
+from ..folder_spec import check
 from ..weights import save_file
-from .families import Family
-from .native import (
+from .families import TOKENIZERS, Family
+from .paddle_folder import (
     CONFIG,
     TOKENIZER_FILES,
     describe_native,
@@ -33,19 +33,8 @@ from .native import (
     read_weights,
     weight_files,
 )
-from .tensors import to_canonical as canonical_tensors
+from .tensors import from_paddle
 from .tokenizer_files import albert_tokenizer_json, bpe_tokenizer_json
-
-# PaddleNLP tokenizer class -> the transformers tokenizer class that reads the same files
-TRANSFORMERS_TOKENIZERS = {
-    "BertTokenizer": "BertTokenizer",
-    "DistilBertTokenizer": "DistilBertTokenizer",
-    "ElectraTokenizer": "ElectraTokenizer",
-    "ErnieTokenizer": "BertTokenizer",
-    "RobertaChineseTokenizer": "BertTokenizer",  # PaddleNLP's Chinese RoBERTa: a WordPiece vocab.txt
-    "RobertaBPETokenizer": "RobertaTokenizer",
-    "AlbertEnglishTokenizer": "AlbertTokenizer",
-}
 
 
 def canonical_config(config: Mapping[str, Any], family: Family, source: Path) -> dict[str, Any]:
@@ -79,13 +68,13 @@ def to_canonical(path: Path, out: Path) -> None:
     config = canonical_config(pd_config, family, path / CONFIG)
     state = read_weights(path)
     source = weight_files(path)[0]
-    tensors = canonical_tensors(state, family, config, task=task, meta={}, source=source)
+    tensors = from_paddle(state, family, config, task=task, meta={}, source=source)
     tok = read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
-    tokenizer_class = info["tokenizer"]
+    paddle_tokenizer = TOKENIZERS.get(info["tokenizer"] or "")  # None: read as BERT's WordPiece
     # paths of the machine that wrote the folder mean nothing elsewhere
     drop = ("special_tokens_map_file", "name_or_path", "tokenizer_file", "chat_template", "tokenizer_class")
     tok = {k: v for k, v in tok.items() if k not in drop}
-    tok["tokenizer_class"] = TRANSFORMERS_TOKENIZERS.get(tokenizer_class or "", "BertTokenizer")
+    tok["tokenizer_class"] = paddle_tokenizer.transformers_class if paddle_tokenizer else "BertTokenizer"
     with atomic_dir(out) as tmp:
         (tmp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         for name in TOKENIZER_FILES:
@@ -99,7 +88,8 @@ def to_canonical(path: Path, out: Path) -> None:
             else:  # a WordPiece vocab.txt, tokenized as transformers' BertTokenizerFast does
                 text = _wordpiece_json(tmp / "vocab.txt", bool(tok.get("do_lower_case", True)))
             (tmp / "tokenizer.json").write_text(text, encoding="utf-8")
-        if tokenizer_class != "RobertaBPETokenizer" and family.architecture.dims(config)["types"] > 1:
+        pair_types = paddle_tokenizer.pair_types if paddle_tokenizer else True
+        if pair_types and family.architecture.dims(config)["types"] > 1:
             # PaddleNLP's tokenizers give a pair's second text segment 1 (RobertaBPETokenizer: 0 throughout)
             tok["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
         (tmp / "tokenizer_config.json").write_text(json.dumps(tok, indent=2, ensure_ascii=False) + "\n", "utf-8")

@@ -141,7 +141,7 @@ def to_paddle(
     return out, {"canonical_buffers": sorted(buffers), "canonical_absent": absent}
 
 
-def to_canonical(
+def from_paddle(
     tensors: Mapping[str, np.ndarray],
     family: Family,
     config: Mapping[str, Any],

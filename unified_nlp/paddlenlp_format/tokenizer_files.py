@@ -25,6 +25,8 @@ from typing import Any
 from unified_nlp.errors import ConversionError, InvalidModelError
 from unified_nlp.folder import read_json
 
+from .families import Family, TokenizerClass
+
 SPECIAL_KEYS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 DEFAULT_SPECIALS = {
     "unk_token": "[UNK]",
@@ -42,13 +44,6 @@ BPE_SPECIALS = {
     "cls_token": "<s>",
     "mask_token": "<mask>",
 }
-WORDPIECE_CLASSES = (
-    "BertTokenizer",
-    "DistilBertTokenizer",
-    "ElectraTokenizer",
-    "ErnieTokenizer",
-    "RobertaChineseTokenizer",  # PaddleNLP's RoBERTa with a WordPiece vocab.txt (BERT's settings)
-)
 
 
 def _token(value: Any, default: str) -> str:
@@ -62,29 +57,34 @@ def _tokenizer_config(source: Path) -> dict[str, Any]:
     return read_json(path) if path.is_file() else {}
 
 
-def paddle_tokenizer_files(source: Path, tokenizer_class: str | None, max_length: int) -> dict[str, str | bytes]:
-    """File name -> content of PaddleNLP's tokenizer for the canonical folder `source`;
-    ConversionError saying why when PaddleNLP's `tokenizer_class` cannot reproduce it."""
-    if tokenizer_class is None:
-        raise ConversionError("PaddleNLP 2.8 has no tokenizer class for this family (XLM-RoBERTa)")
-    if tokenizer_class in WORDPIECE_CLASSES:
-        settings = wordpiece_settings(source, max_length) | {"tokenizer_class": tokenizer_class}
-        return {
-            "vocab.txt": "".join(t + "\n" for t in vocabulary(source)),
-            "tokenizer_config.json": _json(settings),
-            "special_tokens_map.json": _json({k: settings[k] for k in SPECIAL_KEYS}),
-        }
-    if tokenizer_class == "RobertaBPETokenizer" and _wordpiece(source):
-        return paddle_tokenizer_files(source, "RobertaChineseTokenizer", max_length)
-    if tokenizer_class == "RobertaBPETokenizer":
-        return _bpe_files(source, max_length)
-    if tokenizer_class == "AlbertEnglishTokenizer":
-        return _albert_files(source, max_length)
-    raise ConversionError(f"no PaddleNLP tokenizer files are written for {tokenizer_class}")
+def paddle_tokenizer_files(source: Path, family: Family, max_length: int) -> dict[str, str | bytes]:
+    """File name -> content of PaddleNLP's tokenizer for the canonical folder `source` of
+    `family` (the family's tokenizer class for the folder's kind of tokenizer);
+    ConversionError saying why when PaddleNLP's class cannot reproduce it."""
+    tokenizer = _paddle_tokenizer(source, family)
+    if tokenizer is None:
+        raise ConversionError(f"PaddleNLP 2.8 has no tokenizer class for this family ({family.display})")
+    if tokenizer.kind == "wordpiece":
+        return _wordpiece_files(source, tokenizer.name, max_length)
+    if tokenizer.kind == "bpe":
+        return _bpe_files(source, tokenizer.name, max_length)
+    if tokenizer.kind == "sentencepiece":
+        return _albert_files(source, tokenizer.name, max_length)
+    raise ConversionError(f"no PaddleNLP tokenizer files are written for {tokenizer.name}")
+
+
+def _paddle_tokenizer(source: Path, family: Family) -> TokenizerClass | None:
+    """The family's first tokenizer class; its WordPiece one for a WordPiece folder of a
+    family whose first is of another kind (PaddleNLP's Chinese RoBERTa)."""
+    first = family.tokenizers[0] if family.tokenizers else None
+    wordpiece = family.paddle_tokenizer("wordpiece")
+    if first is not None and first.kind != "wordpiece" and wordpiece is not None and _wordpiece(source):
+        return wordpiece
+    return first
 
 
 def _wordpiece(source: Path) -> bool:
-    """A RoBERTa folder with a WordPiece tokenizer (PaddleNLP's Chinese RoBERTa) rather than BPE."""
+    """A folder with a WordPiece tokenizer (a RoBERTa one: PaddleNLP's Chinese RoBERTa) rather than BPE."""
     if (source / "tokenizer.json").is_file():
         return (read_json(source / "tokenizer.json").get("model") or {}).get("type") == "WordPiece"
     return (source / "vocab.txt").is_file() and not (source / "merges.txt").is_file()
@@ -95,6 +95,15 @@ def _json(data: dict) -> str:
 
 
 # --- WordPiece -----------------------------------------------------------------
+
+
+def _wordpiece_files(source: Path, tokenizer_class: str, max_length: int) -> dict[str, str]:
+    settings = wordpiece_settings(source, max_length) | {"tokenizer_class": tokenizer_class}
+    return {
+        "vocab.txt": "".join(t + "\n" for t in vocabulary(source)),
+        "tokenizer_config.json": _json(settings),
+        "special_tokens_map.json": _json({k: settings[k] for k in SPECIAL_KEYS}),
+    }
 
 
 def vocabulary(source: Path) -> list[str]:
@@ -189,7 +198,7 @@ def _from_tokenizer_json(path: Path, settings: dict[str, Any]) -> dict[str, Any]
 # --- byte-level BPE (RoBERTa) ------------------------------------------------------
 
 
-def _bpe_files(source: Path, max_length: int) -> dict[str, str]:
+def _bpe_files(source: Path, tokenizer_class: str, max_length: int) -> dict[str, str]:
     path = source / "tokenizer.json"
     if not path.is_file():
         if (source / "vocab.json").is_file() and (source / "merges.txt").is_file():
@@ -198,13 +207,13 @@ def _bpe_files(source: Path, max_length: int) -> dict[str, str]:
                 (source / "merges.txt").read_text("utf-8"),
             )
             add_prefix_space = bool(_tokenizer_config(source).get("add_prefix_space", False))
-            return _bpe_out(source, vocab_json, merges_txt, add_prefix_space, max_length)
+            return _bpe_out(source, tokenizer_class, vocab_json, merges_txt, add_prefix_space, max_length)
         raise ConversionError(f"{source}: no tokenizer.json (nor vocab.json + merges.txt)")
     data = read_json(path)
     model, pre = data.get("model") or {}, data.get("pre_tokenizer") or {}
     if model.get("type") != "BPE" or pre.get("type") != "ByteLevel" or data.get("normalizer"):
         raise ConversionError(
-            f"{path}: model {model.get('type')!r}, pre_tokenizer {pre.get('type')!r}; PaddleNLP's RobertaBPETokenizer "
+            f"{path}: model {model.get('type')!r}, pre_tokenizer {pre.get('type')!r}; PaddleNLP's {tokenizer_class} "
             "reproduces byte-level BPE without a normalizer only"
         )
     if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix") or model.get("dropout"):
@@ -215,14 +224,17 @@ def _bpe_files(source: Path, max_length: int) -> dict[str, str]:
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
     vocab_json = json.dumps(dict(sorted(vocab.items(), key=lambda kv: kv[1])), ensure_ascii=False)
     merges_txt = "#version: 0.2\n" + "".join(m + "\n" for m in merges)
-    return _bpe_out(source, vocab_json, merges_txt, bool(pre.get("add_prefix_space", False)), max_length)
+    add_prefix_space = bool(pre.get("add_prefix_space", False))
+    return _bpe_out(source, tokenizer_class, vocab_json, merges_txt, add_prefix_space, max_length)
 
 
-def _bpe_out(source: Path, vocab_json: str, merges_txt: str, add_prefix_space: bool, max_length: int) -> dict[str, str]:
+def _bpe_out(
+    source: Path, tokenizer_class: str, vocab_json: str, merges_txt: str, add_prefix_space: bool, max_length: int
+) -> dict[str, str]:
     tok_config = _tokenizer_config(source)
     specials = {k: _token(tok_config.get(k), v) for k, v in BPE_SPECIALS.items()}
     settings = {
-        "tokenizer_class": "RobertaBPETokenizer",
+        "tokenizer_class": tokenizer_class,
         "add_prefix_space": add_prefix_space,
         "errors": "replace",
         **specials,
@@ -240,12 +252,12 @@ def _bpe_out(source: Path, vocab_json: str, merges_txt: str, add_prefix_space: b
 # --- SentencePiece (ALBERT) ---------------------------------------------------------
 
 
-def _albert_files(source: Path, max_length: int) -> dict[str, str | bytes]:
+def _albert_files(source: Path, tokenizer_class: str, max_length: int) -> dict[str, str | bytes]:
     tok_config = _tokenizer_config(source)
     defaults = {"unk_token": "<unk>", "sep_token": "[SEP]", "pad_token": "<pad>", "cls_token": "[CLS]"}
     specials = {k: _token(tok_config.get(k), v) for k, v in (defaults | {"mask_token": "[MASK]"}).items()}
     settings = {
-        "tokenizer_class": "AlbertEnglishTokenizer",
+        "tokenizer_class": tokenizer_class,
         "do_lower_case": bool(tok_config.get("do_lower_case", True)),
         "remove_space": bool(tok_config.get("remove_space", True)),
         "keep_accents": bool(tok_config.get("keep_accents", False)),

@@ -141,7 +141,7 @@ def export(source: Path, spec: ModelSpec, out: Path, *, num_threads: int = 1) ->
     token_type_ids; outputs logits, last_hidden_state, and pooled for a mean-pooling head),
     the tokenizer files and unified_nlp.json. Returns the written unified_nlp.json.
 
-    >>> export(Path("my-bert-classifier"), describe(Path("my-bert-classifier")), Path("out"))  # doctest: +SKIP
+    >>> export(Path("my-bert-classifier"), canonical_spec(Path("my-bert-classifier")), Path("out"))  # doctest: +SKIP
     """
     torch, HFModel = _frameworks()
     from .session import open_session

@@ -37,10 +37,11 @@ from unified_nlp.backend_kit import (
     InvalidModelError,
     ModelSpec,
     atomic_dir,
+    canonical_spec,
     config_labels,
-    describe,
     load_file,
-    paddle_native,
+    paddle_folder,
+    paddle_folder_to_canonical,
     paddle_tensors,
     paddle_tokenizer_files,
     read_json,
@@ -50,7 +51,6 @@ from unified_nlp.backend_kit import (
     save_file,
 )
 from unified_nlp.backend_kit import paddle_families as families
-from unified_nlp.backend_kit import paddle_folder_to_canonical as to_native_canonical
 
 FORMAT = "paddlenlp"
 ENCODER_DIR = "paddlenlp"
@@ -102,7 +102,7 @@ def _labels_config(labels: list[str], problem_type: str) -> dict[str, Any]:
 def convert(source: Path, out: Path, spec: ModelSpec | None = None, *, for_loading: bool = False) -> None:
     """Write the PaddleNLP format of the canonical folder `source` to `out`, atomically.
 
-    `spec` is the core's description of the folder (checkpoint.describe, which runs
+    `spec` is the core's description of the folder (folder_spec.canonical_spec, which runs
     when it is None). A classifier becomes the family's PaddleNLP task model; a folder
     without a head (an encoder, for a fresh head drawn on load) and the mean-pooling
     head's encoder become its bare PaddleNLP encoder. `for_loading`: the adapter's own
@@ -113,12 +113,12 @@ def convert(source: Path, out: Path, spec: ModelSpec | None = None, *, for_loadi
         raise ConversionError(
             f"{source}: a {read_spec(source)['format']!r} folder; convert expects the canonical format"
         )
-    if paddle_native.is_native(source):
+    if paddle_folder.is_native(source):
         raise ConversionError(
             f"{source}: a PaddleNLP save_pretrained folder (PaddleNLP parameter names). Make a canonical folder "
             "first: unified_nlp.paddlenlp_format.to_canonical(src, out)"
         )
-    spec = describe(source, require_head=False) if spec is None else spec
+    spec = canonical_spec(source, require_head=False) if spec is None else spec
     config = read_json(source / "config.json")
     family = families.get(spec.architecture or config.get("model_type", "bert"), source / "config.json")
     reason = family.unsupported(config)
@@ -144,7 +144,7 @@ def convert(source: Path, out: Path, spec: ModelSpec | None = None, *, for_loadi
         pd_config.update(_labels_config(labels, problem_type))
     max_length = int(spec.max_length)
     try:
-        tokenizer_files, tokenizer_note = paddle_tokenizer_files(source, family.tokenizer_class, max_length), None
+        tokenizer_files, tokenizer_note = paddle_tokenizer_files(source, family, max_length), None
     except (ConversionError, InvalidModelError) as e:
         tokenizer_files, tokenizer_note = {}, str(e)
     differs = family.plain_paddlenlp_differences(config)
@@ -196,8 +196,8 @@ def export_canonical(source: Path, out: Path) -> None:
 
     source, out = Path(source), Path(out)
     spec = read_spec(source)
-    if not spec and paddle_native.is_native(source):  # PaddleNLP's own save_pretrained folder
-        to_native_canonical(source, out)
+    if not spec and paddle_folder.is_native(source):  # PaddleNLP's own save_pretrained folder
+        paddle_folder_to_canonical(source, out)
         return
     if spec.get("format") != FORMAT:
         raise InvalidModelError(
@@ -205,11 +205,11 @@ def export_canonical(source: Path, out: Path) -> None:
             f"save_pretrained folder: config.json + {WEIGHTS} or model_state.pdparams)"
         )
     enc = encoder_dir(source, spec)
-    paddle_native.read_config(enc)
+    paddle_folder.read_config(enc)
     config = read_json(source / "config.json")  # the canonical config, copied below
     family = families.get(spec.get("architecture", "bert"), source / SPEC_FILE)
     task = spec.get("paddle_class", family.paddle_base) == family.paddle_class  # not a bare encoder
-    tensors = paddle_tensors.to_canonical(
+    tensors = paddle_tensors.from_paddle(
         load_file(weights_file(enc)), family, config, task=task, meta=spec, source=enc / WEIGHTS
     )
     with atomic_dir(out) as tmp:

@@ -96,25 +96,27 @@ class AdamW:
             )
         self.zero_grad()
 
-    def state(self, to_canonical: Callable[[str, np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+    def state(self, canonical_layout: Callable[[str, np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
         """Moments and step counts by name (``exp_avg/NAME``, ``exp_avg_sq/NAME``, ``step/NAME``),
-        each moment passed through `to_canonical` (paddle's [in, out] Linear layout back to torch's)."""
+        each moment passed through `canonical_layout` (paddle's [in, out] Linear layout back to torch's)."""
         out: dict[str, np.ndarray] = {}
         for name, m, v, t in zip(self.names, self.exp_avg, self.exp_avg_sq, self.steps):
             if m is not None:
-                out[f"exp_avg/{name}"] = np.ascontiguousarray(to_canonical(name, m.numpy()))
-                out[f"exp_avg_sq/{name}"] = np.ascontiguousarray(to_canonical(name, v.numpy()))
+                out[f"exp_avg/{name}"] = np.ascontiguousarray(canonical_layout(name, m.numpy()))
+                out[f"exp_avg_sq/{name}"] = np.ascontiguousarray(canonical_layout(name, v.numpy()))
                 out[f"step/{name}"] = np.array([t], np.int64)  # [1]: safetensors keeps no 0-d
         return out
 
-    def load(self, state: Mapping[str, np.ndarray], to_paddle: Callable[[str, np.ndarray], np.ndarray]) -> None:
+    def load(self, state: Mapping[str, np.ndarray], paddle_layout: Callable[[str, np.ndarray], np.ndarray]) -> None:
         """The inverse of `state`."""
         for i, (name, p) in enumerate(zip(self.names, self.params)):
             if f"step/{name}" not in state:
                 self.exp_avg[i] = self.exp_avg_sq[i] = None
                 self.steps[i] = 0
                 continue
-            m, v = (np.asarray(to_paddle(name, state[f"{k}/{name}"]), np.float32) for k in ("exp_avg", "exp_avg_sq"))
+            m, v = (
+                np.asarray(paddle_layout(name, state[f"{k}/{name}"]), np.float32) for k in ("exp_avg", "exp_avg_sq")
+            )
             if list(m.shape) != list(p.shape) or list(v.shape) != list(p.shape):
                 raise ValueError(f"optimizer state of {name!r} has shape {list(m.shape)}, expected {list(p.shape)}")
             self.exp_avg[i], self.exp_avg_sq[i] = paddle.to_tensor(m), paddle.to_tensor(v)

@@ -21,7 +21,7 @@ The export::
 A user's own TF Hub BERT pair loads the same way: a folder with ``encoder/`` and
 ``preprocessor/`` following the contracts and a unified_nlp.json with
 ``"format": "tfhub"`` and ``"labels"``; without head.safetensors the head starts
-fresh (fit it). Without unified_nlp.json, native.py reads it from the SavedModels.
+fresh (fit it). Without unified_nlp.json, hub_folders.py reads it from the SavedModels.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from unified_nlp.backend_kit import (
     UnifiedNLPError,
     architectures,
     atomic_dir,
+    canonical_spec,
     check,
-    describe,
     load_file,
     read_json,
     read_spec,
@@ -94,7 +94,7 @@ POOLED_NOTES = {
 def source_spec(source: Path) -> ModelSpec:
     """The core's spec of a canonical folder; for an encoder without a classification head,
     no labels (a head is drawn when it is loaded with labels)."""
-    return describe(source, require_head=False)
+    return canonical_spec(source, require_head=False)
 
 
 def _head_tensors(

@@ -21,13 +21,13 @@ from unified_nlp.backend_kit import HEAD_FILE, InvalidModelError
 
 from ._tf import tf
 from .encoder import INPUT_KEYS
-from .native_models import StringsFunction
 from .savedmodel import EncoderCall, load_saved_model
+from .strings_model import StringsFunction
 
 SUBFOLDERS = ("encoder", "preprocessor")  # the names tfhub.dev's pages and our exports use
 
-_LOADED: dict[tuple, Any] = {}  # (folder, saved_model.pb size and mtime) -> loaded object: describe, then load
-_KEEP = 6  # a pair is two; describe, to_canonical and load of a few models reuse them
+_LOADED: dict[tuple, Any] = {}  # (folder, saved_model.pb size and mtime) -> loaded object: savedmodel_spec, then load
+_KEEP = 6  # a pair is two; savedmodel_spec, to_canonical and load of a few models reuse them
 
 
 def variable_name(v) -> str:
@@ -65,7 +65,7 @@ def _check_variables(folder: Path) -> None:
 
 
 def load_object(folder: Path, what: str = "model") -> Any:
-    """The SavedModel at `folder`, loaded once per process (describe, then load, reuse it)."""
+    """The SavedModel at `folder`, loaded once per process (savedmodel_spec, then load, reuse it)."""
     folder = Path(folder).resolve()
     pb = folder / "saved_model.pb"
     if folder.is_dir() and pb.is_file():

@@ -4,6 +4,8 @@
 ['albert', 'bert', 'distilbert', 'electra', 'ernie', 'roberta', 'xlm-roberta']
 >>> FAMILIES["xlm-roberta"].paddle_class
 'RobertaForSequenceClassification'
+>>> TOKENIZERS["ErnieTokenizer"].transformers_class
+'BertTokenizer'
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 from unified_nlp.errors import InvalidModelError
 
 from ...architectures.base import discover
-from .base import Family, same, transpose
+from .base import Family, TokenizerClass, same, transpose
 
 FAMILIES: dict[str, Family] = discover(__name__, __path__, "FAMILY", Family)
+# every PaddleNLP tokenizer class the families name, by its name
+TOKENIZERS: dict[str, TokenizerClass] = {t.name: t for f in FAMILIES.values() for t in f.tokenizers}
 
-__all__ = ["FAMILIES", "Family", "get", "same", "transpose"]
+__all__ = ["FAMILIES", "TOKENIZERS", "Family", "TokenizerClass", "get", "same", "transpose"]
 
 
 def get(model_type: object, source: object = "config.json") -> Family:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import NAMES as BASE_NAMES
-from .base import Family, position_ids, same, transpose
+from .base import Family, TokenizerClass, position_ids, same, transpose
 
 # fmt: off
 # PaddleNLP's names where ALBERT's differ from the BERT-like families': the layer keeps
@@ -89,5 +89,5 @@ FAMILY = _Albert(
     paddle_buffers={"{q}embeddings.position_ids": position_ids},
     # the activations of PaddleNLP's ACT2FN that are transformers' ACT2FN functions too
     activations=("gelu", "gelu_new", "relu", "silu", "swish"),
-    tokenizer_class="AlbertEnglishTokenizer",
+    tokenizers=(TokenizerClass("AlbertEnglishTokenizer", "AlbertTokenizer", "sentencepiece"),),
 )

@@ -109,6 +109,17 @@ BERT_CONFIG: tuple[ConfigRow, ...] = (
 ENCODER_ACTIVATIONS = ("gelu", "relu", "silu", "swish")
 
 
+@dataclass(frozen=True)
+class TokenizerClass:
+    """A PaddleNLP tokenizer class a family's folders name (tokenizer_config.json's
+    tokenizer_class), and what reads the same files in transformers."""
+
+    name: str  # PaddleNLP's class
+    transformers_class: str  # transformers' tokenizer class for the same files
+    kind: str  # "wordpiece", "bpe" (byte-level) or "sentencepiece", as Architecture.tokenizer
+    pair_types: bool = True  # a pair's second text gets token type 1 (RobertaBPETokenizer: 0 throughout)
+
+
 def position_ids(config: Mapping[str, Any], key: str = "max_position_embeddings") -> np.ndarray:
     """The position_ids buffer both frameworks build: arange(max_positions)[None]."""
     return np.arange(int(config.get(key, 512)), dtype=np.int64)[None, :]
@@ -131,12 +142,30 @@ class Family:
     paddle_only: Mapping[str, Any] = field(default_factory=dict)  # PaddleNLP config keys transformers lacks
     paddle_buffers: Mapping[str, Callable[[Mapping[str, Any]], np.ndarray]] = field(default_factory=dict)
     activations: tuple[str, ...] = ENCODER_ACTIVATIONS
-    tokenizer_class: str | None = None  # PaddleNLP's tokenizer class for the family's tokenizer files
+    # PaddleNLP's tokenizer classes for the family's files, the one an export writes first
+    tokenizers: tuple[TokenizerClass, ...] = ()
+    # the family whose PaddleNLP classes this one runs on (XLM-R: RoBERTa's); a PaddleNLP
+    # folder naming those classes is read as that family, not as this one
+    shares_classes_of: str | None = None
+    # where PaddleNLP's _init_weights gives every LayerNorm one epsilon whatever the config says (ERNIE)
+    paddle_layer_norm_eps: float | None = None
+    # the config key whose activation PaddleNLP's dense head applies (ELECTRA's hidden_act), where
+    # transformers' head applies the architecture's dense_activation whatever the config says
+    head_activation_key: str | None = None
     notes: str = ""
 
     @property
     def architecture(self) -> Architecture:
         return get_architecture(self.model_type)
+
+    @property
+    def tokenizer_class(self) -> str | None:
+        """PaddleNLP's tokenizer class an export writes (None: PaddleNLP has none for the family)."""
+        return self.tokenizers[0].name if self.tokenizers else None
+
+    def paddle_tokenizer(self, kind: str) -> TokenizerClass | None:
+        """The family's PaddleNLP tokenizer class for files of `kind`, or None."""
+        return next((t for t in self.tokenizers if t.kind == kind), None)
 
     @property
     def pooler(self) -> tuple[Row, ...]:
@@ -165,7 +194,17 @@ class Family:
 
     def paddle_epsilon(self, config: Mapping[str, Any]) -> float:
         """The epsilon a plain PaddleNLP from_pretrained gives its LayerNorms (its _init_weights)."""
+        if self.paddle_layer_norm_eps is not None:
+            return self.paddle_layer_norm_eps
         return self.epsilon(config)
+
+    def paddle_head_activation(self, config: Mapping[str, Any]) -> str | None:
+        """The activation plain PaddleNLP's dense head applies for this config, where it
+        follows the config (see head_activation_key); None where it is fixed, as in transformers."""
+        if self.head_activation_key is None:
+            return None
+        defaults = {hf: default for hf, _, default in self.config}
+        return config.get(self.head_activation_key, defaults.get(self.head_activation_key))
 
     def plain_paddlenlp_differences(self, config: Mapping[str, Any]) -> list[str]:
         """Why plain PaddleNLP would compute another function than transformers for this
@@ -175,6 +214,12 @@ class Family:
             out.append(
                 f"PaddleNLP's {self.paddle_class} uses LayerNorm epsilon {self.paddle_epsilon(config):g}, "
                 f"the checkpoint {self.epsilon(config):g}"
+            )
+        head_act, wanted = self.paddle_head_activation(config), self.architecture.dense_activation
+        if head_act is not None and head_act != wanted:
+            out.append(
+                f"PaddleNLP's {self.paddle_class} head applies {self.head_activation_key} {head_act!r}, "
+                f"transformers' {wanted}"
             )
         return out
 

@@ -8,7 +8,7 @@ transformers. PaddleNLP's own _get_name_mappings for this class leaves out
 
 from __future__ import annotations
 
-from .base import BERT_CONFIG, Family
+from .base import BERT_CONFIG, Family, TokenizerClass
 
 FAMILY = Family(
     model_type="bert",
@@ -20,5 +20,5 @@ FAMILY = Family(
     paddle_prefix="bert",
     config=BERT_CONFIG,
     paddle_only={"pool_act": "tanh", "fuse": False},
-    tokenizer_class="BertTokenizer",
+    tokenizers=(TokenizerClass("BertTokenizer", "BertTokenizer", "wordpiece"),),
 )

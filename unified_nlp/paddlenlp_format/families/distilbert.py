@@ -8,7 +8,7 @@ PaddleNLP's BERT-style keys.
 
 from __future__ import annotations
 
-from .base import Family
+from .base import Family, TokenizerClass
 
 # fmt: off
 CONFIG = (  # transformers key, PaddleNLP key, transformers' default
@@ -38,5 +38,5 @@ FAMILY = Family(
     paddle_prefix="distilbert",
     config=CONFIG,
     paddle_only={"layer_norm_eps": 1e-12, "pool_act": "tanh", "fuse": False},
-    tokenizer_class="DistilBertTokenizer",
+    tokenizers=(TokenizerClass("DistilBertTokenizer", "DistilBertTokenizer", "wordpiece"),),
 )

@@ -11,25 +11,14 @@ is BERT's under the prefix ``ernie.``, checked against the class's state dict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
-from .base import BERT_CONFIG, Family
+from .base import BERT_CONFIG, Family, TokenizerClass
 
 CONFIG = BERT_CONFIG + (
     ("use_task_id", "use_task_id", False),
     ("task_type_vocab_size", "task_type_vocab_size", 3),
 )
 
-
-@dataclass(frozen=True)
-class _Ernie(Family):
-    def paddle_epsilon(self, config: Mapping[str, Any]) -> float:
-        return 1e-12  # ErniePretrainedModel._init_weights: layer._epsilon = 1e-12
-
-
-FAMILY = _Ernie(
+FAMILY = Family(
     model_type="ernie",
     display="ERNIE",
     paddle_class="ErnieForSequenceClassification",
@@ -39,5 +28,6 @@ FAMILY = _Ernie(
     paddle_prefix="ernie",
     config=CONFIG,
     paddle_only={"task_id": 0, "pool_act": "tanh", "fuse": False},
-    tokenizer_class="ErnieTokenizer",
+    paddle_layer_norm_eps=1e-12,  # ErniePretrainedModel._init_weights: layer._epsilon = 1e-12
+    tokenizers=(TokenizerClass("ErnieTokenizer", "BertTokenizer", "wordpiece"),),
 )

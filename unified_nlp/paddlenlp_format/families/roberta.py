@@ -7,7 +7,7 @@ a pooler, as transformers; its head is dense + tanh + out_proj on <s>.
 
 from __future__ import annotations
 
-from .base import BERT_CONFIG, Family
+from .base import BERT_CONFIG, Family, TokenizerClass
 
 # RobertaConfig's defaults in transformers where they differ from BERT's
 CONFIG = tuple(
@@ -27,5 +27,9 @@ FAMILY = Family(
     paddle_prefix="roberta",
     pooler_in_task=False,
     config=CONFIG,
-    tokenizer_class="RobertaBPETokenizer",
+    tokenizers=(
+        TokenizerClass("RobertaBPETokenizer", "RobertaTokenizer", "bpe", pair_types=False),
+        # PaddleNLP's Chinese RoBERTa: a WordPiece vocab.txt, read with BERT's settings
+        TokenizerClass("RobertaChineseTokenizer", "BertTokenizer", "wordpiece"),
+    ),
 )

@@ -13,4 +13,6 @@ from dataclasses import replace
 
 from .roberta import FAMILY as ROBERTA
 
-FAMILY = replace(ROBERTA, model_type="xlm-roberta", display="XLM-RoBERTa", tokenizer_class=None)
+FAMILY = replace(
+    ROBERTA, model_type="xlm-roberta", display="XLM-RoBERTa", tokenizers=(), shares_classes_of=ROBERTA.model_type
+)

@@ -13,10 +13,10 @@ Three kinds, told apart by what the SavedModel can be called with:
 - ``keras-classifier``: a whole Keras model saved with tf_keras ``model.save``
   or Keras 3 ``model.export``: strings in, logits out, run as a black box.
 
-The core calls `describe` (a ModelSpec) and then ``TFHubBackend.load(path,
+The core calls `savedmodel_spec` (a ModelSpec) and then ``TFHubBackend.load(path,
 spec)``, or `recover.to_canonical` for every other backend.
 
->>> spec = describe(Path("bert_en_uncased_L-2_H-128"), labels=["neg", "pos"])   # doctest: +SKIP
+>>> spec = savedmodel_spec(Path("bert_en_uncased_L-2_H-128"), labels=["neg", "pos"])   # doctest: +SKIP
 >>> spec.extra["kind"], spec.pooling, spec.extra["convertible"]   # doctest: +SKIP
 ('encoder-pair', 'pooled_output', True)
 """
@@ -45,10 +45,10 @@ from ._tf import tf
 from .encoder import INPUT_KEYS
 from .kinds import Located, encoder_shapes, head_file_of, load_object, locate, role, strings_function
 from .model import TFHubModel
-from .native_models import StringsModel
 from .recover import keras_parts, to_canonical
 from .savedmodel import DEFAULT_MAX_LENGTH, EncoderCall, check_preprocessor, default_seq_length
 from .strings import StringsTokenizer
+from .strings_model import StringsModel
 from .tokenizer import TFHubTokenizer
 from .weight_map import bert_layout
 
@@ -178,7 +178,7 @@ def _strings_spec(found: Located, labels, require_head: bool = True) -> dict[str
     return spec
 
 
-def describe(
+def savedmodel_spec(
     path: Path,
     *,
     preprocessor: Path | None = None,
@@ -194,7 +194,7 @@ def describe(
     variables map, else None), head_path, and in `extra` kind, convertible and why (None,
     or why it cannot leave TensorFlow), the SavedModel paths and the encoder's layout.
 
-    >>> describe(Path("nnlm-en-dim50"), labels=["neg", "pos"]).extra["kind"]   # doctest: +SKIP
+    >>> savedmodel_spec(Path("nnlm-en-dim50"), labels=["neg", "pos"]).extra["kind"]   # doctest: +SKIP
     'embedding'
     """
     path = Path(path).absolute()
@@ -214,14 +214,14 @@ def describe(
     return ModelSpec.from_dict(spec)
 
 
-def inspect(path: Path, *, preprocessor: Path | None = None) -> dict[str, Any]:
-    """What a native SavedModel is, without labels (for ``unified-nlp inspect``): describe's
+def inspect_savedmodel(path: Path, *, preprocessor: Path | None = None) -> dict[str, Any]:
+    """What a native SavedModel is, without labels (for ``unified-nlp inspect``): savedmodel_spec's
     keys, labels None when it has no head, and where its tokenizer lives.
 
-    >>> inspect(Path("nnlm-en-dim50"))["convertible"]   # doctest: +SKIP
+    >>> inspect_savedmodel(Path("nnlm-en-dim50"))["convertible"]   # doctest: +SKIP
     False
     """
-    spec = describe(path, preprocessor=preprocessor, require_head=False)
+    spec = savedmodel_spec(path, preprocessor=preprocessor, require_head=False)
     extra = spec.extra
     out = {
         "format": spec.format,
@@ -246,8 +246,8 @@ def inspect(path: Path, *, preprocessor: Path | None = None) -> dict[str, Any]:
 # --- loading on the tfhub backend -------------------------------------------------------
 
 
-def load(spec: ModelSpec):
-    """(tokenizer, model) for a spec from `describe`."""
+def load_savedmodel(spec: ModelSpec):
+    """(tokenizer, model) for a spec from `savedmodel_spec`."""
     extra = spec.extra
     kind = extra.get("kind")
     if kind == "encoder-pair":
@@ -278,4 +278,13 @@ def load(spec: ModelSpec):
     return StringsTokenizer(), model
 
 
-__all__ = ["FORMAT", "KINDS", "describe", "inspect", "load", "locate", "role", "to_canonical"]
+__all__ = [
+    "FORMAT",
+    "KINDS",
+    "inspect_savedmodel",
+    "load_savedmodel",
+    "locate",
+    "role",
+    "savedmodel_spec",
+    "to_canonical",
+]

@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..checkpoint import config_labels, is_placeholder
 from ..errors import InvalidInputError, InvalidModelError
 from ..folder import SPEC_FILE, read_json, safe_join
+from ..folder_spec import config_labels, is_placeholder
 from ..format_names import PADDLE_NATIVE as NATIVE_FORMAT  # native_spec's: paddlenlp runs the folder as it is
 from ..safe_pickle import read_paddle_state
 from ..spec import PROBLEM_TYPES, ModelSpec
@@ -194,15 +194,16 @@ def _native_only(config: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def family_of(config: Mapping[str, Any], source: Path) -> Family:
     """The family of a PaddleNLP config.json (its architectures, else its model_type)."""
+    owners = [f for f in FAMILIES.values() if f.shares_classes_of is None]  # XLM-R's classes are RoBERTa's
     for name in config.get("architectures") or []:
-        for family in FAMILIES.values():
-            if name in (family.paddle_class, family.paddle_base) and family.model_type != "xlm-roberta":
+        for family in owners:
+            if name in (family.paddle_class, family.paddle_base):
                 return family
     model_type = config.get("model_type", "bert")
-    for family in FAMILIES.values():
-        if family.paddle_model_type == model_type and family.model_type != "xlm-roberta":
+    for family in owners:
+        if family.paddle_model_type == model_type:
             return family
-    known = sorted({f.paddle_model_type for f in FAMILIES.values()} | {"ernie_m"})
+    known = sorted({f.paddle_model_type for f in FAMILIES.values()} | {i["model_type"] for i in NATIVE_ONLY.values()})
     raise InvalidModelError(
         f"{source}: PaddleNLP model_type {model_type!r} / architectures {config.get('architectures')} is not "
         f"supported; supported: {', '.join(known)}"
@@ -283,7 +284,7 @@ def native_spec(
     path: Path, labels: Sequence[str] | None = None, problem_type: str | None = None, seed: int = 0
 ) -> ModelSpec:
     """The spec the paddlenlp backend runs a PaddleNLP folder with as it is (ERNIE-M, which
-    cannot be converted): the shape of checkpoint.describe's spec, format "paddlenlp-native".
+    cannot be converted): the shape of folder_spec.canonical_spec's spec, format "paddlenlp-native".
     `labels` rename placeholder labels (LABEL_0, ...) or, when they differ, start a fresh head.
 
     >>> native_spec(Path("ernie-m-paddle")).labels   # doctest: +SKIP

@@ -27,15 +27,15 @@ from unified_nlp.backend_kit import (
     ModelSpec,
     check_shapes,
     encoding_from_rows,
-    paddle_native,
+    paddle_folder,
 )
 
-from ._framework import paddle, paddlenlp_class
+from ._framework import paddle, paddlenlp_class, use_device
 from .model import classification_loss, set_dropout
 from .training import AdamW
 
 
-class NativeTokenizer:
+class AsSavedTokenizer:
     """PaddleNLP's tokenizer class of the folder, one text (or pair) at a time, padded into an Encoding."""
 
     def __init__(self, folder: Path, tokenizer_class: str, max_length: int) -> None:
@@ -79,11 +79,12 @@ class NativeTokenizer:
             return self._tok.decode([int(i) for i in np.asarray(ids).ravel()], skip_special_tokens=skip_special_tokens)
 
 
-class NativeModel(Model):
+class AsSavedModel(Model):
     """PaddleNLP's task class of the folder (ErnieMForSequenceClassification), in dygraph."""
 
     def __init__(self, folder: Path, spec: ModelSpec) -> None:
-        config = dict(paddle_native.read_config(folder))
+        self.device = use_device(spec.device)  # built on it; set again before each run (process-wide)
+        config = dict(paddle_folder.read_config(folder))
         name = str(spec.extra.get("paddle_class") or (config.get("architectures") or [""])[0])
         try:
             klass = paddlenlp_class(name)
@@ -102,7 +103,7 @@ class NativeModel(Model):
             model = klass(klass.config_class(**config))
         except (TypeError, ValueError, AssertionError, KeyError, AttributeError) as e:
             raise InvalidModelError(f"{folder}: PaddleNLP cannot build a {name} from it ({e})") from e
-        tensors = paddle_native.read_weights(folder)
+        tensors = paddle_folder.read_weights(folder)
         if spec.fresh_head:  # drawn in numpy: the same start wherever it is drawn
             rng = np.random.default_rng(spec.seed)
             hidden = int(config["hidden_size"])
@@ -110,7 +111,7 @@ class NativeModel(Model):
             tensors["classifier.weight"] = rng.normal(0.0, std, (hidden, self.num_labels)).astype(np.float32)
             tensors["classifier.bias"] = np.zeros((self.num_labels,), np.float32)
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        check_shapes({k: v.shape for k, v in tensors.items()}, expected, paddle_native.weight_files(folder)[0])
+        check_shapes({k: v.shape for k, v in tensors.items()}, expected, paddle_folder.weight_files(folder)[0])
         model.set_state_dict({k: tensors[k] for k in expected})
         set_dropout(model, 0.0)  # eval mode, no dropout op in inference (see set_dropout)
         self.model = model
@@ -130,6 +131,7 @@ class NativeModel(Model):
             raise InvalidInputError(f"token ids must lie in [0, {self._vocab}), got {ids.min()}..{ids.max()}")
         caught: list[Any] = []
         with self._lock, paddle.no_grad():
+            use_device(self.device)
             hook = None
             if output_hidden_states and self.encoder is not None:
                 hook = self.encoder.register_forward_post_hook(
@@ -181,6 +183,7 @@ class NativeModel(Model):
         if self._optimizer is None:
             raise RuntimeError("start_training() must come before train_step()")
         with self._lock:
+            use_device(self.device)
             out = self.model(
                 input_ids=paddle.to_tensor(encoding.input_ids), attention_mask=paddle.to_tensor(encoding.attention_mask)
             )
@@ -204,6 +207,7 @@ class NativeModel(Model):
         if self._optimizer is None:
             raise RuntimeError("set_training_state() needs start_training() first")
         with self._lock:
+            use_device(self.device)
             try:
                 self._optimizer.load(state, lambda name, value: value)
             except (ValueError, KeyError) as e:
@@ -232,8 +236,8 @@ class NativeModel(Model):
             set_dropout(self.model, 0.0)
 
 
-def load_native(path: Path, spec: ModelSpec) -> tuple[NativeTokenizer, NativeModel]:
+def load_as_saved(path: Path, spec: ModelSpec) -> tuple[AsSavedTokenizer, AsSavedModel]:
     """Tokenizer and model of a PaddleNLP folder described by paddlenlp_format.native_spec."""
-    model = NativeModel(path, spec)
-    tokenizer = NativeTokenizer(path, str(spec.extra.get("tokenizer") or "AutoTokenizer"), model.max_length)
+    model = AsSavedModel(path, spec)
+    tokenizer = AsSavedTokenizer(path, str(spec.extra.get("tokenizer") or "AutoTokenizer"), model.max_length)
     return tokenizer, model

@@ -11,7 +11,7 @@ The default model's head (mean pooling + linear layer) has no transformers class
 it is a documented extension, ``head.safetensors`` + ``unified_nlp.json`` beside
 an encoder folder, and folders of that form keep loading.
 
-`describe` turns a folder into the spec every adapter receives, after checking
+`canonical_spec` turns a folder into the spec every adapter receives, after checking
 what would otherwise be a framework stack trace or a silent wrong answer: an
 unknown model_type, tensor shapes that do not match config.json, a head whose
 outputs do not match id2label, a vocabulary larger than the embedding.
@@ -147,7 +147,7 @@ def check(path: Path) -> tuple[dict[str, Any], Architecture, dict[str, tuple[int
     return config, arch, found
 
 
-def describe(
+def canonical_spec(
     path: Path,
     labels: Sequence[str] | None = None,
     *,
@@ -165,7 +165,7 @@ def describe(
     described too (no labels): for converters, which carry the encoder and leave
     the head to whoever loads it with labels.
 
-    >>> describe(Path("my-bert-classifier")).head   # doctest: +SKIP
+    >>> canonical_spec(Path("my-bert-classifier")).head   # doctest: +SKIP
     'native'
     """
     path = Path(path)
@@ -215,7 +215,7 @@ def describe(
 def model_spec(
     path: Path, labels: Sequence[str] | None = None, problem_type: str | None = None, seed: int = 0
 ) -> ModelSpec:
-    """The spec of a model folder: `describe` for a canonical folder; for a backend's own
+    """The spec of a model folder: `canonical_spec` for a canonical folder; for a backend's own
     format written by convert, what its unified_nlp.json says, with `labels` applied.
 
     >>> model_spec(Path("minilm-tfhub")).format   # doctest: +SKIP
@@ -224,7 +224,7 @@ def model_spec(
     spec = read_spec(path)
     fmt = spec.get("format", HUGGINGFACE)
     if fmt == HUGGINGFACE:
-        return describe(path, labels, problem_type=problem_type, seed=seed)
+        return canonical_spec(path, labels, problem_type=problem_type, seed=seed)
     spec["format"] = fmt
     spec.pop("num_labels", None)  # counted from the labels
     if labels is not None:
