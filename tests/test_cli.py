@@ -287,3 +287,135 @@ def test_a_hub_id_without_organisation_gets_the_cache_hint(tmp_path, monkeypatch
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text("{}")
     assert resolve(name) == snapshot
+
+
+# Labelled files in every format, and column options given once (issue 26, point 7).
+
+REVIEWS = [("a great film", "POSITIVE"), ("awful, and far too long", "NEGATIVE"), ("a moving story", "POSITIVE")]
+
+
+def _reviews(path, text: str = "text", label: str = "label"):
+    """REVIEWS as `path`'s format, with an id column first and the texts and labels under these names."""
+    import csv
+
+    rows = [{"id": f"r{i}", text: t, label: y} for i, (t, y) in enumerate(REVIEWS)]
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    elif path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    else:
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, list(rows[0]), delimiter="\t" if path.suffix == ".tsv" else ",")
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, columns, options",
+    [
+        ("dev.csv", ("text", "label"), []),
+        ("dev.tsv", ("text", "label"), []),  # a header naming 'text': by names, as classify --input reads it
+        ("dev.jsonl", ("review", "verdict"), ["--text-column", "review", "--label-column", "verdict"]),
+        ("dev.parquet", ("review", "verdict"), ["--text-column", "review", "--label-column", "verdict"]),
+    ],
+)
+def test_evaluate_reads_every_format_by_column_names(capsys, tmp_path, name, columns, options):
+    require("huggingface")
+    sst2_like = tmp_path / "sst2.tsv"  # the positional TSV of the same rows: the reference
+    sst2_like.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in REVIEWS), encoding="utf-8")
+    code, out, _ = _run(capsys, "evaluate", "--data", str(sst2_like), "--json")
+    assert code == 0
+    want = json.loads(out)
+    assert want["n"] == 3 and want["accuracy"] == 1.0
+    path = _reviews(tmp_path / name, *columns)
+    code, out, err = _run(capsys, "evaluate", "--data", str(path), "--json", *options)
+    assert code == 0, err
+    assert json.loads(out) == want
+
+
+def test_fit_trains_on_parquet_and_jsonl_by_column_names(capsys, tmp_path):
+    require("huggingface")
+    train = _reviews(tmp_path / "train.parquet", "review", "verdict")
+    validation = _reviews(tmp_path / "dev.jsonl", "review", "verdict")
+    args = ["fit", "--train", str(train), "--validation", str(validation), "--out", str(tmp_path / "m")]
+    args += ["--text-column", "review", "--label-column", "verdict", "--batch-size", "3", "--max-length", "16"]
+    code, out, err = _run(capsys, *args)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["steps"] == 1 and summary["val_accuracy"] is not None
+    assert (tmp_path / "m" / "config.json").is_file()
+
+
+def test_a_label_the_model_lacks_in_a_csv_names_its_line(capsys, tmp_path):
+    require("huggingface")
+    train = tmp_path / "train.csv"  # the first row's text spans two lines: the bad label is on line 4
+    train.write_text('text,label\n"a great\nfilm",POSITIVE\nawful,meh\n', encoding="utf-8")
+    code, _, err = _run(capsys, "fit", "--train", str(train), "--out", str(tmp_path / "m"))
+    assert code == 2 and f"{train}:4: label 'meh' is not one of the model's labels" in err and "--labels" in err
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("data.csv", b"text,label\nfine,POSITIVE\n,NEGATIVE\n", ":3: column 'text' has no value"),
+        ("data.tsv", b"fine\tPOSITIVE\n\tNEGATIVE\n", ":2: the text has no value (an empty cell)"),
+        ("data.jsonl", b'{"text": "fine", "label": null}\n', ":1: column 'label' has no value"),
+        (
+            "data.csv",
+            b"text,label\nfine,POSITIVE\ncaf\xe9,NEGATIVE\n",
+            ":3: column 'text' is not valid UTF-8 (byte 0xe9)",
+        ),
+        ("data.csv", b"sentence,label\nfine,POSITIVE\n", ": no column 'text'; its columns are ['sentence', 'label']"),
+    ],
+)
+def test_a_bad_labelled_row_names_file_and_line_before_any_model_loads(
+    capsys, tmp_path, monkeypatch, name, content, message
+):
+    _no_work(monkeypatch)
+    path = tmp_path / name
+    path.write_bytes(content)
+    for argv in (["evaluate", "--data", str(path)], ["fit", "--train", str(path), "--out", str(tmp_path / "m")]):
+        code, _, err = _run(capsys, *argv)
+        assert code == 2 and f"unified-nlp: error: {path}{message}" in err, err
+        assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["classify", "--input", "in.csv", "--output", "o.csv", "--id-column", "a", "--id-column", "b"],
+        ["classify", "--input", "in.csv", "--output", "o.csv", "--text-column", "a", "--text-column", "b"],
+        ["classify", "--input", "in.csv", "--output", "o.csv", "--keep-columns", "a", "--keep-columns", "b"],
+        ["evaluate", "--data", "d.csv", "--label-column", "a", "--label-column", "b"],
+    ],
+)
+def test_a_column_option_given_twice_is_refused_not_silently_the_last(capsys, argv):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    option = argv[-2]
+    assert done.value.code == 2 and f"argument {option}: given twice" in capsys.readouterr().err
+
+
+def test_keep_columns_on_the_command_line(capsys, tmp_path):
+    from unified_nlp.cli import build_parser
+
+    parse = build_parser().parse_args
+    for given, kept in [("stars, note", ["stars", "note"]), ("all", "all"), ("none", None), ("", None)]:
+        assert parse(["classify", "--input", "x.csv", "--keep-columns", given]).keep_columns == kept
+    with pytest.raises(SystemExit):
+        parse(["classify", "--input", "x.csv", "--keep-columns", "a,,b"])
+    capsys.readouterr()
+    require("huggingface")
+    source = tmp_path / "in.csv"
+    source.write_text("id,text,stars\n007,a great film,5\n008,awful,1\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    code, _, err = _run(capsys, "classify", "--input", str(source), "--output", str(out), "--id-column", "id",
+                        "--keep-columns", "stars")  # fmt: skip
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["stars"], r["label"]) for r in rows] == [("007", "5", "POSITIVE"), ("008", "1", "NEGATIVE")]
+    assert list(rows[0])[:3] == ["id", "stars", "label"]

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .architectures import get as get_architecture
-from .checkpoint import check, describe, model_spec
 from .classifier import TextClassifier
+from .devices import CPU
+from .devices import parse as parse_device
 from .errors import (
     BackendNotInstalledError,
     ConversionError,
@@ -20,6 +21,7 @@ from .errors import (
     UnifiedNLPError,
 )
 from .folder import HEAD_FILE, copy_canonical, read_json, read_spec
+from .folder_spec import canonical_spec, check, model_spec
 from .format_names import HUGGINGFACE, PADDLE_NATIVE, SAVEDMODEL
 from .formats import READ_BY, Detected, detect, export_formats
 from .formats import imported as imported_once
@@ -39,6 +41,7 @@ from .registry import (
     placement,
 )
 from .resolve import resolve
+from .spec import ModelSpec
 from .store import holding
 from .threads import apply as apply_threads
 from .threads import request as request_threads
@@ -129,6 +132,7 @@ def load_classifier(
     pooling: str | None = None,
     num_threads: int | None = None,
     precision: str | None = None,
+    device: str | None = None,
 ) -> TextClassifier:
     """Load a text classifier on one backend, offline.
 
@@ -160,14 +164,23 @@ def load_classifier(
     README "Precision"); None runs the model as it is stored (fp32, or int8 for an int8
     export). ``clf.precision`` reports it.
 
-    >>> clf = load_classifier("default", backend="tfhub")   # doctest: +SKIP
-    >>> clf.predict(["This is a great movie!"])[0].label    # doctest: +SKIP
-    'POSITIVE'
+    `device` is "cpu" (None: the default), "cuda" or "cuda:N" (Paddle's "gpu", "gpu:N"
+    too), on every backend: a torch device, a TensorFlow device scope, a Paddle place, ONNX
+    Runtime's CUDA execution provider (docs/backends.md, "Devices"). A GPU the framework cannot use here
+    (no accelerator, or its CPU-only build) is a BackendNotInstalledError that names the build
+    to install, raised before the model loads; an index beyond the GPUs it sees, an
+    InvalidInputError. ``clf.device`` reports it.
+
+    Examples:
+        >>> clf = load_classifier("default", backend="tfhub")   # doctest: +SKIP
+        >>> clf.predict(["This is a great movie!"])[0].label    # doctest: +SKIP
+        'POSITIVE'
     """
     name = canonical_name(backend)
     where = placement(name)  # fails early, before any file work, if it can run nowhere
     if precision is not None and precision not in PRECISIONS:
         raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = parse_device(device)
     request_threads(num_threads)  # before any framework starts: TensorFlow sizes its pools then
     found = detect(resolve(model).absolute(), _folder(preprocessor))
     if pooling not in (None, "pooled", "mean"):
@@ -190,6 +203,18 @@ def load_classifier(
         spec = model_spec(path, labels, problem_type, seed)
         source = path if (path / "config.json").is_file() else None
     adapter, where = _adapter(name)
+    spec = _run_options(adapter, spec, precision, device)
+    converting = conversion_notice(path, spec, name)
+    started = time.perf_counter()
+    tokenizer, net = adapter.load(path, spec)
+    if converting:
+        notice(f"converted in {time.perf_counter() - started:.1f} s; later loads reuse it")
+    return TextClassifier(tokenizer, net, spec.labels, name, source, spec, where.mode)
+
+
+def _run_options(adapter: BackendAdapter, spec: ModelSpec, precision: str | None, device: str) -> ModelSpec:
+    """`spec` with the precision and device asked for, once the adapter says it can run them here."""
+    name = adapter.name
     if precision is not None:
         offered = tuple(adapter.precisions)
         if precision not in offered:
@@ -198,12 +223,18 @@ def load_classifier(
                 "(pip install 'unified-nlp[onnxruntime]'), bf16 on paddlenlp where the CPU has AVX512-BF16 or AMX"
             )
         spec = spec.replace(precision=precision)
-    converting = conversion_notice(path, spec, name)
-    started = time.perf_counter()
-    tokenizer, net = adapter.load(path, spec)
-    if converting:
-        notice(f"converted in {time.perf_counter() - started:.0f} s; later loads reuse it")
-    return TextClassifier(tokenizer, net, spec.labels, name, source, spec, where.mode)
+    if device == CPU:  # every framework runs on the CPU: nothing to ask
+        return spec
+    usable = tuple(adapter.devices)
+    gpus = [d for d in usable if d != CPU]
+    if not gpus:
+        raise BackendNotInstalledError(
+            f"the {name} backend cannot run on {device} here: its framework sees no GPU (no CUDA device, or a "
+            f"CPU-only build). For a GPU: {adapter.gpu_install}; or load with device='cpu'"
+        )
+    if device not in usable:
+        raise InvalidInputError(f"the {name} backend sees {', '.join(gpus)} here, not {device}")
+    return spec.replace(device=device)
 
 
 @holding
@@ -224,8 +255,9 @@ def convert(
     transformers class; otherwise a ConversionError says why. `num_threads` as in
     `load_classifier`.
 
-    >>> convert("default", to="tfhub", out="minilm-tfhub/")           # doctest: +SKIP
-    >>> convert("minilm-paddle/", to="huggingface", out="minilm-hf/")  # doctest: +SKIP
+    Examples:
+        >>> convert("default", to="tfhub", out="minilm-tfhub/")           # doctest: +SKIP
+        >>> convert("minilm-paddle/", to="huggingface", out="minilm-hf/")  # doctest: +SKIP
     """
     import tempfile
 
@@ -271,8 +303,9 @@ def inspect_model(model: str | os.PathLike, *, preprocessor: str | os.PathLike |
     that can run it) and `converts_to` (formats `convert` can write), and `why` when
     it cannot leave its stack. `installed` says which backends can run here.
 
-    >>> inspect_model("default")["runs_on"]
-    ['huggingface', 'tfhub', 'paddlenlp', 'onnxruntime']
+    Examples:
+        >>> inspect_model("default")["runs_on"]
+        ['huggingface', 'tfhub', 'paddlenlp', 'onnxruntime']
     """
     found = detect(resolve(model).absolute(), _folder(preprocessor))
     out: dict[str, Any] = {"path": str(found.path), "format": found.format, "description": found.description}
@@ -298,7 +331,7 @@ def _inspect_canonical(found: Detected, native: dict[str, Any], out: dict[str, A
     paddlenlp where Paddle lacks what the config asks; an export: its own backend only)."""
     canonical = canonical_folder(found, pooling=_from_metadata(found)["pooling"]) if native else found.path
     export = found.format in export_formats()
-    spec = model_spec(canonical, None, None, 0) if export else describe(canonical, require_head=False)
+    spec = model_spec(canonical, None, None, 0) if export else canonical_spec(canonical, require_head=False)
     stated = _from_metadata(found) if found.metadata else {}
     labels = list(stated.get("labels") or spec.labels) or None
     config = read_json(canonical / "config.json") if (canonical / "config.json").is_file() else {}

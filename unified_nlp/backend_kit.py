@@ -21,7 +21,9 @@ from .architectures import get as get_architecture
 from .atomic import atomic_dir
 from .batching import batches_by_length
 from .benchdata import read_tsv, sst2_path
-from .checkpoint import check, config_labels, describe, model_spec, read_config, write_config
+from .devices import CPU as CPU_DEVICE
+from .devices import index as device_index
+from .devices import usable as usable_devices
 from .errors import (
     BackendNotInstalledError,
     ConversionError,
@@ -47,11 +49,12 @@ from .folder import (
     read_state,
     safe_join,
 )
+from .folder_spec import canonical_spec, check, config_labels, model_spec, read_config, write_config
 from .format_names import HUGGINGFACE as CANONICAL_FORMAT
 from .format_names import PADDLE_NATIVE as PADDLE_NATIVE_FORMAT
 from .format_names import SAVEDMODEL as SAVEDMODEL_FORMAT
 from .paddlenlp_format import families as paddle_families
-from .paddlenlp_format import native as paddle_native
+from .paddlenlp_format import paddle_folder
 from .paddlenlp_format import tensors as paddle_tensors
 from .paddlenlp_format import to_canonical as paddle_folder_to_canonical
 from .paddlenlp_format.tokenizer_files import paddle_tokenizer_files
@@ -70,6 +73,7 @@ from .weights import load_file, read_header, save_file
 
 __all__ = [
     "CANONICAL_FORMAT",
+    "CPU_DEVICE",
     "DEFAULT_HEAD",
     "DEFAULT_SPEC",
     "ENCODER_FILE",
@@ -98,6 +102,8 @@ __all__ = [
     "architectures",
     "atomic_dir",
     "batches_by_length",
+    "device_index",
+    "usable_devices",
     "check",
     "check_shapes",
     "config_labels",
@@ -106,7 +112,7 @@ __all__ = [
     "copy_canonical",
     "default_model_dir",
     "default_threads",
-    "describe",
+    "canonical_spec",
     "encoding_from_rows",
     "get_architecture",
     "initial_head",
@@ -120,7 +126,7 @@ __all__ = [
     "notice",
     "paddle_families",
     "paddle_folder_to_canonical",
-    "paddle_native",
+    "paddle_folder",
     "paddle_tensors",
     "paddle_tokenizer_files",
     "padded_width",

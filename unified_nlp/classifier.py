@@ -17,9 +17,9 @@ import numpy as np
 
 from .atomic import atomic_dir
 from .batching import batches_by_length
-from .checkpoint import classifier_config, write_config
 from .errors import InvalidInputError, UnifiedNLPError
 from .folder import ENCODER_FILE, HEAD_FILE, SPEC_FILE, TOKENIZER_FILES, read_json
+from .folder_spec import classifier_config, write_config
 from .format_names import HUGGINGFACE, PADDLE_NATIVE, SAVEDMODEL
 from .inputs import check_pairs, check_texts, clean_pairs, clean_text
 from .metrics import classification_report, label_ids, multi_hot, multi_label_report
@@ -40,9 +40,10 @@ TOKENIZE_CHUNK = 2048  # texts tokenized at once; bounds memory on huge inputs
 class TextClassifier:
     """A tokenizer, a model and a label set, on one backend.
 
-    >>> clf = load_classifier("default", backend="huggingface")  # doctest: +SKIP
-    >>> clf.predict(["This is a great movie!"])                 # doctest: +SKIP
-    [Prediction(label='POSITIVE', score=0.97)]
+    Examples:
+        >>> clf = load_classifier("default", backend="huggingface")  # doctest: +SKIP
+        >>> clf.predict(["This is a great movie!"])                 # doctest: +SKIP
+        [Prediction(label='POSITIVE', score=0.97)]
 
     Thread safety: predict, predict_proba and evaluate may be called from many
     threads at once on one classifier (adapters run inference without shared
@@ -75,6 +76,11 @@ class TextClassifier:
     def precision(self) -> str:
         """The numeric precision the model runs at: "fp32", or "int8" (load_classifier's precision)."""
         return self.spec.precision or "fp32"
+
+    @property
+    def device(self) -> str:
+        """Where the model runs: "cpu", or "cuda:N" (load_classifier's device)."""
+        return self.spec.device or "cpu"
 
     def __repr__(self) -> str:
         return f"TextClassifier(backend={self.backend!r}, labels={list(self.labels)}, runs={self.runs!r})"
@@ -116,8 +122,9 @@ class TextClassifier:
         terminal for long inputs, True always (see `unified_nlp.progress`).
         ``clf(texts, ...)`` is the same call, as a transformers pipeline is called.
 
-        >>> clf.predict([("A man plays a guitar.", "A person makes music.")])  # doctest: +SKIP
-        [Prediction(label='entailment', score=0.91)]
+        Examples:
+            >>> clf.predict([("A man plays a guitar.", "A person makes music.")])  # doctest: +SKIP
+            [Prediction(label='entailment', score=0.91)]
         """
         if (
             top_k != "best"
@@ -237,8 +244,9 @@ class TextClassifier:
         figures at the 0.5 threshold. A bar shows on a terminal for long inputs
         (``progress=None``; True always, False never).
 
-        >>> clf.evaluate(["great", "awful"], ["POSITIVE", "NEGATIVE"])["accuracy"]  # doctest: +SKIP
-        1.0
+        Examples:
+            >>> clf.evaluate(["great", "awful"], ["POSITIVE", "NEGATIVE"])["accuracy"]  # doctest: +SKIP
+            1.0
         """
         y_true = self.label_ids(labels)
         logits = self.logits(texts, text_pair=text_pair, batch_size=batch_size, progress=progress)
@@ -250,8 +258,8 @@ class TextClassifier:
 
     def fit(
         self,
-        texts,
-        labels,
+        texts: Sequence[str] | Sequence[tuple[str, str]],
+        labels: Sequence,
         *,
         validation: tuple[Sequence, Sequence] | None = None,
         epochs: int = 1,
@@ -273,7 +281,7 @@ class TextClassifier:
         checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int | None = None,
         resume: bool = False,
-        progress: bool = True,
+        progress: bool | None = None,
     ) -> dict[str, Any]:
         """Fine-tune this classifier in place on its backend's framework; returns the history.
 
@@ -317,12 +325,13 @@ class TextClassifier:
             keep_best: at the end, restore the weights of the best evaluation (by the
                 early-stopping metric, else the validation loss).
             checkpoint_dir: folder for checkpoints (weights, optimizer state, schedule
-                position, data order, RNG); see unified_nlp.fit_checkpoints.
+                position, data order, RNG); see unified_nlp.training_snapshots.
             checkpoint_every: write a checkpoint every N optimizer steps (the newest is kept).
             resume: continue from the newest checkpoint in `checkpoint_dir` (the same
                 options and data are required), to the same weights as a run that was
                 never interrupted; with none there, start from the beginning.
-            progress: a progress bar on stderr (loss, texts/s, the last validation metric).
+            progress: a progress bar on stderr (loss, texts/s, the last validation metric):
+                None (the default) when stderr is a terminal, True always, False never.
 
         Returns:
             A dict: ``loss`` and ``learning_rate`` per optimizer step, ``epoch_loss``,
@@ -331,9 +340,10 @@ class TextClassifier:
             ``restored_best`` (the step whose weights keep_best restored), ``resumed_from``,
             ``steps``, ``seconds``, ``texts_per_second``, ``config``.
 
-        >>> history = clf.fit(["a fine film", "dull"], ["POSITIVE", "NEGATIVE"], epochs=1, seed=0)  # doctest: +SKIP
-        >>> history["steps"]                                                                     # doctest: +SKIP
-        1
+        Examples:
+            >>> history = clf.fit(["a fine film", "dull"], ["POSITIVE", "NEGATIVE"], epochs=1, seed=0)  # doctest: +SKIP
+            >>> history["steps"]                                                                     # doctest: +SKIP
+            1
         """
         options = {
             "epochs": epochs,

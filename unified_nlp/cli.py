@@ -105,6 +105,7 @@ def _classify_dataset(args: argparse.Namespace) -> int:
         text_column=args.text_column,
         pair_column=args.pair_column,
         id_column=args.id_column,
+        keep_columns=args.keep_columns,
         engine=args.engine,
         address=args.address,
         num_actors=args.num_actors,
@@ -209,50 +210,40 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def _labelled(path: str, limit: int | None = None, *, pairs: bool = False):
-    """Texts (or pairs) and labels of a TSV, read and checked before any model loads."""
-    from .benchdata import read_tsv
+def _labelled(path: str, args: argparse.Namespace, limit: int | None = None):
+    """Texts (or pairs) and labels of a labelled file (.tsv, .csv, .jsonl, .parquet), read
+    and checked before any model loads (`unified_nlp.datasets.labelled`)."""
+    from .datasets.labelled import read_labelled
 
-    texts, labels = read_tsv(path, pairs=pairs)
-    return (texts[:limit], labels[:limit]) if limit else (texts, labels)
+    columns = {"text_column": args.text_column, "pair_column": args.pair_column, "label_column": args.label_column}
+    return read_labelled(path, **columns, pairs=args.pairs).head(limit)
 
 
 def _for(clf, data):
-    """A labelled set for `clf`: a multi-label row's labels are comma-separated names."""
-    if data is None or not clf.multi_label:
-        return data
-    texts, labels = data
-    return texts, [[x.strip() for x in str(label).split(",") if x.strip()] for label in labels]
+    """(texts, labels) of a labelled set for `clf`: a multi-label row's labels are a list
+    or comma-separated names."""
+    if data is None:
+        return None
+    if not clf.multi_label:
+        return data.texts, data.labels
+    split = [x if isinstance(x, list) else [y.strip() for y in str(x).split(",") if y.strip()] for x in data.labels]
+    return data.texts, split
 
 
-def _check_labels(path: str, labels: list, known: list[str], *, given: bool) -> None:
+def _check_labels(data, labels: list, known: list[str], *, given: bool) -> None:
     """Every label of a labelled file is one of the model's, by name or index; else an
     error that names the file and line (before training) and says how --labels helps."""
-    for label in labels:
+    for i, label in enumerate(labels):
         for x in label if isinstance(label, list) else [label]:
             if isinstance(x, int) and 0 <= x < len(known) or x in known:
                 continue
-            line = next(
-                (n for n, row in enumerate(_lines(path), start=1) if str(x) in _row_labels(row)),
-                None,
-            )
-            where = f"{path}:{line}" if line else path
+            where = data.where(i)
             if given:
                 raise InvalidInputError(f"{where}: label {x!r} is not one of --labels {','.join(known)}")
             raise InvalidInputError(
                 f"{where}: label {x!r} is not one of the model's labels ({', '.join(known)}); "
                 "to train a fresh head on this file's labels, give them all with --labels A,B,..."
             )
-
-
-def _lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8-sig") as f:
-        return f.read().splitlines()
-
-
-def _row_labels(row: str) -> list[str]:
-    """The label(s) of one TSV row: its last column, comma-separated for multi-label."""
-    return [x.strip() for x in row.split("\t")[-1].split(",")] if "\t" in row else []
 
 
 def _class_weight(text: str | None):
@@ -295,8 +286,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     label_names = args.labels.split(",") if args.labels else None
     problem = "multi_label_classification" if args.multi_label else None
-    train = _labelled(args.train, args.max_rows, pairs=args.pairs)
-    validation = _labelled(args.validation, pairs=args.pairs) if args.validation else None
+    train = _labelled(args.train, args, args.max_rows)
+    validation = _labelled(args.validation, args) if args.validation else None
     class_weight = _class_weight(args.class_weight)
     check_writable(args.out)  # every output before training, not after it
     if args.checkpoint_dir:
@@ -317,14 +308,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     early_stopping = None
     if args.early_stopping:
         early_stopping = {"metric": args.early_stopping, "patience": args.patience, "min_delta": args.min_delta}
-    (texts, labels), validation = _for(clf, train), _for(clf, validation)
-    _check_labels(args.train, labels, clf.labels, given=bool(label_names))
+    (texts, labels), validation_set = _for(clf, train), _for(clf, validation)
+    _check_labels(train, labels, clf.labels, given=bool(label_names))
     if validation is not None:
-        _check_labels(args.validation, validation[1], clf.labels, given=bool(label_names))
+        _check_labels(validation, validation_set[1], clf.labels, given=bool(label_names))
     history = clf.fit(
         texts,
         labels,
-        validation=validation,
+        validation=validation_set,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -362,7 +353,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import load_classifier
 
-    data = _labelled(args.data, pairs=args.pairs)
+    data = _labelled(args.data, args)
     clf = load_classifier(args.model, backend=args.backend, num_threads=args.threads, **_model_options(args))
     texts, labels = _for(clf, data)
     _announce(f"evaluating on {counted(len(texts), 'text')}", texts, clf)
@@ -414,7 +405,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     from . import store
-    from .store_paths import store_dir
+    from .store_paths import store_dir, store_origin
 
     if args.cache_command == "clear":
         removed = store.clear(args.keys, older_than_days=args.older_than)
@@ -428,13 +419,24 @@ def cmd_cache(args: argparse.Namespace) -> int:
         print(json.dumps({"store": str(store_dir()), "entries": [e.as_dict() for e in found]}, indent=2))
         return 0
     total = store.human_size(sum(e.size for e in found))
-    print(f"model store {store_dir()} (UNIFIED_NLP_HOME): {counted(len(found), 'entry', 'entries')}, {total}")
-    if found:
-        print(f"{'kind':<20} {'key':<34} {'size':>9}  {'last use (UTC)':<16}  {'model':<18} source")
-    for e in found:
-        used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.last_used))
-        size = store.human_size(e.size)
-        print(f"{e.kind:<20} {e.key:<34} {size:>9}  {used:<16}  {e.model or '-':<18} {e.source or '-'}")
+    print(f"model store {store_dir()} ({store_origin()}): {counted(len(found), 'entry', 'entries')}, {total}")
+    rows = [
+        (
+            e.kind,
+            e.key,
+            store.human_size(e.size),
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.last_used)),
+            e.model or "-",
+            e.source or "-",
+        )
+        for e in found
+    ]
+    if rows:
+        header = ("kind", "key", "size", "last use (UTC)", "model", "source")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+        for row in [header, *rows]:  # columns as wide as their widest cell; size right-aligned
+            cells = [c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row[:5], widths))]
+            print("  ".join([*cells, row[5]]))
     return 0
 
 
@@ -448,12 +450,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _model_options(args: argparse.Namespace) -> dict:
-    return {"preprocessor": args.preprocessor, "pooling": args.pooling, "precision": getattr(args, "precision", None)}
+    return {
+        "preprocessor": args.preprocessor,
+        "pooling": args.pooling,
+        "precision": getattr(args, "precision", None),
+        "device": getattr(args, "device", None),
+    }
 
 
-def _add_model_arguments(p: argparse.ArgumentParser, *, pooling: bool = True, precision: bool = True) -> None:
+def _add_model_arguments(
+    p: argparse.ArgumentParser, *, pooling: bool = True, precision: bool = True, device: bool = True
+) -> None:
     """--preprocessor (and --pooling) for a TF Hub encoder SavedModel given as the model,
-    and --precision where a model is loaded to run."""
+    and --precision and --device where a model is loaded to run."""
     p.add_argument(
         "--preprocessor", help="the TF Hub preprocessor SavedModel of an encoder SavedModel given as the model"
     )
@@ -470,6 +479,16 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, pooling: bool = True, pr
             help="fp32, or bf16 / int8 on a backend that offers it (bf16: paddlenlp on a CPU with AVX512-BF16 or "
             "AMX; int8: onnxruntime); default: as the model is stored",
         )
+    if device:
+        _add_device_argument(p)
+
+
+def _add_device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        help='where the model runs: "cpu" (default), "cuda" or "cuda:N" (a GPU the backend\'s framework '
+        "can use; docs/backends.md, 'Devices')",
+    )
 
 
 def _positive(text: str) -> int:
@@ -481,6 +500,47 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+class _Once(argparse.Action):
+    """An option given at most once: a second value is an error, not silently the last."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        given = namespace.__dict__.setdefault("_given_once", set())
+        if self.dest in given:
+            raise argparse.ArgumentError(self, "given twice; it takes one value")
+        given.add(self.dest)
+        setattr(namespace, self.dest, values)
+
+
+def _keep_columns(text: str):
+    """argparse type of --keep-columns: None ('none' or empty), 'all', or a list of names."""
+    if text.strip() in ("", "none"):
+        return None
+    if text.strip() == "all":
+        return "all"
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected NAME,NAME, 'all' or 'none', got {text!r}")
+    return names
+
+
+def _add_labelled_arguments(p: argparse.ArgumentParser) -> None:
+    """fit, evaluate: the columns of a labelled file, as classify --input names them."""
+    p.add_argument(
+        "--text-column",
+        action=_Once,
+        help="the text column of a .csv, .jsonl, .parquet or .tsv with a header (without it: text; a .tsv "
+        "without a 'text' column is read as sentence<TAB>label rows)",
+    )
+    p.add_argument("--pair-column", action=_Once, help="the second text of sentence pairs (--pairs: text_pair)")
+    p.add_argument("--label-column", action=_Once, help="the label column (without it: label)")
+    p.add_argument(
+        "--pairs",
+        action="store_true",
+        help="sentence pairs: a .tsv's rows are 'sentence1<TAB>sentence2<TAB>label'; by column names, "
+        "--pair-column (default text_pair)",
+    )
 
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:
@@ -584,9 +644,19 @@ def _add_dataset_arguments(d: argparse._ArgumentGroup) -> None:
     d.add_argument(
         "--input-format", choices=("parquet", "jsonl", "csv", "tsv"), help="the input's format (default: by suffix)"
     )
-    d.add_argument("--text-column", default="text", help="the input column to classify")
-    d.add_argument("--pair-column", help="a second text column: classify (text, pair) sentence pairs")
-    d.add_argument("--id-column", help="a column written beside each prediction (default: 'row', the row number)")
+    d.add_argument("--text-column", action=_Once, default="text", help="the input column to classify")
+    d.add_argument("--pair-column", action=_Once, help="a second text column: classify (text, pair) sentence pairs")
+    d.add_argument(
+        "--id-column",
+        action=_Once,
+        help="the column that keys each row, written first (without it: 'row', the 0-based row number)",
+    )
+    d.add_argument(
+        "--keep-columns",
+        action=_Once,
+        type=_keep_columns,
+        help="input columns written beside the predictions: NAME,NAME, 'all', or 'none' (without it: none)",
+    )
     d.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process; ray: Ray Data")
     d.add_argument("--address", help="--engine ray: the Ray cluster to join (default: start a local one)")
     d.add_argument(
@@ -616,7 +686,7 @@ def _add_convert_command(sub) -> None:
     p.add_argument("out", help="the folder to write (replaced atomically if it exists)")
     p.add_argument("--to", required=True, help="the target format: " + BACKEND_HELP)
     add_threads_option(p)
-    _add_model_arguments(p, pooling=False, precision=False)
+    _add_model_arguments(p, pooling=False, precision=False, device=False)
     p.set_defaults(func=cmd_convert)
 
 
@@ -634,7 +704,7 @@ def _add_compare_command(sub) -> None:
 
 
 def _add_fit_command(sub) -> None:
-    p = sub.add_parser("fit", help="fine-tune on a TSV (sentence<TAB>label) and save the canonical format")
+    p = sub.add_parser("fit", help="fine-tune on a labelled .tsv, .csv, .jsonl or .parquet; save the canonical format")
     p.add_argument(
         "--backend",
         type=_training_backend,
@@ -642,8 +712,13 @@ def _add_fit_command(sub) -> None:
         help="a backend that trains: " + backends_help(training_backends()),
     )
     p.add_argument("--model", default="default", help="the model to start from: " + MODEL_HELP)
-    p.add_argument("--train", required=True, help="training TSV: sentence<TAB>label, optional header")
-    p.add_argument("--validation", help="a TSV like --train, evaluated every --eval-every")
+    p.add_argument(
+        "--train",
+        required=True,
+        help="training file: .tsv rows sentence<TAB>label (header optional), or a .csv, .jsonl or .parquet "
+        "with text and label columns (--text-column, --label-column)",
+    )
+    p.add_argument("--validation", help="a file like --train, evaluated every --eval-every")
     p.add_argument("--out", required=True, help="folder for the trained model (canonical format)")
     p.add_argument("--labels", help="comma-separated label names for a fresh head")
     _add_optimizer_arguments(p)
@@ -659,9 +734,11 @@ def _add_fit_command(sub) -> None:
     p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
     p.add_argument("--seed", type=int, default=0, help="data order")
     add_threads_option(p)
-    p.add_argument("--pairs", action="store_true", help="rows are 'sentence1<TAB>sentence2<TAB>label'")
+    _add_labelled_arguments(p)
     p.add_argument(
-        "--multi-label", action="store_true", help="a fresh multi-label head; labels comma-separated per row"
+        "--multi-label",
+        action="store_true",
+        help="a fresh multi-label head; labels comma-separated per row (or a JSON or Parquet list)",
     )
     _add_model_arguments(p, precision=False)  # training is fp32
     p.set_defaults(func=cmd_fit)
@@ -707,12 +784,12 @@ def _add_validation_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_evaluate_command(sub) -> None:
-    p = sub.add_parser("evaluate", help="accuracy, macro F1 and per-class figures on a TSV")
+    p = sub.add_parser("evaluate", help="accuracy, macro F1 and per-class figures on a labelled file")
     _add_backend_and_model(p)
-    p.add_argument("--data", required=True, help="labelled TSV: sentence<TAB>label, optional header")
+    p.add_argument("--data", required=True, help="a labelled file, as fit --train takes it")
     add_threads_option(p)
     p.add_argument("--json", action="store_true", help="the report as JSON")
-    p.add_argument("--pairs", action="store_true", help="rows are 'sentence1<TAB>sentence2<TAB>label'")
+    _add_labelled_arguments(p)
     _add_model_arguments(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -768,6 +845,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         name=args.name,
         backend=args.backend,
         precision=args.precision,
+        device=args.device,
         num_threads=args.threads,
         max_batch_size=args.max_batch_size,
         max_batch_tokens=args.max_batch_tokens,
@@ -775,7 +853,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_client_batch_size=args.max_client_batch_size,
         payload_limit=args.payload_limit,
         drain_timeout=args.drain_timeout,
-        access_log=not args.no_access_log,
+        api_key=args.api_key,
+        access_log=args.access_log,
     )
     return 0
 
@@ -793,9 +872,20 @@ def _add_serve_command(sub) -> None:
     p.add_argument("--max-client-batch-size", type=_positive, default=256, help="texts per request")
     p.add_argument("--payload-limit", type=_positive, default=2_000_000, help="request body bytes; beyond: 413")
     p.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to answer accepted requests on SIGTERM")
-    p.add_argument("--no-access-log", action="store_true", help="no log line per request")
+    p.add_argument(
+        "--api-key",
+        help="require 'Authorization: Bearer KEY' on every route but the health probes and /metrics "
+        "(default: $UNIFIED_NLP_API_KEY, the better place: a command line is visible to other users)",
+    )
+    p.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one log line per request: method, path, status, ms, texts",
+    )
     add_threads_option(p)
     p.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 / int8 on a backend that offers it")
+    _add_device_argument(p)
     p.set_defaults(func=cmd_serve)
 
 

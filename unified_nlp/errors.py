@@ -60,8 +60,9 @@ def error_class(name: str) -> type[UnifiedNLPError] | None:
     """The class of this hierarchy called `name`, or None: for an error that crossed a
     process boundary by name (a backend worker's).
 
-    >>> error_class("InvalidInputError") is InvalidInputError
-    True
+    Examples:
+        >>> error_class("InvalidInputError") is InvalidInputError
+        True
     """
     found = globals().get(name)
     return found if isinstance(found, type) and issubclass(found, UnifiedNLPError) else None

@@ -91,9 +91,10 @@ def compare(
     hidden state on unpadded positions, and labels. A bar shows on a terminal for long
     inputs (``progress=None``; True always, False never).
 
-    >>> report = compare(load_classifier(backend="hf"), load_classifier(backend="tfhub"), texts)  # doctest: +SKIP
-    >>> report.passed                                                                           # doctest: +SKIP
-    True
+    Examples:
+        >>> report = compare(load_classifier(backend="hf"), load_classifier(backend="tfhub"), texts)  # doctest: +SKIP
+        >>> report.passed                                                                           # doctest: +SKIP
+        True
     """
     if tuple(clf_a.labels) != tuple(clf_b.labels):
         raise ParityError(f"the classifiers have different labels: {clf_a.labels} vs {clf_b.labels}")

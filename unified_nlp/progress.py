@@ -49,8 +49,9 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
-def wanted(progress: bool | None, n: int) -> bool:
-    """Whether to show a bar over `n` texts for the `progress` option."""
+def wanted(progress: bool | None, n: int = LONG) -> bool:
+    """Whether to show a bar over `n` texts (or steps) for the `progress` option: False never,
+    True always (unless quiet()), None on a terminal for long work."""
     if progress is False or quiet() or n == 0:
         return False
     return progress is True or (_tty() and n >= LONG)

@@ -41,9 +41,10 @@ class Encoding(Mapping[str, np.ndarray]):
     Reads like Hugging Face's BatchEncoding: ``enc["input_ids"]`` and
     ``enc.input_ids`` both work.
 
-    >>> enc = Encoding(np.array([[101, 102, 0]]), np.array([[1, 1, 0]]))
-    >>> enc.lengths.tolist()
-    [2]
+    Examples:
+        >>> enc = Encoding(np.array([[101, 102, 0]]), np.array([[1, 1, 0]]))
+        >>> enc.lengths.tolist()
+        [2]
     """
 
     __slots__ = ("_arrays", "truncated")
@@ -256,10 +257,17 @@ class BackendAdapter:
     name: str = ""
     # what load(spec with precision=...) accepts on this machine (a property where it depends on the CPU)
     precisions: tuple[str, ...] = ("fp32",)
+    # what load(spec with device=...) accepts here: "cpu", then "cuda:0", ... as the framework sees
+    # them (unified_nlp.devices.usable; a property, as it asks the framework)
+    devices: tuple[str, ...] = ("cpu",)
+    # what to install where `devices` lists no accelerator: the framework's GPU build
+    gpu_install: str = "a GPU build of this backend's framework"
 
     # what a worker serves of its adapter besides `load` (RemoteAdapter forwards each)
     OPERATIONS = (
         "precisions",
+        "devices",
+        "gpu_install",
         "set_threads",
         "convert",
         "export_canonical",

@@ -131,8 +131,9 @@ def backend_names() -> list[str]:
     (KNOWN_BACKENDS), then third-party adapters registered by entry point. The one list
     of backends: every other list asks it.
 
-    >>> backend_names()[:4]
-    ['huggingface', 'tfhub', 'paddlenlp', 'onnxruntime']
+    Examples:
+        >>> backend_names()[:4]
+        ['huggingface', 'tfhub', 'paddlenlp', 'onnxruntime']
     """
     return list(KNOWN_BACKENDS) + sorted(set(_entry_points()) - set(KNOWN_BACKENDS))
 
@@ -140,8 +141,9 @@ def backend_names() -> list[str]:
 def backends_help(names: list[str] | None = None) -> str:
     """The backends' names (default: every one) and their first aliases, for help texts.
 
-    >>> backends_help()
-    'huggingface, tfhub, paddlenlp or onnxruntime (aliases: hf, tf, paddle, ort)'
+    Examples:
+        >>> backends_help()
+        'huggingface, tfhub, paddlenlp or onnxruntime (aliases: hf, tf, paddle, ort)'
     """
     names = backend_names() if names is None else names
     aliases = [a for n in names for a in aliases_of(n)[:1]]
@@ -183,8 +185,9 @@ def converts_quietly(name: str) -> bool:
 def canonical_name(name: str) -> str:
     """The backend's canonical name for a name or alias.
 
-    >>> canonical_name("torch")
-    'huggingface'
+    Examples:
+        >>> canonical_name("torch")
+        'huggingface'
     """
     if not isinstance(name, str):
         raise UnknownBackendError(f"backend must be a string, got {type(name).__name__}")
@@ -303,7 +306,8 @@ def _check_interpreter(python: str) -> None:
 def register_worker(name: str, python: str, config: Path | None = None) -> Path:
     """Record `python` as the environment that runs backend `name` in a worker.
 
-    >>> register_worker("paddlenlp", ".venv-paddle/bin/python")  # doctest: +SKIP
+    Examples:
+        >>> register_worker("paddlenlp", ".venv-paddle/bin/python")  # doctest: +SKIP
     """
     name = canonical_name(name)
     _check_interpreter(python)
@@ -429,8 +433,9 @@ def _remote_versions(python: str, name: str) -> dict[str, str]:
 def list_backends() -> list[BackendStatus]:
     """Every known backend, installed or not, its framework versions and where it runs.
 
-    >>> [b.name for b in list_backends()][:4]
-    ['huggingface', 'tfhub', 'paddlenlp', 'onnxruntime']
+    Examples:
+        >>> [b.name for b in list_backends()][:4]
+        ['huggingface', 'tfhub', 'paddlenlp', 'onnxruntime']
     """
     out = []
     for name in backend_names():

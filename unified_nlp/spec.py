@@ -1,6 +1,6 @@
 """What an adapter needs to know about a model: the `ModelSpec` value, checked once when it is built.
 
-`checkpoint.model_spec` builds one for a model folder (`checkpoint.describe` for a
+`folder_spec.model_spec` builds one for a model folder (`folder_spec.canonical_spec` for a
 canonical folder, a backend's own unified_nlp.json for an export); the tfhub adapter
 and `paddlenlp_format.native_spec` build one for a native folder. Every adapter's
 ``load(path, spec)`` receives it; it crosses the worker pipe as `to_dict()` (JSON) and
@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .devices import parse as parse_device
 from .errors import InvalidModelError
 from .format_names import HUGGINGFACE
 
@@ -36,8 +37,10 @@ class ModelSpec:
 
     `labels` may be empty only for an encoder described without a head (converters
     carry the encoder and leave the head to whoever loads it with labels).
-    `precision` None runs the model as stored; `max_length` None means the model has
-    no token limit of ours (a TF Hub model that takes strings).
+    `precision` None runs the model as stored; `device` (unified_nlp.devices: "cpu" or
+    "cuda:N") None runs it on the CPU; both say how to run a model, not what it is, so no
+    folder records them. `max_length` None means the model has no token limit of ours (a TF
+    Hub model that takes strings).
     """
 
     format: str = HUGGINGFACE
@@ -51,6 +54,7 @@ class ModelSpec:
     seed: int = 0
     fresh_head: bool = False  # labels differ from the stored head's: draw a new one from seed
     precision: str | None = None
+    device: str | None = None  # a normalised name (devices.parse); None: the CPU
     head_path: str | None = None
     missing: tuple[str, ...] = ()  # optional tensors the checkpoint lacks, filled the same way everywhere
     extra: Mapping[str, Any] = field(default_factory=dict)  # backend-specific keys, kept as read
@@ -71,6 +75,8 @@ class ModelSpec:
             not isinstance(self.max_length, int) or isinstance(self.max_length, bool) or self.max_length < 1
         ):
             raise InvalidModelError(f"spec: max_length must be a positive integer, got {self.max_length!r}")
+        if self.device is not None and parse_device(self.device) != self.device:
+            raise InvalidModelError(f"spec: device must be a normalised name (devices.parse), got {self.device!r}")
         clash = sorted(set(self.extra) & _KEYS)
         if clash:
             raise InvalidModelError(f"spec: extra repeats the field(s) {', '.join(clash)}")

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InvalidInputError
-from .fit_checkpoints import check_same_run
-from .fit_checkpoints import latest as latest_checkpoint
-from .fit_checkpoints import read as read_checkpoint
-from .fit_checkpoints import write as write_checkpoint
 from .fit_options import DEFAULTS, check_options, class_weights, example_weights, learning_rate_at, no_decay
 from .metrics import classification_report, label_ids, multi_hot, multi_label_report
+from .progress import wanted
+from .training_snapshots import check_same_run
+from .training_snapshots import latest as latest_checkpoint
+from .training_snapshots import read as read_checkpoint
+from .training_snapshots import write as write_checkpoint
 
 if TYPE_CHECKING:
     from .classifier import TextClassifier
@@ -51,8 +52,8 @@ def check_training_data(texts, labels, names: Sequence[str], multi_label: bool =
     return y
 
 
-def _progress(total: int, enabled: bool, desc: str, initial: int = 0):
-    if not enabled:
+def _progress(total: int, enabled: bool | None, desc: str, initial: int = 0):
+    if not wanted(enabled):  # None: a bar when stderr is a terminal (not in a log file or a pipe)
         return None
     try:
         from tqdm.auto import tqdm
@@ -103,7 +104,7 @@ def fit(
     labels: Sequence[str | int],
     *,
     validation: tuple[Sequence[str], Sequence[str | int]] | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Fine-tune `clf` in place; returns the history. The options, their defaults
@@ -213,7 +214,7 @@ class _Run:
         }
 
     def resume(self, saved: dict[str, Any]) -> None:
-        """Go on from a checkpoint (`fit_checkpoints.read`): its weights, optimizer state,
+        """Go on from a checkpoint (`training_snapshots.read`): its weights, optimizer state,
         position, best and history."""
         state = saved["state"]
         self.clf.model.load_state_dict(saved["weights"])
@@ -296,7 +297,7 @@ class _Run:
         self.history["stopped_early"] = stopping is not None and self.best["wait"] >= max(1, stopping["patience"])
 
     def checkpoint(self) -> None:
-        """Write the run as it is now (see fit_checkpoints); only the newest is kept."""
+        """Write the run as it is now (see training_snapshots); only the newest is kept."""
         state = {
             "step": self.step,
             "epoch": self.epoch,

@@ -382,6 +382,16 @@ class RemoteAdapter(BackendAdapter):
         """The precisions the worker's adapter runs."""
         return tuple(self.worker.request({"op": "backend", "method": "precisions"}))
 
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """The devices the worker's framework can use ("cpu", "cuda:0", ...)."""
+        return tuple(self.worker.request({"op": "backend", "method": "devices"}))
+
+    @property
+    def gpu_install(self) -> str:
+        """What the worker's environment needs installed to run on a GPU."""
+        return str(self.worker.request({"op": "backend", "method": "gpu_install"}))
+
     def load(self, path: Path, spec: ModelSpec) -> tuple[RemoteTokenizer, RemoteModel]:
         handle = _RemoteHandle(self.worker, path, spec.to_dict())
         return RemoteTokenizer(handle), RemoteModel(handle)
@@ -391,5 +401,11 @@ class RemoteAdapter(BackendAdapter):
         return ModelSpec.from_dict(_operation("describe_native")(self, path, **options))
 
 
-for _method in set(BackendAdapter.OPERATIONS) - {"precisions", "set_threads", "describe_native"}:
+for _method in set(BackendAdapter.OPERATIONS) - {
+    "precisions",
+    "devices",
+    "gpu_install",
+    "set_threads",
+    "describe_native",
+}:
     setattr(RemoteAdapter, _method, _operation(_method))

@@ -5,7 +5,7 @@ frames use private copies of stdin/stdout; anything a framework prints goes to
 stderr, which the parent keeps for error messages. Requests are answered one at
 a time, in order, each reply carrying its request's id. Ops: load, call (a tokenizer's
 or model's method, of those the contract in protocols.py declares), backend (one of
-BackendAdapter.OPERATIONS: precisions, set_threads, convert, ...; the parent also passes
+BackendAdapter.OPERATIONS: precisions, devices, set_threads, convert, ...; the parent also passes
 $UNIFIED_NLP_NUM_THREADS to a worker it starts, before any framework loads), shutdown.
 """
 
@@ -53,8 +53,10 @@ def _backend_operation(adapter: BackendAdapter, method: str, args: list, kwargs:
 
     if method not in BackendAdapter.OPERATIONS:
         raise PermissionError(f"operation {method!r} is not callable through the worker")
-    if method == "precisions":
-        return list(adapter.precisions)
+    if method in ("precisions", "devices"):
+        return list(getattr(adapter, method))
+    if method == "gpu_install":
+        return adapter.gpu_install
     if method == "set_threads":  # the framework's own count as it reports it back (None: no setting)
         return adapter.set_threads(threads.check(args[0]))
     reply = getattr(adapter, method)(*(Path(a) for a in args), **kwargs)

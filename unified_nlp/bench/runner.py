@@ -158,9 +158,10 @@ def run(
     A backend that is unknown, missing or fails is a row with its status and error,
     never an exception.
 
-    >>> from unified_nlp import bench
-    >>> results = bench.run(backends="huggingface", quick=True, out="bench-out/")  # doctest: +SKIP
-    >>> results["runs"][1]["throughput"][0]["texts_per_s"]                          # doctest: +SKIP
+    Examples:
+        >>> from unified_nlp import bench
+        >>> results = bench.run(backends="huggingface", quick=True, out="bench-out/")  # doctest: +SKIP
+        >>> results["runs"][1]["throughput"][0]["texts_per_s"]                          # doctest: +SKIP
     """
     from unified_nlp.resolve import resolve
     from unified_nlp.threads import default_threads

@@ -28,6 +28,7 @@ from unified_nlp.backend_kit import (
     get_architecture,
     load_head,
     no_decay,
+    usable_devices,
 )
 
 __all__ = ["HuggingFaceBackend", "HFTokenizer", "HFModel"]
@@ -88,6 +89,7 @@ class HFModel(Model):
     extension, ``AutoModel`` -> mean pooling over the attention mask -> linear head."""
 
     def __init__(self, path: Path, spec: ModelSpec) -> None:
+        self.device = torch.device(spec.device or "cpu")  # "cuda:N" names the same device in torch
         self.mean = spec.head == "mean"
         self.num_labels = spec.num_labels
         labels = list(spec.labels)
@@ -133,6 +135,7 @@ class HFModel(Model):
             self.net = self.encoder
         self.max_positions = get_architecture(spec.architecture).position_limit(self.encoder.config.to_dict())
         self.token_types = get_architecture(spec.architecture).reads_token_types
+        self.net.to(self.device)  # loaded and completed on the CPU, then moved whole
         self.net.eval()
         self._optimizer: torch.optim.Optimizer | None = None
 
@@ -144,9 +147,9 @@ class HFModel(Model):
                 f"sequence of {enc.input_ids.shape[1]} tokens exceeds the model's {self.max_positions}; "
                 "tokenize with truncation=True"
             )
-        inputs = {k: torch.from_numpy(enc[k]) for k in ("input_ids", "attention_mask")}
+        inputs = {k: torch.from_numpy(enc[k]).to(self.device) for k in ("input_ids", "attention_mask")}
         if self.token_types:
-            inputs["token_type_ids"] = torch.from_numpy(enc["token_type_ids"])
+            inputs["token_type_ids"] = torch.from_numpy(enc["token_type_ids"]).to(self.device)
         if not self.mean:
             out = self.encoder(**inputs, output_hidden_states=hidden)
             return out.logits, out.hidden_states[-1] if hidden else None, None
@@ -166,8 +169,8 @@ class HFModel(Model):
             if training:
                 self.net.train(True)
         if not output_hidden_states:
-            return ModelOutput(logits.numpy())
-        return ModelOutput(logits.numpy(), states.numpy(), None if pooled is None else pooled.numpy())
+            return ModelOutput(logits.cpu().numpy())
+        return ModelOutput(logits.cpu().numpy(), states.cpu().numpy(), None if pooled is None else pooled.cpu().numpy())
 
     def state_dict(self) -> dict[str, np.ndarray]:
         # position_ids and similar buffers are rebuilt by transformers; saving them is noise
@@ -239,16 +242,16 @@ class HFModel(Model):
 
     def _loss(self, logits, label_ids: np.ndarray, example_weights: np.ndarray | None):
         if self._multi_label:
-            target = torch.from_numpy(np.asarray(label_ids, np.float32))
+            target = torch.from_numpy(np.asarray(label_ids, np.float32)).to(self.device)
             if example_weights is None:
                 return torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
             losses = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=1)
         else:
-            ids = torch.from_numpy(np.asarray(label_ids, np.int64))
+            ids = torch.from_numpy(np.asarray(label_ids, np.int64)).to(self.device)
             if example_weights is None:
                 return torch.nn.functional.cross_entropy(logits, ids)
             losses = torch.nn.functional.cross_entropy(logits, ids, reduction="none")
-        return (losses * torch.from_numpy(np.asarray(example_weights, np.float32))).sum()
+        return (losses * torch.from_numpy(np.asarray(example_weights, np.float32)).to(self.device)).sum()
 
     def train_step(
         self,
@@ -284,12 +287,14 @@ class HFModel(Model):
         ``step/NAME``) and torch's RNG (``rng/torch``, for dropout), as numpy."""
         if self._optimizer is None:
             raise RuntimeError("training_state() needs start_training() first")
+        # the CPU generator's: on a GPU dropout draws from CUDA's, which is not kept (a resumed run with
+        # dropout on a GPU differs from one run through; without dropout, the default, it is the same)
         out = {"rng/torch": torch.get_rng_state().numpy().copy()}
         for name, p in self._named:
             state = self._optimizer.state.get(p)
             if state:
-                out[f"exp_avg/{name}"] = state["exp_avg"].detach().numpy().copy()
-                out[f"exp_avg_sq/{name}"] = state["exp_avg_sq"].detach().numpy().copy()
+                out[f"exp_avg/{name}"] = state["exp_avg"].detach().cpu().numpy().copy()
+                out[f"exp_avg_sq/{name}"] = state["exp_avg_sq"].detach().cpu().numpy().copy()
                 out[f"step/{name}"] = np.array([int(state["step"])], np.int64)  # [1]: safetensors keeps no 0-d
         return out
 
@@ -305,8 +310,12 @@ class HFModel(Model):
                 continue
             self._optimizer.state[p] = {
                 "step": torch.tensor(float(np.ravel(state[f"step/{name}"])[0]), dtype=torch.float32),
-                "exp_avg": torch.from_numpy(np.array(state[f"exp_avg/{name}"], np.float32)).reshape(p.shape),
-                "exp_avg_sq": torch.from_numpy(np.array(state[f"exp_avg_sq/{name}"], np.float32)).reshape(p.shape),
+                "exp_avg": torch.from_numpy(np.array(state[f"exp_avg/{name}"], np.float32))
+                .reshape(p.shape)
+                .to(p.device),
+                "exp_avg_sq": torch.from_numpy(np.array(state[f"exp_avg_sq/{name}"], np.float32))
+                .reshape(p.shape)
+                .to(p.device),
             }
 
     def end_training(self) -> None:
@@ -322,6 +331,15 @@ class HuggingFaceBackend(BackendAdapter):
     """Entry point of the `huggingface` backend (aliases hf, torch, pytorch)."""
 
     name = "huggingface"
+    gpu_install = (
+        "a CUDA build of torch, from PyTorch's CUDA wheel index, e.g. "
+        "pip install torch --index-url https://download.pytorch.org/whl/cu126 (pytorch.org, 'Get Started')"
+    )
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """The devices here: "cpu", and "cuda:N" for each CUDA device torch sees (none with a CPU-only build of torch)."""
+        return usable_devices(torch.cuda.device_count() if torch.cuda.is_available() else 0)
 
     def set_threads(self, n: int) -> int:
         """torch's intra-op threads, process-wide; its inter-op pool is left alone (only

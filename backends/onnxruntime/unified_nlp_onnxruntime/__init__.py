@@ -46,7 +46,7 @@ from unified_nlp.backend_kit import (
 
 from .export import EXPORT_VERSION, FORMAT, export
 from .quantize import quantize
-from .session import OrtModel
+from .session import GPU_INSTALL, OrtModel, devices
 
 __all__ = ["OnnxRuntimeBackend", "OrtModel", "export"]
 
@@ -105,6 +105,12 @@ class OnnxRuntimeBackend(BackendAdapter):
 
     name = "onnxruntime"
     precisions = ("fp32", "int8")  # int8: quantize.py
+    gpu_install = GPU_INSTALL
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """The devices here: "cpu", and "cuda:N" where onnxruntime-gpu's CUDA provider is installed (session.py)."""
+        return devices()
 
     def __init__(self) -> None:
         self.num_threads = default_threads()
@@ -161,7 +167,7 @@ class OnnxRuntimeBackend(BackendAdapter):
                 f"{path}: a {fmt!r} folder; the onnxruntime backend loads the canonical format or its own "
                 "(convert it with `unified-nlp convert --to onnxruntime`)"
             )
-        model = OrtModel(folder, meta, self.num_threads, state)
+        model = OrtModel(folder, meta, self.num_threads, state, spec.device)
         max_length = min(int(spec.max_length or meta["max_length"]), model.max_positions)
         tokenizer = FastTokenizer.from_folder(folder, max_length, bool(meta.get("token_types", True)))
         return tokenizer, model

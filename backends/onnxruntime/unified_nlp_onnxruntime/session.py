@@ -10,7 +10,9 @@ import numpy as np
 import onnxruntime as ort
 
 from unified_nlp.backend_kit import (
+    CPU_DEVICE,
     INTER_OP,
+    BackendNotInstalledError,
     Encoding,
     InvalidInputError,
     InvalidModelError,
@@ -18,13 +20,36 @@ from unified_nlp.backend_kit import (
     ModelOutput,
     NotSupportedError,
     UnifiedNLPError,
+    device_index,
     training_backends,
+    usable_devices,
 )
 
+GPU_INSTALL = "onnxruntime-gpu in place of onnxruntime: pip uninstall onnxruntime && pip install onnxruntime-gpu"
+CUDA = "CUDAExecutionProvider"
 
-def open_session(path: Path, num_threads: int) -> ort.InferenceSession:
-    """A CPU session of the .onnx file at `path`: `num_threads` intra-op threads, one inter-op
-    (all parallelism in the kernels), every graph optimisation of ONNX Runtime."""
+
+def devices() -> tuple[str, ...]:
+    """The devices here: "cpu", and "cuda:N" where this onnxruntime has its CUDA provider (onnxruntime-gpu): one per
+    GPU that ONNX Runtime's device discovery lists (get_ep_devices, 1.22+), at least cuda:0; an
+    index the provider cannot open is refused when the session starts (open_session)."""
+    if CUDA not in ort.get_available_providers():
+        return usable_devices(0)
+    listed = getattr(ort, "get_ep_devices", list)()
+    gpus = {d.device.device_id for d in listed if d.device.type == ort.OrtHardwareDeviceType.GPU}
+    return usable_devices(max(1, len(gpus)))
+
+
+def _providers(device: str | None) -> list:
+    """ONNX Runtime's execution providers for a normalised device, first choice first."""
+    if device in (None, CPU_DEVICE):
+        return ["CPUExecutionProvider"]
+    return [(CUDA, {"device_id": device_index(device)}), "CPUExecutionProvider"]
+
+
+def open_session(path: Path, num_threads: int, device: str | None = None) -> ort.InferenceSession:
+    """A session of the .onnx file at `path` on `device` (None: the CPU): `num_threads` intra-op
+    threads, one inter-op (all parallelism in the kernels), every graph optimisation of ONNX Runtime."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(num_threads)
     options.inter_op_num_threads = INTER_OP
@@ -32,9 +57,17 @@ def open_session(path: Path, num_threads: int) -> ort.InferenceSession:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: its warnings about unused initializers are noise here
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=_providers(device))
     except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
         raise InvalidModelError(f"{path}: ONNX Runtime cannot load this model file ({type(e).__name__}: {e})") from None
+    if device not in (None, CPU_DEVICE) and session.get_providers()[0] != CUDA:
+        # ONNX Runtime falls back to the CPU provider where CUDA's cannot start (no such device,
+        # CUDA or cuDNN libraries missing) and only logs it: a GPU asked for is refused instead
+        raise BackendNotInstalledError(
+            f"ONNX Runtime could not start its CUDA provider on {device} (no such GPU, or the CUDA and "
+            "cuDNN libraries that onnxruntime-gpu needs are missing: onnxruntime.ai, 'CUDA Execution Provider')"
+        )
+    return session
 
 
 class OrtModel(Model):
@@ -44,11 +77,13 @@ class OrtModel(Model):
     `state` gives the weights under transformers' names (`state_dict`) where the model was
     loaded from a canonical folder; an exported folder keeps only its graph."""
 
-    def __init__(self, folder: Path, meta: Mapping[str, Any], num_threads: int, state=None) -> None:
+    def __init__(
+        self, folder: Path, meta: Mapping[str, Any], num_threads: int, state=None, device: str | None = None
+    ) -> None:
         self.file = folder / meta.get("model_file", "model.onnx")
         if not self.file.is_file():
             raise InvalidModelError(f"{self.file}: missing (an ONNX Runtime folder holds model.onnx)")
-        self.session = open_session(self.file, num_threads)
+        self.session = open_session(self.file, num_threads, device)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
         wanted = list(meta.get("inputs", ["input_ids", "attention_mask"]))

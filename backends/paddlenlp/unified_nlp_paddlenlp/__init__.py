@@ -4,7 +4,7 @@ Runs PaddleNLP's own classes for seven transformers families (BERT/MiniLM,
 DistilBERT, RoBERTa, XLM-RoBERTa on PaddleNLP's RoBERTa, ELECTRA, ALBERT, ERNIE):
 the family's XForSequenceClassification with the checkpoint's own head, or the
 bare encoder under the default model's mean-pooling head; and ERNIE-M, which has
-no transformers class, from a PaddleNLP save_pretrained folder as it is (native.py).
+no transformers class, from a PaddleNLP save_pretrained folder as it is (as_saved.py).
 Built from local files only (nothing is downloaded); weights read from safetensors,
 or a PaddleNLP folder's model_state.pdparams through the core's restricted reader
 (unified_nlp.safe_pickle; never paddle.load). A canonical folder is converted once into the PaddleNLP format (see
@@ -36,7 +36,7 @@ from unified_nlp.backend_kit import (
     ModelSpec,
     Tokenizer,
     converted_dir,
-    paddle_native,
+    paddle_folder,
     read_spec,
 )
 from unified_nlp.backend_kit import PADDLE_NATIVE_FORMAT as NATIVE_FORMAT
@@ -55,6 +55,17 @@ class PaddleNLPBackend(BackendAdapter):
     """Entry point of the `paddlenlp` backend (alias paddle)."""
 
     name = "paddlenlp"
+    gpu_install = (
+        "paddlepaddle-gpu in place of paddlepaddle, the wheel built for your CUDA version "
+        "(paddlepaddle.org.cn/install/quick), in the paddlenlp worker's environment"
+    )
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """The devices here: "cpu", and "cuda:N" for each GPU a CUDA build of paddle sees (imports paddle)."""
+        from ._framework import devices
+
+        return devices()
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -75,17 +86,21 @@ class PaddleNLPBackend(BackendAdapter):
         folder run as it is (spec from unified_nlp.paddlenlp_format.native_spec: ERNIE-M)."""
         path = Path(path)
         fmt = spec.format
+        if spec.precision == "bf16" and spec.device not in (None, "cpu"):
+            raise InvalidInputError(
+                f"precision='bf16' runs on the CPU's oneDNN kernels, not on {spec.device}; load fp32 on a GPU"
+            )
         if fmt == NATIVE_FORMAT:
             if (spec.precision or "fp32") != "fp32":
                 raise InvalidInputError(
                     f"{path}: a PaddleNLP folder run as it is (its family has no canonical form) runs fp32 only, "
                     f"not {spec.precision}"
                 )
-            from .native import load_native
+            from .as_saved import load_as_saved
 
-            return load_native(path, spec)
+            return load_as_saved(path, spec)
         if fmt == CANONICAL_FORMAT:
-            if paddle_native.is_native(path):
+            if paddle_folder.is_native(path):
                 raise InvalidModelError(
                     f"{path}: a folder PaddleNLP's save_pretrained wrote (PaddleNLP parameter names). Make a "
                     "canonical folder of it first: unified_nlp.paddlenlp_format.to_canonical(src, out)"

@@ -15,7 +15,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from unified_nlp.backend_kit import BackendNotInstalledError, requested_threads
+from unified_nlp.backend_kit import (
+    CPU_DEVICE,
+    BackendNotInstalledError,
+    device_index,
+    requested_threads,
+    usable_devices,
+)
 
 from ._cpu import amd_avx2
 
@@ -92,6 +98,21 @@ def math_threads() -> int:
     return _threads[0]
 
 
+def devices() -> tuple[str, ...]:
+    """The devices here: "cpu", and "cuda:N" for each GPU a CUDA build of paddle (paddlepaddle-gpu) sees."""
+    return usable_devices(paddle.device.cuda.device_count() if paddle.device.is_compiled_with_cuda() else 0)
+
+
+def use_device(device: str | None) -> str:
+    """Make Paddle's place for new tensors that of a normalised device; returns Paddle's name of
+    it ("cpu", "gpu:N"). paddle.set_device is process-wide, so a model calls this again before it
+    runs (cheap where it is already so): models on two devices in one process each get their own."""
+    name = "cpu" if device in (None, CPU_DEVICE) else f"gpu:{device_index(device)}"
+    if paddle.get_device() != name:
+        paddle.set_device(name)
+    return name
+
+
 def paddlenlp_class(name: str):
     """A class of paddlenlp.transformers by name (BertForSequenceClassification, RobertaConfig, ...)."""
     return getattr(paddlenlp_transformers, name)
@@ -99,7 +120,9 @@ def paddlenlp_class(name: str):
 
 __all__ = [
     "paddle",
+    "devices",
     "paddlenlp_class",
+    "use_device",
     "math_threads",
     "set_threads",
     "BertTokenizer",

@@ -25,13 +25,13 @@ from unified_nlp.backend_kit import (
     check_shapes,
     load_file,
     load_head,
-    paddle_native,
+    paddle_folder,
     read_json,
     read_spec,
 )
 from unified_nlp.backend_kit import paddle_families as families
 
-from ._framework import math_threads, no_init_weights, paddle, paddlenlp_class
+from ._framework import math_threads, no_init_weights, paddle, paddlenlp_class, use_device
 from .converter import encoder_dir, weights_file
 from .training import AdamW
 
@@ -50,6 +50,10 @@ _TRIM_EVERY = 32
 
 
 _MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc's; absent from other C libraries
+
+
+# Architecture.dense_activation -> paddle's layer: "gelu" is the exact (erf) form, as transformers'
+_HEAD_ACTIVATIONS = {"gelu": paddle.nn.GELU, "tanh": paddle.nn.Tanh}
 
 
 def _input_spec() -> list:
@@ -77,8 +81,10 @@ def build(
     for layer in model.sublayers():
         if isinstance(layer, paddle.nn.LayerNorm):
             layer._epsilon = eps
-    if task and family.model_type == "electra" and config.get("hidden_act", "gelu") != "gelu":
-        model.classifier.act = paddle.nn.GELU()  # transformers' ElectraClassificationHead is GELU always
+    head_act, wanted = family.paddle_head_activation(config), family.architecture.dense_activation
+    if task and head_act is not None and head_act != wanted:
+        # PaddleNLP's head applies the config's activation, transformers' its own (ELECTRA: GELU always)
+        model.classifier.act = _HEAD_ACTIVATIONS[wanted]()
     return model
 
 
@@ -209,6 +215,7 @@ class PaddleModel(Model):
     """
 
     def __init__(self, path: Path, spec: ModelSpec) -> None:
+        self.device = use_device(spec.device)  # the Layers are built on it; "gpu:N" in Paddle's words
         meta = read_spec(path)
         folder = encoder_dir(path, meta)
         self.config = read_json(path / "config.json")  # the canonical (transformers) config
@@ -219,7 +226,7 @@ class PaddleModel(Model):
         arch = self.family.architecture
         self.rows = self.family.rows(self.config, task=self.task)
         tensors = self._tensors(folder, meta, spec)
-        pd_config = dict(paddle_native.read_config(folder))
+        pd_config = dict(paddle_folder.read_config(folder))
         if self.task:
             labels = list(spec.labels)
             pd_config.update(
@@ -313,21 +320,28 @@ class PaddleModel(Model):
                 if not os.path.isfile(program):  # the legacy program format
                     program = os.path.join(tmp, "model.pdmodel")
                 config = paddle.inference.Config(program, os.path.join(tmp, "model.pdiparams"))
-                config.disable_gpu()
                 config.disable_glog_info()
                 config.switch_ir_optim(True)
-                config.enable_onednn()
-                if self.bf16:
-                    config.enable_onednn_bfloat16()
-                # oneDNN keeps primitives per input shape; bounded, so that a long run of batches of
-                # every width does not grow memory without end
-                config.set_onednn_cache_capacity(_ONEDNN_SHAPES)
-                config.set_cpu_math_library_num_threads(math_threads())
+                if self.device != "cpu":  # Paddle Inference's GPU: a 256 MB initial memory pool on that card
+                    config.enable_use_gpu(256, int(self.device.split(":")[1]))
+                else:
+                    self._cpu_config(config)
                 predictor = paddle.inference.create_predictor(config)  # reads the files here
         except Exception as e:  # noqa: BLE001  the to_static graph of the same Layers runs instead
             self._fall_back(e)
             return None
         return predictor
+
+    def _cpu_config(self, config) -> None:
+        """A predictor's CPU settings: oneDNN (bf16 where asked), its shape cache, math threads."""
+        config.disable_gpu()
+        config.enable_onednn()
+        if self.bf16:
+            config.enable_onednn_bfloat16()
+        # oneDNN keeps primitives per input shape; bounded, so that a long run of batches of
+        # every width does not grow memory without end
+        config.set_onednn_cache_capacity(_ONEDNN_SHAPES)
+        config.set_cpu_math_library_num_threads(math_threads())
 
     def _fall_back(self, cause: Exception) -> None:
         """From now on the to_static graph (fp32) runs instead of a predictor; a bf16 model
@@ -381,6 +395,7 @@ class PaddleModel(Model):
     def _run(self, enc: Encoding, compiled: bool = False):
         """(logits, last hidden state or None, pooled or None) as paddle tensors."""
         self._check(enc)
+        use_device(self.device)  # training's tensors (targets, learning rate) go there too
         inputs = [paddle.to_tensor(enc[k]) for k in _INPUTS]
         if compiled and self._compiled is not None:
             try:
@@ -523,6 +538,7 @@ class PaddleModel(Model):
         if self._optimizer is None:
             raise RuntimeError("set_training_state() needs start_training() first")
         with self._lock:
+            use_device(self.device)
             if "rng/paddle" in state:
                 self._micro_steps = int(np.ravel(state["rng/paddle"])[0])
             try:

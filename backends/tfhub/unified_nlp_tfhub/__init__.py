@@ -7,7 +7,7 @@ classification head in TF ops. Canonical (Hugging Face classifier) folders are
 converted once, with one literal weight table per family (weight_map.py), and
 cached in the model store. TF Hub SavedModels as users have them (an encoder +
 preprocessor pair, a text embedding, a whole Keras classifier) load without any
-unified_nlp.json and convert where their weights allow (native.py, recover.py).
+unified_nlp.json and convert where their weights allow (hub_folders.py, recover.py).
 
 >>> import unified_nlp as un
 >>> clf = un.load_classifier("default", backend="tfhub")   # doctest: +SKIP

@@ -24,11 +24,11 @@ from unified_nlp.backend_kit import (
 
 from ._tf import tf
 from .converter import ENCODER_DIR, EXPORT_VERSION, FORMAT, PREPROCESSOR_DIR, export, export_canonical
+from .hub_folders import FORMAT as NATIVE_FORMAT
+from .hub_folders import inspect_savedmodel, load_savedmodel, savedmodel_spec
 from .model import TFHubModel
-from .native import FORMAT as NATIVE_FORMAT
-from .native import describe as describe_savedmodel
-from .native import inspect as inspect_savedmodel
-from .native import load as load_savedmodel
+from .placement import GPU_INSTALL, Placed, pinned, scope
+from .placement import devices as gpu_devices
 from .recover import to_canonical as import_savedmodel
 from .savedmodel import DEFAULT_MAX_LENGTH
 from .tokenizer import TFHubTokenizer
@@ -81,10 +81,26 @@ class TFHubBackend(BackendAdapter):
             threading.set_inter_op_parallelism_threads(INTER_OP)
         return threading.get_intra_op_parallelism_threads()
 
-    def load(self, path: Path, spec: ModelSpec) -> tuple[FastTokenizer | TFHubTokenizer, TFHubModel]:
-        path = Path(path)
+    gpu_install = GPU_INSTALL
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """The devices here: "cpu", and "cuda:N" for each GPU TensorFlow sees."""
+        return gpu_devices()
+
+    def load(self, path: Path, spec: ModelSpec) -> tuple[FastTokenizer | TFHubTokenizer, TFHubModel | Placed]:
+        """The model built inside its device's scope, and run inside it (placement.py) where there
+        is a choice of device; a CPU-only TensorFlow runs it as it is."""
+        if not pinned(spec.device):
+            return self._load(Path(path), spec)
+        where = scope(spec.device)
+        with tf.device(where):
+            tokenizer, model = self._load(Path(path), spec)
+        return tokenizer, Placed(model, where)
+
+    def _load(self, path: Path, spec: ModelSpec) -> tuple[FastTokenizer | TFHubTokenizer, TFHubModel]:
         fmt = spec.format
-        if fmt == NATIVE_FORMAT:  # a user's own SavedModel(s), described by describe_savedmodel
+        if fmt == NATIVE_FORMAT:  # a user's own SavedModel(s), described by savedmodel_spec
             return load_savedmodel(spec)
         if fmt == CANONICAL_FORMAT:
             folder = converted_dir(path, self.name)
@@ -123,15 +139,15 @@ class TFHubBackend(BackendAdapter):
             shutil.copytree(cached, tmp, dirs_exist_ok=True)
 
     def describe_native(self, path: Path, **options: Any) -> ModelSpec:
-        """The spec of a native TF Hub SavedModel (see native.describe), for load."""
-        return describe_savedmodel(Path(path), **_paths(options))
+        """The spec of a native TF Hub SavedModel (see hub_folders.savedmodel_spec), for load."""
+        return savedmodel_spec(Path(path), **_paths(options))
 
     def import_native(self, path: Path, out: Path, **options: Any) -> None:
         """The canonical folder of a native TF Hub SavedModel (see recover.to_canonical), atomically."""
         import_savedmodel(Path(path), Path(out), **_paths(options))
 
     def inspect_native(self, path: Path, **options: Any) -> dict[str, Any]:
-        """What a native TF Hub SavedModel holds (see native.inspect)."""
+        """What a native TF Hub SavedModel holds (see hub_folders.inspect_savedmodel)."""
         return inspect_savedmodel(Path(path), **_paths(options))
 
     def export_canonical(self, source: Path, out: Path) -> None:

@@ -118,15 +118,15 @@ class GradientSum:
             s.assign_add(g)
 
 
-def optimizer_state(optimizer, names: list[str], to_canonical) -> dict[str, np.ndarray]:
+def optimizer_state(optimizer, names: list[str], canonical_layout) -> dict[str, np.ndarray]:
     """AdamW's moments by canonical name (``exp_avg/NAME``...), in the canonical layout."""
     step = int(optimizer.step.numpy())
     out: dict[str, np.ndarray] = {}
     if step == 0:
         return out
     for name, m, v in zip(names, optimizer.m, optimizer.v):
-        out[f"exp_avg/{name}"] = np.ascontiguousarray(to_canonical(name, m.numpy()))
-        out[f"exp_avg_sq/{name}"] = np.ascontiguousarray(to_canonical(name, v.numpy()))
+        out[f"exp_avg/{name}"] = np.ascontiguousarray(canonical_layout(name, m.numpy()))
+        out[f"exp_avg_sq/{name}"] = np.ascontiguousarray(canonical_layout(name, v.numpy()))
         out[f"step/{name}"] = np.array([step], np.int64)  # [1]: safetensors keeps no 0-d
     return out
 
@@ -416,7 +416,7 @@ class TFHubModel(Model):
         with self._training_lock:
             return micro_step(self, [*inputs, tf.constant(labels)], rate, encoding.num_texts, example_weights, apply)
 
-    def _to_canonical(self, name: str, value: np.ndarray) -> np.ndarray:
+    def _canonical_layout(self, name: str, value: np.ndarray) -> np.ndarray:
         layout = self._tf_layout.get(name)
         return value if layout is None else TRANSFORMS[layout].to_hf(value, self._heads)
 
@@ -437,7 +437,7 @@ class TFHubModel(Model):
         """AdamW's state by canonical parameter name and layout (see the huggingface adapter)."""
         if self._optimizer is None:
             raise RuntimeError("training_state() needs start_training() first")
-        return optimizer_state(self._optimizer, self._param_names, self._to_canonical)
+        return optimizer_state(self._optimizer, self._param_names, self._canonical_layout)
 
     def set_training_state(self, state: Mapping[str, np.ndarray]) -> None:
         if self._optimizer is None:
