@@ -161,7 +161,7 @@ def load_classifier(
 
     `precision` is "fp32", "bf16" or "int8", on a backend that offers it (the adapter's
     `precisions`; int8: onnxruntime; bf16: paddlenlp on a CPU with AVX512-BF16 or AMX;
-    README "Precision"); None runs the model as it is stored (fp32, or int8 for an int8
+    docs/backends.md, "Precision"); None runs the model as it is stored (fp32, or int8 for an int8
     export). ``clf.precision`` reports it.
 
     `device` is "cpu" (None: the default), "cuda" or "cuda:N" (Paddle's "gpu", "gpu:N"

@@ -52,7 +52,7 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             ("torch", "transformers"),
             ("torch", "transformers", "unified_nlp_huggingface"),
             "pip install 'unified-nlp[huggingface]' (on a CPU-only machine pip install torch==2.13.0 "
-            "first, or pip fetches a CUDA build; see README, 'Install')",
+            "first, or pip fetches a CUDA build; see docs/getting-started.md, 'Install')",
             title="Hugging Face",
             exports=False,  # it writes the canonical format itself
             trains=True,
@@ -76,7 +76,7 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             ("paddle", "paddlenlp", "unified_nlp_paddlenlp"),
             "pip install 'unified-nlp[paddlenlp]' in an environment of its own (PaddleNLP 2.8 cannot import "
             "beside transformers 5), then: unified-nlp worker register paddlenlp ENV/bin/python "
-            "(see README, 'Install' and 'Worker environments')",
+            "(see docs/getting-started.md, 'Install', and docs/backends.md, 'Worker environments')",
             crashes_after=("tensorflow",),
             title="PaddleNLP",
             trains=True,
@@ -92,7 +92,7 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             ("onnxruntime", "tokenizers"),
             ("onnxruntime", "tokenizers", "unified_nlp_onnxruntime"),
             "pip install 'unified-nlp[onnxruntime]' (runs exported folders); to export canonical folders "
-            "on first use too: pip install torch==2.13.0 'unified-nlp[onnxruntime-export]' (see README, 'Install')",
+            "on first use too: pip install torch==2.13.0 'unified-nlp[onnxruntime-export]' (see docs/getting-started.md, 'Install')",
             title="ONNX Runtime",
             converts_back=False,  # an export keeps only its graph
         ),

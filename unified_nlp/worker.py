@@ -77,7 +77,7 @@ class WorkerProcess:
         if not Path(self.python).exists():
             raise WorkerError(
                 f"the environment registered for backend {self.backend!r} has no interpreter at {self.python}; "
-                f"create it (see README, 'Worker environments') or register another with "
+                f"create it (see docs/backends.md, 'Worker environments') or register another with "
                 f"`unified-nlp worker register {self.backend} PATH/TO/bin/python`"
             )
         self._log = tempfile.TemporaryFile(prefix=f"unified-nlp-{self.backend}-", suffix=".log")

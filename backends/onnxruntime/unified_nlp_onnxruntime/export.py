@@ -50,7 +50,7 @@ PROBES = ["This is a great movie!", "a dull , lifeless script", "Café naïve �
 PROBE_PAIRS = (["A man plays a guitar.", "great"], ["A person makes music.", "it was bad , really bad"])
 INSTALL_EXPORT = (
     "exporting a model to ONNX needs torch, transformers and the huggingface adapter: "
-    "pip install torch==2.13.0 'unified-nlp[onnxruntime-export]' (see README, 'ONNX Runtime'). "
+    "pip install torch==2.13.0 'unified-nlp[onnxruntime-export]' (see docs/backends.md, 'ONNX Runtime'). "
     "Running an exported folder (unified-nlp convert --to onnxruntime) needs only onnxruntime and tokenizers"
 )
 
