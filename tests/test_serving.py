@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, default_classifier, require, require_module
+from tests.serving_helpers import Running, call, free_port, wait_ready
 
 uvicorn = require_module("uvicorn")
 require_module("starlette")
@@ -41,58 +41,6 @@ from unified_nlp.serving.tei import relevance, relevance_label  # noqa: E402
 TEXTS = ["This is a great movie!", "A dull, lifeless film.", "It was fine, I guess. " * 3, "é ü — 映画"]
 TOL = 1e-5
 LONG = "word " * 600  # 602 tokens for the default model (transformers' tokenizer), over its 512
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(url: str, path: str, body=None, headers: dict | None = None, timeout: float = 60):
-    """(status, headers, body) of one request; `body` a dict (JSON) or bytes."""
-    data = json.dumps(body).encode() if isinstance(body, dict | list | str) else body
-    request = urllib.request.Request(
-        url + path, data=data, headers={"content-type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
-
-
-def wait_ready(url: str, timeout: float = 120, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process is None or process.poll() is None, "the server exited before it was ready"
-        try:
-            if call(url, "/v2/health/ready", timeout=2)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} not ready within {timeout} s")
-
-
-class Running:
-    """A uvicorn server of `app` in a thread on 127.0.0.1 and a free port, while in the `with`."""
-
-    def __init__(self, app) -> None:
-        self.app, self.port = app, _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        wait_ready(self.url)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 @pytest.fixture(scope="module")
@@ -599,7 +547,7 @@ def test_sigterm_answers_every_accepted_request_and_exits_0():
     """The CLI on onnxruntime (the quickest to start): a burst in flight when SIGTERM comes is answered.
     Also the CLI's API key from $UNIFIED_NLP_API_KEY, its start-up line and its access log."""
     require("onnxruntime")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "unified_nlp.cli", "serve", "--backend", "onnxruntime", "--port", str(port)]
     cmd += ["--threads", "1", "--max-batch-size", "8"]

@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, default_classifier, require, require_module
+from tests.serving_helpers import Running, free_port
 
 uvicorn = require_module("uvicorn")
 require_module("starlette")
@@ -45,12 +46,6 @@ from unified_nlp.serving.batcher import Batcher  # noqa: E402
 
 TEXTS = ["This is a great movie!", "A dull, lifeless film.", "It was fine, I guess. " * 3, "é ü — 映画"]
 TOL = 1e-5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(url: str, path: str, body=None, timeout: float = 60):
@@ -130,26 +125,6 @@ def test_a_lone_request_is_not_held_back_by_a_timer(hf):
     assert not thread.is_alive(), "the lone request was never computed: the batcher waits on a timer"
     loop.close()
     np.testing.assert_allclose(hf.scores(answer["logits"]), hf.predict_proba(["a lone request"]), atol=TOL)
-
-
-class Running:
-    """A uvicorn server of `app` in a thread on 127.0.0.1 and a free port, while in the `with`."""
-
-    def __init__(self, app) -> None:
-        self.app, self.port = app, _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        wait_until(lambda: ready(self.url), "the server is ready", 120)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 def _send_and_close_later(port: int, body: dict) -> socket.socket:
@@ -235,7 +210,7 @@ def start_paddlenlp_server(folder: Path, **env) -> Server:
     require("paddlenlp")
     model = folder / "default"
     shutil.copytree(default_model_dir(), model)
-    port, log = _free_port(), folder / "server.log"
+    port, log = free_port(), folder / "server.log"
     cmd = [sys.executable, "-m", "unified_nlp.cli", "serve", str(model), "--backend", "paddlenlp", "--name", "default"]
     cmd += ["--port", str(port), "--no-access-log", "--threads", "1", "--max-batch-size", "4"]
     with log.open("wb") as out:
