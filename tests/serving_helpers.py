@@ -1,4 +1,4 @@
-"""Shared by the serving tests: a free loopback port, one HTTP call, waiting for readiness, and a
+"""Shared by the serving tests: a free loopback port, one HTTP call, a /metrics sample, waiting for readiness, and a
 uvicorn server of an app in a thread (tests/test_serving.py, tests/test_serving_faults.py)."""
 
 from __future__ import annotations
@@ -29,6 +29,19 @@ def call(url: str, path: str, body=None, headers: dict | None = None, timeout: f
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
+
+
+def metric(url: str, name: str, **labels) -> float:
+    """The sum of a /metrics sample over the series with these labels (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = call(url, "/metrics", timeout=10)[2].decode()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
 
 
 def wait_ready(url: str, timeout: float = 120, process: subprocess.Popen | None = None) -> None:

@@ -391,9 +391,14 @@ def test_a_bad_labelled_row_names_file_and_line_before_any_model_loads(
         ["classify", "--input", "in.csv", "--output", "o.csv", "--text-column", "a", "--text-column", "b"],
         ["classify", "--input", "in.csv", "--output", "o.csv", "--keep-columns", "a", "--keep-columns", "b"],
         ["evaluate", "--data", "d.csv", "--label-column", "a", "--label-column", "b"],
+        ["classify", "--input", "in.csv", "--output", "a.csv", "--output", "b.csv"],
+        ["classify", "--input", "a.csv", "--input", "b.csv"],
+        ["fit", "--train", "t.tsv", "--out", "a", "--out", "b"],
+        ["compare", "--backends", "huggingface,onnxruntime", "--texts", "a.tsv", "--texts", "b.tsv"],
+        ["classify", "great", "--backend", "tfhub", "--backend", "paddlenlp"],
     ],
 )
-def test_a_column_option_given_twice_is_refused_not_silently_the_last(capsys, argv):
+def test_an_option_given_twice_is_refused_not_silently_the_last(capsys, argv):
     with pytest.raises(SystemExit) as done:
         main(argv)
     option = argv[-2]
@@ -419,3 +424,48 @@ def test_keep_columns_on_the_command_line(capsys, tmp_path):
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [(r["id"], r["stars"], r["label"]) for r in rows] == [("007", "5", "POSITIVE"), ("008", "1", "NEGATIVE")]
     assert list(rows[0])[:3] == ["id", "stars", "label"]
+
+
+def test_a_flag_and_a_list_option_may_still_repeat(capsys):
+    from unified_nlp.cli import build_parser
+
+    args = build_parser().parse_args(["classify", "a", "b", "--json", "--json"])
+    assert args.texts == ["a", "b"] and args.json
+
+
+@pytest.mark.parametrize(
+    "name, content, options",
+    [
+        ("t.csv", b"id,review\n1,a fine film\n2,dull\n", ["--text-column", "review"]),
+        ("t.jsonl", b'{"review": "a fine film"}\n{"review": "dull"}\n', ["--text-column", "review"]),
+        ("t.tsv", b"a fine film\t1\ndull\t0\n", []),
+        ("t.tsv", b"id\ttext\n1\ta fine film\n2\tdull\n", []),
+        ("t.txt", b"a fine film\ndull\n", []),
+    ],
+)
+def test_compare_reads_its_texts_as_classify_input_does(monkeypatch, tmp_path, name, content, options):
+    from unified_nlp import cli
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    seen = {}
+
+    class Report:
+        passed = True
+
+    def fake_compare(a, b, texts, tolerance):  # the texts as read; the backends are tested elsewhere
+        seen["texts"] = texts
+        return Report()
+
+    monkeypatch.setattr("unified_nlp.api.load_classifier", lambda *a, **k: type("C", (), {"backend": "x"})())
+    monkeypatch.setattr("unified_nlp.parity.compare", fake_compare)
+    assert cli.main(["compare", "--backends", "huggingface,onnxruntime", "--texts", str(path), *options]) == 0
+    assert seen["texts"] == ["a fine film", "dull"]
+
+
+def test_compare_names_a_missing_column_before_any_model_loads(capsys, tmp_path, monkeypatch):
+    _no_work(monkeypatch)
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"review\nfine\n")
+    code, _, err = _run(capsys, "compare", "--backends", "huggingface,onnxruntime", "--texts", str(path))
+    assert code == 2 and "no column 'text'" in err and "--text-column" in err, err

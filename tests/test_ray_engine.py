@@ -9,6 +9,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -351,6 +352,9 @@ def test_a_killed_driver_resumes_from_its_finished_parts(cluster, sst2_parquet, 
         for p in cluster_procs:
             with contextlib.suppress(psutil.Error):
                 p.kill()
+    # a normal run's Ray logging: no Python warning (token authentication, progress bars off)
+    warnings = re.findall(r"WARNING \S+\.py:\d+ -- .*", log.read_text(errors="replace"))
+    assert not warnings, warnings
     finished = _manifest(folder)["parts"]
     assert 1 <= len(finished) < ROWS // 20 and not out.exists(), finished
     first = folder / finished["0"]["file"]  # mark a finished part: a redone part would lose the mark

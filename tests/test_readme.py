@@ -1,9 +1,11 @@
 """The examples of the README and of the docs pages run as written: every ```python block,
 in order, in one fresh interpreter outside the checkout, on the real backends (the README's
-in one, the docs pages' in another, page after page in the site's order). A block preceded
-by an HTML comment starting `<!-- not run` is skipped (say why in the comment). Every
-`unified-nlp ...` command line of their ```bash blocks is parsed by the CLI's own parser, so
-an option renamed or removed fails here."""
+in one, the docs pages' in another, page after page in the site's order), and every ```bash
+block with bash, page by page in a folder of its own outside the checkout, the test
+environment's `unified-nlp` and `python` first on PATH. A block preceded by an HTML comment
+`<!-- not run: why -->` is skipped (a server that runs until Ctrl-C, an install, a
+benchmark of minutes). Every `unified-nlp ...` command line of the ```bash blocks, run or
+not, is parsed by the CLI's own parser, so an option renamed or removed fails here."""
 
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ def docs_pages() -> list:
     return [REPO / "docs" / next(iter(item.values())) for item in nav]
 
 
+def _documents() -> list:
+    return [REPO / "README.md", *docs_pages()]
+
+
 def _run(blocks: list[str], tmp_path) -> subprocess.CompletedProcess:
     script = tmp_path / "examples.py"
     script.write_text("\n\n".join(blocks), encoding="utf-8")
@@ -37,12 +43,15 @@ def _run(blocks: list[str], tmp_path) -> subprocess.CompletedProcess:
     )
 
 
-def python_blocks(text: str) -> tuple[list[str], list[str]]:
-    """The README's Python blocks to run, and those marked not to run."""
+NOT_RUN = "<!-- not run"
+
+
+def python_blocks(text: str, fence: re.Pattern = FENCE) -> tuple[list[str], list[str]]:
+    """A page's blocks (Python; `fence=BASH`: shell) to run, and those marked not to run."""
     run, skipped = [], []
-    for match in FENCE.finditer(text):
+    for match in fence.finditer(text):
         before = text[: match.start()].rstrip().splitlines()
-        marked = bool(before) and before[-1].strip().startswith("<!-- not run")
+        marked = bool(before) and before[-1].strip().startswith(NOT_RUN)
         (skipped if marked else run).append(match.group(1))
     return run, skipped
 
@@ -73,6 +82,41 @@ def test_the_docs_python_examples_run(tmp_path):
     assert (tmp_path / "my-model" / "config.json").is_file() and (tmp_path / "minilm-tfhub").is_dir()
 
 
+def test_every_not_run_marker_says_why():
+    for page in _documents():
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith(NOT_RUN):
+                assert re.fullmatch(r"<!-- not run: \S.{9,}-->", line.strip()), f"{page.name}: {line}"
+
+
+@pytest.mark.parametrize("page", _documents(), ids=lambda p: p.name)
+def test_the_shell_examples_run(page, tmp_path):
+    run, _ = python_blocks(page.read_text(encoding="utf-8"), BASH)
+    if not run:
+        pytest.skip(f"{page.name} has no shell example to run")
+    for backend in ("huggingface", "tfhub", "paddlenlp", "onnxruntime"):
+        require(backend)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    for number, block in enumerate(run, start=1):
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, (
+            f"{page.name}, shell block {number} (exit {done.returncode}):\n{block}\n{done.stderr[-3000:]}"
+        )
+
+
+def test_a_failing_shell_line_fails_its_block(tmp_path):
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", "false\necho after"], capture_output=True, text=True)
+    assert done.returncode != 0 and "after" not in done.stdout
+
+
 def command_lines(text: str) -> list[str]:
     """The `unified-nlp ...` lines of the ```bash blocks, comments cut, shell pipelines left out."""
     found = []
@@ -82,10 +126,6 @@ def command_lines(text: str) -> list[str]:
             if line.startswith("unified-nlp ") and not re.search(r"[|<>$`]|&&", line):
                 found.append(line)
     return found
-
-
-def _documents() -> list:
-    return [REPO / "README.md", *docs_pages()]
 
 
 @pytest.mark.parametrize("page", _documents(), ids=lambda p: p.name)

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, default_classifier, require, require_module
-from tests.serving_helpers import Running, call, free_port, wait_ready
+from tests.serving_helpers import Running, call, free_port, metric, wait_ready
 
 uvicorn = require_module("uvicorn")
 require_module("starlette")
@@ -95,6 +95,28 @@ def test_draining_turns_readiness_to_503(server):
         assert call(server.url, "/v2/health/live")[0] == 200
     finally:
         served.draining = False
+
+
+def test_a_model_that_fails_to_load_is_not_ready_nor_live(tmp_path):
+    import uvicorn
+
+    app = create_app(str(tmp_path / "no-such-model"), backend="huggingface")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+        while time.monotonic() < deadline and not app.state.served.broken:
+            time.sleep(0.1)
+        status, _, body = call(url, "/v2/health/live")
+        assert status == 503 and json.loads(body) == {"live": False}
+        status, _, body = call(url, "/health")
+        assert status == 503 and "no-such-model" in json.loads(body)["error"], body
+        assert call(url, "/v2/health/ready")[0] == 503
+    finally:
+        server.should_exit = True
+        thread.join(30)
 
 
 def test_metrics_are_prometheus_text(server):
@@ -435,7 +457,26 @@ GUARDED = [
 ]
 
 
+ROUTES = {  # GUARDED's paths as /metrics counts them: by route template
+    "/predict": "/predict",
+    "/": "/",
+    "/rerank": "/rerank",
+    "/info": "/info",
+    "/v2": "/v2",
+    "/v2/models/reranker": "/v2/models/{name}",
+    "/v2/models/reranker/ready": "/v2/models/{name}/ready",
+    "/v2/models/reranker/infer": "/v2/models/{name}/infer",
+}
+
+
+def refusals(url: str) -> dict:
+    return {
+        r: metric(url, "unified_nlp_requests_total", route=r, status="401") for r in [*ROUTES.values(), "(no route)"]
+    }
+
+
 def test_the_api_key_guards_every_route_but_health_and_metrics(keyed):
+    before = refusals(keyed.url)
     for path in ("/health", "/v2/health/live", "/v2/health/ready", "/metrics"):
         assert call(keyed.url, path)[0] == 200, path
     wrong = ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": f"Basic {KEY}"})
@@ -447,6 +488,10 @@ def test_the_api_key_guards_every_route_but_health_and_metrics(keyed):
             assert "API key" in error["error"] and ("error_type" in error) == (not path.startswith("/v2")), error
         assert call(keyed.url, path, body, AUTH)[0] == 200, path
         assert call(keyed.url, path, body, {"Authorization": f"bearer {KEY}"})[0] == 200, path  # any case of scheme
+    assert call(keyed.url, "/made/up", None, {})[0] == 401
+    # every refusal in /metrics, under its route's template (a made-up path adds no label value)
+    after = refusals(keyed.url)
+    assert {r: after[r] - before[r] for r in after} == {**{r: len(wrong) for r in ROUTES.values()}, "(no route)": 1}
 
 
 def test_clients_send_the_api_key(keyed, monkeypatch):
@@ -603,3 +648,31 @@ def test_a_window_is_cut_into_length_sorted_batches_within_both_limits(max_rows,
     assert np.all(np.diff(lengths[rows]) <= 0)  # longest first, so each batch pads little
     for b in batches:
         assert len(b) <= max_rows and (len(b) == 1 or len(b) * lengths[b].max() <= max_tokens)
+
+
+def padded(lengths, batches, forward_cost: int) -> int:
+    return sum(len(b) * max(int(lengths[b].max()), 1) + forward_cost for b in batches)
+
+
+def test_the_cuts_are_the_cheapest_of_every_cut_of_the_sorted_rows():
+    import itertools
+
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        lengths = rng.integers(1, 60, size=int(rng.integers(1, 9)))
+        max_rows, cost = int(rng.integers(1, 6)), int(rng.integers(0, 40))
+        got = padded(lengths, list(length_batches(lengths, max_rows, 10_000, cost)), cost)
+        order, n = np.argsort(-lengths, kind="stable"), len(lengths)
+        cheapest = min(  # every way of cutting the sorted rows into batches of at most max_rows
+            padded(lengths, [order[a:b] for a, b in zip((0, *cuts), (*cuts, n))], cost)
+            for k in range(n)
+            for cuts in itertools.combinations(range(1, n), k)
+            if all(b - a <= max_rows for a, b in zip((0, *cuts), (*cuts, n)))
+        )
+        assert got == cheapest, (trial, lengths, max_rows, cost)
+
+
+def test_one_long_text_gets_a_batch_of_its_own():
+    lengths = np.array([100] + [10] * 31)
+    batches = list(length_batches(lengths, 32, 16384))
+    assert [len(b) for b in batches] == [1, 31]  # not 32 rows padded to 100 tokens

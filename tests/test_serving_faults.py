@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, default_classifier, require, require_module
-from tests.serving_helpers import Running, free_port
+from tests.serving_helpers import Running, call, free_port, metric
 
 uvicorn = require_module("uvicorn")
 require_module("starlette")
@@ -46,17 +46,6 @@ from unified_nlp.serving.batcher import Batcher  # noqa: E402
 
 TEXTS = ["This is a great movie!", "A dull, lifeless film.", "It was fine, I guess. " * 3, "é ü — 映画"]
 TOL = 1e-5
-
-
-def call(url: str, path: str, body=None, timeout: float = 60):
-    """(status, body) of one request (JSON body); a timeout raises (a hang fails the test)."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
 
 
 def wait_until(condition, what: str, timeout: float = 60) -> None:
@@ -74,22 +63,9 @@ def ready(url: str) -> bool:
         return False
 
 
-def metric(url: str, name: str, **labels) -> float:
-    """One sample of the server's /metrics (0 when absent), read as Prometheus text."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = call(url, "/metrics", timeout=10)[1].decode()
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
-
-
 def probabilities(url: str, texts: list[str]) -> np.ndarray:
     body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]}
-    status, reply = call(url, "/v2/models/default/infer", body)
+    status, _, reply = call(url, "/v2/models/default/infer", body)
     assert status == 200, reply
     out = {o["name"]: o for o in json.loads(reply)["outputs"]}["probabilities"]
     return np.reshape(out["data"], out["shape"])
@@ -236,7 +212,7 @@ def _burst(server: Server, count: int = 24) -> tuple[ThreadPoolExecutor, list]:
     """`count` concurrent requests of 4 texts each, answered or failed within the client timeout."""
     pool = ThreadPoolExecutor(8)
     texts = lambda i: [f"{t} ({i})" for t in TEXTS]  # noqa: E731
-    return pool, [pool.submit(call, server.url, "/predict", {"inputs": texts(i)}, 60) for i in range(count)]
+    return pool, [pool.submit(call, server.url, "/predict", {"inputs": texts(i)}, timeout=60) for i in range(count)]
 
 
 def test_a_killed_worker_fails_its_requests_with_503_then_the_model_reloads(paddle):
@@ -249,9 +225,9 @@ def test_a_killed_worker_fails_its_requests_with_503_then_the_model_reloads(padd
         worker.send_signal(signal.SIGKILL)
         wait_until(lambda: not ready(paddle.url), "readiness turns 503 while the model reloads", 30)
         replies = [f.result(timeout=90) for f in futures]  # a hang fails here
-    statuses = [status for status, _ in replies]
+    statuses = [status for status, _, _ in replies]
     assert set(statuses) <= {200, 503} and 503 in statuses, statuses
-    failed = [json.loads(body) for status, body in replies if status == 503]
+    failed = [json.loads(body) for status, _, body in replies if status == 503]
     assert all("worker" in f["error"] for f in failed), failed  # in flight: Backend; after: Unhealthy (reloading)
     assert {f["error_type"] for f in failed} <= {"Backend", "Unhealthy"} and "Backend" in str(failed), failed
     wait_until(lambda: ready(paddle.url), "the model is reloaded", 120)
@@ -264,7 +240,7 @@ def test_a_worker_killed_while_idle_turns_readiness_503_until_reloaded(paddle):
     before = probabilities(paddle.url, TEXTS)
     paddle.worker().send_signal(signal.SIGKILL)
     wait_until(lambda: not ready(paddle.url), "readiness turns 503", 30)
-    status, body = call(paddle.url, "/health")
+    status, _, body = call(paddle.url, "/health")
     assert status == 503 and "reloading" in json.loads(body)["error"]
     wait_until(lambda: ready(paddle.url), "the model is reloaded", 120)
     np.testing.assert_allclose(probabilities(paddle.url, TEXTS), before, atol=TOL)
@@ -301,10 +277,12 @@ def test_a_model_that_cannot_be_reloaded_stays_unready_after_bounded_attempts(tm
         weights.rename(aside)  # the next load of the model fails
         server.worker().send_signal(signal.SIGKILL)
         wait_until(lambda: "could not be reloaded" in server.log_text(), "the reload gives up", 120)
-        status, body = call(server.url, "/health")
+        status, _, body = call(server.url, "/health")
         error = json.loads(body)["error"]
         assert status == 503 and "2 attempts" in error and "no weights" in error, body
         assert not ready(server.url)
+        status, _, body = call(server.url, "/v2/health/live")  # a restart of the process is what is left
+        assert status == 503 and json.loads(body) == {"live": False}, body
         aside.rename(weights)  # loadable again: only a further attempt would make it ready
         assert server.stop() == 0
     finally:

@@ -190,16 +190,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .api import load_classifier
-    from .benchdata import read_lines, read_pairs, read_tsv, sst2_path
+    from .benchdata import read_tsv, sst2_path
+    from .datasets.labelled import read_texts
     from .parity import compare
 
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if len(names) != 2:
         raise InvalidInputError("--backends takes exactly two names, e.g. huggingface,tfhub")
-    if args.texts and args.pairs:
-        texts = read_tsv(args.texts, pairs=True)[0] if args.texts.endswith(".tsv") else read_pairs(args.texts)
-    elif args.texts:
-        texts = read_tsv(args.texts)[0] if args.texts.endswith(".tsv") else read_lines(args.texts)
+    if args.texts:
+        texts = read_texts(args.texts, text_column=args.text_column, pair_column=args.pair_column, pairs=args.pairs)
     else:
         texts = read_tsv(sst2_path("dev"))[0]
     a = load_classifier(args.model, backend=names[0], num_threads=args.threads, **_model_options(args))
@@ -502,12 +501,14 @@ def _positive(text: str) -> int:
     return value
 
 
-class _Once(argparse.Action):
-    """An option given at most once: a second value is an error, not silently the last."""
+class _Once(argparse._StoreAction):
+    """An option given at most once: a second value is an error, not silently the last
+    (`--output a.csv --output b.csv` wrote b.csv only). The action of every option that
+    takes one value (`_Parser` registers it as the default)."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         given = namespace.__dict__.setdefault("_given_once", set())
-        if self.dest in given:
+        if option_string is not None and self.dest in given:
             raise argparse.ArgumentError(self, "given twice; it takes one value")
         given.add(self.dest)
         setattr(namespace, self.dest, values)
@@ -529,12 +530,11 @@ def _add_labelled_arguments(p: argparse.ArgumentParser) -> None:
     """fit, evaluate: the columns of a labelled file, as classify --input names them."""
     p.add_argument(
         "--text-column",
-        action=_Once,
         help="the text column of a .csv, .jsonl, .parquet or .tsv with a header (without it: text; a .tsv "
         "without a 'text' column is read as sentence<TAB>label rows)",
     )
-    p.add_argument("--pair-column", action=_Once, help="the second text of sentence pairs (--pairs: text_pair)")
-    p.add_argument("--label-column", action=_Once, help="the label column (without it: label)")
+    p.add_argument("--pair-column", help="the second text of sentence pairs (--pairs: text_pair)")
+    p.add_argument("--label-column", help="the label column (without it: label)")
     p.add_argument(
         "--pairs",
         action="store_true",
@@ -579,6 +579,8 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)  # argument groups share the parser's registry
+        self.register("action", "store", _Once)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -644,16 +646,14 @@ def _add_dataset_arguments(d: argparse._ArgumentGroup) -> None:
     d.add_argument(
         "--input-format", choices=("parquet", "jsonl", "csv", "tsv"), help="the input's format (default: by suffix)"
     )
-    d.add_argument("--text-column", action=_Once, default="text", help="the input column to classify")
-    d.add_argument("--pair-column", action=_Once, help="a second text column: classify (text, pair) sentence pairs")
+    d.add_argument("--text-column", default="text", help="the input column to classify")
+    d.add_argument("--pair-column", help="a second text column: classify (text, pair) sentence pairs")
     d.add_argument(
         "--id-column",
-        action=_Once,
         help="the column that keys each row, written first (without it: 'row', the 0-based row number)",
     )
     d.add_argument(
         "--keep-columns",
-        action=_Once,
         type=_keep_columns,
         help="input columns written beside the predictions: NAME,NAME, 'all', or 'none' (without it: none)",
     )
@@ -694,7 +694,13 @@ def _add_compare_command(sub) -> None:
     p = sub.add_parser("compare", help="numerical parity report between two backends")
     p.add_argument("--backends", required=True, help="two names, e.g. huggingface,tfhub")
     p.add_argument("--model", default="default", help=MODEL_HELP)
-    p.add_argument("--texts", help="a .tsv (sentence<TAB>label) or one text per line; default SST-2 dev")
+    p.add_argument(
+        "--texts",
+        help="the texts: a .csv, .jsonl or .parquet (--text-column), a .tsv (sentence<TAB>label, or a header naming "
+        "text), or one text per line; default SST-2 dev",
+    )
+    p.add_argument("--text-column", help="the text column of a .csv, .jsonl, .parquet or .tsv (without it: text)")
+    p.add_argument("--pair-column", help="the second text of sentence pairs (--pairs: text_pair)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest |logit difference| that passes")
     add_threads_option(p)
     p.add_argument("--pairs", action="store_true", help="sentence pairs: 'text<TAB>text_pair' (.tsv: plus a label)")

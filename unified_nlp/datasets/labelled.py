@@ -87,6 +87,33 @@ def read_labelled(
     return _by_names(path, fmt, text_column or TEXT, pair_column, label_column or LABEL)
 
 
+def read_texts(
+    path: str | os.PathLike, *, text_column: str | None = None, pair_column: str | None = None, pairs: bool = False
+) -> list:
+    """The texts (or (text, text_pair) tuples) of a file whose labels are not needed
+    (`compare --texts`): ``.csv``, ``.jsonl``, ``.parquet`` and a ``.tsv`` whose header
+    names ``text`` by column names, as `read_labelled`; another ``.tsv`` as SST-2's
+    ``sentence<TAB>label`` rows (the label ignored); any other suffix one text per line
+    (``text<TAB>text_pair`` with ``pairs=True``). Bad rows are refused as `read_labelled`
+    refuses them.
+
+    >>> read_texts("reviews.jsonl", text_column="review")[:1]  # doctest: +SKIP
+    ['a fine film']
+    """
+    from ..benchdata import read_lines, read_pairs, read_tsv
+
+    path = Path(path)
+    fmt = io.FORMATS.get(path.suffix.lower())
+    named = text_column is not None or pair_column is not None
+    if fmt is None and not named:
+        return read_pairs(path) if pairs else read_lines(path)
+    if fmt in (None, "tsv") and not named and TEXT not in _header(path):
+        return read_tsv(path, pairs=pairs)[0]
+    if pair_column is None and pairs:
+        pair_column = PAIR
+    return _by_names(path, fmt or "tsv", text_column or TEXT, pair_column, None).texts
+
+
 def _header(path: Path) -> list[str]:
     """The first line's tab-separated fields (to tell a header naming `text` from SST-2 rows)."""
     try:
@@ -97,9 +124,11 @@ def _header(path: Path) -> list[str]:
     return [field.strip() for field in first.decode("utf-8-sig", "replace").rstrip("\r\n").split("\t")]
 
 
-def _by_names(path: Path, fmt: str, text_column: str, pair_column: str | None, label_column: str) -> Labelled:
+def _by_names(path: Path, fmt: str, text_column: str, pair_column: str | None, label_column: str | None) -> Labelled:
+    """By column names; without `label_column`, texts only (labels all None)."""
+    columns = [text_column, *([pair_column] if pair_column else []), *([label_column] if label_column else [])]
     try:
-        reader = io.Reader(path, [text_column, *([pair_column] if pair_column else []), label_column], fmt)
+        reader = io.Reader(path, columns, fmt)
     except InvalidInputError as e:
         if "no column" not in str(e):
             raise
@@ -110,7 +139,7 @@ def _by_names(path: Path, fmt: str, text_column: str, pair_column: str | None, l
             reason = bad_reason(text, text_column)
             if reason is None and pair_column:
                 reason = bad_reason(chunk[pair_column][i], pair_column)
-            label, label_reason = _label(chunk[label_column][i], label_column)
+            label, label_reason = _label(chunk[label_column][i], label_column) if label_column else (None, None)
             reason = reason or label_reason
             if reason is not None:
                 line = reader.line(start + i)
@@ -118,7 +147,9 @@ def _by_names(path: Path, fmt: str, text_column: str, pair_column: str | None, l
                 raise InvalidInputError(f"{where}: {reason}")
             texts.append((text, chunk[pair_column][i]) if pair_column else text)
             labels.append(label)
-    if all(isinstance(x, str) and x.lstrip("-").isdigit() for x in labels):  # as read_tsv: "0"/"1" are indices
+    if label_column and all(
+        isinstance(x, str) and x.lstrip("-").isdigit() for x in labels
+    ):  # as read_tsv: "0"/"1" are indices
         labels = [int(x) for x in labels]
     return Labelled(path, texts, labels, reader.line)
 

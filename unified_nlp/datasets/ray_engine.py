@@ -343,6 +343,9 @@ def _connect(ray, address: str | None, num_actors: int | None, num_threads: int 
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return None
     actors, per = _sizes(available_cores(), num_actors, num_threads)
+    # Ray turns token authentication on for a new local cluster (a good default) and warns
+    # that it did, on every run; RAY_AUTH_MODE=token instead fails without a token file
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(
         num_cpus=actors * per + READ_CPUS,
         include_dashboard=False,
@@ -365,6 +368,8 @@ def _run(
 ) -> dict[str, Any]:
     """Read, classify on `sizes` = (actors, threads per actor), write; returns the summary."""
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # our own bar shows progress: Ray's warning that its bars are off is noise on every run
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     actors, per = sizes
     done: dict[str, Any] = manifest["parts"] if manifest is not None else {}
     reused = len(done)
@@ -403,7 +408,7 @@ def _run(
         "rows_classified": rows,
         "seconds": round(seconds, 3),
         "load_seconds": round((first_batch or finished) - began, 3),  # cluster, actors and model up, first batch
-        "rows_per_s": round(rows / seconds, 1) if seconds > 0 else 0.0,
+        "rows_per_s": float(f"{rows / seconds:.3g}") if seconds > 0 else 0.0,  # 3 digits: 2 rows in 60 s is not 0.0
         # the steady rate: rows after the first batch over the time after it (actors loaded);
         # None when everything came in the first batch (no steady state was seen, not a rate of 0)
         "rows_per_s_after_first_batch": round((rows - first_rows) / working, 1)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 from ..errors import InvalidInputError
 from .middleware import AccessLog, ApiKey
@@ -66,16 +68,25 @@ def create_app(
         await served.stop()
 
     middleware = [Middleware(AccessLog)] if access_log else []  # outermost: it logs the 401s too
+    routes = [*v2_routes(served), *tei_routes(served)]
     if api_key is not None:
-        middleware.append(Middleware(ApiKey, key=api_key))
+        refused = functools.partial(_count_refusal, served, routes)
+        middleware.append(Middleware(ApiKey, key=api_key, refused=refused))
     app = Starlette(
-        routes=[*v2_routes(served), *tei_routes(served)],
+        routes=routes,
         middleware=middleware,
         exception_handlers={404: _no_route, 405: _no_route},
         lifespan=lifespan,
     )
     app.state.served = served
     return app
+
+
+def _count_refusal(served: Served, routes: list, scope: dict, seconds: float) -> None:
+    """A 401 in /metrics, under the route the request was for (its template, as every
+    request is counted: a path a client makes up adds no label value)."""
+    route = next((r.path for r in routes if r.matches(scope)[0] != Match.NONE), "(no route)")
+    served.metrics.request(route, 401, seconds)
 
 
 async def _no_route(request, exc) -> JSONResponse:

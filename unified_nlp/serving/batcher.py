@@ -4,14 +4,14 @@ rows, as text-embeddings-inference's ``max_batch_tokens``); the forward runs in 
 thread of its own, so the event loop never computes.
 
 Batches form from what queued while the model was busy: there is no timer, so a lone
-request on an idle server starts at once, and no request waits longer than the batch
-before it. Each text's logits do not depend on its batch (rows are padded and masked), so
+request on an idle server starts at once, and no request waits longer than the window
+before it (up to `WINDOW` batches, each request answered when its own rows are done). Each text's logits do not depend on its batch (rows are padded and masked), so
 the probabilities match ``predict_proba`` within float rounding whatever batch a text
 lands in.
 
 A request whose caller stops waiting (its task is cancelled: the server cancels it when the
 HTTP client disconnects) leaves the queue before its rows are computed. An error of a
-forward fails its batch; one that says the backend is gone (`backend_gone`: its worker
+forward fails the requests of its window not yet answered; one that says the backend is gone (`backend_gone`: its worker
 died) fails every queued request too, rather than have them wait for a restart.
 """
 
@@ -29,18 +29,40 @@ import numpy as np
 from ..protocols import ENCODING_KEYS, Encoding
 
 WINDOW = 4  # batches' worth of queued requests taken at once, then sorted by length
+# a forward's fixed cost, in padded tokens: what one more batch must save in padding to pay
+# (a session call, the merge and select of its rows: about 0.3 ms, 16 tokens of the default
+# model's 17,000 tokens/s on ONNX Runtime here)
+FORWARD_COST = 16
 
 
-def length_batches(lengths: np.ndarray, max_rows: int, max_tokens: int):
-    """Row indices in batches, longest first: at most `max_rows` rows and `max_tokens` padded
-    tokens (rows x the batch's longest) each, at least one row."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    start = 0
-    while start < len(order):
-        width = max(int(lengths[order[start]]), 1)  # the longest of the batch: its first row
-        rows = max(1, min(max_rows, max_tokens // width))
-        yield order[start : start + rows]
-        start += rows
+def length_batches(lengths: np.ndarray, max_rows: int, max_tokens: int, forward_cost: int = FORWARD_COST):
+    """Row indices in batches, longest first, each within `max_rows` rows and `max_tokens`
+    padded tokens (rows x the batch's longest; at least one row), cut where the padded
+    tokens plus `forward_cost` per batch are least.
+
+    The cuts are a shortest path over the length-sorted rows (dynamic programming: row
+    counts up to `max_rows` from each start). Cutting every `max_rows` rows instead padded
+    a window of 64 SST-2 requests to 1.47x its tokens; the best cuts pad it to 1.06x, near
+    the 1.04x of sorting the whole dataset."""
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    width = np.maximum(lengths[order], 1)  # descending: a batch's first row is its longest
+    n = len(order)
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    cut = np.zeros(n + 1, dtype=np.int64)  # cut[end]: where the best last batch ending at `end` starts
+    for start in range(n):
+        rows = max(1, min(max_rows, max_tokens // int(width[start])))
+        ends = np.arange(start + 1, min(n, start + rows) + 1)
+        cost = best[start] + (ends - start) * float(width[start]) + forward_cost
+        better = cost < best[ends]
+        best[ends[better]], cut[ends[better]] = cost[better], start
+    bounds, end = [], n
+    while end > 0:
+        bounds.append((int(cut[end]), end))
+        end = int(cut[end])
+    for start, end in reversed(bounds):
+        yield order[start:end]
 
 
 class Overloaded(Exception):
@@ -186,32 +208,44 @@ class Batcher:
         return jobs
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                jobs = self._take()
-                now = time.perf_counter()
-                for job in jobs:
-                    self._observe("queue", now - job.queued)
-                try:
-                    logits = await loop.run_in_executor(self._forward, self._compute, [j.enc for j in jobs])
-                except Exception as e:  # noqa: BLE001 - every request of the batch gets the error
-                    for job in jobs:
-                        if not job.future.done():
-                            job.future.set_exception(e)
-                    if self._backend_gone(e):  # the queued would wait for the backend's restart
-                        self.fail_queued(e)
-                    continue
-                at, computed = 0, time.perf_counter()
-                for job in jobs:
-                    n = job.enc.num_texts
+                await self._window(self._take())
+
+    async def _window(self, jobs: list[_Job]) -> None:
+        """Compute a window's batches one by one, answering each request as soon as its last
+        row is computed: its client sends the next one while the window's other batches run
+        (answering at the window's end left the model idle while 64 clients came back)."""
+        loop = asyncio.get_running_loop()
+        began = time.perf_counter()
+        for job in jobs:
+            self._observe("queue", began - job.queued)
+        counts = np.array([job.enc.num_texts for job in jobs])
+        owner, left = np.repeat(np.arange(len(jobs)), counts), counts.copy()
+        first = np.concatenate([[0], np.cumsum(counts)])  # job k's rows: first[k]:first[k + 1]
+        try:
+            enc = await loop.run_in_executor(self._forward, self._merged, jobs)
+            logits = np.zeros((enc.num_texts, len(self.clf.labels)), dtype=np.float32)
+            for rows in length_batches(enc.lengths, self.max_batch_size, self.max_batch_tokens):
+                logits[rows] = await loop.run_in_executor(self._forward, self._compute, enc, rows)
+                finished = np.unique(owner[rows])
+                left -= np.bincount(owner[rows], minlength=len(jobs))
+                for k in finished[left[finished] == 0]:
+                    job, computed = jobs[k], time.perf_counter()
                     if job.timings is not None:
-                        job.timings.update(queue=now - job.queued, inference=computed - now)
+                        job.timings.update(queue=began - job.queued, inference=computed - began)
                     if not job.future.done():
-                        job.future.set_result((logits[at : at + n], job.enc.truncated))
-                    at += n
+                        job.future.set_result((logits[first[k] : first[k + 1]], job.enc.truncated))
+        except Exception as e:  # noqa: BLE001 - every request of the window not yet answered gets the error
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(e)
+            if self._backend_gone(e):  # the queued would wait for the backend's restart
+                self.fail_queued(e)
+            return
+        self._observe("inference", time.perf_counter() - began)
 
     def _encode(self, first: list[str], second: list[str] | None, max_length: int | None) -> Encoding:
         """Tokenize in the pool; the metric is the tokenizer's time, not the wait for a pool thread."""
@@ -220,14 +254,11 @@ class Batcher:
         self._observe("tokenize", time.perf_counter() - start)
         return enc
 
-    def _compute(self, encodings: list[Encoding]) -> np.ndarray:
-        start = time.perf_counter()
-        enc = merge(encodings, self._pad_id) if len(encodings) > 1 else encodings[0]
-        logits = np.zeros((enc.num_texts, len(self.clf.labels)), dtype=np.float32)
-        for rows in length_batches(enc.lengths, self.max_batch_size, self.max_batch_tokens):
-            part = enc.select(rows)
-            self._observe("batch_size", len(rows))
-            self._observe("batch_tokens", len(rows) * part.input_ids.shape[1])
-            logits[rows] = self.clf.model(part).logits
-        self._observe("inference", time.perf_counter() - start)
-        return logits
+    def _merged(self, jobs: list[_Job]) -> Encoding:
+        return merge([job.enc for job in jobs], self._pad_id) if len(jobs) > 1 else jobs[0].enc
+
+    def _compute(self, enc: Encoding, rows: np.ndarray) -> np.ndarray:
+        part = enc.select(rows)
+        self._observe("batch_size", len(rows))
+        self._observe("batch_tokens", len(rows) * part.input_ids.shape[1])
+        return self.clf.model(part).logits

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from starlette.responses import JSONResponse
@@ -39,19 +40,23 @@ def route_path(scope) -> str:
 
 class ApiKey:
     """Refuses (401) a request without ``Authorization: Bearer KEY`` on every path but
-    `PUBLIC`; the key is compared in constant time."""
+    `PUBLIC`; the key is compared in constant time. `refused(scope, seconds)` is told of
+    each refusal (the server counts them in /metrics)."""
 
-    def __init__(self, app, key: str) -> None:
-        self.app, self._key = app, key.encode("utf-8")
+    def __init__(self, app, key: str, refused: Callable[[dict, float], None] | None = None) -> None:
+        self.app, self._key, self._refused = app, key.encode("utf-8"), refused
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or route_path(scope) in PUBLIC or self._authorized(scope):
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         body = {"error": "missing or wrong API key: send the header 'Authorization: Bearer KEY'"}
         if not route_path(scope).startswith("/v2"):
             body["error_type"] = "Unauthorized"  # TEI's error shape; v2's is {"error"} alone
         await JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        if self._refused is not None:
+            self._refused(scope, time.perf_counter() - started)
 
     def _authorized(self, scope) -> bool:
         header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")

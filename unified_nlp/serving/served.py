@@ -64,6 +64,9 @@ class Served:
         self.ready = False
         self.draining = False
         self.error: str | None = None
+        # no recovery under way (the load failed, or every reload did): liveness turns 503 so
+        # that an orchestrator restarts the process, which a reload could not do
+        self.broken = False
         self._task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()  # the worker's watch and a reload in progress
         self._worker_pid: int | None = None  # of the worker the model was loaded in, if it runs in one
@@ -101,7 +104,7 @@ class Served:
             self._worker_pid = self._pid()
             log.info("model %r ready on %s (%s)", self.name, self.clf.backend, self.clf.precision)
         except Exception as e:  # noqa: BLE001 - the server stays up and says why it is not ready
-            self.error = f"{type(e).__name__}: {e}"
+            self.error, self.broken = f"{type(e).__name__}: {e}", True
             log.error("model %r failed to load: %s", self.name, self.error)
             return
         if isinstance(self.clf.model, RemoteModel):
@@ -161,7 +164,8 @@ class Served:
         self.error = (
             f"model {self.name!r} could not be reloaded after its worker failed ({attempts} attempts): {failure}"
         )
-        log.error("%s; readiness stays 503", self.error)
+        self.broken = True
+        log.error("%s; readiness and liveness answer 503", self.error)
 
     async def stop(self) -> None:
         self.draining = True

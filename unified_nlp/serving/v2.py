@@ -161,8 +161,8 @@ def routes(served: Served) -> list[Route]:
 
     # the status says it (tritonclient reads only that); the JSON body is for KServe's client,
     # which reads {"live"} and {"ready"} as KServe's own server answers them
-    async def live(request):
-        return JSONResponse({"live": True})
+    async def live(request):  # 503 once the model cannot recover in this process (`Served.broken`)
+        return JSONResponse({"live": not served.broken}, status_code=503 if served.broken else 200)
 
     def readiness(**body) -> JSONResponse:
         served.start()
