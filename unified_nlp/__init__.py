@@ -31,6 +31,7 @@ from .errors import (
 from .parity import ParityReport, compare
 from .protocols import Encoding, Model, ModelOutput, Prediction, Tokenizer
 from .registry import list_backends
+from .zero_shot import zero_shot
 
 __version__ = "0.1.0"
 
@@ -61,4 +62,5 @@ __all__ = [
     "inspect_model",
     "list_backends",
     "load_classifier",
+    "zero_shot",
 ]

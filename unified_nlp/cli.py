@@ -209,6 +209,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_zero_shot(args: argparse.Namespace) -> int:
+    from .zero_shot import candidates, hypothesis, zero_shot
+
+    labels = candidates(args.labels)  # checked before any model loads
+    hypothesis(args.template, labels[0])
+    args.pairs = False
+    texts = _texts(args)
+    if not texts:
+        print(f"unified-nlp: nothing to classify: {args.file or 'stdin'} has no texts", file=sys.stderr)
+        return 0
+    options = {"num_threads": args.threads, **_model_options(args)}
+    _announce(f"scoring {counted(len(labels), 'label')} for {counted(len(texts), 'text')}", texts)
+    results = zero_shot(
+        texts, labels, args.template, args.multi_label, model=args.model, backend=args.backend, **options
+    )
+    for result in results:
+        if args.json:
+            scores = {label: round(score, 6) for label, score in zip(result["labels"], result["scores"])}
+            print(json.dumps({"text": result["sequence"], "scores": scores}, ensure_ascii=False))
+        else:
+            ranked = "  ".join(f"{label} {score:.4f}" for label, score in zip(result["labels"], result["scores"]))
+            print(f"{ranked}  {_shown(result['sequence'])}")
+    return 0
+
+
 def _labelled(path: str, args: argparse.Namespace, limit: int | None = None):
     """Texts (or pairs) and labels of a labelled file (.tsv, .csv, .jsonl, .parquet), read
     and checked before any model loads (`unified_nlp.datasets.labelled`)."""
@@ -606,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_cache_command,
         _add_worker_command,
         _add_serve_command,
+        _add_zero_shot_command,
     ):
         add_command(sub)
     return parser
@@ -678,6 +704,29 @@ def _add_dataset_arguments(d: argparse._ArgumentGroup) -> None:
     from .datasets.local import CHUNK_ROWS
 
     d.add_argument("--chunk-rows", type=_positive, default=CHUNK_ROWS, help="rows per part (and per resume step)")
+
+
+def _add_zero_shot_command(sub) -> None:
+    from .zero_shot import TEMPLATE
+
+    p = sub.add_parser(
+        "zero-shot", help="score candidate labels with an NLI model (as transformers' zero-shot pipeline)"
+    )
+    p.add_argument("texts", nargs="*", help="texts to classify; none, or '-': one per line from stdin")
+    p.add_argument("--labels", required=True, help="the candidate labels, comma-separated")
+    p.add_argument("--template", default=TEMPLATE, help="the hypothesis, {} standing for a label")
+    p.add_argument(
+        "--multi-label", action="store_true", help="score each label on its own (entailment against contradiction)"
+    )
+    p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
+    p.add_argument(
+        "--model", required=True, help="an NLI sentence-pair model (with an entailment label): " + MODEL_HELP
+    )
+    p.add_argument("--file", help="one text per line (UTF-8; blank lines are skipped)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_threads_option(p)
+    _add_model_arguments(p)
+    p.set_defaults(func=cmd_zero_shot)
 
 
 def _add_convert_command(sub) -> None:
