@@ -676,3 +676,22 @@ def test_one_long_text_gets_a_batch_of_its_own():
     lengths = np.array([100] + [10] * 31)
     batches = list(length_batches(lengths, 32, 16384))
     assert [len(b) for b in batches] == [1, 31]  # not 32 rows padded to 100 tokens
+
+
+@pytest.mark.parametrize(
+    "max_rows,max_tokens,shape", [(32, 16384, (32, 512)), (32, 1000, (1, 512)), (8, 100, (1, 100))]
+)
+def test_the_warm_up_runs_the_largest_batch_the_batcher_forms(hf, max_rows, max_tokens, shape):
+    from types import SimpleNamespace
+
+    from unified_nlp.serving.batcher import Batcher
+
+    shapes = []
+
+    def model(enc):  # the real model; the shapes it was given noted
+        shapes.append(enc.input_ids.shape)
+        return hf.model(enc)
+
+    recording = SimpleNamespace(model=model, encode=hf.encode, tokenizer=hf.tokenizer, labels=hf.labels)
+    Batcher(recording, max_batch_size=max_rows, max_batch_tokens=max_tokens, max_queue=8).warm()
+    assert shapes[-1] == shape, shapes
