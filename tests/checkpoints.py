@@ -15,6 +15,18 @@ ARCHITECTURES = ("bert", "distilbert", "roberta", "xlm-roberta", "electra", "alb
 LABELS = ("negative", "neutral", "positive")
 _SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
 _VOCAB = 600
+# DeBERTa-v2 (not v3): absolute positions, token types, own position projections, no buckets
+# (relative positions up to max_relative_positions), a factorised embedding and the convolution
+DEBERTA_V2_STYLE = dict(
+    position_biased_input=True,
+    type_vocab_size=2,
+    share_att_key=False,
+    position_buckets=-1,
+    norm_rel_ebd="none",
+    embedding_size=16,
+    conv_kernel_size=3,
+    conv_act="gelu",
+)
 SPREAD = 100  # assert_parity: a reference must vary across inputs by this many tolerances
 
 
@@ -55,15 +67,37 @@ def _bpe(corpus):
     )
 
 
-def _unigram(corpus, specials, cls):
+def _modernbert_bpe(corpus):
+    """As ModernBERT ships its tokenizer: byte-level BPE in tokenizer.json, BERT's specials
+    around it ([CLS] A [SEP] B [SEP]), no token types handed to the model."""
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    tok.train_from_iterator(
+        corpus, trainers.BpeTrainer(vocab_size=_VOCAB, special_tokens=specials, initial_alphabet=alphabet)
+    )
+    cls, sep = ("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1", special_tokens=[cls, sep]
+    )
+    names = dict(unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_input_names=["input_ids", "attention_mask"], **names
+    )
+
+
+def _unigram(corpus, specials, cls, unk: str = "<unk>"):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.train_from_iterator(
-        corpus, trainers.UnigramTrainer(vocab_size=_VOCAB, special_tokens=specials, unk_token="<unk>")
-    )
+    tok.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=_VOCAB, special_tokens=specials, unk_token=unk))
     vocab = [tuple(x) for x in json.loads(tok.to_str())["model"]["vocab"]]
     return cls(vocab=vocab)
 
@@ -79,10 +113,15 @@ def tokenizer_for(arch: str, corpus):
         return _bpe(corpus)
     if arch == "xlm-roberta":
         return _unigram(corpus, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], transformers.XLMRobertaTokenizer)
+    if arch == "deberta-v2":  # DebertaV2Tokenizer: a SentencePiece Unigram model with BERT-style specials
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        return _unigram(corpus, specials, transformers.DebertaV2Tokenizer, unk="[UNK]")
+    if arch == "modernbert":
+        return _modernbert_bpe(corpus)
     return _unigram(corpus, ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"], transformers.AlbertTokenizer)
 
 
-def config_for(arch: str, tokenizer, num_labels: int, problem_type: str | None):
+def config_for(arch: str, tokenizer, num_labels: int, problem_type: str | None, overrides=None):
     import transformers
 
     labels = LABELS if num_labels == 3 else tuple(f"label_{i}" for i in range(num_labels))
@@ -96,6 +135,17 @@ def config_for(arch: str, tokenizer, num_labels: int, problem_type: str | None):
     )
     if problem_type:
         common["problem_type"] = problem_type
+    common.update(overrides or {})
+    if arch == "deberta-v2":  # as DeBERTa-v3: relative attention in 2 x 16 log buckets, shared keys, no
+        # absolute positions, no token types (DEBERTA_V2_STYLE: the v2 variants of all four)
+        v3 = dict(relative_attention=True, position_buckets=16, pos_att_type=["p2c", "c2p"], share_att_key=True)
+        v3 |= dict(norm_rel_ebd="layer_norm", position_biased_input=False, type_vocab_size=0, max_relative_positions=-1)
+        return transformers.DebertaV2Config(**{**_SIZES, **v3, **common})
+    if arch == "modernbert":  # 3 layers: global, local (a window of 8 tokens: 4 each side), global
+        ids = {f"{k}_token_id": tokenizer.convert_tokens_to_ids(t) for k, t in (("cls", "[CLS]"), ("sep", "[SEP]"))}
+        sizes = dict(_SIZES, num_hidden_layers=3, global_attn_every_n_layers=2, local_attention=8)
+        ids |= {"bos_token_id": ids["cls_token_id"], "eos_token_id": ids["sep_token_id"]}
+        return transformers.ModernBertConfig(**{**sizes, **ids, **common})
     if arch == "distilbert":
         return transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37, **common)
     if arch in ("roberta", "xlm-roberta"):
@@ -121,24 +171,25 @@ def make_checkpoint(
     safe_serialization: bool = True,
     corpus: list[str] | None = None,
     scale: float = 1.0,
+    config: dict | None = None,
 ) -> Path:
     """Write a tiny random `arch` classifier with transformers' save_pretrained at `out`
     (with safe_serialization=False: a pytorch_model.bin instead, see to_pytorch_bin).
     `scale` multiplies every matrix: at N(0, 0.02) a tiny model's logits vary across
     inputs by about 1e-4, so scale=8 makes a comparison at 1e-5 see which input it got
-    (assert_parity checks that it can)."""
+    (assert_parity checks that it can). `config`: config keys to set (DEBERTA_V2_STYLE)."""
     import torch
     import transformers
 
     corpus = corpus or _corpus()
     tokenizer = tokenizer_for(arch, corpus)
     tokenizer.model_max_length = 64
-    config = config_for(arch, tokenizer, num_labels, problem_type)
+    config = config_for(arch, tokenizer, num_labels, problem_type, config)
     torch.manual_seed(seed)
     model = transformers.AutoModelForSequenceClassification.from_config(config).eval()
     with torch.no_grad():  # random biases and LayerNorms too, so that a wrong map cannot hide
         for name, p in model.named_parameters():
-            if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name:
+            if name.endswith("bias") or "LayerNorm" in name or "norm" in name:
                 p.add_(torch.randn_like(p) * 0.1)
     scale_matrices(model, scale)
     model.save_pretrained(out)

@@ -189,7 +189,7 @@ def test_unknown_model_type_lists_the_supported_ones(folders, tmp_path):
     config["model_type"] = "gpt2"
     (bad / "config.json").write_text(json.dumps(config))
     with pytest.raises(
-        InvalidModelError, match="model_type 'gpt2' is not supported; supported: albert, bert, distilbert"
+        InvalidModelError, match="model_type 'gpt2' is not supported; supported: albert, bert, deberta-v2, distilbert"
     ):
         un.load_classifier(bad, backend="huggingface")
 

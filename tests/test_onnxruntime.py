@@ -191,7 +191,7 @@ def test_int8_without_onnx_says_what_to_install(exported, tmp_path):
 
 
 def test_precision_is_refused_where_the_backend_has_none(capsys):
-    with pytest.raises(un.InvalidInputError, match="huggingface backend runs fp32 only here, not int8"):
+    with pytest.raises(un.InvalidInputError, match=r"huggingface backend runs fp32(, bf16)? only here, not int8"):
         un.load_classifier("default", backend="huggingface", precision="int8")
     with pytest.raises(un.InvalidInputError, match="onnxruntime backend runs fp32, int8 only here, not bf16"):
         un.load_classifier("default", backend="ort", precision="bf16")

@@ -10,6 +10,7 @@ from typing import Any
 
 from .architectures import get as get_architecture
 from .classifier import TextClassifier
+from .cpu import native_bf16, why_not_bf16
 from .devices import CPU
 from .devices import parse as parse_device
 from .errors import (
@@ -22,8 +23,8 @@ from .errors import (
 )
 from .folder import HEAD_FILE, copy_canonical, read_json, read_spec
 from .folder_spec import canonical_spec, check, model_spec
-from .format_names import HUGGINGFACE, PADDLE_NATIVE, SAVEDMODEL
-from .formats import READ_BY, Detected, detect, export_formats
+from .format_names import HUGGINGFACE, PADDLE_NATIVE, SAVEDMODEL, TF_H5
+from .formats import BLACK_BOXES, READ_BY, Detected, detect, export_formats
 from .formats import imported as imported_once
 from .paddlenlp_format import describe_native as describe_paddle_native
 from .paddlenlp_format import native_spec as paddle_native_spec
@@ -31,18 +32,23 @@ from .paddlenlp_format import to_canonical as paddle_to_canonical
 from .progress import conversion_notice, notice
 from .protocols import BackendAdapter
 from .registry import (
+    AUTO_PRECISION,
     PRECISIONS,
     Placement,
+    auto_precision,
     backend_names,
     canonical_name,
     converts_back,
     converts_quietly,
+    fast_precisions,
     load_adapter,
     placement,
 )
 from .resolve import resolve
 from .spec import ModelSpec
 from .store import holding
+from .tf_h5 import describe as describe_tf_h5
+from .tf_h5 import to_canonical as tf_h5_to_canonical
 from .threads import apply as apply_threads
 from .threads import request as request_threads
 from .worker import RemoteAdapter
@@ -98,6 +104,12 @@ def canonical_folder(found: Detected, *, for_backend: str | None = None, pooling
     native folder imported once into the store. A model that cannot leave its stack
     gets an error saying why (a ConversionError for `convert`, `for_backend=None`)."""
     error = InvalidModelError if for_backend else ConversionError
+    if found.format in BLACK_BOXES:
+        reader = READ_BY[found.format]
+        raise error(
+            f"{found.path}: {BLACK_BOXES[found.format]} (it runs on the {reader} backend: "
+            f"load_classifier(path, backend='{reader}'))"
+        )
     if found.format == PADDLE_NATIVE:
         info = _paddle_info(found)
         if not info["convertible"]:
@@ -106,6 +118,9 @@ def canonical_folder(found: Detected, *, for_backend: str | None = None, pooling
             )
             raise error(f"{found.path}: {info['why']}{runs}")
         return imported_once(found, lambda out: paddle_to_canonical(found.path, out))
+    if found.format == TF_H5:
+        describe_tf_h5(found.path)  # refuses weight files outside the folder before the store hashes the folder
+        return imported_once(found, lambda out: tf_h5_to_canonical(found.path, out))
     if found.format == SAVEDMODEL:
         reader = _savedmodel_reader()
         pooling = pooling or _from_metadata(found)["pooling"]
@@ -160,9 +175,10 @@ def load_classifier(
     machine fewer threads than cores is faster. ``clf.num_threads`` reports the count.
 
     `precision` is "fp32", "bf16" or "int8", on a backend that offers it (the adapter's
-    `precisions`; int8: onnxruntime; bf16: paddlenlp on a CPU with AVX512-BF16 or AMX;
+    `precisions`; int8: onnxruntime; bf16: huggingface and paddlenlp on a CPU with AVX512-BF16 or AMX;
     docs/backends.md, "Precision"); None runs the model as it is stored (fp32, or int8 for an int8
-    export). ``clf.precision`` reports it.
+    export); "auto" runs bf16 where the backend offers it on this CPU, else fp32 (never int8,
+    which keeps fewer labels). ``clf.precision`` reports it.
 
     `device` is "cpu" (None: the default), "cuda" or "cuda:N" (Paddle's "gpu", "gpu:N"
     too), on every backend: a torch device, a TensorFlow device scope, a Paddle place, ONNX
@@ -178,7 +194,7 @@ def load_classifier(
     """
     name = canonical_name(backend)
     where = placement(name)  # fails early, before any file work, if it can run nowhere
-    if precision is not None and precision not in PRECISIONS:
+    if precision is not None and precision != AUTO_PRECISION and precision not in PRECISIONS:
         raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     device = parse_device(device)
     request_threads(num_threads)  # before any framework starts: TensorFlow sizes its pools then
@@ -196,6 +212,11 @@ def load_classifier(
     elif found.format == PADDLE_NATIVE and name == READ_BY[PADDLE_NATIVE] and not _paddle_info(found)["convertible"]:
         path = source = found.path  # save writes a PaddleNLP folder again (paddlenlp_format.save_native)
         spec = paddle_native_spec(path, labels, problem_type=problem_type, seed=seed)
+    elif found.format in BLACK_BOXES and name == READ_BY[found.format]:  # a deployment export, as it is
+        if pooling is not None:
+            raise InvalidInputError(f"pooling= is for a TF Hub encoder SavedModel; this is a {found.format} export")
+        path = found.path
+        spec = _adapter(name)[0].describe_native(path, labels=labels, problem_type=problem_type, seed=seed)
     else:
         if pooling is not None and found.format != SAVEDMODEL:
             raise InvalidInputError(f"pooling= is for a TF Hub encoder SavedModel; this is a {found.format} folder")
@@ -217,10 +238,14 @@ def _run_options(adapter: BackendAdapter, spec: ModelSpec, precision: str | None
     name = adapter.name
     if precision is not None:
         offered = tuple(adapter.precisions)
+        if precision == AUTO_PRECISION:
+            precision = auto_precision(offered)
         if precision not in offered:
+            why = f" ({why_not_bf16()})" if precision == "bf16" and not native_bf16() else ""
             raise InvalidInputError(
-                f"the {name} backend runs {', '.join(offered)} only here, not {precision}; int8 runs on onnxruntime "
-                "(pip install 'unified-nlp[onnxruntime]'), bf16 on paddlenlp where the CPU has AVX512-BF16 or AMX"
+                f"the {name} backend runs {', '.join(offered)} only here, not {precision}{why}; int8 runs on "
+                "onnxruntime (pip install 'unified-nlp[onnxruntime]'), bf16 on huggingface and paddlenlp where the "
+                "CPU has AVX512-BF16 or AMX"
             )
         spec = spec.replace(precision=precision)
     if device == CPU:  # every framework runs on the CPU: nothing to ask
@@ -269,7 +294,7 @@ def convert(
     if out == path or path in out.parents:
         raise ConversionError(f"the output {out} must not be the source folder or inside it")
     found = detect(path, _folder(preprocessor))
-    if found.format in (PADDLE_NATIVE, SAVEDMODEL):
+    if found.format in (PADDLE_NATIVE, SAVEDMODEL, TF_H5, *BLACK_BOXES):
         path = canonical_folder(found)
     fmt = read_spec(path).get("format", HUGGINGFACE)
     if fmt == HUGGINGFACE:
@@ -314,14 +339,20 @@ def inspect_model(model: str | os.PathLike, *, preprocessor: str | os.PathLike |
     native: dict[str, Any] = {}
     if found.format == PADDLE_NATIVE:
         native = _paddle_info(found)
+    elif found.format == TF_H5:
+        native = describe_tf_h5(found.path)
     elif found.format == SAVEDMODEL:
         native = _savedmodel_reader().inspect_native(found.path, preprocessor=found.preprocessor)
+    elif found.format in BLACK_BOXES:
+        native = _adapter(READ_BY[found.format])[0].inspect_native(found.path)
     if native and not native.get("convertible"):
         out.update({k: v for k, v in native.items() if k not in ("format", "convertible")})
         out.update(runs_on=[READ_BY[found.format]], converts_to=[], why=native.get("why"))
     else:
         _inspect_canonical(found, native, out)
     out["installed"] = [b for b in backend_names() if _runs_here(b)]
+    # what each backend that runs it offers that this CPU runs in hardware (bf16, int8: unified_nlp.cpu)
+    out["fast_precisions_here"] = [f"{b}: {'/'.join(fast_precisions(b))}" for b in out["runs_on"]]
     return out
 
 
@@ -356,7 +387,7 @@ def _inspect_canonical(found: Detected, native: dict[str, Any], out: dict[str, A
     if native:
         out["imported_to"] = str(canonical)
     family = _paddle_families().get(arch.model_type)
-    reason = family.unsupported(config) if family is not None and config else None
+    reason = family.unsupported(config) if family is not None and config else _paddle_missing(arch.model_type)
     if reason:
         paddle = READ_BY[PADDLE_NATIVE]
         out["runs_on"] = [b for b in out["runs_on"] if b != paddle]
@@ -368,6 +399,12 @@ def _paddle_families():
     from .paddlenlp_format.families import FAMILIES
 
     return FAMILIES
+
+
+def _paddle_missing(model_type: str) -> str | None:
+    from .paddlenlp_format.families import missing
+
+    return missing(model_type)
 
 
 def _runs_here(backend: str) -> bool:

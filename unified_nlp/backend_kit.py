@@ -15,7 +15,7 @@ The core never imports an adapter; what moves inside the core moves behind this 
 
 from __future__ import annotations
 
-from . import architectures
+from . import architectures, cpu
 from .architectures import HEAD_KINDS
 from .architectures import get as get_architecture
 from .atomic import atomic_dir
@@ -48,9 +48,13 @@ from .folder import (
     read_spec,
     read_state,
     safe_join,
+    token_limit,
 )
 from .folder_spec import canonical_spec, check, config_labels, model_spec, read_config, write_config
 from .format_names import HUGGINGFACE as CANONICAL_FORMAT
+from .format_names import KERAS_FILE as KERAS_FILE_FORMAT
+from .format_names import ONNX_EXPORT as ONNX_EXPORT_FORMAT
+from .format_names import PADDLE_INFERENCE as PADDLE_INFERENCE_FORMAT
 from .format_names import PADDLE_NATIVE as PADDLE_NATIVE_FORMAT
 from .format_names import SAVEDMODEL as SAVEDMODEL_FORMAT
 from .paddlenlp_format import families as paddle_families
@@ -82,6 +86,9 @@ __all__ = [
     "INTER_OP",
     "PADDLE_NATIVE_FORMAT",
     "SAVEDMODEL_FORMAT",
+    "KERAS_FILE_FORMAT",
+    "ONNX_EXPORT_FORMAT",
+    "PADDLE_INFERENCE_FORMAT",
     "PROBLEM_TYPES",
     "SPEC_FILE",
     "TOKENIZER_FILES",
@@ -100,6 +107,7 @@ __all__ = [
     "Tokenizer",
     "UnifiedNLPError",
     "architectures",
+    "cpu",
     "atomic_dir",
     "batches_by_length",
     "device_index",
@@ -141,6 +149,7 @@ __all__ = [
     "save_file",
     "sst2_path",
     "store_dir",
+    "token_limit",
     "training_backends",
     "write_config",
 ]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .errors import InvalidInputError, UnifiedNLPError
 from .progress import counted
-from .registry import PRECISIONS, backend_names, backends_help, canonical_name, title, training_backends
+from .registry import AUTO_PRECISION, PRECISIONS, backend_names, backends_help, canonical_name, title, training_backends
 
 
 def _split_pairs(lines: list[str], where: str) -> list[tuple[str, str]]:
@@ -83,11 +83,24 @@ def cmd_backends(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
         return 0
-    print(f"{'backend':<12} {'installed':<9} {'runs':<11} {'versions':<48} environment")
+    print(f"{'backend':<12} {'installed':<9} {'runs':<11} {'fast here':<11} {'versions':<48} environment")
     for r in rows:
         versions = ", ".join(f"{k} {v}" for k, v in r.versions.items()) or "-"
-        print(f"{r.name:<12} {'yes' if r.installed else 'no':<9} {r.runs:<11} {versions:<48} {r.environment}")
+        fast, installed = ",".join(r.fast_precisions), "yes" if r.installed else "no"
+        print(f"{r.name:<12} {installed:<9} {r.runs:<11} {fast:<11} {versions:<48} {r.environment}")
+    print(f"\n{cpu_summary()}")
     return 0
+
+
+def cpu_summary() -> str:
+    """One line: the CPU and the precisions it runs in hardware (what "fast here" means)."""
+    from . import cpu
+
+    fast = ", ".join(cpu.fast_precisions())
+    return (
+        f"CPU: {cpu.model_name() or 'unknown'}; precisions it runs in hardware: {fast} "
+        "(bf16: AVX512-BF16 or AMX; int8: VNNI or AMX); load_classifier(precision=...) takes the backend's own"
+    )
 
 
 def _classify_dataset(args: argparse.Namespace) -> int:
@@ -499,9 +512,9 @@ def _add_model_arguments(
     if precision:
         p.add_argument(
             "--precision",
-            choices=PRECISIONS,
-            help="fp32, or bf16 / int8 on a backend that offers it (bf16: paddlenlp on a CPU with AVX512-BF16 or "
-            "AMX; int8: onnxruntime); default: as the model is stored",
+            choices=(*PRECISIONS, AUTO_PRECISION),
+            help="fp32, or bf16 / int8 on a backend that offers it (bf16: huggingface and paddlenlp on a CPU with "
+            "AVX512-BF16 or AMX; int8: onnxruntime); auto: bf16 where offered here, else fp32; default: as stored",
         )
     if device:
         _add_device_argument(p)
@@ -939,7 +952,11 @@ def _add_serve_command(sub) -> None:
         help="one log line per request: method, path, status, ms, texts",
     )
     add_threads_option(p)
-    p.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 / int8 on a backend that offers it")
+    p.add_argument(
+        "--precision",
+        choices=(*PRECISIONS, AUTO_PRECISION),
+        help="fp32, or bf16 / int8 on a backend that offers it; auto: bf16 where offered here, else fp32",
+    )
     _add_device_argument(p)
     p.set_defaults(func=cmd_serve)
 

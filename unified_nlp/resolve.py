@@ -21,6 +21,7 @@ from .store import note_use
 from .store_keys import content_key
 from .store_paths import store_dir
 
+MODEL_FILE_SUFFIXES = (".keras", ".h5")  # a model given as one file: a Keras model (formats.KERAS_SUFFIXES)
 KNOWN_MODELS = ("default", "minilm")  # minilm: the bare encoder, for a fresh native head (labels=[...])
 _ASSETS = Path(__file__).parent / "assets"
 DEFAULT_HEAD = _ASSETS / "default_head.safetensors"
@@ -38,8 +39,12 @@ def resolve(model: str | os.PathLike) -> Path:
         path = Path(model).expanduser()
         if path.is_dir():
             return path
+        if path.is_file() and path.suffix in MODEL_FILE_SUFFIXES:
+            return path  # a single-file Keras model (formats.KERAS_FILE)
         if path.exists():
-            raise ModelNotFoundError(f"{path}: a model must be a folder, this is a file")
+            raise ModelNotFoundError(
+                f"{path}: a model must be a folder (or a {' or '.join(MODEL_FILE_SUFFIXES)} Keras file), this is a file"
+            )
         if isinstance(model, str) and _looks_like_hub_id(model):
             cached = _hf_cache_snapshot(model)
             if cached is not None:

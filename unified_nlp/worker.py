@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import WorkerError, error_class
+from .errors import NotSupportedError, WorkerError, error_class
 from .protocols import BackendAdapter, Encoding, Model
 from .spec import ModelSpec
 from .wire import PipeClosed, PipeTimeout, encode, read_message, wait_readable, write_frame, write_message
@@ -338,6 +338,7 @@ class RemoteModel(Model):
         self._handle = handle
         self.num_labels = int(handle.info["num_labels"])
         self._offers = frozenset(handle.info.get("offers", ()))
+        self._refusals = dict(handle.info.get("refusals", {}))
 
     @property
     def worker_pid(self) -> int | None:
@@ -346,6 +347,12 @@ class RemoteModel(Model):
     def offers(self, method: str) -> bool:
         super().offers(method)  # a name outside the contract is an error here too
         return method in self._offers
+
+    def unsupported(self, method: str) -> NotSupportedError:
+        """The worker's model's own reason, where it gave one."""
+        if method in self._refusals:
+            return NotSupportedError(self._refusals[method])
+        return super().unsupported(method)
 
 
 for _method in Model.METHODS:

@@ -102,6 +102,10 @@ def serve(backend: str, fd_in: int, fd_out: int) -> None:
                     "vocab_size": tokenizer.vocab_size,
                     "num_labels": model.num_labels,
                     "offers": [name for name in Model.METHODS if model.offers(name)],
+                    # the model's own reason for each capability it lacks (RemoteModel.unsupported)
+                    "refusals": {
+                        name: str(model.unsupported(name)) for name in Model.METHODS if not model.offers(name)
+                    },
                 }
             elif op == "call":
                 kind, obj = objects[int(msg["obj"])]

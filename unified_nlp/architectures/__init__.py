@@ -1,13 +1,13 @@
 """The supported encoder families, one module each (found, not listed), keyed by config.json's model_type.
 
 >>> sorted(ARCHITECTURES)
-['albert', 'bert', 'distilbert', 'electra', 'ernie', 'roberta', 'xlm-roberta']
+['albert', 'bert', 'deberta-v2', 'distilbert', 'electra', 'ernie', 'modernbert', 'roberta', 'xlm-roberta']
 """
 
 from __future__ import annotations
 
 from ..errors import InvalidModelError
-from .base import HEAD_KINDS, SEQUENCE_CLASSIFICATION, Architecture, discover
+from .base import ATTENTION_KINDS, HEAD_KINDS, SEQUENCE_CLASSIFICATION, Architecture, discover
 
 ARCHITECTURES: dict[str, Architecture] = discover(__name__, __path__, "ARCHITECTURE", Architecture)
 # transformers' class names also identify the family (config.json's "architectures")
@@ -15,7 +15,7 @@ BY_CLASS = {a.classifier_class: a for a in ARCHITECTURES.values()} | {
     a.encoder_class: a for a in ARCHITECTURES.values()
 }
 
-__all__ = ["ARCHITECTURES", "HEAD_KINDS", "SEQUENCE_CLASSIFICATION", "Architecture", "get"]
+__all__ = ["ARCHITECTURES", "ATTENTION_KINDS", "HEAD_KINDS", "SEQUENCE_CLASSIFICATION", "Architecture", "get"]
 
 
 def get(model_type: object, source: object = "config.json") -> Architecture:

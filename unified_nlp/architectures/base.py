@@ -89,7 +89,14 @@ HEAD_KINDS = {
     "pooler": "tanh(dense) on the first token (the pooler), then a linear classifier",
     "dense": "dense + activation on the first token, then out_proj",
     "pre_classifier": "pre_classifier + ReLU on the first token, then a linear classifier",
+    "prediction": "first token or masked mean (classifier_pooling), dense + activation + LayerNorm, then a classifier",
     "mean": "mean pooling over the attention mask, then a linear layer (unified_nlp extension)",
+}
+# Architecture.attention: what a family's layers compute beyond BERT's (a backend without it refuses the family)
+ATTENTION_KINDS = {
+    "scaled_dot_product": "BERT's scaled dot-product attention over absolute position embeddings",
+    "disentangled": "disentangled attention (relative position buckets, c2p/p2c terms over shared relative embeddings)",
+    "rotary_local_global": "rotary position embeddings, a GeGLU feed-forward, sliding-window local attention layers",
 }
 
 
@@ -120,6 +127,9 @@ class Architecture:
     dense_activation: str = "tanh"  # of a "dense" head: RobertaClassificationHead tanh, ElectraClassificationHead gelu
     activation: tuple[str, str] = ("hidden_act", "gelu")  # the encoder's: config key, transformers' default
     fixed_layer_norm_eps: float | None = None  # where transformers ignores the config's layer_norm_eps
+    # the attention's mathematics: "scaled_dot_product" (BERT's, through transformers' attention interface)
+    # or "disentangled" (DeBERTa's relative c2p/p2c terms); a backend without it refuses the family
+    attention: str = "scaled_dot_product"
     optional: tuple[str, ...] = ()  # rows a checkpoint may leave out (transformers then draws them)
     notes: str = ""
 

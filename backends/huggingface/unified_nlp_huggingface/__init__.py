@@ -25,11 +25,14 @@ from unified_nlp.backend_kit import (
     Model,
     ModelOutput,
     ModelSpec,
+    cpu,
     get_architecture,
     load_head,
     no_decay,
     usable_devices,
 )
+
+from .cpu_paths import BF16Copy, onednn_wanted, use_onednn
 
 __all__ = ["HuggingFaceBackend", "HFTokenizer", "HFModel"]
 
@@ -83,10 +86,17 @@ def _quiet_load(load, path: Path, what: str):
             hf_logging.enable_progress_bar()
 
 
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A float32 numpy copy (the bf16 copy gives bf16 tensors, which numpy has no type for)."""
+    return t.detach().float().cpu().numpy()
+
+
 class HFModel(Model):
     """The folder's own transformers classifier (``AutoModelForSequenceClassification``:
     each architecture's head as transformers defines it), or, for the mean-pooling
-    extension, ``AutoModel`` -> mean pooling over the attention mask -> linear head."""
+    extension, ``AutoModel`` -> mean pooling over the attention mask -> linear head.
+    On the CPU, fp32 inference runs the linears on oneDNN and precision="bf16" under torch's
+    a bf16 copy of the model (cpu_paths.py); training always runs torch's eager fp32."""
 
     def __init__(self, path: Path, spec: ModelSpec) -> None:
         self.device = torch.device(spec.device or "cpu")  # "cuda:N" names the same device in torch
@@ -137,9 +147,15 @@ class HFModel(Model):
         self.token_types = get_architecture(spec.architecture).reads_token_types
         self.net.to(self.device)  # loaded and completed on the CPU, then moved whole
         self.net.eval()
+        self.bf16 = BF16Copy(self.net) if spec.precision == "bf16" else None
+        if self.device.type == "cpu" and onednn_wanted():
+            use_onednn(self.net)
         self._optimizer: torch.optim.Optimizer | None = None
 
-    def _logits(self, enc: Encoding, hidden: bool = False):
+    def _logits(self, enc: Encoding, hidden: bool = False, net: torch.nn.Module | None = None):
+        """Logits, last hidden states and pooled states of `net` (self.net, or its bf16 copy)."""
+        net = self.net if net is None else net
+        encoder, head = (net["encoder"], net["head"]) if self.mean else (net, None)
         if enc.input_ids.shape[1] == 0:  # an empty batch: nothing for the framework to run
             return torch.zeros((enc.num_texts, self.num_labels)), None, None
         if enc.input_ids.shape[1] > self.max_positions:
@@ -151,26 +167,28 @@ class HFModel(Model):
         if self.token_types:
             inputs["token_type_ids"] = torch.from_numpy(enc["token_type_ids"]).to(self.device)
         if not self.mean:
-            out = self.encoder(**inputs, output_hidden_states=hidden)
+            out = encoder(**inputs, output_hidden_states=hidden)
             return out.logits, out.hidden_states[-1] if hidden else None, None
-        states = self.encoder(**inputs).last_hidden_state
+        states = encoder(**inputs).last_hidden_state
         weights = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
         pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-        return self.head(pooled), states, pooled
+        return head(pooled), states, pooled
 
     def __call__(self, encoding: Encoding, *, output_hidden_states: bool = False) -> ModelOutput:
         training = self.net.training
         if training:  # inference never applies dropout, even mid-fit (validation)
             self.net.eval()
         try:
+            with torch.no_grad():  # the bf16 copy, made (again) outside inference mode: it keeps parameters
+                net = self.net if self.bf16 is None else self.bf16.get()
             with torch.inference_mode():
-                logits, states, pooled = self._logits(encoding, output_hidden_states)
+                logits, states, pooled = self._logits(encoding, output_hidden_states, net)
         finally:
             if training:
                 self.net.train(True)
         if not output_hidden_states:
-            return ModelOutput(logits.cpu().numpy())
-        return ModelOutput(logits.cpu().numpy(), states.cpu().numpy(), None if pooled is None else pooled.cpu().numpy())
+            return ModelOutput(_numpy(logits))
+        return ModelOutput(_numpy(logits), _numpy(states), None if pooled is None else _numpy(pooled))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         # position_ids and similar buffers are rebuilt by transformers; saving them is noise
@@ -341,6 +359,13 @@ class HuggingFaceBackend(BackendAdapter):
         """The devices here: "cpu", and "cuda:N" for each CUDA device torch sees (none with a CPU-only build of torch)."""
         return usable_devices(torch.cuda.device_count() if torch.cuda.is_available() else 0)
 
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """fp32, and bf16 (a bf16 copy of the model, on oneDNN) where the CPU has bf16 dot products
+        (AVX512-BF16 or AMX; elsewhere bf16 is emulated, slower than fp32). Measured on an AMD EPYC
+        with AVX512-BF16 (benchmarks/hf_precision.py, docs/benchmarks.md)."""
+        return ("fp32", "bf16") if cpu.native_bf16() else ("fp32",)
+
     def set_threads(self, n: int) -> int:
         """torch's intra-op threads, process-wide; its inter-op pool is left alone (only
         torch.jit.fork uses it, and it can be sized once, before any parallel work)."""
@@ -353,6 +378,7 @@ class HuggingFaceBackend(BackendAdapter):
                 f"{path}: a {spec.format!r} folder; the huggingface backend loads the canonical "
                 "format (convert it back with `unified-nlp convert --to huggingface`)"
             )
+        _check_precision(spec)
         tokenizer = load_tokenizer(path, spec.max_length, spec.token_types)
         return tokenizer, HFModel(path, spec)
 
@@ -360,3 +386,14 @@ class HuggingFaceBackend(BackendAdapter):
         from unified_nlp.backend_kit import copy_canonical
 
         copy_canonical(source, out)
+
+
+def _check_precision(spec: ModelSpec) -> None:
+    """Refuse what this backend does not run, saying why, before any file is read."""
+    precision = spec.precision or "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise InvalidInputError(f"the huggingface backend runs fp32 and bf16, not {precision}")
+    if precision == "bf16" and spec.device not in (None, "cpu"):
+        raise InvalidInputError(f"precision='bf16' is this backend's CPU path, not for {spec.device}; load fp32 there")
+    if precision == "bf16" and not cpu.native_bf16():
+        raise InvalidInputError(f"precision='bf16' is not offered here: {cpu.why_not_bf16()}; load with fp32")

@@ -29,6 +29,7 @@ import onnxruntime  # noqa: F401  (a missing runtime fails here, at the adapter'
 
 from unified_nlp.backend_kit import (
     CANONICAL_FORMAT,
+    ONNX_EXPORT_FORMAT,
     SPEC_FILE,
     BackendAdapter,
     FastTokenizer,
@@ -44,6 +45,7 @@ from unified_nlp.backend_kit import (
     store_dir,
 )
 
+from . import optimum_folder
 from .export import EXPORT_VERSION, FORMAT, export
 from .quantize import quantize
 from .session import GPU_INSTALL, OrtModel, devices
@@ -139,6 +141,8 @@ class OnnxRuntimeBackend(BackendAdapter):
     def load(self, path: Path, spec: ModelSpec) -> tuple[FastTokenizer, OrtModel]:
         path = Path(path)
         fmt = spec.format
+        if fmt == ONNX_EXPORT_FORMAT:  # a user's Optimum export, run as it is (optimum_folder.py)
+            return optimum_folder.load(path, spec, self.num_threads, spec.device)
         if fmt == CANONICAL_FORMAT:
             folder = self.cached_export(path, spec)
             meta = {**read_spec(folder), "labels": list(spec.labels)}  # labels renamed at load count
@@ -171,6 +175,14 @@ class OnnxRuntimeBackend(BackendAdapter):
         max_length = min(int(spec.max_length or meta["max_length"]), model.max_positions)
         tokenizer = FastTokenizer.from_folder(folder, max_length, bool(meta.get("token_types", True)))
         return tokenizer, model
+
+    def describe_native(self, path: Path, **options: Any) -> ModelSpec:
+        """The spec of an ONNX classifier folder in Optimum's layout (optimum_folder.describe)."""
+        return optimum_folder.describe(Path(path), **options)
+
+    def inspect_native(self, path: Path, **options: Any) -> dict[str, Any]:
+        """What an ONNX classifier folder in Optimum's layout holds (optimum_folder.inspect)."""
+        return optimum_folder.inspect(Path(path))
 
     def convert(self, source: Path, out: Path) -> None:
         """Write the ONNX Runtime folder of the canonical folder `source` at `out`, atomically

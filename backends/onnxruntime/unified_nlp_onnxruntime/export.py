@@ -38,6 +38,7 @@ from unified_nlp.backend_kit import (
     FastTokenizer,
     ModelSpec,
     atomic_dir,
+    get_architecture,
 )
 
 FORMAT = "onnxruntime"
@@ -94,9 +95,11 @@ def _use_classic_attention(model) -> None:
     model.encoder.set_attn_implementation(ATTENTION)
 
 
-def _graph_module(torch, model):
+def _graph_module(torch, model, additive_mask: bool = True):
     """The HFModel's forward as a torch module of tensors: logits, last hidden state
-    (and the pooled embedding of the mean-pooling head), as HFModel._logits computes them."""
+    (and the pooled embedding of the mean-pooling head), as HFModel._logits computes them.
+    Without `additive_mask` the model gets the 0/1 mask as it is (DeBERTa's disentangled
+    attention reads it as booleans and masks its embeddings with it)."""
 
     class Graph(torch.nn.Module):
         def __init__(self) -> None:
@@ -107,7 +110,8 @@ def _graph_module(torch, model):
             # BERT's original additive mask, (batch, 1, 1, seq): transformers passes a 4-D mask on
             # as it is, and ONNX Runtime's attention fuser maps this pattern back to the 2-D input
             keep = attention_mask.unsqueeze(1).unsqueeze(2).to(torch.float32)
-            inputs = {"input_ids": input_ids, "attention_mask": (1.0 - keep) * torch.finfo(torch.float32).min}
+            mask = (1.0 - keep) * torch.finfo(torch.float32).min if additive_mask else attention_mask
+            inputs = {"input_ids": input_ids, "attention_mask": mask}
             if token_type_ids is not None:
                 inputs["token_type_ids"] = token_type_ids
             if not model.mean:
@@ -148,8 +152,11 @@ def export(source: Path, spec: ModelSpec, out: Path, *, num_threads: int = 1) ->
 
     source, out = Path(source), Path(out)
     model = HFModel(source, spec)
-    _use_classic_attention(model)
-    graph = _graph_module(torch, model)
+    # a family with its own attention (DeBERTa's disentangled one) keeps it, and its 0/1 mask
+    classic = get_architecture(spec.architecture).attention == "scaled_dot_product"
+    if classic:
+        _use_classic_attention(model)
+    graph = _graph_module(torch, model, additive_mask=classic)
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if model.token_types else [])
     outputs = ["logits", "last_hidden_state"] + (["pooled"] if model.mean else [])
     max_length = int(spec.max_length)

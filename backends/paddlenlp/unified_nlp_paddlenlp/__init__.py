@@ -25,9 +25,11 @@ converter and `export_canonical` need numpy only.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from unified_nlp.backend_kit import (
     CANONICAL_FORMAT,
+    PADDLE_INFERENCE_FORMAT,
     SPEC_FILE,
     BackendAdapter,
     InvalidInputError,
@@ -90,6 +92,10 @@ class PaddleNLPBackend(BackendAdapter):
             raise InvalidInputError(
                 f"precision='bf16' runs on the CPU's oneDNN kernels, not on {spec.device}; load fp32 on a GPU"
             )
+        if fmt == PADDLE_INFERENCE_FORMAT:  # a Paddle Inference export, run as it is (inference_export.py)
+            from .inference_export import load
+
+            return load(path, spec)
         if fmt == NATIVE_FORMAT:
             if (spec.precision or "fp32") != "fp32":
                 raise InvalidInputError(
@@ -120,6 +126,18 @@ class PaddleNLPBackend(BackendAdapter):
 
         model = PaddleModel(folder, spec)
         return _tokenizer(folder, spec, model.max_length), model
+
+    def describe_native(self, path: Path, **options: Any) -> ModelSpec:
+        """The spec of a Paddle Inference export (inference_export.describe; imports paddle)."""
+        from .inference_export import describe
+
+        return describe(Path(path), **options)
+
+    def inspect_native(self, path: Path, **options: Any) -> dict[str, Any]:
+        """What a Paddle Inference export holds (inference_export.inspect; imports paddle)."""
+        from .inference_export import inspect
+
+        return inspect(Path(path))
 
     def convert(self, source: Path, out: Path) -> None:
         """Write the PaddleNLP format of the canonical folder `source` to `out`, atomically:

@@ -118,10 +118,31 @@ def paddlenlp_class(name: str):
     return getattr(paddlenlp_transformers, name)
 
 
+def finite_masked_softmax(module: str) -> None:
+    """Replace the `softmax_with_mask` of the PaddleNLP module `module` (Family.paddle_masked_softmax)
+    by transformers' form: masked scores set to float32's lowest value, not -inf. With -inf a fully
+    masked row (a padding token's query) is NaN, and Paddle Inference carries that NaN into the real
+    tokens' logits (measured: DeBERTa-v2 padded batches); transformers' form gives them a finite
+    value and the same logits for every real token."""
+    import importlib
+
+    import numpy as np
+
+    target = importlib.import_module(module)
+    lowest = float(np.finfo(np.float32).min)
+
+    def softmax_with_mask(x, mask, axis):
+        masked = paddle.logical_not(mask.astype("bool"))
+        return paddle.nn.functional.softmax(paddle.where(masked, paddle.full_like(x, lowest), x), axis=axis)
+
+    target.softmax_with_mask = softmax_with_mask
+
+
 __all__ = [
     "paddle",
     "devices",
     "paddlenlp_class",
+    "finite_masked_softmax",
     "use_device",
     "math_threads",
     "set_threads",

@@ -31,7 +31,7 @@ from unified_nlp.backend_kit import (
 )
 from unified_nlp.backend_kit import paddle_families as families
 
-from ._framework import math_threads, no_init_weights, paddle, paddlenlp_class, use_device
+from ._framework import finite_masked_softmax, math_threads, no_init_weights, paddle, paddlenlp_class, use_device
 from .converter import encoder_dir, weights_file
 from .training import AdamW
 
@@ -70,6 +70,8 @@ def build(
     """A PaddleNLP model of `family` without random initialisation (every weight is set
     next), with transformers' numerics where PaddleNLP's construction differs."""
     klass = paddlenlp_class(family.paddle_class if task else family.paddle_base)
+    if family.paddle_masked_softmax:
+        finite_masked_softmax(family.paddle_masked_softmax)
     try:
         with no_init_weights():  # skips PaddleNLP's random init, and with it its _init_weights epsilons
             model = klass(paddlenlp_class(family.paddle_config)(**pd_config))

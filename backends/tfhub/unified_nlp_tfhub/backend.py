@@ -11,6 +11,7 @@ from typing import Any
 from unified_nlp.backend_kit import (
     CANONICAL_FORMAT,
     INTER_OP,
+    KERAS_FILE_FORMAT,
     SPEC_FILE,
     BackendAdapter,
     FastTokenizer,
@@ -23,6 +24,7 @@ from unified_nlp.backend_kit import (
 )
 
 from ._tf import tf
+from .classify import inspect_keras_file, keras_file_spec, load_keras_file_model
 from .converter import ENCODER_DIR, EXPORT_VERSION, FORMAT, PREPROCESSOR_DIR, export, export_canonical
 from .hub_folders import FORMAT as NATIVE_FORMAT
 from .hub_folders import inspect_savedmodel, load_savedmodel, savedmodel_spec
@@ -102,6 +104,8 @@ class TFHubBackend(BackendAdapter):
         fmt = spec.format
         if fmt == NATIVE_FORMAT:  # a user's own SavedModel(s), described by savedmodel_spec
             return load_savedmodel(spec)
+        if fmt == KERAS_FILE_FORMAT:  # a single-file Keras model taking strings (classify.py)
+            return load_keras_file_model(spec)
         if fmt == CANONICAL_FORMAT:
             folder = converted_dir(path, self.name)
             if not _is_current_export(folder):
@@ -139,7 +143,10 @@ class TFHubBackend(BackendAdapter):
             shutil.copytree(cached, tmp, dirs_exist_ok=True)
 
     def describe_native(self, path: Path, **options: Any) -> ModelSpec:
-        """The spec of a native TF Hub SavedModel (see hub_folders.savedmodel_spec), for load."""
+        """The spec of a native TF Hub SavedModel (see hub_folders.savedmodel_spec), or of a single-file
+        Keras model (classify.keras_file_spec), for load."""
+        if Path(path).is_file():
+            return keras_file_spec(Path(path), **options)
         return savedmodel_spec(Path(path), **_paths(options))
 
     def import_native(self, path: Path, out: Path, **options: Any) -> None:
@@ -147,7 +154,9 @@ class TFHubBackend(BackendAdapter):
         import_savedmodel(Path(path), Path(out), **_paths(options))
 
     def inspect_native(self, path: Path, **options: Any) -> dict[str, Any]:
-        """What a native TF Hub SavedModel holds (see hub_folders.inspect_savedmodel)."""
+        """What a native TF Hub SavedModel (hub_folders.inspect_savedmodel) or a Keras file holds."""
+        if Path(path).is_file():
+            return inspect_keras_file(Path(path))
         return inspect_savedmodel(Path(path), **_paths(options))
 
     def export_canonical(self, source: Path, out: Path) -> None:

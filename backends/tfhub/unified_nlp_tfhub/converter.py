@@ -58,6 +58,7 @@ from unified_nlp.backend_kit import (
 
 from .encoder import Encoder, check_config
 from .preprocessor import DEFAULT_SEQ_LENGTH, BertPreprocessor, read_tokenizer_options
+from .rotary_encoder import RotaryEncoder
 from .serving import Classifier, classifier_head
 from .weight_map import encoder_state, hf_to_tf, tf_to_hf, weight_rows
 
@@ -88,7 +89,10 @@ TOKENIZER_NOTES = {
 POOLED_NOTES = {
     True: "tanh(dense) of the first token: the family's own pooler",
     False: "the first token's sequence_output (this family has no pooler)",
+    "prediction": "the first token's or the masked mean of sequence_output, as config.json's classifier_pooling says",
 }
+# the TF encoder of each attention kind (encoder.ATTENTIONS)
+ENCODERS = {"scaled_dot_product": Encoder, "rotary_local_global": RotaryEncoder}
 
 
 def source_spec(source: Path) -> ModelSpec:
@@ -179,7 +183,7 @@ def export(source: Path, out: Path) -> None:
     meta = _export_meta(arch, spec, has_pooler, tokenizer_options, why_not, made, head is not None)
     try:
         with atomic_dir(out) as tmp:
-            encoder = Encoder(options, config, values)
+            encoder = ENCODERS[arch.attention](options, config, values)
             encoder.save(tmp / ENCODER_DIR)
             if tokenizer_options is not None:
                 _save_preprocessor(tmp, source, arch, spec, meta, encoder, tokenizer_options, head)
@@ -212,7 +216,7 @@ def _export_meta(
         "labels": list(spec.labels),
         "max_length": spec.max_length,
         "encoder_dir": ENCODER_DIR,
-        "pooled_output": POOLED_NOTES[has_pooler],
+        "pooled_output": POOLED_NOTES["prediction" if arch.head == "prediction" else has_pooler],
         "tokenizer": {"family": arch.tokenizer, "file": "tokenizer.json", "note": TOKENIZER_NOTES[arch.tokenizer]},
         "export_version": EXPORT_VERSION,
         "converted_from": CANONICAL_FORMAT,

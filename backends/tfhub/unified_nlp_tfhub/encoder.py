@@ -59,6 +59,8 @@ from .weight_map import weight_rows
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 OUTPUT_KEYS = ("sequence_output", "pooled_output", "default", "encoder_outputs")
 INPUT_SIGNATURE = {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in INPUT_KEYS}
+# the attention kinds this adapter has a TF encoder for (converter.ENCODERS): this module's, rotary_encoder.py's
+ATTENTIONS = ("scaled_dot_product", "rotary_local_global")
 
 ACTIVATIONS = {
     "gelu": lambda x: tf.nn.gelu(x, approximate=False),  # transformers' "gelu" is the exact erf form
@@ -91,6 +93,11 @@ class EncoderOptions:
     def from_config(cls, model_type: str, config: Mapping[str, Any]) -> EncoderOptions:
         """Raises ValueError for a config this encoder does not implement."""
         arch = architectures.get(model_type)
+        if arch.attention not in ATTENTIONS:
+            raise ValueError(
+                f"{arch.model_type} needs {architectures.ATTENTION_KINDS[arch.attention]}: not implemented in "
+                "this adapter's TF encoder; run it on another backend (huggingface and onnxruntime run every family)"
+            )
         dims = arch.dims(config)
         key, act = arch.encoder_activation(config)
         if act not in ACTIVATIONS:

@@ -11,7 +11,9 @@ Three kinds, told apart by what the SavedModel can be called with:
 - ``embedding``: strings [batch] -> float [batch, dim] (NNLM, Universal Sentence
   Encoder): the module under a trainable linear head;
 - ``keras-classifier``: a whole Keras model saved with tf_keras ``model.save``
-  or Keras 3 ``model.export``: strings in, logits out, run as a black box.
+  or Keras 3 ``model.export``: strings in, logits out, run as a black box;
+- ``classify``: TF Serving's classify shape (strings in, ``classes`` and ``scores`` out, as an
+  Estimator or ``tf.Module`` classification export has it), run as a black box (classify.py).
 
 The core calls `savedmodel_spec` (a ModelSpec) and then ``TFHubBackend.load(path,
 spec)``, or `recover.to_canonical` for every other backend.
@@ -42,6 +44,8 @@ from unified_nlp.backend_kit import (
 )
 
 from ._tf import tf
+from .classify import WHY_SAVEDMODEL as WHY_CLASSIFY
+from .classify import ClassifyFunction, classify_signature
 from .encoder import INPUT_KEYS
 from .kinds import Located, encoder_shapes, head_file_of, load_object, locate, role, strings_function
 from .model import TFHubModel
@@ -53,7 +57,7 @@ from .tokenizer import TFHubTokenizer
 from .weight_map import bert_layout
 
 FORMAT = SAVEDMODEL_FORMAT
-KINDS = ("encoder-pair", "embedding", "keras-classifier")
+KINDS = ("encoder-pair", "embedding", "keras-classifier", "classify")
 POOLINGS = ("pooled_output", "mean")
 
 # --- the spec ---------------------------------------------------------------------------
@@ -147,7 +151,24 @@ def _pair_spec(found: Located, labels, pooling, require_head: bool = True) -> di
     return spec
 
 
+def _classify_function(obj) -> ClassifyFunction:
+    name, key = classify_signature(obj)
+    return ClassifyFunction(obj.signatures[name], key, owner=obj)
+
+
+def _classify_spec(found: Located, labels) -> dict[str, Any]:
+    """A TF Serving classify export (classify.py): labels from its classes, renamed by `labels`."""
+    classes = _classify_function(load_object(found.model_dir)).labels
+    spec: dict[str, Any] = {"model_path": str(found.model_dir), "token_types": False, "max_length": None}
+    spec.update(head="keras", pooling=None, fresh_head=False, head_path=None, architecture=None)
+    spec["labels"] = _labels(labels, len(classes), found.model_dir) or list(classes)
+    spec["convertible"], spec["why"] = False, WHY_CLASSIFY
+    return spec
+
+
 def _strings_spec(found: Located, labels, require_head: bool = True) -> dict[str, Any]:
+    if found.kind == "classify":
+        return _classify_spec(found, labels)
     obj = load_object(found.model_dir)
     width = StringsModel(strings_function(obj, found.model_dir, found.kind), head=None).width
     spec: dict[str, Any] = {"model_path": str(found.model_dir), "token_types": False, "max_length": None}
@@ -238,8 +259,9 @@ def inspect_savedmodel(path: Path, *, preprocessor: Path | None = None) -> dict[
         "encoder-pair": f"the preprocessor SavedModel {extra.get('preprocessor_path')} (tokenize, bert_pack_inputs)",
         "embedding": "inside the SavedModel (strings in)",
         "keras-classifier": "inside the SavedModel (strings in)",
+        "classify": "inside the SavedModel (strings in)",
     }[extra["kind"]]
-    out["trainable"] = extra.get("trainable", extra["kind"] != "keras-classifier")
+    out["trainable"] = extra.get("trainable", extra["kind"] not in ("keras-classifier", "classify"))
     return out
 
 
@@ -262,6 +284,9 @@ def load_savedmodel(spec: ModelSpec):
         raise InvalidModelError(f"unknown TF Hub SavedModel kind {kind!r} (known: {', '.join(KINDS)})")
     folder = Path(extra["model_path"])
     obj = load_object(folder)
+    if kind == "classify":
+        model = StringsModel(_classify_function(obj), head=None, what="TF Serving classify export")
+        return StringsTokenizer(), model
     fn = strings_function(obj, folder, kind)
     if kind == "keras-classifier":
         model = StringsModel(fn, head=None, what="Keras classifier", problem_type=spec.problem_type)

@@ -20,6 +20,7 @@ from typing import Any
 from unified_nlp.backend_kit import HEAD_FILE, InvalidModelError
 
 from ._tf import tf
+from .classify import classify_signature
 from .encoder import INPUT_KEYS
 from .savedmodel import EncoderCall, load_saved_model
 from .strings_model import StringsFunction
@@ -105,8 +106,8 @@ def _string_signature(obj) -> tuple[str, str, int] | None:
 
 
 def role(obj, folder: Path) -> str:
-    """What a loaded SavedModel is: "preprocessor", "encoder", "embedding" or
-    "keras-classifier"; InvalidModelError naming what it takes when it is none of them."""
+    """What a loaded SavedModel is: "preprocessor", "encoder", "embedding",
+    "keras-classifier" or "classify"; InvalidModelError naming what it takes when it is none of them."""
     if all(callable(getattr(obj, part, None)) for part in ("tokenize", "bert_pack_inputs")):
         return "preprocessor"
     call = _call_signature(obj)
@@ -116,6 +117,8 @@ def role(obj, folder: Path) -> str:
         k in serving_inputs for k in INPUT_KEYS
     ):
         return "encoder"
+    if classify_signature(obj) is not None:  # TF Serving's classify shape: classes and scores (classify.py)
+        return "classify"
     keras = (folder / "keras_metadata.pb").is_file() or hasattr(obj, "keras_api")
     string_call = call is not None and isinstance(call[0], tf.TensorSpec) and call[0].dtype == tf.string
     if keras or (not string_call and _string_signature(obj)):
@@ -185,7 +188,7 @@ def locate(path: Path, preprocessor: Path | None = None) -> Located:
         if role(load_object(pre, "preprocessor"), pre) != "preprocessor":
             raise InvalidModelError(f"{pre}: not a BERT preprocessor SavedModel (no tokenize and bert_pack_inputs)")
         roles.setdefault("preprocessor", []).insert(0, pre)
-    for kind in ("keras-classifier", "embedding"):
+    for kind in ("keras-classifier", "classify", "embedding"):
         if kind in roles and len(candidates) == 1:
             return Located(kind, roles[kind][0], None, path)
     encoders, pres = roles.get("encoder", []), roles.get("preprocessor", [])

@@ -7,6 +7,8 @@ Heads (``architectures.HEAD_KINDS``), each as transformers computes it:
 - ``dense``: out_proj(act(classifier.dense(first token))), tanh for RoBERTa and XLM-R,
   GELU for ELECTRA (ElectraClassificationHead);
 - ``pre_classifier``: classifier(ReLU(pre_classifier(first token))) (DistilBERT);
+- ``prediction``: classifier(LayerNorm(GELU(head.dense(pooled_output)))) (ModernBERT, whose
+  encoder pools as its classifier_pooling says);
 - ``mean``: a linear layer on the mean of sequence_output over the attention mask
   (the default model's head, a unified_nlp extension).
 """
@@ -149,10 +151,18 @@ def _linear(x, weight, bias):  # weight [out, in], as torch's Linear
     return tf.matmul(x, weight, transpose_b=True) + bias
 
 
-def head_logits(kind: str, h: Mapping[str, Any], out: Mapping[str, Any], mask, dense_activation: str = "tanh"):
+def _matmul_bias(x, h, name):  # a Linear whose bias the config may leave out
+    x = tf.matmul(x, h[f"{name}.weight"], transpose_b=True)
+    return x + h[f"{name}.bias"] if f"{name}.bias" in h else x
+
+
+def head_logits(
+    kind: str, h: Mapping[str, Any], out: Mapping[str, Any], mask, dense_activation: str = "tanh", eps: float = 1e-5
+):
     """(logits, sequence_output, pooled) of the head `kind` (architectures.HEAD_KINDS) on an
-    encoder's outputs; `h` holds the head's tensors under transformers' names. Shared by the
-    adapter's Model and the exported classifier SavedModel, so both compute the same."""
+    encoder's outputs; `h` holds the head's tensors under transformers' names, `eps` is the
+    LayerNorm epsilon of a head that has one. Shared by the adapter's Model and the exported
+    classifier SavedModel, so both compute the same."""
     states, pooled = out["sequence_output"], out["pooled_output"]
     if kind == "mean":
         weights = tf.cast(mask, states.dtype)[:, :, None]
@@ -164,6 +174,12 @@ def head_logits(kind: str, h: Mapping[str, Any], out: Mapping[str, Any], mask, d
         act = _ACTIVATIONS[dense_activation]  # the architecture module's: tanh, GELU for ELECTRA
         x = act(_linear(states[:, 0], h["classifier.dense.weight"], h["classifier.dense.bias"]))
         logits = _linear(x, h["classifier.out_proj.weight"], h["classifier.out_proj.bias"])
+    elif kind == "prediction":  # ModernBertPredictionHead: pooled_output is already pooled as the config says
+        x = _ACTIVATIONS[dense_activation](_matmul_bias(pooled, h, "head.dense"))
+        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
+        x = (x - mean) * tf.math.rsqrt(var + eps) * h["head.norm.weight"]
+        x = x + h["head.norm.bias"] if "head.norm.bias" in h else x
+        logits = _linear(x, h["classifier.weight"], h["classifier.bias"])
     elif kind == "pre_classifier":
         x = tf.nn.relu(_linear(states[:, 0], h["pre_classifier.weight"], h["pre_classifier.bias"]))
         logits = _linear(x, h["classifier.weight"], h["classifier.bias"])
@@ -287,7 +303,8 @@ class TFHubModel(Model):
 
     def _forward(self, ids, mask, types):
         out = self._encoder({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types})
-        return head_logits(self.kind, self._head, out, mask, self.arch.dense_activation)
+        eps = self.arch.layer_norm_eps(self.config) if self.config is not None else 1e-5
+        return head_logits(self.kind, self._head, out, mask, self.arch.dense_activation, eps)
 
     def _check(self, encoding: Encoding) -> None:
         seq = encoding.input_ids.shape[1]

@@ -41,6 +41,7 @@ from unified_nlp.backend_kit import (
 )
 
 from ._tf import tf
+from .classify import WHY_SAVEDMODEL as WHY_CLASSIFY
 from .encoder import Encoder, EncoderOptions
 from .kinds import Located, encoder_shapes, head_file_of, load_object, locate, strings_function, variable_name
 from .savedmodel import DEFAULT_MAX_LENGTH, EncoderCall, default_seq_length
@@ -294,6 +295,8 @@ def to_canonical(path: Path, out: Path, *, preprocessor: Path | None = None, poo
     path = Path(path).absolute()
     found = locate(path, Path(preprocessor).absolute() if preprocessor is not None else None)
     pooling = {"pooled": "pooled_output"}.get(pooling, pooling)
+    if found.kind == "classify":
+        raise ConversionError(f"{found.model_dir}: {WHY_CLASSIFY}")
     if found.kind == "embedding":
         raise ConversionError(
             f"{found.model_dir}: a text-embedding SavedModel is its own graph (its tokenizer included) with no "

@@ -111,9 +111,9 @@ class StringsModel(Model):
     def start_training(self, config: Mapping[str, Any]) -> None:
         if self._head is None:
             raise UnifiedNLPError(
-                "fit is not supported on a whole Keras classifier SavedModel (a black box: its loss, optimizer and "
-                "layers are not known here); fit it in Keras, or convert it to another backend when its encoder "
-                "follows the TF Hub BERT naming"
+                f"fit is not supported on a {self._what} (a black box: its loss, optimizer and layers are not "
+                "known here); fit the model it came from (in Keras, or the checkpoint it was exported from), or "
+                "convert it to another backend when its encoder follows the TF Hub BERT naming"
             )
         if float(config.get("dropout", 0.0)) != 0.0:
             raise InvalidInputError(f"dropout={config['dropout']} is not supported on a SavedModel; use 0.0")

@@ -63,6 +63,17 @@ NAMES: Names = {
     "layer.output.bias":             ("transformer/layer_{i}/output/bias",                            "identity"),
     "layer.output_norm.weight":      ("transformer/layer_{i}/output_layer_norm/gamma",                "identity"),
     "layer.output_norm.bias":        ("transformer/layer_{i}/output_layer_norm/beta",                 "identity"),
+    # ModernBERT (rotary_encoder.py): pre-LayerNorm layers, fused q/k/v, GeGLU, a final LayerNorm
+    "layer.attn_norm.weight":        ("transformer/layer_{i}/attention_layer_norm/gamma",             "identity"),
+    "layer.attn_norm.bias":          ("transformer/layer_{i}/attention_layer_norm/beta",              "identity"),
+    "layer.qkv.weight":              ("transformer/layer_{i}/self_attention/qkv/kernel",              "transpose"),
+    "layer.qkv.bias":                ("transformer/layer_{i}/self_attention/qkv/bias",                "identity"),
+    "layer.mlp_norm.weight":         ("transformer/layer_{i}/mlp_layer_norm/gamma",                   "identity"),
+    "layer.mlp_norm.bias":           ("transformer/layer_{i}/mlp_layer_norm/beta",                    "identity"),
+    "layer.gated.weight":            ("transformer/layer_{i}/gated_intermediate/kernel",              "transpose"),
+    "layer.gated.bias":              ("transformer/layer_{i}/gated_intermediate/bias",                "identity"),
+    "final_norm.weight":             ("final_layer_norm/gamma", "identity"),
+    "final_norm.bias":               ("final_layer_norm/beta",  "identity"),
     "pooler.weight":                 ("pooler_transform/kernel", "transpose"),
     "pooler.bias":                   ("pooler_transform/bias",   "identity"),
 }
@@ -113,7 +124,8 @@ def weight_rows(model_type: str, config: Mapping[str, Any]) -> list[Row]:
     rows = [(hf.format(p=""), *NAMES[role]) for role, hf, _ in arch.embeddings + arch.encoder_extra]
     rows = [row for row in rows if row[0] in present]
     for i in range(arch.dims(config)["layer_count"]):
-        rows += [(arch.layer_name(hf, i, config, ""), *_at(NAMES[role], i)) for role, hf, _ in arch.layer]
+        layer = [(arch.layer_name(hf, i, config, ""), *_at(NAMES[role], i)) for role, hf, _ in arch.layer]
+        rows += [row for row in layer if row[0] in present]  # ModernBERT's first layer has no attn_norm
     if arch.head == "pooler":
         rows += [(hf.format(p=""), *NAMES[role]) for role, hf, _ in arch.pooler]
     return rows

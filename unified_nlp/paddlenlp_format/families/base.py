@@ -152,6 +152,9 @@ class Family:
     # the config key whose activation PaddleNLP's dense head applies (ELECTRA's hidden_act), where
     # transformers' head applies the architecture's dense_activation whatever the config says
     head_activation_key: str | None = None
+    # the PaddleNLP module whose softmax_with_mask masks with -inf (NaN rows under Paddle Inference):
+    # the adapter gives it transformers' finite mask (DeBERTa-v2)
+    paddle_masked_softmax: str | None = None
     notes: str = ""
 
     @property
