@@ -27,7 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests/checkpoints.py builds the fixtures
 
 BACKENDS = ("huggingface", "onnxruntime", "paddlenlp", "tfhub")
-VARIANTS = ("v3", "v2")
 
 
 def _batched(function, items, size=32):
@@ -72,9 +71,9 @@ def measure(variant: str, folder: Path, texts: list[str], ladder: list[str]) -> 
     return rows
 
 
-def markdown(rows: list[dict]) -> list[str]:
+def markdown(rows: list[dict], variants) -> list[str]:
     lines = ["| checkpoint | " + " | ".join(BACKENDS) + " |", "| --- |" + " --- |" * len(BACKENDS)]
-    for variant in VARIANTS:
+    for variant in variants:
         cells = []
         for backend in BACKENDS:
             row = next(r for r in rows if r["variant"] == variant and r["backend"] == backend)
@@ -83,23 +82,31 @@ def markdown(rows: list[dict]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "deberta-v2")
-    args = parser.parse_args(argv)
-    from tests.checkpoints import DEBERTA_V2_STYLE, make_checkpoint
+def run(family: str, variants: dict, out: Path) -> None:
+    """Each variant (name -> config keys for make_checkpoint, None for the defaults) of a
+    family, built tiny, measured on every backend; results.json and results.md in `out`.
+    benchmarks/modernbert.py runs its family through this too."""
+    from tests.checkpoints import make_checkpoint
     from unified_nlp.benchdata import read_tsv, sst2_path
 
     texts, _ = read_tsv(sst2_path("dev"))
     words = " ".join(texts).split()
+    ladder = [" ".join(words[:n]) for n in range(1, 80)]  # 3 tokens to past the 64 positions
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for variant in VARIANTS:
-            config = DEBERTA_V2_STYLE if variant == "v2" else None
-            folder = make_checkpoint("deberta-v2", Path(tmp) / variant, scale=8.0, config=config)
-            ladder = [" ".join(words[:n]) for n in range(1, 80)]  # 3 tokens to past the 64 positions
+        for variant, config in variants.items():
+            folder = make_checkpoint(family, Path(tmp) / variant, scale=8.0, config=config)
             rows += measure(variant, folder, texts, ladder)
-    write_results(args.out, rows, markdown(rows), texts=len(texts), pairs=len(texts) // 2, lengths=79)
+    write_results(out, rows, markdown(rows, variants), texts=len(texts), pairs=len(texts) // 2, lengths=79)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "deberta-v2")
+    args = parser.parse_args(argv)
+    from tests.checkpoints import DEBERTA_V2_STYLE
+
+    run("deberta-v2", {"v3": None, "v2": DEBERTA_V2_STYLE}, args.out)
     return 0
 
 

@@ -268,3 +268,20 @@ def minilm_classifier(out: Path, seed: int = 0) -> Path:
     model.save_pretrained(out)
     transformers.AutoTokenizer.from_pretrained(minilm_dir()).save_pretrained(out)
     return out
+
+
+_LOADED: dict = {}
+
+
+def loaded(folder: Path, backend: str):
+    """`un.load_classifier(folder, backend=backend)`, loaded once per test session (the
+    family tests share classifiers across their parity checks)."""
+    from .conftest import require
+
+    require(backend)
+    key = (str(folder), backend)
+    if key not in _LOADED:
+        import unified_nlp as un
+
+        _LOADED[key] = un.load_classifier(folder, backend=backend)
+    return _LOADED[key]

@@ -21,7 +21,7 @@ import pytest
 import unified_nlp as un
 from unified_nlp.errors import InvalidModelError
 
-from .checkpoints import LABELS, assert_parity, make_checkpoint, transformers_logits
+from .checkpoints import LABELS, assert_parity, loaded, make_checkpoint, transformers_logits
 from .conftest import require
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -54,14 +54,8 @@ def folders(tmp_path_factory):
     }
 
 
-_LOADED: dict = {}
-
-
 def _classifier(folders, variant: str, backend: str):
-    require(backend)
-    if (variant, backend) not in _LOADED:
-        _LOADED[variant, backend] = un.load_classifier(folders[variant], backend=backend)
-    return _LOADED[variant, backend]
+    return loaded(folders[variant], backend)
 
 
 @pytest.mark.parametrize("variant", ["cls", "mean"])
