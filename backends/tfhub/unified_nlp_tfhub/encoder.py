@@ -122,6 +122,19 @@ def check_config(model_type: str, config: Mapping[str, Any]) -> EncoderOptions:
     return EncoderOptions.from_config(model_type, config)
 
 
+def save_reusable(encoder, out: Path) -> None:
+    """Write `encoder` (its `__call__`, weights `_w` and `serve` signature) as a TF Hub
+    reusable SavedModel: callable, variables, trainable_variables, regularization_losses,
+    and a ``serving_default`` signature."""
+    root = tf.train.Checkpoint()
+    root.encoder = encoder
+    root.__call__ = encoder.__call__
+    root.variables = list(encoder._w.values())
+    root.trainable_variables = list(encoder._w.values())
+    root.regularization_losses = []
+    tf.saved_model.save(root, str(out), signatures={"serving_default": encoder.serve.get_concrete_function()})
+
+
 class Encoder(tf.Module):
     """A post-LayerNorm Transformer encoder over TF variables named as TF Hub's BERT.
 
@@ -214,12 +227,4 @@ class Encoder(tf.Module):
         return {**out, "encoder_outputs": tf.stack(out["encoder_outputs"])}
 
     def save(self, out: Path) -> None:
-        """Write a TF Hub reusable SavedModel (callable, variables, trainable_variables,
-        regularization_losses) with a ``serving_default`` signature."""
-        root = tf.train.Checkpoint()
-        root.encoder = self
-        root.__call__ = self.__call__
-        root.variables = list(self._w.values())
-        root.trainable_variables = list(self._w.values())
-        root.regularization_losses = []
-        tf.saved_model.save(root, str(out), signatures={"serving_default": self.serve.get_concrete_function()})
+        save_reusable(self, out)

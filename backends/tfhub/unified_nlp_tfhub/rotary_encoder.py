@@ -30,7 +30,7 @@ import numpy as np
 from unified_nlp.backend_kit import InvalidModelError, architectures
 
 from ._tf import tf
-from .encoder import ACTIVATIONS, INPUT_KEYS, INPUT_SIGNATURE, EncoderOptions
+from .encoder import ACTIVATIONS, INPUT_KEYS, INPUT_SIGNATURE, EncoderOptions, save_reusable
 from .weight_map import weight_rows
 
 
@@ -129,11 +129,4 @@ class RotaryEncoder(tf.Module):
         return {**out, "encoder_outputs": tf.stack(out["encoder_outputs"])}
 
     def save(self, out: Path) -> None:
-        """A TF Hub reusable SavedModel, as encoder.Encoder.save writes it."""
-        root = tf.train.Checkpoint()
-        root.encoder = self
-        root.__call__ = self.__call__
-        root.variables = list(self._w.values())
-        root.trainable_variables = list(self._w.values())
-        root.regularization_losses = []
-        tf.saved_model.save(root, str(out), signatures={"serving_default": self.serve.get_concrete_function()})
+        save_reusable(self, out)
