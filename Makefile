@@ -18,15 +18,19 @@ PIP_FLAGS := --quiet --disable-pip-version-check --progress-bar off
 # pyarrow: unified_nlp.datasets (classify_dataset); .venv-paddle does not need it (the engine runs here).
 # ray[data]: classify_dataset's engine="ray" (about 15 s more to install from cached wheels, measured).
 # onnxruntime: the onnxruntime backend; onnx + onnxscript: its export with torch.onnx's dynamo exporter.
-# starlette + uvicorn + prometheus-client: unified-nlp serve; tritonclient[http] (tests only): a real v2 client
+# starlette + uvicorn + prometheus-client + grpcio: unified-nlp serve (grpcio 1.85.4 is TF 2.21's too);
+# tritonclient[http] (tests only): a real v2 client; its gRPC client (tritonclient.grpc) runs on it and grpcio, but
+# tritonclient[grpc] would downgrade protobuf 7 to 6 (it asks for <7; the code runs on 7, as the tests show), so not that extra
 # (it pins ml_dtypes<=0.5.4, which TF 2.21 and onnx accept; huggingface_hub, the other client, comes with transformers).
 # mkdocs + mkdocs-material + mkdocstrings-python: `make docs`, the documentation site (built offline in make test).
+# swagger-ui-bundle: the server's /docs, offline; selenium (tests only; 4.52 needs a certifi newer than the registry's)
+# drives Debian's headless Chromium (tools/ensure_chromium.sh, run by make test) through the server's page.
 MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-keras==2.21.*' \
 	tensorflow-hub==0.16.1 tensorflow-text==2.21.1 'setuptools<81' safetensors sentencepiece \
 	pytest hypothesis psutil matplotlib tqdm ruff pyarrow==26.0.1 'ray[data]==2.60.0' \
 	onnxruntime==1.31.1 onnx==1.23.2 onnxscript==0.7.2 \
-	starlette==1.10.0 uvicorn==0.55.0 prometheus-client==0.26.0 'tritonclient[http]==2.73.0' \
-	mkdocs==1.6.1 mkdocs-material==9.8.1 mkdocstrings-python==2.0.11
+	starlette==1.10.0 uvicorn==0.55.0 prometheus-client==0.26.0 grpcio==1.85.4 'tritonclient[http]==2.73.0' \
+	mkdocs==1.6.1 mkdocs-material==9.8.1 mkdocstrings-python==2.0.11 selenium==4.51.0 swagger-ui-bundle==1.1.0
 # paddlenlp 2.8.1 imports only with huggingface_hub<1 (1.x removed repo_type_and_id_from_hf_id) and
 # aistudio-sdk<0.3 (0.3 removed aistudio_sdk.hub.download), measured; setuptools<66
 # keeps jieba (a paddlenlp dependency) from warning about pkg_resources on every import
@@ -64,6 +68,7 @@ demo: setup
 	$(VPY) -m unified_nlp.demo
 
 test: setup
+	@bash tools/ensure_chromium.sh || echo "== no Chromium: the browser tests of the server's page will be skipped"
 	$(MAKE) --no-print-directory lint docs test-install test-main test-paddle
 
 test-main:

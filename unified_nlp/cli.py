@@ -913,6 +913,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         name=args.name,
         backend=args.backend,
         precision=args.precision,
+        models=args.models,
+        repository=args.repository,
+        model_control=args.model_control,
+        grpc_port=args.grpc_port,
         device=args.device,
         num_threads=args.threads,
         max_batch_size=args.max_batch_size,
@@ -928,12 +932,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _add_serve_command(sub) -> None:
-    p = sub.add_parser("serve", help="serve a model over HTTP (Open Inference Protocol v2 and TEI's API)")
-    p.add_argument("model", nargs="?", default="default", help=MODEL_HELP)
-    p.add_argument("--backend", default="huggingface", help=BACKEND_HELP)
+    p = sub.add_parser("serve", help="serve models over HTTP (Open Inference Protocol v2 and TEI's API) and gRPC")
+    p.add_argument("model", nargs="?", help=f"{MODEL_HELP} (none with --model or --repository: 'default')")
+    p.add_argument("--backend", default="huggingface", help=f"{BACKEND_HELP}; of every model that names none")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument("--name", help="the model's name in /v2/models/NAME (default: the folder's name, or 'default')")
+    p.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        metavar="NAME=PATH[@BACKEND[:PRECISION]]",
+        help="one more model to serve, named NAME (repeatable); TEI's routes answer with the first model",
+    )
+    p.add_argument(
+        "--repository",
+        metavar="FILE",
+        help="a TOML file of the models to serve ([models.NAME] model/backend/precision); SIGHUP re-reads it",
+    )
+    p.add_argument(
+        "--model-control",
+        action="store_true",
+        help="allow POST /v2/repository/models/NAME/load and /unload (replace a model under traffic); "
+        "off by default: anyone who reaches the server could use them (with --api-key: who has the key)",
+    )
+    p.add_argument("--grpc-port", type=int, help="also serve the Open Inference Protocol v2 over gRPC on this port")
     p.add_argument("--max-batch-size", type=_positive, default=32, help="rows per forward pass")
     p.add_argument("--max-batch-tokens", type=_positive, default=16384, help="padded tokens per forward pass")
     p.add_argument("--max-queue", type=_positive, default=256, help="requests in flight; beyond: 429")

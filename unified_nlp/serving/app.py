@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
+import dataclasses
 import functools
 import logging
 import os
+import signal
+import threading
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -14,7 +19,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match
 
 from ..errors import InvalidInputError
+from .metrics import Metrics
 from .middleware import AccessLog, ApiKey
+from .page import routes as page_routes
+from .repository import ModelEntry, Repository, parse_model, read_repository
 from .served import Limits, Served
 from .tei import routes as tei_routes
 from .v2 import routes as v2_routes
@@ -24,53 +32,83 @@ log = logging.getLogger("unified_nlp.serving")
 
 
 def create_app(
-    classifier_or_model="default",
+    classifier_or_model=None,
     *,
     name: str | None = None,
     backend: str = "huggingface",
     precision: str | None = None,
+    models: list | None = None,
+    repository: str | Path | None = None,
+    model_control: bool = False,
+    grpc_port: int | None = None,
+    grpc_host: str = "127.0.0.1",
     max_batch_size: int = Limits.max_batch_size,
     max_batch_tokens: int = Limits.max_batch_tokens,
     max_queue: int = Limits.max_queue,
     max_client_batch_size: int = Limits.max_client_batch_size,
     payload_limit: int = Limits.payload_limit,
+    drain_timeout: float = 30.0,
     api_key: str | None = None,
     access_log: bool = False,
     **load_options,
 ) -> Starlette:
-    """An ASGI app serving one classifier over the Open Inference Protocol v2 (/v2/...) and
+    """An ASGI app serving classifiers over the Open Inference Protocol v2 (/v2/...) and
     text-embeddings-inference's API (/predict, /rerank, /health, /info, /metrics).
 
-    `classifier_or_model` is a loaded TextClassifier, or a model for `load_classifier`
-    (loaded with `backend`, `precision` and `load_options` in the background: readiness
-    answers 503 until it is loaded and warmed). `name` is the model's name in v2 URLs
-    (default: the model folder's name, or "default"). With `api_key`, every request but the
-    health probes and /metrics needs ``Authorization: Bearer API_KEY`` (else 401).
-    `access_log`: one line per request on the logger ``unified_nlp.serving.access``.
+    The models: `classifier_or_model` (a loaded TextClassifier, or a model for
+    `load_classifier`, named `name`: default the folder's name), `models` (more:
+    "NAME=PATH[@BACKEND[:PRECISION]]" strings or `ModelEntry`s) and the entries of a
+    `repository` file (TOML, see `unified_nlp.serving.repository`); "default" when none is
+    given. `backend`, `precision` and `load_options` apply to every model that names none.
+    Models are loaded in the background: readiness answers 503 until every one is loaded and
+    warmed. TEI's routes answer with the first model. With `model_control`, POST
+    /v2/repository/models/NAME/load and /unload replace or remove a model under traffic;
+    with `grpc_port`, the v2 gRPC service runs beside, on the same models.
+    With `api_key`, every request but the health probes and /metrics needs
+    ``Authorization: Bearer API_KEY`` (else 401). `access_log`: one line per request on the
+    logger ``unified_nlp.serving.access``.
 
     Examples:
         >>> app = create_app("default", backend="onnxruntime", max_batch_size=16)  # doctest: +SKIP
+        >>> app = create_app(models=["sst2=models/sst2@onnxruntime", "nli=models/nli@paddlenlp"])  # doctest: +SKIP
         >>> parent.mount("/classify", app)  # doctest: +SKIP
 
-    Mounted in another Starlette/FastAPI app, the model loads on the first request (a
-    parent does not run a mounted app's lifespan) and is not drained on shutdown.
+    Mounted in another Starlette/FastAPI app, the models load on the first request (a
+    parent does not run a mounted app's lifespan) and are not drained on shutdown.
     """
     if api_key is not None and not api_key.strip():
         raise InvalidInputError("the API key is empty: give a key, or None for no key")
     limits = Limits(max_batch_size, max_batch_tokens, max_queue, max_client_batch_size, payload_limit)
-    options = {"backend": backend, "precision": precision, **load_options}
-    served = Served(classifier_or_model, name=name, limits=limits, load_options=options)
+    entries = model_entries(classifier_or_model, name, backend, precision, models, repository, load_options)
+    served_models = Repository(
+        entries,
+        limits=limits,
+        metrics=Metrics(),
+        source=None if repository is None else Path(repository),
+        defaults=(backend, precision),
+        drain_timeout=drain_timeout,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        served.start()
+        served_models.start()
+        grpc = None
+        if grpc_port is not None:
+            from .grpc_v2 import start_grpc
+
+            grpc = await start_grpc(served_models, host=grpc_host, port=grpc_port, api_key=api_key)
+        hangup = _on_sighup(served_models)
         yield
-        await served.stop()
+        if hangup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if grpc is not None:
+            await grpc.stop(drain_timeout)
+        await served_models.stop()
 
     middleware = [Middleware(AccessLog)] if access_log else []  # outermost: it logs the 401s too
-    routes = [*v2_routes(served), *tei_routes(served)]
+    routes = [*v2_routes(served_models, model_control), *tei_routes(served_models), *page_routes()]
     if api_key is not None:
-        refused = functools.partial(_count_refusal, served, routes)
+        refused = functools.partial(_count_refusal, served_models.metrics, routes)
         middleware.append(Middleware(ApiKey, key=api_key, refused=refused))
     app = Starlette(
         routes=routes,
@@ -78,15 +116,47 @@ def create_app(
         exception_handlers={404: _no_route, 405: _no_route},
         lifespan=lifespan,
     )
-    app.state.served = served
+    app.state.repository = served_models
+    app.state.served = served_models.default  # the first model (TEI's)
     return app
 
 
-def _count_refusal(served: Served, routes: list, scope: dict, seconds: float) -> None:
+def model_entries(model, name, backend, precision, models, repository, load_options) -> list[ModelEntry]:
+    """The served models, in order: `model`, then `models`, then the repository file's."""
+    entries = []
+    if model is not None:
+        entries.append(ModelEntry(name or Served.default_name(model), model, backend, precision, load_options))
+    for item in models or []:
+        entry = item if isinstance(item, ModelEntry) else parse_model(str(item), backend, precision)
+        entries.append(dataclasses.replace(entry, options={**load_options, **entry.options}))
+    if repository is not None:
+        read = read_repository(Path(repository), backend, precision)
+        entries += [dataclasses.replace(e, options=dict(load_options)) for e in read]
+    if not entries:
+        entries.append(ModelEntry(name or "default", "default", backend, precision, load_options))
+    return entries
+
+
+def _on_sighup(served_models: Repository) -> bool:
+    """SIGHUP re-reads the repository file (where there is one, and this thread may take
+    signals): new and changed models load beside the old, removed ones unload."""
+    if served_models.source is None or threading.current_thread() is not threading.main_thread():
+        return False
+    loop = asyncio.get_running_loop()
+
+    def hangup() -> None:
+        log.info("SIGHUP: re-reading %s", served_models.source)
+        loop.create_task(served_models.reload_all())
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
+    return True
+
+
+def _count_refusal(metrics: Metrics, routes: list, scope: dict, seconds: float) -> None:
     """A 401 in /metrics, under the route the request was for (its template, as every
     request is counted: a path a client makes up adds no label value)."""
     route = next((r.path for r in routes if r.matches(scope)[0] != Match.NONE), "(no route)")
-    served.metrics.request(route, 401, seconds)
+    metrics.request(route, 401, seconds)
 
 
 async def _no_route(request, exc) -> JSONResponse:
@@ -95,37 +165,47 @@ async def _no_route(request, exc) -> JSONResponse:
 
 
 def serve(
-    model="default",
+    model=None,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
     name: str | None = None,
     backend: str = "huggingface",
     precision: str | None = None,
+    models: list | None = None,
+    repository: str | Path | None = None,
     drain_timeout: float = 30.0,
     api_key: str | None = None,
     access_log: bool = True,
     log_level: str = "info",
     **app_options,
 ) -> None:
-    """Load `model` and serve it until SIGTERM or Ctrl-C (blocking), then answer every request
-    already accepted (within `drain_timeout` seconds) and return. `api_key` defaults to
-    $UNIFIED_NLP_API_KEY (unset or empty: no key).
+    """Load the models and serve them until SIGTERM or Ctrl-C (blocking), then answer every
+    request already accepted (within `drain_timeout` seconds) and return. The models are
+    given as to `create_app`; each is loaded before the server binds, so that a model that
+    cannot load stops it with its error. `api_key` defaults to $UNIFIED_NLP_API_KEY (unset
+    or empty: no key). SIGHUP re-reads the `repository` file.
 
     Examples:
         >>> serve("default", backend="onnxruntime", port=8080)  # doctest: +SKIP
+        >>> serve(repository="models.toml", grpc_port=8001, model_control=True)  # doctest: +SKIP
     """
     import uvicorn
 
-    from ..api import load_classifier
-    from ..classifier import TextClassifier
-
     api_key = api_key if api_key is not None else (os.environ.get(API_KEY_VARIABLE) or None)
     load = {k: app_options.pop(k) for k in ("num_threads", "preprocessor", "pooling", "device") if k in app_options}
-    clf = model if isinstance(model, TextClassifier) else load_classifier(model, backend, precision=precision, **load)
+    entries = model_entries(model, name, backend, precision, models, repository, load)
+    loaded = [dataclasses.replace(e, model=_loaded(e)) for e in entries]
     app = create_app(
-        clf, name=name or Served.default_name(model), api_key=api_key, access_log=access_log, **app_options
+        models=loaded,
+        backend=backend,  # of the entries a SIGHUP reads that name none
+        precision=precision,
+        api_key=api_key,
+        access_log=access_log,
+        drain_timeout=drain_timeout,
+        **app_options,
     )
+    app.state.repository.adopt(entries, None if repository is None else Path(repository))
     config = uvicorn.Config(
         app,
         host=host,
@@ -137,17 +217,29 @@ def serve(
         lifespan="on",
     )
     shown = f"[{host}]" if ":" in host else host
+    described = ", ".join(
+        f"model {e.name!r} (backend {e.model.backend}, precision {e.model.precision})" for e in loaded
+    )
+    grpc = app_options.get("grpc_port")
     log.info(
-        "serving model %r (backend %s, precision %s) at http://%s:%d%s (pid %d)",
-        app.state.served.name,
-        clf.backend,
-        clf.precision,
+        "serving %s at http://%s:%d%s%s (pid %d)",
+        described,
         shown,
         port,
+        f", gRPC on port {grpc}" if grpc is not None else "",
         ", API key required" if api_key else "",
         os.getpid(),
     )
-    _DrainingServer(config, app.state.served).run()
+    _DrainingServer(config, app.state.repository).run()
+
+
+def _loaded(entry: ModelEntry):
+    from ..api import load_classifier
+    from ..classifier import TextClassifier
+
+    if isinstance(entry.model, TextClassifier):
+        return entry.model
+    return load_classifier(entry.model, entry.backend, precision=entry.precision, **entry.options)
 
 
 def _log_config(level: str) -> dict:
@@ -175,12 +267,13 @@ class _DrainingServer:
     """uvicorn's Server, made lazily (uvicorn is imported only when serving), whose signal
     handler first turns readiness to 503."""
 
-    def __new__(cls, config, served: Served):
+    def __new__(cls, config, served_models: Repository):
         import uvicorn
 
         class Server(uvicorn.Server):
             def handle_exit(self, sig, frame) -> None:
-                served.draining = True
+                for served in served_models.served():
+                    served.draining = True
                 super().handle_exit(sig, frame)
                 # uvicorn re-raises the signal after its graceful shutdown; a drained server exits 0
                 self._captured_signals.clear()

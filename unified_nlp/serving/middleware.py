@@ -14,10 +14,13 @@ from contextvars import ContextVar
 
 from starlette.responses import JSONResponse
 
+from .page import is_page
+
 access_log = logging.getLogger("unified_nlp.serving.access")
 
 # paths open without the API key: the health probes (an orchestrator's probes send no
-# credentials) and /metrics (a scraper's), as TEI leaves /health and /metrics open
+# credentials) and /metrics (a scraper's), as TEI leaves /health and /metrics open; and the
+# pages (GET /, /docs and their assets: no data in them), whose page asks for the key
 PUBLIC = frozenset({"/health", "/v2/health/live", "/v2/health/ready", "/metrics"})
 
 _texts: ContextVar[list] = ContextVar("unified_nlp_serving_texts")
@@ -47,7 +50,7 @@ class ApiKey:
         self.app, self._key, self._refused = app, key.encode("utf-8"), refused
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or route_path(scope) in PUBLIC or self._authorized(scope):
+        if scope["type"] != "http" or self._open(scope) or self._authorized(scope):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -57,6 +60,11 @@ class ApiKey:
         await JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
         if self._refused is not None:
             self._refused(scope, time.perf_counter() - started)
+
+    @staticmethod
+    def _open(scope) -> bool:
+        path = route_path(scope)
+        return path in PUBLIC or is_page(scope["method"], path)
 
     def _authorized(self, scope) -> bool:
         header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")

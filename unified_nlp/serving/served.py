@@ -26,7 +26,7 @@ from starlette.routing import Route
 from ..errors import UnifiedNLPError, WorkerError
 from ..worker import RemoteModel
 from .batcher import Batcher, Overloaded
-from .metrics import Metrics
+from .metrics import Metrics, ModelMetrics
 
 log = logging.getLogger("unified_nlp.serving")
 
@@ -53,13 +53,16 @@ class ServingError(Exception):
 class Served:
     """One model behind the server: `classify` is the only way to it."""
 
-    def __init__(self, model, *, name: str | None, limits: Limits, load_options: dict) -> None:
-        self.name = name or self.default_name(model)
+    def __init__(
+        self, model, *, name: str | None, limits: Limits, load_options: dict, metrics: Metrics, version: str = "1"
+    ) -> None:
+        self.name, self.version = name or self.default_name(model), version
         self.limits = limits
         self._model, self._load_options = model, load_options
         self.clf = None if isinstance(model, str | Path) else model
         self.backend = self.clf.backend if self.clf is not None else load_options.get("backend", "huggingface")
-        self.metrics = Metrics(self.name, self.backend)
+        self.metrics: ModelMetrics = metrics.of(self.name, self.backend)
+        self.inflight = 0  # requests inside `classify`: a replaced version stops once none is left
         self.batcher: Batcher | None = None
         self.ready = False
         self.draining = False
@@ -82,6 +85,12 @@ class Served:
         """Load (if given a name) and warm the model in the background; idempotent."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._load())
+
+    async def loaded(self) -> bool:
+        """Start, wait until the model is loaded and warmed (or failed), and say whether it serves."""
+        self.start()
+        await asyncio.shield(self._task)
+        return self.ready
 
     async def _load(self) -> None:
         try:
@@ -181,17 +190,7 @@ class Served:
 
     async def body(self, request: Request) -> bytes:
         """The request body, refused with 413 past the payload limit."""
-        limit = self.limits.payload_limit
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise ServingError(413, f"payload of {declared} bytes exceeds the limit of {limit}", "Validation")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ServingError(413, f"payload exceeds the limit of {limit} bytes", "Validation")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request, self.limits.payload_limit)
 
     async def classify(
         self,
@@ -203,7 +202,17 @@ class Served:
         timings: dict | None = None,
     ):
         """Logits [n, num_labels] of texts (and pairs), through the batcher; errors as ServingError.
-        With the HTTP `request`, a client that disconnects first has its texts dropped uncomputed."""
+        With the HTTP `request`, a client that disconnects first has its texts dropped uncomputed.
+
+        Call it right after looking the model up, with no await between: from its first line
+        the request counts in `inflight`, and a version being replaced answers it before it stops."""
+        self.inflight += 1
+        try:
+            return await self._classify(texts, pairs, truncate, request, timings)
+        finally:
+            self.inflight -= 1
+
+    async def _classify(self, texts, pairs, truncate, request, timings):
         self.check_ready()
         if not texts:
             raise ServingError(422, "no texts: the input is an empty list")
@@ -246,8 +255,19 @@ class Served:
             return [labels[i] for i in probs.argmax(axis=1)]
         return [",".join(labels[i] for i in np.argsort(-row, kind="stable") if row[i] >= threshold) for row in probs]
 
-    def timed(self, route: str, started: float, status: int) -> None:
-        self.metrics.request(route, status, time.perf_counter() - started)
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ServingError(413, f"payload of {declared} bytes exceeds the limit of {limit}", "Validation")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServingError(413, f"payload exceeds the limit of {limit} bytes", "Validation")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _first_line(error: Exception) -> str:
@@ -290,8 +310,9 @@ async def _disconnect(request: Request) -> None:
         await asyncio.get_running_loop().create_future()
 
 
-def timed_route(served: Served, path: str, handler, render_error, methods=("GET",)) -> Route:
-    """A route whose ServingError becomes its protocol's error response, timed and counted."""
+def timed_route(path: str, handler, render_error, model_of, metrics: Metrics, methods=("GET",)) -> Route:
+    """A route whose ServingError becomes its protocol's error response, timed and counted
+    under the model `model_of(request)` names (None: a request that addressed no model)."""
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -299,7 +320,10 @@ def timed_route(served: Served, path: str, handler, render_error, methods=("GET"
             response = await handler(request)
         except ServingError as e:
             response = render_error(e)
-        served.timed(path, started, response.status_code)
+        served = model_of(request)
+        (metrics if served is None else served.metrics).request(
+            path, response.status_code, time.perf_counter() - started
+        )
         return response
 
     return Route(path, endpoint, methods=list(methods))

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import weakref
 
 import numpy as np
 from starlette.requests import Request
@@ -42,7 +43,8 @@ from starlette.routing import Route
 
 from ..errors import InvalidInputError, UnifiedNLPError
 from .middleware import note_texts
-from .served import Served, ServingError, timed_route
+from .repository import Repository
+from .served import Served, ServingError, read_body, timed_route
 
 # label names (compared in lower case) whose probability ranks texts in /rerank
 RELEVANT = frozenset(
@@ -81,8 +83,9 @@ def parse_inputs(inputs) -> tuple[list[str], list[str] | None, bool]:
     return [text for text, _ in rows], ([pair for _, pair in rows] if all(with_pair) else None), False
 
 
-async def _request_json(served: Served, request: Request, *required: str) -> dict:
-    body = await served.body(request)
+async def _request_json(repository: Repository, request: Request, *required: str) -> dict:
+    repository.default.check_ready()
+    body = await read_body(request, repository.limits.payload_limit)
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -129,14 +132,14 @@ def _headers(started: float, characters: int, timings: dict) -> dict[str, str]:
     return headers
 
 
-async def predict(served: Served, request: Request, *, nest_single: bool) -> Response:
-    served.check_ready()
-    payload = await _request_json(served, request, "inputs")
+async def predict(repository: Repository, request: Request, *, nest_single: bool) -> Response:
+    payload = await _request_json(repository, request, "inputs")
     texts, pairs, single = parse_inputs(payload["inputs"])
     note_texts(len(texts))
     truncate, raw = _truncate(payload), _flag(payload, "raw_scores", False)
     started = time.perf_counter()
     timings: dict = {}
+    served = repository.default  # the current version, entered with no await between
     logits = await served.classify(texts, pairs, truncate=truncate, request=request, timings=timings)
     scores = _checked(logits if raw else served.scores(logits))
     labels = served.clf.labels
@@ -193,9 +196,8 @@ async def _takes_pairs(served: Served, known: dict) -> bool:
     return known[served.clf]
 
 
-async def rerank(served: Served, request: Request, known: dict) -> Response:
-    served.check_ready()
-    payload = await _request_json(served, request, "query", "texts")
+async def rerank(repository: Repository, request: Request, known: dict) -> Response:
+    payload = await _request_json(repository, request, "query", "texts")
     query, texts = payload["query"], payload["texts"]
     if not isinstance(query, str):
         raise ServingError(422, "'query' must be a text")
@@ -206,12 +208,15 @@ async def rerank(served: Served, request: Request, known: dict) -> Response:
     note_texts(len(texts))
     truncate, raw = _truncate(payload), _flag(payload, "raw_scores", False)
     with_text = _flag(payload, "return_text", False)
-    clf = served.clf
-    label = relevance_label(clf.labels, clf.multi_label)
-    if not await _takes_pairs(served, known):
+    clf = repository.default.clf
+    relevance_label(clf.labels, clf.multi_label)  # 424 before the pairs are tried
+    if not await _takes_pairs(repository.default, known):
         raise ServingError(424, "model is not a re-ranker model: it takes single texts, not pairs", "Backend")
     started = time.perf_counter()
     timings: dict = {}
+    served = repository.default  # the current version, entered with no await between
+    clf = served.clf
+    label = relevance_label(clf.labels, clf.multi_label)
     logits = await served.classify([query] * len(texts), texts, truncate=truncate, request=request, timings=timings)
     scores = _checked(relevance(logits, label, clf.multi_label, raw))
     ranks = [
@@ -251,30 +256,40 @@ def _info(served: Served) -> dict:
     }
 
 
-def routes(served: Served) -> list[Route]:
-    """The TEI routes of one served model."""
-    known_pairs: dict = {}  # classifier -> whether it takes pairs (asked on the first /rerank)
+def routes(repository: Repository) -> list[Route]:
+    """The TEI routes, answered by the repository's first model; /health and /metrics are the server's."""
+    # classifier -> whether it takes pairs (asked on the first /rerank); weak: a replaced version is released
+    known_pairs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def route(path: str, handler, methods=("GET",)) -> Route:
-        return timed_route(served, path, handler, _error, methods)
+        return timed_route(path, handler, _error, _default_of(repository), repository.metrics, methods)
 
     async def health(request):
-        served.start()
-        if served.ready and not served.draining:
+        if repository.ready():
             return Response(status_code=200)
-        return _error(ServingError(503, served.error or "not ready", "Unhealthy"))
+        return _error(ServingError(503, repository.error() or "not ready", "Unhealthy"))
 
     async def info(request):
-        return JSONResponse(_info(served))
+        return JSONResponse(_info(repository.default))
 
     async def metrics(request):
-        return Response(served.metrics.text(), media_type=served.metrics.content_type)
+        return Response(repository.metrics.text(), media_type=repository.metrics.content_type)
 
     return [
-        route("/predict", lambda r: predict(served, r, nest_single=False), ("POST",)),
-        route("/", lambda r: predict(served, r, nest_single=True), ("POST",)),
-        route("/rerank", lambda r: rerank(served, r, known_pairs), ("POST",)),
+        route("/predict", lambda r: predict(repository, r, nest_single=False), ("POST",)),
+        route("/", lambda r: predict(repository, r, nest_single=True), ("POST",)),
+        route("/rerank", lambda r: rerank(repository, r, known_pairs), ("POST",)),
         route("/health", health),
         route("/info", info),
         Route("/metrics", metrics),
     ]
+
+
+def _default_of(repository: Repository):
+    def model_of(request) -> Served | None:
+        try:
+            return repository.default
+        except ServingError:  # every model unloaded
+            return None
+
+    return model_of

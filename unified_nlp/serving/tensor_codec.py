@@ -93,7 +93,7 @@ def read_bytes_inputs(header: dict, binary: bytes) -> dict[str, list[bytes]]:
             items = [_as_bytes(item, name) for item in _flat(tensor["data"], name)]
         else:
             raise TensorError(f"input '{name}' has neither 'data' nor binary_data_size")
-        _check_shape(tensor.get("shape"), len(items), name)
+        check_shape(tensor.get("shape"), len(items), name)
         out[name] = items
     return out
 
@@ -104,7 +104,7 @@ def _as_bytes(item, name: str) -> bytes:
     return item.encode("utf-8")
 
 
-def _check_shape(shape, count: int, name: str) -> None:
+def check_shape(shape, count: int, name: str) -> None:
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise TensorError(f"input '{name}': shape must be a list of non-negative integers, got {shape!r}")
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):

@@ -17,15 +17,17 @@ file or a backend.
 
 from __future__ import annotations
 
+import json
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .middleware import note_texts
-from .served import Served, ServingError, timed_route
+from .repository import Repository
+from .served import Served, ServingError, read_body, timed_route
 from .tensor_codec import HEADER_LENGTH, TensorError, output_tensor, read_bytes_inputs, response_body, split_body
 
-VERSION = "1"
 OUTPUTS = ("probabilities", "label")
 
 
@@ -35,21 +37,18 @@ def _error(e: ServingError) -> JSONResponse:
     return JSONResponse({"error": e.message}, status_code=status, headers=e.headers)
 
 
-def _model(served: Served, request: Request) -> None:
-    name, version = request.path_params["name"], request.path_params.get("version", VERSION)
-    if name != served.name:
-        raise ServingError(404, f"unknown model {name!r}; served: {served.name!r}")
-    if version != VERSION:
-        raise ServingError(404, f"unknown version {version!r} of model {name!r}; served: {VERSION!r}")
+def _model(repository: Repository, request: Request) -> Served:
+    return repository.get(request.path_params["name"], request.path_params.get("version"))
 
 
-def _metadata(served: Served) -> dict:
+def metadata(served: Served) -> dict:
+    """A model's v2 metadata (REST and gRPC)."""
     served.check_ready()  # the labels are known once the model is loaded
     clf = served.clf
     texts = {"datatype": "BYTES", "shape": [-1]}
     return {
         "name": served.name,
-        "versions": [VERSION],
+        "versions": [served.version],
         "platform": f"unified-nlp_{clf.backend}",
         "inputs": [{"name": "text", **texts}, {"name": "text_pair", **texts, "optional": True}],
         "outputs": [
@@ -60,7 +59,7 @@ def _metadata(served: Served) -> dict:
     }
 
 
-def _texts(inputs: dict[str, list[bytes]]) -> tuple[list[str], list[str] | None]:
+def texts_of(inputs: dict[str, list[bytes]]) -> tuple[list[str], list[str] | None]:
     unknown = sorted(set(inputs) - {"text", "text_pair"})
     if unknown:
         raise ServingError(400, f"unknown input {unknown[0]!r}; the model takes 'text' and optionally 'text_pair'")
@@ -105,7 +104,7 @@ def _requested(header: dict) -> list[tuple[str, bool]]:
     return out
 
 
-def _truncate(header: dict) -> bool:
+def truncate_of(header: dict) -> bool:
     """The request's `parameters.truncate`: true (the default) truncates as the model does;
     false refuses (400) a text longer than the model's maximum."""
     parameters = header.get("parameters") or {}
@@ -117,18 +116,19 @@ def _truncate(header: dict) -> bool:
     return truncate
 
 
-async def _infer(served: Served, request: Request) -> Response:
-    _model(served, request)
+async def _infer(repository: Repository, request: Request) -> Response:
+    served = _model(repository, request)  # 404 before the body is read
     served.check_ready()
     try:
         header, binary = split_body(await served.body(request), request.headers.get(HEADER_LENGTH))
-        texts, pairs = _texts(read_bytes_inputs(header, binary))
+        texts, pairs = texts_of(read_bytes_inputs(header, binary))
     except TensorError as e:
         raise ServingError(400, str(e)) from None
     note_texts(len(texts))
-    truncate = _truncate(header)
+    truncate = truncate_of(header)
     requested = _requested(header)
     try:
+        served = _model(repository, request)  # the current version, entered with no await between
         logits = await served.classify(texts, pairs, truncate=truncate, request=request)
     except ServingError as e:
         if e.status in (413, 422):  # too many texts, a text too long: input errors, 400 here (TEI: 413)
@@ -141,47 +141,50 @@ async def _infer(served: Served, request: Request) -> Response:
         entry, blob = output_tensor(name, values[name], binary_out)
         entries.append(entry)
         blobs.append(blob)
-    reply = {"model_name": served.name, "model_version": VERSION, "outputs": entries}
+    reply = {"model_name": served.name, "model_version": served.version, "outputs": entries}
     if "id" in header:
         reply["id"] = header["id"]
     body, headers = response_body(reply, blobs)
     return Response(body, headers=headers)
 
 
-def routes(served: Served) -> list[Route]:
-    """The v2 routes of one served model."""
+def routes(repository: Repository, model_control: bool = False) -> list[Route]:
+    """The v2 routes of a server's models, and Triton's model repository extension
+    (index always; load and unload with `model_control`)."""
 
     def route(path: str, handler, methods=("GET",)) -> Route:
-        return timed_route(served, path, handler, _error, methods)
+        def model_of(request):
+            return repository.find(request.path_params.get("name"))
+
+        return timed_route(path, handler, _error, model_of, repository.metrics, methods)
 
     async def server_meta(request):
         from .. import __version__
 
-        return JSONResponse({"name": "unified-nlp", "version": __version__, "extensions": ["binary_tensor_data"]})
+        extensions = ["binary_tensor_data", "model_repository"]
+        return JSONResponse({"name": "unified-nlp", "version": __version__, "extensions": extensions})
 
     # the status says it (tritonclient reads only that); the JSON body is for KServe's client,
     # which reads {"live"} and {"ready"} as KServe's own server answers them
-    async def live(request):  # 503 once the model cannot recover in this process (`Served.broken`)
-        return JSONResponse({"live": not served.broken}, status_code=503 if served.broken else 200)
-
-    def readiness(**body) -> JSONResponse:
-        served.start()
-        ready = served.ready and not served.draining
-        return JSONResponse({**body, "ready": ready}, status_code=200 if ready else 503)
+    async def live(request):  # 503 once a model cannot recover in this process (`Served.broken`)
+        live = repository.live()
+        return JSONResponse({"live": live}, status_code=200 if live else 503)
 
     async def ready(request):
-        return readiness()
+        ready = repository.ready()
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     async def model_meta(request):
-        _model(served, request)
-        return JSONResponse(_metadata(served))
+        return JSONResponse(metadata(_model(repository, request)))
 
     async def model_ready(request):
-        _model(served, request)
-        return readiness(name=served.name)
+        served = _model(repository, request)
+        served.start()
+        ready = served.ready and not served.draining
+        return JSONResponse({"name": served.name, "ready": ready}, status_code=200 if ready else 503)
 
     async def infer(request):
-        return await _infer(served, request)
+        return await _infer(repository, request)
 
     return [
         route("/v2", server_meta),
@@ -193,4 +196,67 @@ def routes(served: Served) -> list[Route]:
         route("/v2/models/{name}/versions/{version}/ready", model_ready),
         route("/v2/models/{name}/infer", infer, ("POST",)),
         route("/v2/models/{name}/versions/{version}/infer", infer, ("POST",)),
+        *_repository_routes(repository, route, model_control),
+    ]
+
+
+async def _json_object(repository: Repository, request: Request) -> dict:
+    """A repository request's optional JSON body ({} when empty)."""
+    body = await read_body(request, repository.limits.payload_limit)
+    try:
+        payload = json.loads(body) if body.strip() else {}
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ServingError(400, f"the body is not valid JSON: {e}") from None
+    if not isinstance(payload, dict):
+        raise ServingError(400, "the body must be a JSON object")
+    return payload
+
+
+async def _parameters(repository: Repository, request: Request, allowed: set[str]) -> dict:
+    """The `parameters` of a repository request's optional JSON body; only `allowed` ones:
+    a request never names a file, a configuration or a backend."""
+    parameters = (await _json_object(repository, request)).get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ServingError(400, "'parameters' must be a JSON object")
+    unknown = sorted(set(parameters) - allowed)
+    if unknown:
+        raise ServingError(
+            400,
+            f"parameter {unknown[0]!r} is not accepted: a model is loaded from the server's repository "
+            "(edit its entry there, then load it)",
+        )
+    return parameters
+
+
+def _repository_routes(repository: Repository, route, model_control: bool) -> list[Route]:
+    """POST /v2/repository/index, and .../models/{name}/load and /unload (Triton's names)."""
+
+    async def index(request):
+        ready_only = (await _json_object(repository, request)).get("ready") is True
+        return JSONResponse(repository.index(ready_only))
+
+    def controlled(handler):
+        async def endpoint(request):
+            if not model_control:
+                raise ServingError(
+                    403, "model control is off: start the server with --model-control to load and unload models"
+                )
+            return await handler(request)
+
+        return endpoint
+
+    async def load(request):
+        await _parameters(repository, request, set())
+        await repository.load(request.path_params["name"])
+        return JSONResponse({})
+
+    async def unload(request):
+        await _parameters(repository, request, {"unload_dependents"})
+        await repository.unload(request.path_params["name"])
+        return JSONResponse({})
+
+    return [
+        route("/v2/repository/index", index, ("POST",)),
+        route("/v2/repository/models/{name}/load", controlled(load), ("POST",)),
+        route("/v2/repository/models/{name}/unload", controlled(unload), ("POST",)),
     ]
