@@ -16,20 +16,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REQUIRED, default_classifier, require_module
+from tests.conftest import REQUIRED, default_classifier, require, require_module
 from tests.serving_helpers import Running, call
 
 require_module("uvicorn")
 require_module("starlette")
 require_module("prometheus_client")
 
-from starlette.applications import Starlette  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 
 from unified_nlp.serving import create_app, page  # noqa: E402 - after the checks that skip without the extra
@@ -38,12 +37,10 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 WAIT = 20  # seconds: the bound of every wait on the browser
 TOL = 1e-5
 KEY = "page-test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 STORE = "unified-nlp-api-key"  # the page's sessionStorage entry
 TEXTS = ["This is a great movie!", "A dull, lifeless film that drags on.", "é ü — 映画 <b>not bold</b>"]
 PAIRS = ["What a film.", "I loved it.", "Nothing to say."]
-# the report a shadow candidate will give (GET /v2/models/NAME/shadow), served by the test
-# only while the app has no such route, so that the page's rendering of it is tested now
-SHADOW = {"agreement": 0.998, "max_abs_diff": 3.1e-06, "p99_abs_diff": 1.2e-06, "counts": {"requests": 12, "texts": 40}}
 
 
 @pytest.fixture(scope="module")
@@ -51,50 +48,20 @@ def hf():
     return default_classifier("huggingface")
 
 
-def wired(app) -> bool:
-    """Whether the app serves the page itself (app.py adds `page.routes()`)."""
-    return any(getattr(route, "path", None) == "/docs" for route in app.router.routes)
-
-
-def with_page(app):
-    """The app with the page's routes: itself once app.py adds them; until then the page's
-    routes answered beside it as app.py will (outside the API key), the rest by the app."""
-    if wired(app):
-        return app
-    extra = [] if has_shadow(app) else [shadow_route()]
-    pages = Starlette(routes=[*page.routes(), *extra])
-
-    async def composed(scope, receive, send):
-        if scope["type"] == "http" and (
-            page.is_page(scope["method"], scope["path"]) or scope["path"].endswith("/shadow")
-        ):
-            await pages(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    return composed
-
-
-def has_shadow(app) -> bool:
-    return any(getattr(route, "path", "").endswith("/shadow") for route in app.router.routes)
-
-
-def shadow_route() -> Route:
-    async def shadow(request):
-        if request.path_params["name"] != "default":
-            return JSONResponse({"error": "no shadow"}, status_code=404)
-        return JSONResponse(SHADOW)
-
-    return Route("/v2/models/{name}/shadow", shadow)
-
-
 @pytest.fixture(scope="module")
 def server(hf):
     """One server for the module, with an API key: the page and the docs must open without it, the
-    page asks for it (one server, not one with a key and one without: each start warms the model)."""
-    app = create_app(hf, name="default", max_client_batch_size=8, api_key=KEY)
-    with Running(with_page(app)) as running:
-        running.shadow_stub = not wired(app) and not has_shadow(app)  # else the app's own route answers
+    page asks for it (one server, not one with a key and one without: each start warms the model).
+    The model has a shadow candidate (the same model on onnxruntime) on every request."""
+    require("onnxruntime")
+    app = create_app(
+        hf, name="default", max_client_batch_size=8, api_key=KEY, shadows=["default@onnxruntime"], shadow_fraction=1.0
+    )
+    with Running(app) as running:
+        deadline = time.monotonic() + 120
+        while not json.loads(call(running.url, "/v2/models/default/shadow", headers=AUTH)[2]).get("candidate_ready"):
+            assert time.monotonic() < deadline, "the shadow candidate did not load"
+            time.sleep(0.2)
         yield running
 
 
@@ -120,8 +87,6 @@ def api_routes(routes, prefix: str = "") -> set[tuple[str, str]]:
 
 def test_openapi_names_every_route_and_no_other(hf):
     app = create_app(hf, name="default", api_key=KEY, model_control=True)
-    if not wired(app):
-        app.router.routes.extend(page.routes())  # as app.py will: they must stay out of the document
     doc = page.openapi()
     documented = {(method, path) for path, ops in doc["paths"].items() for method in ops}
     routes = api_routes(app.router.routes)
@@ -300,13 +265,13 @@ def test_the_page_classifies_texts_and_pairs(browser, server, hf, artefacts):
 
     results = classify(browser, TEXTS, PAIRS)
     check(results, hf.predict_proba(TEXTS, text_pair=PAIRS), labels, TEXTS)
-    shadow = by_id(browser, "shadow")
-    if server.shadow_stub:
-        fields = shadow.find_elements("css selector", "dd")
-        assert {dd.get_attribute("data-field"): json.loads(dd.get_attribute("data-value")) for dd in fields} == SHADOW
-        assert [dd.text for dd in fields] == ["0.998", "3.10e-6", "1.20e-6", "requests: 12, texts: 40"]
-    else:  # the app's own shadow route: this app has no shadow candidate
-        assert not shadow.is_displayed()
+    # the live shadow report, as the page shows it after a classification: at least the first
+    # request compared (the second's may still be under way), and the candidate agrees
+    fields = by_id(browser, "shadow").find_elements("css selector", "dd")
+    shown = {dd.get_attribute("data-field"): json.loads(dd.get_attribute("data-value")) for dd in fields}
+    assert shown["backends"] == ["huggingface:fp32", "onnxruntime:fp32"], shown
+    assert shown["n_texts"] >= len(TEXTS) and shown["argmax_agreement"] == 1.0, shown
+    assert shown["logits_max_abs_diff"] < 1e-4 and shown["passed"] is True, shown
     browser.save_screenshot(str(artefacts / "page-pairs.png"))
     assert console_errors(browser) == []
 

@@ -31,6 +31,8 @@ from unified_nlp.serving.repository import ModelEntry, parse_model, read_reposit
 
 TEXTS = ["This is a great movie!", "A dull, lifeless film.", "é ü — 映画"]
 TOL = 1e-5
+# small batches: every model (and every new version) warms its largest batch before it serves
+LIMITS = {"max_batch_size": 16, "max_batch_tokens": 2048}
 
 
 def infer(url: str, model: str, texts=TEXTS, version: str | None = None):
@@ -134,7 +136,7 @@ def test_each_model_answers_by_its_name_on_its_backend(other):
     require("onnxruntime")
     folder, clf = other
     default = default_classifier("onnxruntime")
-    app = create_app(models=[f"sst2={default_model_dir()}@onnxruntime", f"other={folder}"])
+    app = create_app(models=[f"sst2={default_model_dir()}@onnxruntime", f"other={folder}"], **LIMITS)
     with Running(app) as running:
         url = running.url
         status, reply = infer(url, "sst2")
@@ -206,7 +208,10 @@ def test_a_version_is_replaced_under_traffic_with_no_failed_request(tmp_path):
     hf, ort = default_classifier("huggingface"), default_classifier("onnxruntime")
     path = tmp_path / "models.toml"
     write_repository(path, sst2=(default_model_dir(), "huggingface"))
-    with Running(create_app(repository=path, model_control=True)) as running, Stream(running.url, "sst2") as stream:
+    with (
+        Running(create_app(repository=path, model_control=True, **LIMITS)) as running,
+        Stream(running.url, "sst2") as stream,
+    ):
         url = running.url
         stream.wait_for(10)
         write_repository(path, sst2=(default_model_dir(), "onnxruntime"))  # the entry moves to another backend
@@ -227,7 +232,7 @@ def test_a_version_is_replaced_under_traffic_with_no_failed_request(tmp_path):
 def test_unload_load_and_a_load_that_fails(tmp_path):
     path = tmp_path / "models.toml"
     write_repository(path, sst2=(default_model_dir(), "huggingface"))
-    with Running(create_app(repository=path, model_control=True)) as running:
+    with Running(create_app(repository=path, model_control=True, **LIMITS)) as running:
         url = running.url
         # a load that fails leaves the version that serves
         write_repository(path, sst2=(tmp_path / "missing", "huggingface"))
@@ -261,7 +266,11 @@ def test_sighup_rereads_the_repository_file(tmp_path):
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "unified_nlp.cli", "serve", "--repository", str(path), "--port", str(port)]
     process = subprocess.Popen(
-        [*cmd, "--threads", "1"], cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [*cmd, "--threads", "1", "--max-batch-size", "16", "--max-batch-tokens", "2048"],
+        cwd=REPO,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_ready(url, process=process)

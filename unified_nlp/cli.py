@@ -915,6 +915,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         precision=args.precision,
         models=args.models,
         repository=args.repository,
+        shadows=args.shadows,
+        shadow_fraction=args.shadow_fraction,
         model_control=args.model_control,
         grpc_port=args.grpc_port,
         device=args.device,
@@ -949,6 +951,20 @@ def _add_serve_command(sub) -> None:
         "--repository",
         metavar="FILE",
         help="a TOML file of the models to serve ([models.NAME] model/backend/precision); SIGHUP re-reads it",
+    )
+    p.add_argument(
+        "--shadow",
+        dest="shadows",
+        action="append",
+        metavar="NAME@BACKEND[:PRECISION]",
+        help="run model NAME also on this backend and precision, beside it, on a sample of its requests, and "
+        "report agreement live at /v2/models/NAME/shadow (clients get the served model's answers only)",
+    )
+    p.add_argument(
+        "--shadow-fraction",
+        type=float,
+        default=0.1,
+        help="the fraction of requests offered to the shadows, in (0, 1] (default 0.1)",
     )
     p.add_argument(
         "--model-control",

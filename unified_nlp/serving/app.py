@@ -22,7 +22,7 @@ from ..errors import InvalidInputError
 from .metrics import Metrics
 from .middleware import AccessLog, ApiKey
 from .page import routes as page_routes
-from .repository import ModelEntry, Repository, parse_model, read_repository
+from .repository import ModelEntry, Repository, parse_model, read_repository, with_shadow
 from .served import Limits, Served
 from .tei import routes as tei_routes
 from .v2 import routes as v2_routes
@@ -39,6 +39,8 @@ def create_app(
     precision: str | None = None,
     models: list | None = None,
     repository: str | Path | None = None,
+    shadows: list[str] | None = None,
+    shadow_fraction: float = 0.1,
     model_control: bool = False,
     grpc_port: int | None = None,
     grpc_host: str = "127.0.0.1",
@@ -80,6 +82,7 @@ def create_app(
         raise InvalidInputError("the API key is empty: give a key, or None for no key")
     limits = Limits(max_batch_size, max_batch_tokens, max_queue, max_client_batch_size, payload_limit)
     entries = model_entries(classifier_or_model, name, backend, precision, models, repository, load_options)
+    entries = add_shadows(entries, shadows, shadow_fraction)
     served_models = Repository(
         entries,
         limits=limits,
@@ -137,6 +140,20 @@ def model_entries(model, name, backend, precision, models, repository, load_opti
     return entries
 
 
+def add_shadows(entries: list[ModelEntry], shadows: list[str] | None, fraction: float) -> list[ModelEntry]:
+    """`entries` with the candidates of `shadows` ("NAME@BACKEND[:PRECISION]", NAME a served model)."""
+    names = [e.name for e in entries]
+    for text in shadows or []:
+        name, at, candidate = text.rpartition("@")
+        if not at or name not in names:
+            raise InvalidInputError(
+                f"--shadow {text!r}: expected NAME@BACKEND[:PRECISION], NAME one of {', '.join(map(repr, names))}"
+            )
+        where = f"--shadow {text!r}"
+        entries = [with_shadow(e, candidate, fraction, where) if e.name == name else e for e in entries]
+    return entries
+
+
 def _on_sighup(served_models: Repository) -> bool:
     """SIGHUP re-reads the repository file (where there is one, and this thread may take
     signals): new and changed models load beside the old, removed ones unload."""
@@ -174,6 +191,8 @@ def serve(
     precision: str | None = None,
     models: list | None = None,
     repository: str | Path | None = None,
+    shadows: list[str] | None = None,
+    shadow_fraction: float = 0.1,
     drain_timeout: float = 30.0,
     api_key: str | None = None,
     access_log: bool = True,
@@ -194,7 +213,9 @@ def serve(
 
     api_key = api_key if api_key is not None else (os.environ.get(API_KEY_VARIABLE) or None)
     load = {k: app_options.pop(k) for k in ("num_threads", "preprocessor", "pooling", "device") if k in app_options}
-    entries = model_entries(model, name, backend, precision, models, repository, load)
+    entries = add_shadows(
+        model_entries(model, name, backend, precision, models, repository, load), shadows, shadow_fraction
+    )
     loaded = [dataclasses.replace(e, model=_loaded(e)) for e in entries]
     app = create_app(
         models=loaded,

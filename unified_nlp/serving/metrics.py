@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _TOKENS = (64, 256, 1024, 4096, 16384, 65536)
+_DIFFS = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 _NAMES = ("model", "backend")
 
 
@@ -42,6 +43,37 @@ class Metrics:
             "unified_nlp_requests_dropped",
             "Requests dropped before they were computed, by reason",
             (*_NAMES, "reason"),
+            registry=self.registry,
+        )
+
+        shadow = ("model", "candidate")
+        self.shadow_texts = Counter(
+            "unified_nlp_shadow_texts", "Texts a shadow candidate compared", shadow, registry=self.registry
+        )
+        self.shadow_agreeing = Counter(
+            "unified_nlp_shadow_agreeing_texts",
+            "Texts whose labels the candidate agreed on",
+            shadow,
+            registry=self.registry,
+        )
+        self.shadow_dropped = Counter(
+            "unified_nlp_shadow_dropped",
+            "Requests sampled for the candidate and dropped, by reason (behind, not_ready, failed)",
+            (*shadow, "reason"),
+            registry=self.registry,
+        )
+        self.shadow_diff = Histogram(
+            "unified_nlp_shadow_logit_abs_diff",
+            "Per text, the largest |logit difference| between primary and candidate",
+            shadow,
+            buckets=_DIFFS,
+            registry=self.registry,
+        )
+        self.shadow_seconds = Histogram(
+            "unified_nlp_shadow_seconds",
+            "The candidate's time per request",
+            shadow,
+            buckets=_SECONDS,
             registry=self.registry,
         )
 

@@ -22,6 +22,7 @@ another folder, backend or precision; the request itself names only the model.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 import time
@@ -32,6 +33,9 @@ from ..errors import InvalidInputError
 from ..registry import backend_names
 from .metrics import Metrics
 from .served import Limits, Served, ServingError
+from .shadow import QUEUE as SHADOW_QUEUE
+from .shadow import TOLERANCE as SHADOW_TOLERANCE
+from .shadow import Shadow, parse_shadow
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,7 +44,7 @@ else:  # the same parser, before it joined the standard library (the serve extra
 
 log = logging.getLogger("unified_nlp.serving")
 
-_KEYS = {"model", "backend", "precision"}  # of a repository file's entry
+_KEYS = {"model", "backend", "precision", "shadow", "shadow_fraction"}  # of a repository file's entry
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class ModelEntry:
     backend: str = "huggingface"
     precision: str | None = None
     options: dict = field(default_factory=dict, compare=False)  # load_classifier's other options
+    shadow: str | None = None  # "BACKEND[:PRECISION]": a candidate run beside it (shadow.Shadow)
+    shadow_fraction: float = 0.1  # of the requests offered to the candidate
 
     def load_options(self) -> dict:
         return {"backend": self.backend, "precision": self.precision, **self.options}
@@ -112,8 +118,23 @@ def read_repository(path: Path, backend: str = "huggingface", precision: str | N
         model = table["model"]
         if model != "default" and not Path(model).is_absolute():
             model = str(Path(path).parent / model)
-        entries.append(ModelEntry(_checked_name(name), model, chosen, table.get("precision", precision)))
+        entry = ModelEntry(_checked_name(name), model, chosen, table.get("precision", precision))
+        entries.append(with_shadow(entry, table.get("shadow"), table.get("shadow_fraction", 0.1), where))
     return entries
+
+
+def with_shadow(entry: ModelEntry, shadow: str | None, fraction, where: str) -> ModelEntry:
+    """`entry` with a shadow candidate ("BACKEND[:PRECISION]") on `fraction` of its requests."""
+    if shadow is None:
+        return entry
+    backend = parse_shadow(str(shadow))[0]
+    if backend not in backend_names():
+        raise InvalidInputError(
+            f"{where}: shadow {shadow!r}: unknown backend {backend!r}; known: {', '.join(backend_names())}"
+        )
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+        raise InvalidInputError(f"{where}: shadow_fraction must be a number in (0, 1], got {fraction!r}")
+    return dataclasses.replace(entry, shadow=str(shadow), shadow_fraction=float(fraction))
 
 
 class Repository:
@@ -151,7 +172,7 @@ class Repository:
         self.source = source
 
     def _served(self, entry: ModelEntry, version: str) -> Served:
-        return Served(
+        served = Served(
             entry.model,
             name=entry.name,
             limits=self.limits,
@@ -159,6 +180,25 @@ class Repository:
             metrics=self.metrics,
             version=version,
         )
+        if entry.shadow is not None:
+            served.shadow = self._shadow(entry, served)
+        return served
+
+    def _shadow(self, entry: ModelEntry, primary: Served) -> Shadow:
+        """The candidate of `entry.shadow`: the same model folder on its backend and precision,
+        one thread, a short queue of its own."""
+        folder = entry.model if isinstance(entry.model, str | Path) else getattr(entry.model, "source", None)
+        if folder is None:
+            raise InvalidInputError(f"model {entry.name!r}: a shadow loads the model's folder, and this one has none")
+        backend, precision = parse_shadow(entry.shadow)
+        candidate = Served(
+            folder,
+            name=f"{entry.name} (shadow)",
+            limits=dataclasses.replace(self.limits, max_queue=SHADOW_QUEUE),
+            load_options={**entry.options, "num_threads": 1, "backend": backend, "precision": precision},
+            metrics=self.metrics,
+        )
+        return Shadow(primary, candidate, entry.shadow_fraction, SHADOW_TOLERANCE, self.metrics)
 
     @property
     def default(self) -> Served:

@@ -63,6 +63,7 @@ class Served:
         self.backend = self.clf.backend if self.clf is not None else load_options.get("backend", "huggingface")
         self.metrics: ModelMetrics = metrics.of(self.name, self.backend)
         self.inflight = 0  # requests inside `classify`: a replaced version stops once none is left
+        self.shadow = None  # a candidate beside this model (shadow.Shadow), set by the repository
         self.batcher: Batcher | None = None
         self.ready = False
         self.draining = False
@@ -112,6 +113,8 @@ class Served:
             self.batcher, self.ready = batcher, True
             self._worker_pid = self._pid()
             log.info("model %r ready on %s (%s)", self.name, self.clf.backend, self.clf.precision)
+            if self.shadow is not None:  # loaded once the primary serves
+                self.shadow.start()
         except Exception as e:  # noqa: BLE001 - the server stays up and says why it is not ready
             self.error, self.broken = f"{type(e).__name__}: {e}", True
             log.error("model %r failed to load: %s", self.name, self.error)
@@ -176,8 +179,14 @@ class Served:
         self.broken = True
         log.error("%s; readiness and liveness answer 503", self.error)
 
+    def clf_precision(self) -> str:
+        """The precision the model runs at (asked for, until it is loaded)."""
+        return self.clf.precision if self.clf is not None else (self._load_options.get("precision") or "fp32")
+
     async def stop(self) -> None:
         self.draining = True
+        if self.shadow is not None:
+            await self.shadow.stop()
         for task in list(self._background):
             task.cancel()
         if self.batcher is not None:
@@ -207,10 +216,14 @@ class Served:
         Call it right after looking the model up, with no await between: from its first line
         the request counts in `inflight`, and a version being replaced answers it before it stops."""
         self.inflight += 1
+        started = time.perf_counter()
         try:
-            return await self._classify(texts, pairs, truncate, request, timings)
+            logits = await self._classify(texts, pairs, truncate, request, timings)
         finally:
             self.inflight -= 1
+        if self.shadow is not None:  # after the answer is ready: the candidate never delays it
+            self.shadow.offer(texts, pairs, logits, time.perf_counter() - started)
+        return logits
 
     async def _classify(self, texts, pairs, truncate, request, timings):
         self.check_ready()

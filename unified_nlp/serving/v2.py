@@ -186,6 +186,14 @@ def routes(repository: Repository, model_control: bool = False) -> list[Route]:
     async def infer(request):
         return await _infer(repository, request)
 
+    async def shadow(request):
+        served = _model(repository, request)
+        if served.shadow is None:
+            raise ServingError(
+                404, f"model {served.name!r} has no shadow: serve it with --shadow {served.name}@BACKEND"
+            )
+        return JSONResponse(served.shadow.report())
+
     return [
         route("/v2", server_meta),
         route("/v2/health/live", live),
@@ -196,6 +204,7 @@ def routes(repository: Repository, model_control: bool = False) -> list[Route]:
         route("/v2/models/{name}/versions/{version}/ready", model_ready),
         route("/v2/models/{name}/infer", infer, ("POST",)),
         route("/v2/models/{name}/versions/{version}/infer", infer, ("POST",)),
+        route("/v2/models/{name}/shadow", shadow),
         *_repository_routes(repository, route, model_control),
     ]
 

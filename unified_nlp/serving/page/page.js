@@ -202,7 +202,17 @@ function bars(scores) {
   return list;
 }
 
-const SHADOW_FIELDS = ["agreement", "max_abs_diff", "p99_abs_diff", "counts"];
+const SHADOW_FIELDS = [
+  "backends",
+  "n_texts",
+  "argmax_agreement",
+  "logits_max_abs_diff",
+  "logits_p99_abs_diff",
+  "latency_ms",
+  "dropped",
+  "passed",
+  "failures",
+];
 
 function shownValue(value) {
   if (typeof value === "number") {
