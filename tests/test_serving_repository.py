@@ -298,3 +298,27 @@ def _wait(condition, what: str, timeout: float = 90) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out: {what}"
         time.sleep(0.1)
+
+
+def test_the_ray_engines_options_are_checked_before_anything_loads(capsys):
+    from unified_nlp.cli import build_parser
+    from unified_nlp.serving import serve
+
+    for bad in ("3:1", "0:2", "two"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", "--engine", "ray", "--autoscale", bad])
+        assert "expected MIN:MAX" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one or the other
+        build_parser().parse_args(["serve", "--engine", "ray", "--replicas", "2", "--autoscale", "1:2"])
+    raised = []
+
+    def local_with_replicas():  # in a thread: were the check gone, the server would run until killed
+        try:
+            serve("default", replicas=2, port=free_port())
+        except InvalidInputError as e:
+            raised.append(str(e))
+
+    thread = threading.Thread(target=local_with_replicas, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert raised and "the ray engine's" in raised[0], raised

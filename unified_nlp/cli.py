@@ -917,6 +917,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         repository=args.repository,
         shadows=args.shadows,
         shadow_fraction=args.shadow_fraction,
+        engine=args.engine,
+        address=args.address,
+        replicas=args.replicas,
+        autoscale=args.autoscale,
         model_control=args.model_control,
         grpc_port=args.grpc_port,
         device=args.device,
@@ -931,6 +935,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
     )
     return 0
+
+
+def _min_max(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition(":")
+    try:
+        bounds = int(low), int(high)
+    except ValueError:
+        bounds = (0, 0)
+    if not sep or not 1 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX with 1 <= MIN <= MAX, got {text!r}")
+    return bounds
 
 
 def _add_serve_command(sub) -> None:
@@ -973,6 +988,21 @@ def _add_serve_command(sub) -> None:
         "off by default: anyone who reaches the server could use them (with --api-key: who has the key)",
     )
     p.add_argument("--grpc-port", type=int, help="also serve the Open Inference Protocol v2 over gRPC on this port")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: Ray Serve replicas behind Ray's HTTP proxy (scale out)",
+    )
+    p.add_argument("--address", help="--engine ray: the Ray cluster to join (HEAD:6379); default: a local one")
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--replicas", type=_positive, help="--engine ray: replicas of the app (default 1)")
+    scale.add_argument(
+        "--autoscale",
+        type=_min_max,
+        metavar="MIN:MAX",
+        help="--engine ray: replicas between MIN and MAX, by Ray Serve's autoscaler (queued requests per replica)",
+    )
     p.add_argument("--max-batch-size", type=_positive, default=32, help="rows per forward pass")
     p.add_argument("--max-batch-tokens", type=_positive, default=16384, help="padded tokens per forward pass")
     p.add_argument("--max-queue", type=_positive, default=256, help="requests in flight; beyond: 429")

@@ -197,6 +197,10 @@ def serve(
     api_key: str | None = None,
     access_log: bool = True,
     log_level: str = "info",
+    engine: str = "local",
+    address: str | None = None,
+    replicas: int | None = None,
+    autoscale: tuple[int, int] | None = None,
     **app_options,
 ) -> None:
     """Load the models and serve them until SIGTERM or Ctrl-C (blocking), then answer every
@@ -204,6 +208,10 @@ def serve(
     given as to `create_app`; each is loaded before the server binds, so that a model that
     cannot load stops it with its error. `api_key` defaults to $UNIFIED_NLP_API_KEY (unset
     or empty: no key). SIGHUP re-reads the `repository` file.
+
+    `engine="ray"` deploys the same app as Ray Serve replicas instead (`replicas`, or
+    `autoscale` = (MIN, MAX)), on the Ray cluster at `address` or a local one, behind Ray's
+    HTTP proxy at host:port; each replica loads the models itself (see `ray_engine`).
 
     Examples:
         >>> serve("default", backend="onnxruntime", port=8080)  # doctest: +SKIP
@@ -216,6 +224,23 @@ def serve(
     entries = add_shadows(
         model_entries(model, name, backend, precision, models, repository, load), shadows, shadow_fraction
     )
+    if engine == "ray":
+        from .ray_engine import serve_on_ray
+
+        options = {"api_key": api_key, "access_log": access_log, **app_options}
+        serve_on_ray(
+            entries,
+            address=address,
+            replicas=replicas,
+            autoscale=autoscale,
+            host=host,
+            port=port,
+            app_options=options,
+            drain_timeout=drain_timeout,
+        )
+        return
+    if engine != "local" or address is not None or replicas is not None or autoscale is not None:
+        raise InvalidInputError(f"engine {engine!r} with address, replicas or autoscale: those are the ray engine's")
     loaded = [dataclasses.replace(e, model=_loaded(e)) for e in entries]
     app = create_app(
         models=loaded,
