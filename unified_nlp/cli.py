@@ -904,35 +904,70 @@ def _add_worker_command(sub) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    models = {
+        "name": args.name,
+        "backend": args.backend,
+        "precision": args.precision,
+        "models": args.models,
+        "repository": args.repository,
+        "shadows": args.shadows,
+        "shadow_fraction": args.shadow_fraction,
+    }
+    limits = {
+        "max_batch_size": args.max_batch_size,
+        "max_batch_tokens": args.max_batch_tokens,
+        "max_queue": args.max_queue,
+        "max_client_batch_size": args.max_client_batch_size,
+        "payload_limit": args.payload_limit,
+    }
+    if args.engine == "ray":
+        return _serve_on_ray(args, models, limits)
+    given = [flag for flag in ("address", "replicas", "autoscale") if getattr(args, flag) is not None]
+    if given:
+        raise InvalidInputError(f"--{given[0]} is an option of --engine ray")
     from .serving import serve
 
     serve(
         args.model,
         host=args.host,
         port=args.port,
-        name=args.name,
-        backend=args.backend,
-        precision=args.precision,
-        models=args.models,
-        repository=args.repository,
-        shadows=args.shadows,
-        shadow_fraction=args.shadow_fraction,
-        engine=args.engine,
-        address=args.address,
-        replicas=args.replicas,
-        autoscale=args.autoscale,
+        **models,
         model_control=args.model_control,
         grpc_port=args.grpc_port,
         device=args.device,
         num_threads=args.threads,
-        max_batch_size=args.max_batch_size,
-        max_batch_tokens=args.max_batch_tokens,
-        max_queue=args.max_queue,
-        max_client_batch_size=args.max_client_batch_size,
-        payload_limit=args.payload_limit,
+        **limits,
         drain_timeout=args.drain_timeout,
         api_key=args.api_key,
         access_log=args.access_log,
+    )
+    return 0
+
+
+def _serve_on_ray(args: argparse.Namespace, models: dict, limits: dict) -> int:
+    """`serve --engine ray`: the same models and app options, as Ray Serve replicas."""
+    import os
+
+    from .serving.app import API_KEY_VARIABLE
+    from .serving.ray_engine import serve_on_ray
+    from .serving.repository import add_shadows, model_entries
+
+    if args.grpc_port is not None:
+        raise InvalidInputError("--grpc-port is served by --engine local only: Ray Serve's proxy takes HTTP here")
+    load = {k: v for k, v in (("num_threads", args.threads), ("device", args.device)) if v is not None}
+    shadows, fraction = models.pop("shadows"), models.pop("shadow_fraction")
+    entries = add_shadows(model_entries(args.model, **models, load_options=load), shadows, fraction)
+    api_key = args.api_key if args.api_key is not None else (os.environ.get(API_KEY_VARIABLE) or None)
+    options = {**limits, "api_key": api_key, "access_log": args.access_log, "model_control": args.model_control}
+    serve_on_ray(
+        entries,
+        address=args.address,
+        replicas=args.replicas,
+        autoscale=args.autoscale,
+        host=args.host,
+        port=args.port,
+        app_options=options,
+        drain_timeout=args.drain_timeout,
     )
     return 0
 

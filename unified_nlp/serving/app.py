@@ -22,8 +22,8 @@ from ..errors import InvalidInputError
 from .metrics import Metrics
 from .middleware import AccessLog, ApiKey
 from .page import routes as page_routes
-from .repository import ModelEntry, Repository, parse_model, read_repository, with_shadow
-from .served import Limits, Served
+from .repository import ModelEntry, Repository, add_shadows, model_entries
+from .served import Limits
 from .tei import routes as tei_routes
 from .v2 import routes as v2_routes
 
@@ -124,36 +124,6 @@ def create_app(
     return app
 
 
-def model_entries(model, name, backend, precision, models, repository, load_options) -> list[ModelEntry]:
-    """The served models, in order: `model`, then `models`, then the repository file's."""
-    entries = []
-    if model is not None:
-        entries.append(ModelEntry(name or Served.default_name(model), model, backend, precision, load_options))
-    for item in models or []:
-        entry = item if isinstance(item, ModelEntry) else parse_model(str(item), backend, precision)
-        entries.append(dataclasses.replace(entry, options={**load_options, **entry.options}))
-    if repository is not None:
-        read = read_repository(Path(repository), backend, precision)
-        entries += [dataclasses.replace(e, options=dict(load_options)) for e in read]
-    if not entries:
-        entries.append(ModelEntry(name or "default", "default", backend, precision, load_options))
-    return entries
-
-
-def add_shadows(entries: list[ModelEntry], shadows: list[str] | None, fraction: float) -> list[ModelEntry]:
-    """`entries` with the candidates of `shadows` ("NAME@BACKEND[:PRECISION]", NAME a served model)."""
-    names = [e.name for e in entries]
-    for text in shadows or []:
-        name, at, candidate = text.rpartition("@")
-        if not at or name not in names:
-            raise InvalidInputError(
-                f"--shadow {text!r}: expected NAME@BACKEND[:PRECISION], NAME one of {', '.join(map(repr, names))}"
-            )
-        where = f"--shadow {text!r}"
-        entries = [with_shadow(e, candidate, fraction, where) if e.name == name else e for e in entries]
-    return entries
-
-
 def _on_sighup(served_models: Repository) -> bool:
     """SIGHUP re-reads the repository file (where there is one, and this thread may take
     signals): new and changed models load beside the old, removed ones unload."""
@@ -197,10 +167,6 @@ def serve(
     api_key: str | None = None,
     access_log: bool = True,
     log_level: str = "info",
-    engine: str = "local",
-    address: str | None = None,
-    replicas: int | None = None,
-    autoscale: tuple[int, int] | None = None,
     **app_options,
 ) -> None:
     """Load the models and serve them until SIGTERM or Ctrl-C (blocking), then answer every
@@ -209,9 +175,7 @@ def serve(
     cannot load stops it with its error. `api_key` defaults to $UNIFIED_NLP_API_KEY (unset
     or empty: no key). SIGHUP re-reads the `repository` file.
 
-    `engine="ray"` deploys the same app as Ray Serve replicas instead (`replicas`, or
-    `autoscale` = (MIN, MAX)), on the Ray cluster at `address` or a local one, behind Ray's
-    HTTP proxy at host:port; each replica loads the models itself (see `ray_engine`).
+    To scale out on Ray Serve instead: `ray_engine.serve_on_ray` (`unified-nlp serve --engine ray`).
 
     Examples:
         >>> serve("default", backend="onnxruntime", port=8080)  # doctest: +SKIP
@@ -224,23 +188,6 @@ def serve(
     entries = add_shadows(
         model_entries(model, name, backend, precision, models, repository, load), shadows, shadow_fraction
     )
-    if engine == "ray":
-        from .ray_engine import serve_on_ray
-
-        options = {"api_key": api_key, "access_log": access_log, **app_options}
-        serve_on_ray(
-            entries,
-            address=address,
-            replicas=replicas,
-            autoscale=autoscale,
-            host=host,
-            port=port,
-            app_options=options,
-            drain_timeout=drain_timeout,
-        )
-        return
-    if engine != "local" or address is not None or replicas is not None or autoscale is not None:
-        raise InvalidInputError(f"engine {engine!r} with address, replicas or autoscale: those are the ray engine's")
     loaded = [dataclasses.replace(e, model=_loaded(e)) for e in entries]
     app = create_app(
         models=loaded,

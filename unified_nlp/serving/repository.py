@@ -137,6 +137,36 @@ def with_shadow(entry: ModelEntry, shadow: str | None, fraction, where: str) -> 
     return dataclasses.replace(entry, shadow=str(shadow), shadow_fraction=float(fraction))
 
 
+def model_entries(model, name, backend, precision, models, repository, load_options) -> list[ModelEntry]:
+    """The served models, in order: `model`, then `models`, then the repository file's."""
+    entries = []
+    if model is not None:
+        entries.append(ModelEntry(name or Served.default_name(model), model, backend, precision, load_options))
+    for item in models or []:
+        entry = item if isinstance(item, ModelEntry) else parse_model(str(item), backend, precision)
+        entries.append(dataclasses.replace(entry, options={**load_options, **entry.options}))
+    if repository is not None:
+        read = read_repository(Path(repository), backend, precision)
+        entries += [dataclasses.replace(e, options=dict(load_options)) for e in read]
+    if not entries:
+        entries.append(ModelEntry(name or "default", "default", backend, precision, load_options))
+    return entries
+
+
+def add_shadows(entries: list[ModelEntry], shadows: list[str] | None, fraction: float) -> list[ModelEntry]:
+    """`entries` with the candidates of `shadows` ("NAME@BACKEND[:PRECISION]", NAME a served model)."""
+    names = [e.name for e in entries]
+    for text in shadows or []:
+        name, at, candidate = text.rpartition("@")
+        if not at or name not in names:
+            raise InvalidInputError(
+                f"--shadow {text!r}: expected NAME@BACKEND[:PRECISION], NAME one of {', '.join(map(repr, names))}"
+            )
+        where = f"--shadow {text!r}"
+        entries = [with_shadow(e, candidate, fraction, where) if e.name == name else e for e in entries]
+    return entries
+
+
 class Repository:
     """The served models by name, each a `Served` (its current version); what every
     protocol's routes share. The first model also answers TEI's routes (/predict, /rerank,
