@@ -16,7 +16,8 @@ PIP_FLAGS := --quiet --disable-pip-version-check --progress-bar off
 
 # torch must be pinned: any other version or an unpinned torch downloads a CUDA build of several GB.
 # pyarrow: unified_nlp.datasets (classify_dataset); .venv-paddle does not need it (the engine runs here).
-# ray[data]: classify_dataset's engine="ray" (about 15 s more to install from cached wheels, measured).
+# ray[data,serve]: classify_dataset's engine="ray" and serve --engine ray (Ray Serve; it brings fastapi, uvloop and
+# httptools, which uvicorn then uses for the local server too: the tests run on them).
 # onnxruntime: the onnxruntime backend; onnx + onnxscript: its export with torch.onnx's dynamo exporter.
 # starlette + uvicorn + prometheus-client + grpcio: unified-nlp serve (grpcio 1.85.4 is TF 2.21's too);
 # tritonclient[http] (tests only): a real v2 client; its gRPC client (tritonclient.grpc) runs on it and grpcio, but
@@ -27,7 +28,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check --progress-bar off
 # drives Debian's headless Chromium (tools/ensure_chromium.sh, run by make test) through the server's page.
 MAIN_PINS := torch==2.13.0 'transformers>=5,<6' 'tensorflow-cpu==2.21.*' 'tf-keras==2.21.*' \
 	tensorflow-hub==0.16.1 tensorflow-text==2.21.1 'setuptools<81' safetensors sentencepiece \
-	pytest hypothesis psutil matplotlib tqdm ruff pyarrow==26.0.1 'ray[data]==2.60.0' \
+	pytest hypothesis psutil matplotlib tqdm ruff pyarrow==26.0.1 'ray[data,serve]==2.60.0' \
 	onnxruntime==1.31.1 onnx==1.23.2 onnxscript==0.7.2 \
 	starlette==1.10.0 uvicorn==0.55.0 prometheus-client==0.26.0 grpcio==1.85.4 'tritonclient[http]==2.73.0' \
 	mkdocs==1.6.1 mkdocs-material==9.8.1 mkdocstrings-python==2.0.11 selenium==4.51.0 swagger-ui-bundle==1.1.0

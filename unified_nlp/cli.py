@@ -1014,7 +1014,7 @@ def _add_serve_command(sub) -> None:
         "--shadow-fraction",
         type=float,
         default=0.1,
-        help="the fraction of requests offered to the shadows, in (0, 1] (default 0.1)",
+        help="the fraction of requests offered to the shadows, in (0, 1]",
     )
     p.add_argument(
         "--model-control",

@@ -8,6 +8,8 @@ prometheus-client); ``import unified_nlp`` does not import it.
 
 >>> from unified_nlp.serving import create_app, serve  # doctest: +SKIP
 >>> serve("default", backend="onnxruntime", port=8000)  # doctest: +SKIP
+
+Scaled out on Ray Serve (the ``serve-ray`` extra): ``serve_on_ray`` with ``ModelEntry`` items.
 """
 
 from __future__ import annotations
@@ -21,5 +23,7 @@ if _MISSING:
     raise BackendNotInstalledError(f"serving needs {', '.join(_MISSING)}: pip install 'unified-nlp[serve]'")
 
 from .app import create_app, serve  # noqa: E402 - after the check that says what to install
+from .ray_engine import serve_on_ray  # noqa: E402 - imports Ray only when called
+from .repository import ModelEntry  # noqa: E402
 
-__all__ = ["create_app", "serve"]
+__all__ = ["ModelEntry", "create_app", "serve", "serve_on_ray"]
