@@ -220,8 +220,9 @@ def peer_server(peer: str, folder: str, args) -> Server:
     return Server(f"{peer} (peer)", argv, url, protocol, args.workdir / f"peer-{peer}.log", env)
 
 
-def bench_server(make, reference: dict, requests: list[list[str]], args) -> tuple[dict, list[dict]]:
-    """Start a server, check its answer, measure every concurrency, stop it: (server row, cell rows)."""
+def bench_server(make, reference: dict, requests: list[list[str]], args, cells_of=None) -> tuple[dict, list[dict]]:
+    """Start a server, check its answer, measure every concurrency (or `cells_of(server)`), stop it:
+    (server row, cell rows)."""
     started = time.perf_counter()
     server = make()
     info = {"server": server.name, "status": "ok"}
@@ -231,7 +232,10 @@ def bench_server(make, reference: dict, requests: list[list[str]], args) -> tupl
         info["ready_s"] = round(time.perf_counter() - started, 1)
         info["probe_max_abs_diff"] = float(np.max(np.abs(np.subtract(probe, reference["probe"]))))
         print(f"{server.name}: ready in {info['ready_s']} s, probe diff {info['probe_max_abs_diff']:.1e}", flush=True)
-        cells = [run_cell(server, requests, c, args) for c in args.concurrency]
+        if cells_of is None:
+            cells = [run_cell(server, requests, c, args) for c in args.concurrency]
+        else:
+            cells = cells_of(server)
         info["rss_mb_end"] = round(server.rss_mb(), 1)
         info["processes"] = len(server.tree())
     except RuntimeError as e:

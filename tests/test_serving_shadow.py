@@ -6,6 +6,7 @@ primary's answers: its work is dropped and counted. SST-2 dev texts; bounded tra
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ require_module("prometheus_client")
 
 from unified_nlp.errors import InvalidInputError  # noqa: E402
 from unified_nlp.serving import create_app  # noqa: E402 - after the checks that skip without the extra
-from unified_nlp.serving.shadow import QUEUE  # noqa: E402
+from unified_nlp.serving.shadow import NICE, QUEUE  # noqa: E402
 
 ROWS = 8  # texts per request
 # small batches: each server warms its largest batch at start-up (twice: the candidate too)
@@ -83,6 +84,22 @@ def test_an_identical_candidate_passes(same, sst2_dev):
     labels = {"model": "default", "candidate": "onnxruntime:fp32"}
     assert metric(same.url, "unified_nlp_shadow_texts_total", **labels) == report["n_texts"]
     assert metric(same.url, "unified_nlp_shadow_agreeing_texts_total", **labels) == report["n_texts"]
+
+
+def test_the_candidate_computes_at_a_lower_cpu_priority_than_the_primary(same):
+    """On a busy core the primary's threads win: the candidate's run `NICE` steps lower (Linux)."""
+    if not hasattr(os, "setpriority"):
+        pytest.skip("no thread priorities on this platform")
+
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    primary = same.app.state.repository.get("default").batcher
+    candidate = same.shadow.candidate.batcher
+    ours = primary._forward.submit(priority).result(10)
+    for pool in (candidate._forward, candidate._tokenize):
+        assert pool.submit(priority).result(10) == min(ours + NICE, 19)
+    assert primary._tokenize.submit(priority).result(10) == ours
 
 
 def test_a_candidate_that_is_behind_never_holds_the_primary(same):

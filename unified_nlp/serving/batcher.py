@@ -18,6 +18,9 @@ died) fails every queued request too, rather than have them wait for a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -119,6 +122,7 @@ class Batcher:
         observe: Callable[[str, float], None] | None = None,
         on_drop: Callable[[], None] | None = None,
         backend_gone: Callable[[Exception], bool] | None = None,
+        nice: int = 0,
     ) -> None:
         self.clf = clf
         self.max_batch_size, self.max_batch_tokens, self.max_queue = max_batch_size, max_batch_tokens, max_queue
@@ -128,8 +132,10 @@ class Batcher:
         self._backend_gone = backend_gone or (lambda error: False)
         self._queue: deque[_Job] = deque()
         self._wake: asyncio.Event | None = None
-        self._tokenize = ThreadPoolExecutor(2, thread_name_prefix="unified-nlp-tokenize")
-        self._forward = ThreadPoolExecutor(1, thread_name_prefix="unified-nlp-forward")
+        # `nice` > 0: the threads yield the CPU to the process's others (a shadow's, beside the model it shadows)
+        threads = {"initializer": _lower_priority, "initargs": (nice,)} if nice > 0 else {}
+        self._tokenize = ThreadPoolExecutor(2, thread_name_prefix="unified-nlp-tokenize", **threads)
+        self._forward = ThreadPoolExecutor(1, thread_name_prefix="unified-nlp-forward", **threads)
         self._task: asyncio.Task | None = None
         self._pad_id = 0
 
@@ -268,3 +274,10 @@ class Batcher:
         self._observe("batch_size", len(rows))
         self._observe("batch_tokens", len(rows) * part.input_ids.shape[1])
         return self.clf.model(part).logits
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower this thread's CPU priority by `nice` (Linux: setpriority of a thread id applies to that
+    thread only); elsewhere, or when refused, it keeps the process's."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

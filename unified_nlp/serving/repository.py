@@ -33,6 +33,7 @@ from ..errors import InvalidInputError
 from ..registry import backend_names
 from .metrics import Metrics
 from .served import Limits, Served, ServingError
+from .shadow import NICE as SHADOW_NICE
 from .shadow import QUEUE as SHADOW_QUEUE
 from .shadow import TOLERANCE as SHADOW_TOLERANCE
 from .shadow import Shadow, parse_shadow
@@ -227,6 +228,7 @@ class Repository:
             limits=dataclasses.replace(self.limits, max_queue=SHADOW_QUEUE),
             load_options={**entry.options, "num_threads": 1, "backend": backend, "precision": precision},
             metrics=self.metrics,
+            nice=SHADOW_NICE,
         )
         return Shadow(primary, candidate, entry.shadow_fraction, SHADOW_TOLERANCE, self.metrics)
 

@@ -54,9 +54,18 @@ class Served:
     """One model behind the server: `classify` is the only way to it."""
 
     def __init__(
-        self, model, *, name: str | None, limits: Limits, load_options: dict, metrics: Metrics, version: str = "1"
+        self,
+        model,
+        *,
+        name: str | None,
+        limits: Limits,
+        load_options: dict,
+        metrics: Metrics,
+        version: str = "1",
+        nice: int = 0,
     ) -> None:
         self.name, self.version = name or self.default_name(model), version
+        self.nice = nice  # of its batcher's threads: a shadow candidate yields the CPU to the models clients wait for
         self.limits = limits
         self._model, self._load_options = model, load_options
         self.clf = None if isinstance(model, str | Path) else model
@@ -107,6 +116,7 @@ class Served:
                 observe=self.metrics.observe,
                 on_drop=lambda: self.metrics.drop("client_gone"),
                 backend_gone=self._worker_gone,
+                nice=self.nice,
             )
             await asyncio.to_thread(batcher.warm)
             batcher.start()

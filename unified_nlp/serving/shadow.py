@@ -29,6 +29,7 @@ from .served import Served, ServingError
 _KEPT = 10_000  # the last texts' differences and requests' latencies kept for the percentiles
 QUEUE = 16  # requests the candidate may hold; beyond, offered texts are dropped ("behind")
 TOLERANCE = 1e-4  # as `compare`'s default
+NICE = 10  # the candidate's threads run at a lower CPU priority: the primary wins a busy core
 
 
 def parse_shadow(text: str) -> tuple[str, str | None]:
