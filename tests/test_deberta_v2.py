@@ -174,3 +174,7 @@ def test_tfhub_refuses_with_what_is_missing(folders, tmp_path):
     with pytest.raises(InvalidModelError, match="disentangled attention"):
         un.convert(folders["v3"], to="tfhub", out=tmp_path / "tf")
     assert not (tmp_path / "tf").exists()
+    spec = un.inspect(folders["v3"])  # says so before anything loads
+    assert "tfhub" not in spec["runs_on"] and "tfhub" not in spec["converts_to"], spec
+    assert {"huggingface", "paddlenlp", "onnxruntime"} <= set(spec["runs_on"]), spec
+    assert spec["why"].startswith("tfhub: no encoder for disentangled attention"), spec

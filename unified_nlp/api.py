@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .architectures import ATTENTION_KINDS
 from .architectures import get as get_architecture
 from .classifier import TextClassifier
 from .cpu import native_bf16, why_not_bf16
@@ -38,6 +39,7 @@ from .registry import (
     auto_precision,
     backend_names,
     canonical_name,
+    computes_attention,
     converts_back,
     converts_quietly,
     fast_precisions,
@@ -386,6 +388,11 @@ def _inspect_canonical(found: Detected, native: dict[str, Any], out: dict[str, A
         out.update(converts_to=[], why=why + "; convert the canonical folder it was written from")
     if native:
         out["imported_to"] = str(canonical)
+    lacking = [b for b in out["runs_on"] if not computes_attention(b, arch.attention)]
+    if lacking:
+        out["runs_on"] = [b for b in out["runs_on"] if b not in lacking]
+        out["converts_to"] = [b for b in out["converts_to"] if b not in lacking]
+        out["why"] = f"{', '.join(lacking)}: no encoder for {ATTENTION_KINDS[arch.attention]}"
     family = _paddle_families().get(arch.model_type)
     reason = family.unsupported(config) if family is not None and config else _paddle_missing(arch.model_type)
     if reason:

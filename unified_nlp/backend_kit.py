@@ -64,7 +64,7 @@ from .paddlenlp_format import to_canonical as paddle_folder_to_canonical
 from .paddlenlp_format.tokenizer_files import paddle_tokenizer_files
 from .progress import notice
 from .protocols import BackendAdapter, Encoding, Model, ModelOutput, Tokenizer
-from .registry import training_backends
+from .registry import KNOWN_BACKENDS, training_backends
 from .resolve import DEFAULT_HEAD, DEFAULT_SPEC, default_model_dir, minilm_dir
 from .spec import PROBLEM_TYPES, ModelSpec
 from .store import note_use
@@ -84,6 +84,7 @@ __all__ = [
     "HEAD_FILE",
     "HEAD_KINDS",
     "INTER_OP",
+    "KNOWN_BACKENDS",
     "PADDLE_NATIVE_FORMAT",
     "SAVEDMODEL_FORMAT",
     "KERAS_FILE_FORMAT",

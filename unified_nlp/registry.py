@@ -53,6 +53,8 @@ class KnownBackend:
     # what load(precision=...) can take where the CPU has the hardware for it (the adapter's
     # `precisions` says what it takes on this machine; `fast_precisions` what runs fast here)
     precisions: tuple[str, ...] = ("fp32",)
+    # the attention kinds (architectures.ATTENTION_KINDS) its encoders compute; None: every family's
+    attentions: tuple[str, ...] | None = None
 
 
 KNOWN_BACKENDS: dict[str, KnownBackend] = {
@@ -81,6 +83,7 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             title="TF Hub",
             trains=True,
             converts_quietly=True,
+            attentions=("scaled_dot_product", "rotary_local_global"),  # no DeBERTa: its TF encoder is not written
         ),
         KnownBackend(
             "paddlenlp",
@@ -189,6 +192,12 @@ def converts_back(name: str) -> bool:
 def training_backends() -> list[str]:
     """Backends whose models fit (TextClassifier.fit), as the core lists them."""
     return [n for n, known in KNOWN_BACKENDS.items() if known.trains]
+
+
+def computes_attention(name: str, kind: str) -> bool:
+    """Whether backend `name` has an encoder for the attention kind `kind` (a third party's: assumed)."""
+    known = KNOWN_BACKENDS.get(name)
+    return known is None or known.attentions is None or kind in known.attentions
 
 
 def converts_quietly(name: str) -> bool:

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.backend_kit import architectures
+from unified_nlp.backend_kit import KNOWN_BACKENDS, architectures
 
 from ._tf import tf
 from .weight_map import weight_rows
@@ -59,8 +59,9 @@ from .weight_map import weight_rows
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 OUTPUT_KEYS = ("sequence_output", "pooled_output", "default", "encoder_outputs")
 INPUT_SIGNATURE = {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in INPUT_KEYS}
-# the attention kinds this adapter has a TF encoder for (converter.ENCODERS): this module's, rotary_encoder.py's
-ATTENTIONS = ("scaled_dot_product", "rotary_local_global")
+# the attention kinds this adapter has a TF encoder for (converter.ENCODERS): this module's, rotary_encoder.py's;
+# the registry states them, so that `inspect` says where a family runs without importing TensorFlow
+ATTENTIONS = KNOWN_BACKENDS["tfhub"].attentions
 
 ACTIVATIONS = {
     "gelu": lambda x: tf.nn.gelu(x, approximate=False),  # transformers' "gelu" is the exact erf form
