@@ -203,8 +203,8 @@ def onnx():
     return default_classifier("onnxruntime")
 
 
-def _replicas(timeout: float = 30, without: int | None = None) -> dict[int, dict]:
-    """The replicas (pid -> `describe()`) once both answer (and `without` is gone), asked through
+def _replicas(timeout: float = 30, without: int | None = None, count: int = 2) -> dict[int, dict]:
+    """The replicas (pid -> `describe()`) once `count` answer (and `without` is gone), asked through
     a deployment handle; fails after `timeout` seconds."""
     handle = serve.get_app_handle(ray_engine.APP_NAME)
     deadline, seen = time.monotonic() + timeout, {}
@@ -213,9 +213,9 @@ def _replicas(timeout: float = 30, without: int | None = None) -> dict[int, dict
             described = handle.describe.remote().result(timeout_s=5)
             seen[described["pid"]] = described
         alive = {pid: d for pid, d in seen.items() if psutil.pid_exists(pid) and pid != without}
-        if len(alive) == 2:
+        if len(alive) == count:
             return alive
-    raise AssertionError(f"two live replicas not seen within {timeout} s: {seen}")
+    raise AssertionError(f"{count} live replicas not seen within {timeout} s: {seen}")
 
 
 def test_v2_infer_through_the_proxy_matches_predict_proba(server, onnx):
@@ -310,3 +310,26 @@ def test_a_model_that_cannot_load_fails_the_deployment_with_its_error(cluster, t
     assert time.monotonic() - began < 60
     assert ray_engine.APP_NAME not in ray_engine.applications()
     serve.shutdown()
+
+
+def test_a_paddlenlp_replica_runs_the_model_in_its_worker(cluster, onnx):
+    """The replica starts the paddlenlp worker (.venv-paddle's python) and the worker ends with the deployment."""
+    require("paddlenlp")
+    port = free_port()
+    entries = [ModelEntry("default", "default", "paddlenlp")]
+    workers: list = []
+    ray_engine.deploy(entries, scaling=(1, 1), host="127.0.0.1", port=port, app_options={}, drain_timeout=5)
+    try:
+        ((pid, described),) = _replicas(count=1).items()
+        assert described["models"] == ["default"]
+        workers = [p for p in _descendants(pid) if "unified_nlp.worker_main" in " ".join(p.cmdline())]
+        assert len(workers) == 1, [p.cmdline() for p in _descendants(pid)]
+        status, _, body = call(f"http://127.0.0.1:{port}", "/predict", {"inputs": TEXTS}, timeout=60)
+        assert status == 200, body
+        expected = onnx.predict_proba(TEXTS)
+        for row, probs in zip(json.loads(body), expected, strict=True):
+            scores = {item["label"]: item["score"] for item in row}
+            np.testing.assert_allclose([scores[lab] for lab in onnx.labels], probs, atol=TOL)
+    finally:
+        ray_engine.undeploy()
+    assert not _reap(workers, timeout=20), "the paddlenlp worker outlived its replica"
