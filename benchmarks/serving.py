@@ -43,7 +43,6 @@ import argparse
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -60,6 +59,7 @@ from serving_procs import (
     free_port,
     measure_load,
     run_client,
+    run_stopping_servers,
     wait_ready,
 )
 from serving_report import (
@@ -488,10 +488,6 @@ def defaults(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def _interrupted(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.inprocess:
@@ -499,16 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not Path(args.peer_python).is_file():
         raise SystemExit(f"{args.peer_python} is missing: `make bench-serving` creates .venv-bench-serving")
-    signal.signal(signal.SIGTERM, _interrupted)  # stop the servers as on Ctrl-C
-    # every child (servers, their workers, in-process runs) inherits it: see the module's docstring
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        return run_soak(args) if args.soak is not None else run_benchmark(args)
-    except KeyboardInterrupt:
-        print("interrupted: stopping every server; no results written", file=sys.stderr)
-        return 130
-    finally:
-        Server.stop_all()
+    return run_stopping_servers(lambda: run_soak(args) if args.soak is not None else run_benchmark(args))
 
 
 if __name__ == "__main__":

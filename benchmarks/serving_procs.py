@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -214,3 +215,22 @@ def run_client(peer_python: str, spec: dict, workdir: Path) -> dict:
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(f"load client failed ({done.returncode}): {done.stderr.strip()[-800:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def run_stopping_servers(run) -> int:
+    """`run()`'s exit code, every server stopped at the end (on error, Ctrl-C and SIGTERM too).
+    OpenMP threads wait passively in every child (servers, their workers, in-process runs):
+    see benchmarks/serving.py's docstring."""
+    signal.signal(signal.SIGTERM, _interrupted)  # stop the servers as on Ctrl-C
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print("interrupted: stopping every server; no results written", file=sys.stderr)
+        return 130
+    finally:
+        Server.stop_all()

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 import urllib.request
@@ -37,7 +36,7 @@ from pathlib import Path
 
 from recorded import write_results
 from serving import bench_server, dev_texts, machine, run_cell, shuffled, without_machine_paths
-from serving_procs import PROBE, Server, free_port, measure_load
+from serving_procs import PROBE, Server, free_port, measure_load, run_stopping_servers
 from serving_report import fmt
 
 from unified_nlp.progress import counted
@@ -270,21 +269,9 @@ def run(args) -> int:
     return 0 if all(s["status"] == "ok" for s in servers) else 1
 
 
-def _interrupted(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _interrupted)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as benchmarks/serving.py: see its docstring
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted: stopping every server; no results written", file=sys.stderr)
-        return 130
-    finally:
-        Server.stop_all()
+    return run_stopping_servers(lambda: run(args))
 
 
 if __name__ == "__main__":
