@@ -280,4 +280,5 @@ def _lower_priority(nice: int) -> None:
     """Lower this thread's CPU priority by `nice` (Linux: setpriority of a thread id applies to that
     thread only); elsewhere, or when refused, it keeps the process's."""
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        thread = threading.get_native_id()  # setpriority sets a niceness, not a step: add to the inherited one
+        os.setpriority(os.PRIO_PROCESS, thread, min(os.getpriority(os.PRIO_PROCESS, thread) + nice, 19))
