@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_nlp.bench.tracker import cpu_model, load_average
+from unified_nlp.cpu import gemm_features
 
 REPO = Path(__file__).resolve().parents[1]
 # taken when a script imports this module, i.e. as it starts, before it loads anything
@@ -36,6 +37,7 @@ def provenance() -> dict[str, Any]:
         "command": command(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpu": cpu_model(),
+        "cpu_features": gemm_features(),
         "cores": os.cpu_count(),
         "load_average": {"start": _LOAD_AT_START, "end": load_average()},
     }

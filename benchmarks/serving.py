@@ -258,16 +258,12 @@ def peer_versions(peer_python: str) -> dict:
 
 
 def machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        "unknown CPU",
-    )
+    from unified_nlp.bench.tracker import cpu_model
+    from unified_nlp.cpu import gemm_features
+
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
+        "cpu_features": gemm_features(),
         "logical_cores": os.cpu_count(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
     }
@@ -286,19 +282,21 @@ def model_folder() -> str:
 def run_benchmark(args) -> int:
     requests = [[text] for text in shuffled(dev_texts())]
     print(f"machine load before the run: {measure_load(2.0)}", flush=True)
-    ours = {backend: inprocess(backend, args) for backend in args.backends}
-    reference = next((r for r in ours.values() if "error" not in r), None)
-    if reference is None:
-        raise SystemExit(f"no backend ran in-process: {ours}")
     folder = model_folder()
-    servers, cells = [], []
-    for backend, row in ours.items():
+    ours, servers, cells = {}, [], []
+    for backend in args.backends:
+        # in-process just before its server: this VM's speed drifts by 5-10% over minutes, and the
+        # ratio to the ceiling should compare the two in the same state of the machine
+        row = ours[backend] = inprocess(backend, args)
         if "error" in row:
             servers.append({"server": f"ours ({backend})", "status": "failed", "why": row["error"]})
             continue
         info, rows = bench_server(lambda b=backend: our_server(b, args), row, requests, args)
         servers.append(info)
         cells += rows
+    reference = next((r for r in ours.values() if "error" not in r), None)
+    if reference is None:
+        raise SystemExit(f"no backend ran in-process: {ours}")
     for peer in args.peers:
         info, rows = bench_server(lambda p=peer: peer_server(p, folder, args), reference, requests, args)
         servers.append({**info, "what": PEERS[peer][2]})

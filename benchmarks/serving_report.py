@@ -140,7 +140,7 @@ def table_lines(record: dict, cells: list[dict]) -> list[str]:
         f"Serving benchmark of the default model (all-MiniLM-L6-v2 encoder, mean pooling, SST-2 head), "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{record['command']}`",
         "",
-        f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['memory_gb']} GB; {record['threads']} framework "
+        f"Machine: {m['cpu']} ({', '.join(m.get('cpu_features') or ['features unknown'])}), {m['logical_cores']} logical cores, {m['memory_gb']} GB; {record['threads']} framework "
         f"threads per server, batches of at most 32 on every server. Closed-loop clients on 127.0.0.1 (aiohttp, "
         f"in one process on the same machine), one SST-2 dev sentence per request; per cell {s['warmup']:g} s of "
         f"warm-up, then at most {s['seconds']:g} s and {s['max_requests']:,} requests. "
@@ -149,7 +149,7 @@ def table_lines(record: dict, cells: list[dict]) -> list[str]:
         "",
         *_summary_lines(cells, record["servers"], levels),
         "",
-        "In-process, the same backends in a fresh process: `predict` of SST-2 dev at batch 32 (the ceiling: "
+        "In-process, the same backends in a fresh process, each just before its server: `predict` of SST-2 dev at batch 32 (the ceiling: "
         "`predict` sorts the whole set by length), the same texts in the clients' order 32 at a time (one "
         "`predict` each: the padding a server that batches arriving texts cannot avoid), best pass; "
         "single-text `predict`:",

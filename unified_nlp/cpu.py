@@ -20,6 +20,8 @@ CPUINFO = Path("/proc/cpuinfo")
 # the flags (as Linux names them) that make each reduced precision a hardware dot product
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+# the flags that decide which GEMM kernels the frameworks pick: recorded with every benchmark result
+GEMM_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
 
 
 @functools.cache
@@ -42,6 +44,11 @@ def flags() -> frozenset[str]:
 def model_name() -> str:
     """The CPU's model name ("AMD EPYC 9R14"), or "" where unknown."""
     return _read(CPUINFO)[1]
+
+
+def gemm_features() -> list[str]:
+    """Which of `GEMM_FLAGS` this CPU has, in that order."""
+    return [f for f in GEMM_FLAGS if f in flags()]
 
 
 def native_bf16() -> bool:

@@ -14,6 +14,8 @@ import resource
 import sys
 from typing import Any
 
+from ..cpu import gemm_features
+
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (ru_maxrss), in MiB."""
@@ -53,6 +55,7 @@ def machine() -> dict[str, Any]:
     """The machine, as seen from any process: CPU, cores, memory, OS, load."""
     info: dict[str, Any] = {
         "cpu_model": cpu_model(),
+        "cpu_features": gemm_features(),
         "logical_cores": os.cpu_count(),
         "platform": platform.platform(),
     }
