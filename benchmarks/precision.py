@@ -105,9 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"SST-2 dev, 872 sentences, batch 32, {args.threads} threads, best of {args.repeats}, {time.strftime('%Y-%m-%d')}",
         "",
-        f"GEMM ceilings (1024x1024, {args.threads} threads): fp32 {ceiling['gflops']:.0f} GFLOP/s (the faster of "
-        f"numpy {ceiling['numpy_gflops']:.0f} and torch {ceiling.get('torch_gflops', float('nan')):.0f}), torch bf16 "
-        f"{ceiling.get('bf16_gflops', float('nan')):.0f} GFLOP/s, torch int8 {ceiling.get('int8_gops', float('nan')):.0f} GOP/s",
+        f"GEMM ceilings (1024x1024, {args.threads} threads, the best of the installed libraries): "
+        + ", ".join(
+            f"{p} {ceiling.get(key, float('nan')):.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'} "
+            f"({ceiling.get(key + '_library', '-')})"
+            for p, key in CEILING_KEY.items()
+        ),
         "",
         "| backend | precision | accuracy | label agreement with fp32 | max abs logit diff vs fp32 | texts/s | vs huggingface fp32 "
         "| share of its precision's ceiling |",

@@ -10,7 +10,9 @@ import textwrap
 import pytest
 
 from unified_nlp.bench.contention import OtherCPU, _ours, busy_threshold, unreliable_because
+from unified_nlp.bench.flops import encoder_flops_per_token
 from unified_nlp.bench.report import markdown
+from unified_nlp.bench.runner import derive
 
 from .conftest import require_module
 
@@ -81,3 +83,28 @@ def test_the_report_marks_busy_runs_and_does_not_compare_them(busy):
     md = markdown(results)
     assert ("UNRELIABLE FIGURES" in md) is busy
     assert ("215.0%" in md) is not busy  # the ceiling fraction of a busy run is not shown
+
+
+def test_the_ceiling_is_raised_to_a_model_that_ran_faster_than_every_gemm():
+    """No row can read above 100%: a whole model's useful FLOP/s above every library's GEMM
+    becomes the ceiling, named in the results and the report."""
+    config = {"hidden_size": 32, "num_hidden_layers": 2, "intermediate_size": 64, "num_attention_heads": 2}
+    flops = encoder_flops_per_token(config, 10.0)
+    gemm = {"kind": "ceiling", "name": "matmul-ceiling", "status": "ok", "ceiling": {"gflops": 1.0, "size": 8}}
+
+    def backend(name, tokens_per_s):
+        throughput = [{"batch_size": 8, "texts_per_s": tokens_per_s / 10, "tokens_per_s": tokens_per_s}]
+        return {"name": name, "kind": "backend", "status": "ok", "tokens": {"mean": 10.0}, "throughput": throughput}
+
+    fast = 3e9 / flops  # 3 GFLOP/s of useful work: faster than the 1 GFLOP/s GEMM
+    results = {"model": config, "machine": {"logical_cores": 2}, "runs": [gemm, backend("slow", fast / 6)]}
+    derive(results)
+    assert results["ceiling_gflops"] == 1.0 and "ceiling_raised_by" not in results
+    assert results["runs"][1]["throughput"][0]["ceiling_fraction"] == pytest.approx(0.5)
+
+    results["runs"] = [gemm, backend("slow", fast / 6), backend("fast", fast)]
+    derive(results)
+    assert results["ceiling_raised_by"] == "fast" and results["gemm_ceiling_gflops"] == 1.0
+    assert results["ceiling_gflops"] == pytest.approx(3.0)
+    fractions = [r["throughput"][0]["ceiling_fraction"] for r in results["runs"][1:]]
+    assert fractions == pytest.approx([1 / 6, 1.0])

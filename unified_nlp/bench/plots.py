@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 STYLE = {
     "torch-raw": dict(linestyle="--", marker="x", color="0.35"),
+    "onnx-plain": dict(linestyle=":", marker="+", color="0.35"),
     "hf-pipeline": dict(linestyle="none", marker="*", markersize=14, color="black"),
 }
 
@@ -26,9 +27,11 @@ def throughput_plot(results: dict[str, Any], path: Path) -> Path:
     for r in _ok(results):
         sizes = [t["batch_size"] for t in r["throughput"]]
         rates = [t["texts_per_s"] for t in r["throughput"]]
-        label = {"torch-raw": "raw torch call (ref.)", "hf-pipeline": "transformers pipeline (ref.)"}.get(
-            r["name"], r["name"]
-        )
+        label = {
+            "torch-raw": "raw torch call (ref.)",
+            "onnx-plain": "plain ONNX export (ref.)",
+            "hf-pipeline": "transformers pipeline (ref.)",
+        }.get(r["name"], r["name"])
         ax.plot(sizes, rates, label=label, **STYLE.get(r["name"], dict(marker="o")))
     ceiling = next((r.get("ceiling_texts_per_s") for r in _ok(results) if r.get("ceiling_texts_per_s")), None)
     if ceiling:

@@ -26,10 +26,12 @@ def _subject(cfg: dict[str, Any]):
         from .subjects import BackendSubject
 
         return BackendSubject(cfg["name"], model_dir, max_length)
-    from .references import PipelineSubject, RawTorchSubject
+    from .references import PipelineSubject, PlainOnnxSubject, RawTorchSubject
 
     if kind == "torch-raw":
         return RawTorchSubject(model_dir, max_length)
+    if kind == "onnx-plain":
+        return PlainOnnxSubject(model_dir, max_length)
     if kind == "hf-pipeline":
         return PipelineSubject(model_dir, max_length)
     raise ValueError(f"unknown benchmark target kind {kind!r}")

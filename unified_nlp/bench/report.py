@@ -28,7 +28,11 @@ def _pct(value: float | None) -> str:
 
 
 def _label(run: dict[str, Any]) -> str:
-    names = {"torch-raw": "raw torch call (reference)", "hf-pipeline": "transformers pipeline (reference)"}
+    names = {
+        "torch-raw": "raw torch call (reference)",
+        "onnx-plain": "plain ONNX export, ONNX Runtime defaults (reference)",
+        "hf-pipeline": "transformers pipeline (reference)",
+    }
     return names.get(run["name"], run["name"])
 
 
@@ -69,13 +73,49 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _library_rates(ceiling: dict[str, Any], precision: str) -> str:
+    rates = [
+        f"{name} {r[precision]:,.0f}"
+        for name, r in ceiling.get("libraries", {}).items()
+        if r.get(precision) is not None
+    ]
+    return ", ".join(rates) or "-"
+
+
+def _ceiling_sentence(results: dict[str, Any], runs: list[dict[str, Any]], ceilings: list[dict[str, Any]]) -> str:
+    """The GEMM ceiling: each library's rate, the best, and what it means for this model."""
+    c = max(ceilings, key=lambda x: x.get("gflops") or 0.0)
+    starts_ends = ", ".join(_fmt(x.get("gflops"), 0) for x in ceilings)
+    ok_run = next((r for r in runs if r.get("ceiling_tokens_per_s")), None)
+    sentence = (
+        f"Ceiling: the best float32 {c['size']}x{c['size']} GEMM of the installed libraries, "
+        f"{_fmt(c.get('gflops'), 0)} GFLOP/s ({c.get('gflops_library', '-')}; each: {_library_rates(c, 'fp32')}; "
+        f"best of the runs at the start and the end: {starts_ends})"
+    )
+    if results.get("ceiling_raised_by"):
+        sentence += (
+            f"; {results['ceiling_raised_by']} ran the whole model at {results['ceiling_gflops']:,.0f} GFLOP/s of "
+            "useful work, faster than every GEMM measured, so the ceiling is that rate (no row above 100%)"
+        )
+    if ok_run:
+        sentence += (
+            f"; at {ok_run['flops_per_token'] / 1e6:.2f} MFLOP per token that is "
+            f"{ok_run['ceiling_tokens_per_s']:,.0f} tokens/s ({ok_run['ceiling_texts_per_s']:,.0f} texts/s)"
+        )
+    return sentence + (
+        f". Reduced precision, same shape: bf16 {_fmt(c.get('bf16_gflops'), 0)} GFLOP/s ({_library_rates(c, 'bf16')}), "
+        f"int8 {_fmt(c.get('int8_gops'), 0)} GOP/s ({_library_rates(c, 'int8')})."
+    )
+
+
 def _preamble(results: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
     """What ran where, the contention warning and the matmul ceiling."""
     cfg, machine = results["config"], results["machine"]
     lines = [
         f"Benchmark of {cfg['model']} on {cfg['n_texts']} texts of {cfg['data']}, {cfg['threads']} threads, "
         f"{cfg['repeat']} timed passes per figure, {results['created']}.",
-        f"Machine: {machine.get('cpu_model')}, {machine.get('logical_cores')} logical cores; "
+        f"Machine: {machine.get('cpu_model')} ({', '.join(machine.get('cpu_features') or ['features unknown'])}), "
+        f"{machine.get('logical_cores')} logical cores; "
         f"load average at the end {machine.get('load_average_end')}; cores used by other processes "
         f"{_others(machine.get('other_processes_cpu_cores'))}.",
         "",
@@ -85,22 +125,7 @@ def _preamble(results: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
         lines += [f"**Warning: {warning}**", ""]
     ceilings = [r["ceiling"] for r in results["runs"] if r.get("kind") == "ceiling" and r.get("status") == "ok"]
     if ceilings:
-        c = max(ceilings, key=lambda x: x["gflops"])
-        others = ", ".join(f"{x['gflops']:.0f}" for x in ceilings)
-        ok_run = next((r for r in runs if r.get("ceiling_tokens_per_s")), None)
-        extra = ""
-        if ok_run:
-            extra = (
-                f"; at {ok_run['flops_per_token'] / 1e6:.2f} MFLOP per token that is "
-                f"{ok_run['ceiling_tokens_per_s']:,.0f} tokens/s ({ok_run['ceiling_texts_per_s']:,.0f} texts/s)"
-            )
-        lines += [
-            f"Ceiling: float32 {c['size']}x{c['size']} matmul, numpy {c['numpy_gflops']:.0f} GFLOP/s, "
-            f"torch {_fmt(c.get('torch_gflops'), 0)} GFLOP/s (best of the runs at the start and the end: {others}){extra}. "
-            f"Reduced precision, same shape, torch: bf16 {_fmt(c.get('bf16_gflops'), 0)} GFLOP/s, "
-            f"int8 {_fmt(c.get('int8_gops'), 0)} GOP/s.",
-            "",
-        ]
+        lines += [_ceiling_sentence(results, runs, ceilings), ""]
     return lines
 
 
