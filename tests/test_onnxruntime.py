@@ -9,6 +9,7 @@ folder for this module, so each export really happens once here.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -122,8 +123,12 @@ def test_default_model_matches_huggingface_on_sst2_dev(hf, ort_clf, sst2_dev):
 def test_the_store_keeps_the_export_and_a_second_load_reuses_it(ort_clf, monkeypatch, model_store):
     meta = json.loads(next(model_store.glob("converted/onnxruntime/*/unified_nlp.json")).read_text())
     assert meta["format"] == "onnxruntime" and meta["max_abs_diff_vs_torch"] <= TOL
-    assert meta["optimized"] and meta["fusions"].get("SkipLayerNormalization", 0) > 0  # ORT's fusions applied
+    assert meta["fusions"].get("SkipLayerNormalization", 0) > 0  # ORT's fusions applied
     assert meta["fusions"].get("Attention") == 6  # one fused attention per layer of MiniLM
+    choice = meta["graph_choice"]  # the fused and the plain graph timed here, the faster kept
+    assert set(choice["seconds"]) == {"fused", "plain"} and all(v > 0 for v in choice["seconds"].values())
+    fused_kept = choice["seconds"]["plain"] >= 0.97 * choice["seconds"]["fused"]
+    assert choice["kept"] == ("fused" if fused_kept else "plain") and meta["optimized"] is fused_kept
 
     def no_export(*args, **kwargs):
         raise AssertionError("exported again")
@@ -338,3 +343,26 @@ def test_multi_label_as_the_other_backends(tmp_path):
     assert np.abs(clf.logits(TEXTS) - hf_clf.logits(TEXTS)).max() <= TOL
     same = [[p.label for p in row] for row in clf.predict(TEXTS)]
     assert same == [[p.label for p in row] for row in hf_clf.predict(TEXTS)]
+
+
+@pytest.mark.parametrize("faster", ["fused", "plain"])
+def test_export_keeps_the_graph_that_ran_faster_here(faster, tmp_path, monkeypatch):
+    """Whichever graph the timing at export favours is the one written, and it gives the same
+    logits (within 1e-5 of transformers) as the other would."""
+    require("huggingface")
+    onnx = pytest.importorskip("onnx")
+    export_module = importlib.import_module("unified_nlp_onnxruntime.export")
+
+    def timed(graphs, *args, **kwargs):
+        assert set(graphs) == {"fused", "plain"} and all(p.is_file() for p in graphs.values())
+        return {name: 1.0 if name == faster else 2.0 for name in graphs}
+
+    monkeypatch.setattr(export_module, "_seconds", timed)
+    folder = make_checkpoint("bert", tmp_path / "bert", scale=8.0)
+    clf = un.load_classifier(folder, backend="ort")
+    meta = json.loads((clf.model.file.parent / "unified_nlp.json").read_text())
+    assert meta["graph_choice"]["kept"] == faster and meta["optimized"] is (faster == "fused")
+    ops = {node.op_type for node in onnx.load(str(clf.model.file)).graph.node}
+    assert ("Attention" in ops) is (faster == "fused")
+    batch, expected = _reference(folder, TEXTS)
+    assert np.abs(clf.logits(TEXTS) - expected).max() <= TOL
