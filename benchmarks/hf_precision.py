@@ -68,14 +68,17 @@ def throughput(threads: int, repeats: int) -> dict:
     fp32 = un.load_classifier("default", backend="huggingface", num_threads=threads)
     gold = np.array([fp32.labels.index(x) if isinstance(x, str) else int(x) for x in labels])
     bf16 = un.load_classifier("default", backend="huggingface", precision="bf16", num_threads=threads)
-    eager = un.load_classifier("default", backend="huggingface", num_threads=threads)
-    use_onednn(eager.model.net, False)
+    onednn = un.load_classifier("default", backend="huggingface", num_threads=threads)
+    # each path set here, whatever the backend's default (oneDNN linears are opt-in, UNIFIED_NLP_TORCH_ONEDNN)
+    use_onednn(fp32.model.net, False)
+    use_onednn(onednn.model.net, True)
+    eager = fp32
     configs = {
         "fp32_eager": (eager, contextlib.nullcontext),
-        "fp32_onednn": (fp32, contextlib.nullcontext),
+        "fp32_onednn": (onednn, contextlib.nullcontext),
         "bf16": (bf16, contextlib.nullcontext),  # the backend's: its bf16 copy of the model
         # the alternative: torch's autocast over the fp32 model (its linears then run eager, in bf16)
-        "bf16_autocast": (fp32, lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
+        "bf16_autocast": (eager, lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
     }
     reference = eager.logits(texts, batch_size=32)
     rows = {}

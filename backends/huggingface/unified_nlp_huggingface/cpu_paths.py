@@ -33,8 +33,8 @@ import torch
 
 # UNIFIED_NLP_TORCH_ONEDNN=1 runs fp32 inference through oneDNN's packed linears; off by default:
 # its primitive cache grew the process by 13% over 600 mixed-length calls of the default model
-# (843 MB against 608 MB, benchmarks/soak.py), and its speed-up was not established (0.77x to
-# 1.67x of torch's own nn.Linear in three runs on a loaded machine, benchmarks/hf_precision.py)
+# (843 MB against 608 MB, benchmarks/soak.py), for 1.10x torch's own nn.Linear on a quiet
+# machine (benchmarks/hf_precision.py, 2026-12-07 15:43 UTC)
 ENV_SWITCH = "UNIFIED_NLP_TORCH_ONEDNN"
 
 

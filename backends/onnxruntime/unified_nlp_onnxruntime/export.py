@@ -218,25 +218,11 @@ def export(source: Path, spec: ModelSpec, out: Path, *, num_threads: int = 1) ->
         config = model.encoder.config
         heads = (int(config.num_attention_heads), int(config.hidden_size))
         optimized, fusions, opt_diff = _optimize(raw, tmp / MODEL_FILE, heads, num_threads, graph, torch, probes, names)
-        keep = optimized and opt_diff <= max(TOLERANCE, raw_diff)  # else the numbers moved, or it failed
-        meta.update(fusions=fusions)
-        if keep:
-            seconds = _seconds({"fused": tmp / MODEL_FILE, "plain": raw}, num_threads, names, model)
-            keep = seconds["plain"] >= CHOICE_MARGIN * seconds["fused"]
-            meta["graph_choice"] = {
-                "kept": "fused" if keep else "plain",
-                "seconds": seconds,
-                "shapes": [list(s) for s in CHOICE_SHAPES],
-                "threads": num_threads,
-            }
-        elif optimized:
-            meta["optimizer_max_abs_diff"] = opt_diff
-        if keep:
-            raw.unlink()
-        else:
-            (tmp / MODEL_FILE).unlink(missing_ok=True)
-            raw.rename(tmp / MODEL_FILE)
-        meta.update(optimized=keep, max_abs_diff_vs_torch=opt_diff if keep else raw_diff)
+        if not (optimized and opt_diff <= max(TOLERANCE, raw_diff)):  # the numbers moved, or it failed
+            meta.update({"optimizer_max_abs_diff": opt_diff} if optimized else {})
+            optimized = False
+        meta.update(fusions=fusions, **_keep_faster(tmp / MODEL_FILE, raw, optimized, num_threads, names, model))
+        meta["max_abs_diff_vs_torch"] = opt_diff if meta["optimized"] else raw_diff
         meta["exported_with"] = _versions()
         for name in TOKENIZER_FILES:
             if (source / name).is_file():
@@ -295,6 +281,23 @@ def _optimize(
     except Exception:  # an optimiser failure costs speed, not correctness: the plain export is used
         return False, {}, float("inf")
     return True, fusions, _max_diff(open_session(target, num_threads), graph, torch, probes, names)
+
+
+def _keep_faster(fused: Path, plain: Path, usable: bool, num_threads: int, names: list[str], model) -> dict:
+    """Leave the faster graph at `fused`'s path (the plain one where the fused is not `usable`);
+    returns the export's `optimized` and, where both were timed, `graph_choice`."""
+    choice: dict[str, Any] = {}
+    if usable:
+        seconds = _seconds({"fused": fused, "plain": plain}, num_threads, names, model)
+        usable = seconds["plain"] >= CHOICE_MARGIN * seconds["fused"]
+        choice = {"kept": "fused" if usable else "plain", "seconds": seconds, "threads": num_threads}
+        choice["shapes"] = [list(s) for s in CHOICE_SHAPES]
+    if usable:
+        plain.unlink()
+    else:
+        fused.unlink(missing_ok=True)
+        plain.rename(fused)
+    return {"optimized": usable, **({"graph_choice": choice} if choice else {})}
 
 
 def _seconds(graphs: dict[str, Path], num_threads: int, names: list[str], model, rounds: int = 3) -> dict[str, float]:

@@ -17,8 +17,11 @@ forward down-projections from it reached 96.6% and excluding both feed-forward p
 97.7%, but no faster than fp32. Dynamic with some products left in fp32 (2026-12-03, same
 data): the six feed-forward down-projections 97.59% at 0.67x the all-int8 speed, the last two
 of them 97.59% at 0.81x, the first two 97.36% at 0.78x, the six attentions 96.90% at 0.72x;
-all-int8 97.13%. Label agreement depends on how many sentences sit near the decision
-boundary, so `compare` against the fp32 model on your own data before relying on it.
+all-int8 97.13%. The other dynamic recipes (benchmarks/int8_recipes.py, 2026-12-07, quiet
+machine): reduce_range 96.67%, symmetric activations 97.13%, uint8 weights 97.48% at 1.32x fp32
+instead of 1.99x, per-tensor weights 93.46%. Label agreement depends on how many sentences sit
+near the decision boundary, so `compare` against the fp32 model on your own data before
+relying on it.
 """
 
 from __future__ import annotations
