@@ -34,6 +34,16 @@ def _labels(model_dir: Path) -> list[str]:
     return json.loads((model_dir / "unified_nlp.json").read_text(encoding="utf-8"))["labels"]
 
 
+def _mean_pooled_logits(encoder, head, input_ids, attention_mask, token_type_ids, encoder_mask=None):
+    """The default model's function: encoder, mean of the last hidden state over the 0/1
+    `attention_mask`, head. `encoder_mask`: the mask the encoder gets, if not that one."""
+    mask = attention_mask if encoder_mask is None else encoder_mask
+    states = encoder(input_ids=input_ids, attention_mask=mask, token_type_ids=token_type_ids).last_hidden_state
+    weights = attention_mask.unsqueeze(-1).to(states.dtype)
+    pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    return head(pooled)
+
+
 class RawTorchSubject:
     """transformers + torch with no unified_nlp layer in the timed path."""
 
@@ -68,12 +78,7 @@ class RawTorchSubject:
         return self.tokenizer(texts, padding=True, truncation=True, max_length=self.limit, return_tensors="pt")
 
     def _logits(self, input_ids, attention_mask, token_type_ids):
-        states = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
-        weights = attention_mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-        return self.head(pooled)
+        return _mean_pooled_logits(self.encoder, self.head, input_ids, attention_mask, token_type_ids)
 
     def predict_proba(self, texts: list[str], batch_size: int) -> np.ndarray:
         torch = self.torch
@@ -127,12 +132,9 @@ class PlainOnnxSubject(RawTorchSubject):
                 # example's mask into the graph (unified_nlp_onnxruntime/export.py)
                 keep = attention_mask[:, None, None, :].to(torch.float32)
                 additive = (1.0 - keep) * torch.finfo(torch.float32).min
-                states = self.encoder(
-                    input_ids=input_ids, attention_mask=additive, token_type_ids=token_type_ids
-                ).last_hidden_state
-                weights = attention_mask.unsqueeze(-1).to(states.dtype)
-                pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-                return self.head(pooled)
+                return _mean_pooled_logits(
+                    self.encoder, self.head, input_ids, attention_mask, token_type_ids, encoder_mask=additive
+                )
 
         example = self._encode(["a first example", "and a second , longer one"])
         graph = io.BytesIO()
