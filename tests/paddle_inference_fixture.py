@@ -9,7 +9,7 @@ PaddleNLP's BertTokenizer over a vocabulary trained on SST-2 text (tests/paddle_
 OUT_DIR/export: what export_model.py makes of it: ``paddle.jit.to_static`` with int64 input_ids and
 token_type_ids [None, None], ``paddle.jit.save`` to ``inference`` (Paddle 3: inference.json +
 inference.pdiparams), and the tokenizer's save_pretrained. OUT_DIR/reference.npz: Paddle Inference's
-own predictor on the export, fed by PaddleNLP's tokenizer, on the texts of OUT_DIR/texts.json.
+own predictor on the export, fed by PaddleNLP's tokenizer, on the texts and pairs of OUT_DIR/texts.json.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.paddle_fixtures import LABELS, SHARPEN, SIZES, texts, tokenizer_for  # noqa: E402
 
 TEXTS = ["This is a great movie!", "a dull , lifeless script", "ok", "the plot drags on and on for far too long"]
+# sentence pairs: PaddleNLP's tokenizer gives the second text segment 1, as the exported graph was fed
+PAIRS = [["A man plays a guitar.", "A person makes music."], ["the film is great", "it was bad , really bad"]]
 
 
 def predictor_logits(export: Path, ids: np.ndarray, types: np.ndarray) -> np.ndarray:
@@ -73,8 +75,18 @@ def main(out: Path) -> None:
     encoded = tok(TEXTS, padding=True, return_attention_mask=False)
     ids = np.asarray(encoded["input_ids"], np.int64)
     types = np.asarray(encoded["token_type_ids"], np.int64)
-    np.savez(out / "reference.npz", input_ids=ids, logits=predictor_logits(out / "export", ids, types))
-    (out / "texts.json").write_text(json.dumps({"texts": TEXTS, "labels": LABELS}), encoding="utf-8")
+    pairs = tok([a for a, _ in PAIRS], [b for _, b in PAIRS], padding=True, return_attention_mask=False)
+    pair_ids = np.asarray(pairs["input_ids"], np.int64)
+    pair_types = np.asarray(pairs["token_type_ids"], np.int64)
+    np.savez(
+        out / "reference.npz",
+        input_ids=ids,
+        logits=predictor_logits(out / "export", ids, types),
+        pair_input_ids=pair_ids,
+        pair_token_type_ids=pair_types,
+        pair_logits=predictor_logits(out / "export", pair_ids, pair_types),
+    )
+    (out / "texts.json").write_text(json.dumps({"texts": TEXTS, "labels": LABELS, "pairs": PAIRS}), encoding="utf-8")
 
 
 if __name__ == "__main__":

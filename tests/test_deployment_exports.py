@@ -427,6 +427,22 @@ def test_a_paddle_inference_export_runs_as_paddle_inference_runs_it(paddle_expor
         un.load_classifier(paddle_export["export"], backend="paddlenlp", labels=["a", "b"])
 
 
+def test_pairs_run_through_the_paddle_export_as_paddle_inference_runs_them(paddle_export):
+    """The second text gets segment 1 (the graph's token_type_ids), as PaddleNLP's tokenizer fed it."""
+    import unified_nlp as un
+
+    clf = un.load_classifier(paddle_export["export"], backend="paddlenlp", labels=paddle_export["labels"])
+    first, second = ([pair[k] for pair in paddle_export["pairs"]] for k in (0, 1))
+    enc = clf.tokenizer(first, text_pair=second)
+    assert np.array_equal(enc.input_ids, paddle_export["pair_input_ids"])
+    assert np.array_equal(enc.token_type_ids, paddle_export["pair_token_type_ids"])
+    assert paddle_export["pair_token_type_ids"].max() == 1  # a pair, not one text
+    got, want = clf.logits(list(zip(first, second))), paddle_export["pair_logits"]
+    assert np.abs(got - want).max() <= 1e-6, np.abs(got - want).max()
+    swapped = clf.logits(list(zip(second, first)))  # the order counts: not two texts read as one
+    assert np.abs(swapped - want).max() > 1e-3
+
+
 def test_compare_the_paddle_export_with_its_checkpoint(paddle_export):
     import unified_nlp as un
 
