@@ -261,7 +261,26 @@ def keras_exports(tmp_path_factory) -> dict[str, Path]:
 
     module = Classify(model)
     tf.saved_model.save(module, str(root / "classify"), signatures={"serving_default": module.classify})
-    return {"keras": root / "classifier.keras", "h5": root / "classifier.h5", "classify": root / "classify"}
+
+    class ClassifyExamples(tf.Module):
+        """An Estimator's classification export: serialized tf.Example protos in, parsed by the graph."""
+
+        def __init__(self, model, features):
+            self.model, self.features = model, features
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def classify(self, inputs):
+            parsed = tf.io.parse_example(inputs, self.features)
+            scores = self.model(parsed["review"]) * tf.reshape(parsed["weight"], [-1, 1])
+            return {"classes": tf.tile(classes[None], [tf.shape(scores)[0], 1]), "scores": scores}
+
+    one = {"review": tf.io.FixedLenFeature([], tf.string), "weight": tf.io.FixedLenFeature([], tf.float32, 1.0)}
+    two = {**one, "title": tf.io.FixedLenFeature([], tf.string, "")}
+    for name, features in (("examples", one), ("two-string-features", two)):
+        module = ClassifyExamples(model, features)
+        tf.saved_model.save(module, str(root / name), signatures={"serving_default": module.classify})
+    paths = {"keras": "classifier.keras", "h5": "classifier.h5", "classify": "classify", "examples": "examples"}
+    return {key: root / name for key, name in {**paths, "two": "two-string-features"}.items()}
 
 
 def _saved_model_scores(folder: Path, texts) -> np.ndarray:
@@ -286,6 +305,30 @@ def test_a_classify_savedmodel_runs_with_labels_from_its_classes(keras_exports):
     assert list(renamed.labels) == ["bad", "meh", "good"]
     with pytest.raises(un.InvalidInputError, match="3 outputs"):
         un.load_classifier(keras_exports["classify"], backend="tfhub", labels=["bad", "good"])
+
+
+def test_a_classify_savedmodel_of_tf_examples_gets_each_text_in_its_string_feature(keras_exports):
+    """As an Estimator exported it: the signature takes serialized tf.Example protos and parses the
+    text from its one string feature ("review"), the other features keep their defaults."""
+    import tensorflow as tf
+
+    import unified_nlp as un
+
+    clf = un.load_classifier(keras_exports["examples"], backend="tfhub")
+    assert list(clf.labels) == list(LABELS)
+
+    def example(text: str) -> bytes:
+        feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
+        return tf.train.Example(features=tf.train.Features(feature={"review": feature})).SerializeToString()
+
+    serving = tf.saved_model.load(str(keras_exports["examples"])).signatures["serving_default"]
+    want = serving(inputs=tf.constant([example(t) for t in TEXTS]))["scores"].numpy()
+    assert np.ptp(want, axis=0).max() > 0.1
+    assert np.abs(clf.predict_proba(TEXTS) - want).max() <= 1e-6
+    # the same model as the plain classify export, which takes the texts themselves
+    assert np.abs(want - _saved_model_scores(keras_exports["classify"], TEXTS)).max() <= 1e-6
+    with pytest.raises(un.InvalidModelError, match=r"string features \['review', 'title'\]"):
+        un.load_classifier(keras_exports["two"], backend="tfhub")
 
 
 @pytest.mark.parametrize("kind", ["keras", "h5"])

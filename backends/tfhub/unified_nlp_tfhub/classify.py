@@ -71,21 +71,95 @@ def _log_probabilities(scores, sigmoid: bool):
     return tf.cast(logits, tf.float32)
 
 
+# the ops that read serialized tf.Example protos, with the inputs holding their feature keys and
+# the attributes holding those features' types, in the same order
+_PARSE_OPS = {
+    "ParseExampleV2": ((2, "sparse_types"), (3, "Tdense"), (4, "ragged_value_types")),
+    "ParseExample": (("sparse", "sparse_types"), ("dense", "Tdense")),
+}
+
+
+def example_feature(signature) -> str | None:
+    """The feature of a serving signature that takes serialized tf.Example protos rather than
+    texts (as an Estimator's parsing serving_input_receiver_fn exports it): the one string
+    feature its ParseExample op reads; None when the signature parses no tf.Example.
+
+    Read from the graph (the function library included, where a loaded SavedModel keeps the
+    signature's body): the op's key inputs are constants. Written here because TensorFlow
+    offers no public way to ask a signature which features it parses."""
+    graph = signature.graph.as_graph_def()
+    found: list[str] = []
+    for nodes in (graph.node, *(f.node_def for f in graph.library.function)):
+        consts = {n.name: n for n in nodes if n.op == "Const"}
+        for node in nodes:
+            if node.op in _PARSE_OPS:
+                found += _string_keys(node, consts)
+    if not found:
+        return None
+    if len(set(found)) != 1:
+        raise InvalidModelError(
+            f"the classify signature parses tf.Example protos with string features {sorted(set(found))}: "
+            "texts can fill only one"
+        )
+    return found[0]
+
+
+def _string_keys(node, consts: dict) -> list[str]:
+    """The string features a ParseExample(V2) node reads."""
+    inputs = [name.split(":")[0].lstrip("^") for name in node.input]
+    if node.op == "ParseExample":  # v1: one key input per feature, sparse ones first
+        sparse = int(node.attr["Nsparse"].i)
+        groups = {
+            "sparse": inputs[2 : 2 + sparse],
+            "dense": inputs[2 + sparse : 2 + sparse + int(node.attr["Ndense"].i)],
+        }
+    else:
+        groups = {2: [inputs[2]], 3: [inputs[3]], 4: [inputs[4]]}
+    keys = []
+    for where, types in _PARSE_OPS[node.op]:
+        names = [
+            k.decode() if isinstance(k, bytes) else str(k)
+            for const in groups[where]
+            if const in consts
+            for k in np.atleast_1d(tf.make_ndarray(consts[const].attr["value"].tensor))
+        ]
+        dtypes = list(node.attr[types].list.type)
+        keys += [name for name, dtype in zip(names, dtypes) if dtype == tf.string.as_datatype_enum]
+    return keys
+
+
+def _as_examples(strings, feature: str):
+    """Texts as serialized tf.Example protos with the texts in `feature`."""
+    texts = strings.numpy() if hasattr(strings, "numpy") else np.asarray(strings)
+    protos = [
+        tf.train.Example(
+            features=tf.train.Features(feature={feature: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t]))})
+        ).SerializeToString()
+        for t in (t if isinstance(t, bytes) else str(t).encode("utf-8") for t in texts.reshape(-1))
+    ]
+    return tf.constant(protos, dtype=tf.string)
+
+
 class ClassifyFunction:
     """A classify signature as a strings -> [batch, n] function (StringsModel's), with `labels`
-    read from its ``classes`` on a probe text."""
+    read from its ``classes`` on a probe text. A signature that parses tf.Example protos gets
+    each text as a proto with the text in its one string feature (`feature`)."""
 
     def __init__(self, signature, input_name: str, owner=None) -> None:
         self._fn, self._input, self._owner = signature, input_name, owner
-        classes = self._fn(**{self._input: tf.constant(["probe"])})["classes"].numpy()
+        self.feature = example_feature(signature)
+        classes = self._call(tf.constant(["probe"]))["classes"].numpy()
         if classes.ndim != 2 or classes.shape[0] != 1:
             raise InvalidModelError(f"the classify signature returns classes of shape {list(classes.shape)}")
         self.labels = tuple(c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c) for c in classes[0])
         if len(set(self.labels)) != len(self.labels) or not all(self.labels):
             raise InvalidModelError(f"the classify signature's classes are not distinct names: {list(self.labels)}")
 
+    def _call(self, strings):
+        return self._fn(**{self._input: strings if self.feature is None else _as_examples(strings, self.feature)})
+
     def __call__(self, strings):
-        out = self._fn(**{self._input: strings})
+        out = self._call(strings)
         scores = out["scores"].numpy()
         classes = out["classes"].numpy()
         index = {name.encode("utf-8"): i for i, name in enumerate(self.labels)}
