@@ -65,14 +65,13 @@ def throughput(threads: int, repeats: int) -> dict:
     from unified_nlp.benchdata import read_tsv, sst2_path
 
     texts, labels = read_tsv(sst2_path("dev"))
-    fp32 = un.load_classifier("default", backend="huggingface", num_threads=threads)
-    gold = np.array([fp32.labels.index(x) if isinstance(x, str) else int(x) for x in labels])
+    eager = un.load_classifier("default", backend="huggingface", num_threads=threads)
+    gold = np.array([eager.labels.index(x) if isinstance(x, str) else int(x) for x in labels])
     bf16 = un.load_classifier("default", backend="huggingface", precision="bf16", num_threads=threads)
     onednn = un.load_classifier("default", backend="huggingface", num_threads=threads)
     # each path set here, whatever the backend's default (oneDNN linears are opt-in, UNIFIED_NLP_TORCH_ONEDNN)
-    use_onednn(fp32.model.net, False)
+    use_onednn(eager.model.net, False)
     use_onednn(onednn.model.net, True)
-    eager = fp32
     configs = {
         "fp32_eager": (eager, contextlib.nullcontext),
         "fp32_onednn": (onednn, contextlib.nullcontext),

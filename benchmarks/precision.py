@@ -30,8 +30,6 @@ RUNS = (
     ("paddlenlp", "fp32"),
     ("paddlenlp", "bf16"),  # where the CPU has bf16 dot products; skipped (and said) elsewhere
 )
-# the GEMM rate each precision is held against (unified_nlp.bench.references.matmul_ceiling)
-CEILING_KEY = {"fp32": "gflops", "bf16": "bf16_gflops", "int8": "int8_gops"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,12 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     lengths = [int(n) for n in args.lengths.split(",") if n.strip()]
     long_texts: dict[int, list[str]] = {}
     from unified_nlp.bench.flops import ceiling_fraction, encoder_flops_per_token
-    from unified_nlp.bench.references import matmul_ceiling
+    from unified_nlp.bench.references import CEILING_KEYS, matmul_ceiling
     from unified_nlp.errors import InvalidInputError
     from unified_nlp.resolve import default_model_dir
 
     ceiling = matmul_ceiling(args.threads, lambda _: None)
-    print(json.dumps({key: ceiling.get(key) for key in CEILING_KEY.values()}), flush=True)
+    print(json.dumps({key: ceiling.get(key) for key in CEILING_KEYS.values()}), flush=True)
     config = json.loads((default_model_dir() / "config.json").read_text(encoding="utf-8"))
     rows, fp32, skipped = [], {}, []
     for backend, precision in RUNS:
@@ -95,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 "share_of_ceiling": ceiling_fraction(
                     len(texts) / best * dev_tokens,
                     encoder_flops_per_token(config, dev_tokens),
-                    ceiling.get(CEILING_KEY[precision]),
+                    ceiling.get(CEILING_KEYS[precision]),
                 ),
                 "long_texts": by_length,
             }
@@ -109,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(
             f"{p} {ceiling.get(key, float('nan')):.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'} "
             f"({ceiling.get(key + '_library', '-')})"
-            for p, key in CEILING_KEY.items()
+            for p, key in CEILING_KEYS.items()
         ),
         "",
         "| backend | precision | accuracy | label agreement with fp32 | max abs logit diff vs fp32 | texts/s | vs huggingface fp32 "

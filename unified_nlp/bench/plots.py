@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .references import REFERENCE_NAMES  # noqa: E402
+
 STYLE = {
     "torch-raw": dict(linestyle="--", marker="x", color="0.35"),
     "onnx-plain": dict(linestyle=":", marker="+", color="0.35"),
@@ -27,11 +29,8 @@ def throughput_plot(results: dict[str, Any], path: Path) -> Path:
     for r in _ok(results):
         sizes = [t["batch_size"] for t in r["throughput"]]
         rates = [t["texts_per_s"] for t in r["throughput"]]
-        label = {
-            "torch-raw": "raw torch call (ref.)",
-            "onnx-plain": "plain ONNX export (ref.)",
-            "hf-pipeline": "transformers pipeline (ref.)",
-        }.get(r["name"], r["name"])
+        reference = REFERENCE_NAMES.get(r["name"])
+        label = f"{reference} (ref.)" if reference else r["name"]
         ax.plot(sizes, rates, label=label, **STYLE.get(r["name"], dict(marker="o")))
     ceiling = next((r.get("ceiling_texts_per_s") for r in _ok(results) if r.get("ceiling_texts_per_s")), None)
     if ceiling:

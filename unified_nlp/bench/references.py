@@ -28,6 +28,14 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+# what the report and the plots call each reference row
+REFERENCE_NAMES = {
+    "torch-raw": "raw torch call",
+    "onnx-plain": "plain ONNX export, ONNX Runtime defaults",
+    "hf-pipeline": "transformers pipeline",
+}
+
+
 def _labels(model_dir: Path) -> list[str]:
     import json
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .contention import unreliable_because
+from .references import REFERENCE_NAMES
 
 LATENCY_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "stdev_ms", "mean_ms")
 
@@ -28,12 +29,8 @@ def _pct(value: float | None) -> str:
 
 
 def _label(run: dict[str, Any]) -> str:
-    names = {
-        "torch-raw": "raw torch call (reference)",
-        "onnx-plain": "plain ONNX export, ONNX Runtime defaults (reference)",
-        "hf-pipeline": "transformers pipeline (reference)",
-    }
-    return names.get(run["name"], run["name"])
+    name = REFERENCE_NAMES.get(run["name"])
+    return f"{name} (reference)" if name else run["name"]
 
 
 def _through(run: dict[str, Any], bs: int) -> dict[str, Any] | None:

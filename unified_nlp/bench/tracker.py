@@ -14,7 +14,7 @@ import resource
 import sys
 from typing import Any
 
-from ..cpu import gemm_features
+from ..cpu import gemm_features, model_name
 
 
 def peak_rss_mb() -> float:
@@ -41,14 +41,7 @@ def cpu_seconds() -> float:
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return model_name() or platform.processor() or platform.machine()
 
 
 def machine() -> dict[str, Any]:

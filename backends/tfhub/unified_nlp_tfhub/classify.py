@@ -71,12 +71,7 @@ def _log_probabilities(scores, sigmoid: bool):
     return tf.cast(logits, tf.float32)
 
 
-# the ops that read serialized tf.Example protos, with the inputs holding their feature keys and
-# the attributes holding those features' types, in the same order
-_PARSE_OPS = {
-    "ParseExampleV2": ((2, "sparse_types"), (3, "Tdense"), (4, "ragged_value_types")),
-    "ParseExample": (("sparse", "sparse_types"), ("dense", "Tdense")),
-}
+_PARSE_OPS = ("ParseExampleV2", "ParseExample")  # the ops that read serialized tf.Example protos
 
 
 def example_feature(signature) -> str | None:
@@ -104,27 +99,23 @@ def example_feature(signature) -> str | None:
     return found[0]
 
 
+def _key_groups(node) -> list[tuple[list[str], str]]:
+    """(the constants holding a ParseExample(V2) node's feature keys, the attribute of their types),
+    per kind of feature: V2 has one constant per kind, v1 one per feature, sparse ones first."""
+    inputs = [name.split(":")[0].lstrip("^") for name in node.input]
+    if node.op == "ParseExample":
+        sparse, dense = int(node.attr["Nsparse"].i), int(node.attr["Ndense"].i)
+        return [(inputs[2 : 2 + sparse], "sparse_types"), (inputs[2 + sparse : 2 + sparse + dense], "Tdense")]
+    return [([inputs[2]], "sparse_types"), ([inputs[3]], "Tdense"), ([inputs[4]], "ragged_value_types")]
+
+
 def _string_keys(node, consts: dict) -> list[str]:
     """The string features a ParseExample(V2) node reads."""
-    inputs = [name.split(":")[0].lstrip("^") for name in node.input]
-    if node.op == "ParseExample":  # v1: one key input per feature, sparse ones first
-        sparse = int(node.attr["Nsparse"].i)
-        groups = {
-            "sparse": inputs[2 : 2 + sparse],
-            "dense": inputs[2 + sparse : 2 + sparse + int(node.attr["Ndense"].i)],
-        }
-    else:
-        groups = {2: [inputs[2]], 3: [inputs[3]], 4: [inputs[4]]}
     keys = []
-    for where, types in _PARSE_OPS[node.op]:
-        names = [
-            k.decode() if isinstance(k, bytes) else str(k)
-            for const in groups[where]
-            if const in consts
-            for k in np.atleast_1d(tf.make_ndarray(consts[const].attr["value"].tensor))
-        ]
-        dtypes = list(node.attr[types].list.type)
-        keys += [name for name, dtype in zip(names, dtypes) if dtype == tf.string.as_datatype_enum]
+    for names, types in _key_groups(node):
+        values = [tf.make_ndarray(consts[n].attr["value"].tensor) for n in names if n in consts]
+        found = [k.decode() if isinstance(k, bytes) else str(k) for v in values for k in np.atleast_1d(v)]
+        keys += [k for k, dtype in zip(found, node.attr[types].list.type) if dtype == tf.string.as_datatype_enum]
     return keys
 
 
