@@ -8,8 +8,6 @@ token types) and "v2" as DeBERTa-v2 (absolute positions, token types, its own po
 projections, relative positions up to max_position_embeddings, a factorised embedding, the
 convolution after the first layer). Inputs run at every length up to the 64 positions,
 far past the buckets' exact range (8), single texts and pairs, padded and not.
-
-tfhub refuses the family with an error naming the missing disentangled attention.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from .conftest import require
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 TOL = 1e-5
-BACKENDS = ("huggingface", "onnxruntime", "paddlenlp")
+BACKENDS = ("huggingface", "onnxruntime", "paddlenlp", "tfhub")
 WORDS = "the movie was a great and moving story of love , loss and an awful script".split()
 # every length from 1 word to past the 64 positions (truncated), in one padded batch
 TEXTS = [" ".join(WORDS[i % len(WORDS)] for i in range(n)) for n in range(0, 80, 3)]
@@ -102,8 +100,10 @@ def test_multi_label_scores_are_sigmoids_of_transformers_logits(folders, backend
     np.testing.assert_allclose(clf.predict_proba(TEXTS), 1 / (1 + np.exp(-expected)), atol=1e-5)
 
 
-def test_fit_one_step_on_huggingface_moves_the_weights_and_saves_a_folder_transformers_loads(folders, tmp_path):
-    clf = un.load_classifier(folders["v3"], backend="huggingface")
+@pytest.mark.parametrize("backend", ["huggingface", "tfhub"])
+def test_fit_one_step_moves_the_weights_and_saves_a_folder_transformers_loads(folders, tmp_path, backend):
+    require(backend)
+    clf = un.load_classifier(folders["v3"], backend=backend)
     before = clf.logits(TEXTS[:4])
     # one step: "constant", since the linear schedule gives the last step a learning rate of 0
     texts, labels = ["good film", "bad film"], ["positive", "negative"]
@@ -114,7 +114,7 @@ def test_fit_one_step_on_huggingface_moves_the_weights_and_saves_a_folder_transf
     assert_parity(clf.logits(TEXTS), transformers_logits(out, TEXTS), TOL)
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "paddlenlp"])
+@pytest.mark.parametrize("backend", ["onnxruntime", "paddlenlp", "tfhub"])
 def test_convert_round_trip_is_bit_exact_and_the_export_matches_transformers(folders, backend, tmp_path):
     from safetensors.numpy import load_file
 
@@ -167,14 +167,32 @@ def test_plain_paddlenlp_loads_the_paddlenlp_export(folders, tmp_path):
     assert_parity(np.array(json.loads(lines[-1]), np.float32), transformers_logits(folders["v3"], TEXTS), TOL)
 
 
-def test_tfhub_refuses_with_what_is_missing(folders, tmp_path):
+def test_tfhub_buckets_relative_positions_as_transformers(folders):
+    """The log buckets at DeBERTa-v3's real sizes (256 buckets, 512 positions), far past the tests' 64."""
     require("tfhub")
-    with pytest.raises(InvalidModelError, match="disentangled attention"):
-        un.load_classifier(folders["v3"], backend="tfhub")
-    with pytest.raises(InvalidModelError, match="disentangled attention"):
-        un.convert(folders["v3"], to="tfhub", out=tmp_path / "tf")
+    import torch
+    from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_position
+    from unified_nlp_tfhub._tf import tf
+    from unified_nlp_tfhub.disentangled_encoder import log_bucket_position
+
+    relative = np.arange(-3000, 3001)
+    for buckets, positions in ((256, 512), (16, 64)):
+        want = make_log_bucket_position(torch.tensor(relative), buckets, positions).long().numpy()
+        got = log_bucket_position(tf.constant(relative, tf.int32), buckets, positions).numpy()
+        np.testing.assert_array_equal(got, want)
+    spec = un.inspect(folders["v3"])  # every backend runs the family, said before anything loads
+    assert {"huggingface", "paddlenlp", "onnxruntime", "tfhub"} <= set(spec["runs_on"]), spec
+    assert "tfhub" in spec["converts_to"], spec
+
+
+def test_tfhub_refuses_a_head_activation_it_does_not_compute(folders, tmp_path):
+    import shutil
+
+    require("tfhub")
+    folder = tmp_path / "tanh"
+    shutil.copytree(folders["v3"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "pooler_hidden_act": "tanh"}))
+    with pytest.raises(InvalidModelError, match="pooler_hidden_act 'tanh'"):
+        un.convert(folder, to="tfhub", out=tmp_path / "tf")
     assert not (tmp_path / "tf").exists()
-    spec = un.inspect(folders["v3"])  # says so before anything loads
-    assert "tfhub" not in spec["runs_on"] and "tfhub" not in spec["converts_to"], spec
-    assert {"huggingface", "paddlenlp", "onnxruntime"} <= set(spec["runs_on"]), spec
-    assert spec["why"].startswith("tfhub: no encoder for disentangled attention"), spec

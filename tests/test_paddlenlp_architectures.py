@@ -168,6 +168,17 @@ PLAIN = textwrap.dedent(
     """
 )
 
+# Runs in the main environment: a ModernBERT checkpoint and transformers' own logits on it.
+MODERNBERT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from tests.checkpoints import make_checkpoint, transformers_logits
+    folder = make_checkpoint("modernbert", Path(sys.argv[1]), scale=8.0)
+    print(json.dumps(transformers_logits(folder, json.loads(sys.argv[2])).tolist()))
+    """
+)
+
 
 def _main_python() -> str:
     python = os.environ.get("UNIFIED_NLP_MAIN_PYTHON") or str(REPO / ".venv" / "bin" / "python")
@@ -248,7 +259,7 @@ def test_tables_match_transformers_and_paddlenlp(built, arch):
     side and PaddleNLP's class's state dict on the other, shapes transformed alike, and
     agrees with PaddleNLP's own _get_name_mappings wherever PaddleNLP has one."""
     from paddlenlp.transformers.model_utils import no_init_weights
-    from unified_nlp_paddlenlp._framework import paddlenlp_class
+    from unified_nlp_paddlenlp.classes import paddlenlp_class
 
     config = json.loads((built["root"] / arch / "config.json").read_text())
     family, core = families.get(arch), get_architecture(arch)
@@ -349,6 +360,20 @@ def test_a_multi_label_head(built, classifiers):
     scores = clf.predict_proba(TEXTS)
     np.testing.assert_allclose(scores, 1 / (1 + np.exp(-logits)), rtol=1e-6)  # a sigmoid per label
     assert all(isinstance(p, list) for p in clf.predict(TEXTS))
+
+
+def test_modernbert_on_the_adapters_port_in_dygraph_and_paddle_inference(tmp_path):
+    """ModernBERT has no PaddleNLP class: the adapter's own port (unified_nlp_paddlenlp/modernbert.py)
+    runs it, its logits from a Paddle Inference predictor (not the to_static fallback: the port works
+    around two of Paddle Inference's faults) and, with hidden states, from dygraph; texts past the
+    local window of 8 tokens and the 64 positions (tests/test_modernbert.py: every length, pairs)."""
+    want = np.array(json.loads(_run_main(MODERNBERT, str(tmp_path / "modernbert"), json.dumps(TEXTS)).splitlines()[-1]))
+    clf = un.load_classifier(tmp_path / "modernbert", backend="paddlenlp")
+    assert_parity(clf.logits(TEXTS), want, TOL)
+    assert type(clf.model._predictor).__name__ == "PaddleInferPredictor"
+    out = clf.model(clf.tokenizer(TEXTS), output_hidden_states=True)  # the Layers in dygraph
+    assert out.last_hidden_state.shape[1] == 64
+    assert_parity(out.logits, want, TOL, "dygraph logits")
 
 
 @pytest.mark.parametrize("arch", ["bert", "roberta", "albert"])

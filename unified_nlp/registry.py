@@ -83,7 +83,7 @@ KNOWN_BACKENDS: dict[str, KnownBackend] = {
             title="TF Hub",
             trains=True,
             converts_quietly=True,
-            attentions=("scaled_dot_product", "rotary_local_global"),  # no DeBERTa: its TF encoder is not written
+            attentions=("scaled_dot_product", "rotary_local_global", "disentangled"),
         ),
         KnownBackend(
             "paddlenlp",

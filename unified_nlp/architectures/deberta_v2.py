@@ -117,6 +117,10 @@ class _DebertaV2(Architecture):
         unused = {"pos_key_proj": not (own and rel["c2p"]), "pos_query_proj": not (own and rel["p2c"])}
         return {k: v for k, v in shapes.items() if not any(unused[part] and f".{part}." in k for part in unused)}
 
+    def attention_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """relative_settings(config), for an adapter that holds the architecture."""
+        return relative_settings(config)
+
     def layer_norm_eps(self, config: Mapping[str, Any]) -> float:
         return float(config.get("layer_norm_eps", 1e-7))  # transformers' default for this family
 

@@ -1,10 +1,12 @@
 """PaddleNLP (PaddlePaddle) adapter for unified_nlp.
 
-Runs PaddleNLP's own classes for seven transformers families (BERT/MiniLM,
-DistilBERT, RoBERTa, XLM-RoBERTa on PaddleNLP's RoBERTa, ELECTRA, ALBERT, ERNIE):
-the family's XForSequenceClassification with the checkpoint's own head, or the
-bare encoder under the default model's mean-pooling head; and ERNIE-M, which has
-no transformers class, from a PaddleNLP save_pretrained folder as it is (as_saved.py).
+Runs PaddleNLP's own classes for eight transformers families (BERT/MiniLM,
+DistilBERT, RoBERTa, XLM-RoBERTa on PaddleNLP's RoBERTa, ELECTRA, ALBERT, ERNIE,
+DeBERTa-v2/v3) and this package's own Paddle port of ModernBERT, which PaddleNLP 2.8
+lacks (modernbert.py): the family's XForSequenceClassification with the checkpoint's
+own head, or the bare encoder under the default model's mean-pooling head; and
+ERNIE-M, which has no transformers class, from a PaddleNLP save_pretrained folder as
+it is (as_saved.py).
 Built from local files only (nothing is downloaded); weights read from safetensors,
 or a PaddleNLP folder's model_state.pdparams through the core's restricted reader
 (unified_nlp.safe_pickle; never paddle.load). A canonical folder is converted once into the PaddleNLP format (see

@@ -61,6 +61,7 @@ with warnings.catch_warnings():
     import paddlenlp.transformers as paddlenlp_transformers
     from paddlenlp.transformers import BertTokenizer
     from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
+    from paddlenlp.transformers.llama.modeling import rotate_half  # transformers' RoPE rotation (modernbert.py)
     from paddlenlp.transformers.model_utils import no_init_weights
     from paddlenlp.transformers.tokenizer_utils import _is_punctuation as is_punctuation
     from paddlenlp.transformers.tokenizer_utils import _is_whitespace as is_whitespace
@@ -113,11 +114,6 @@ def use_device(device: str | None) -> str:
     return name
 
 
-def paddlenlp_class(name: str):
-    """A class of paddlenlp.transformers by name (BertForSequenceClassification, RobertaConfig, ...)."""
-    return getattr(paddlenlp_transformers, name)
-
-
 def finite_masked_softmax(module: str) -> None:
     """Replace the `softmax_with_mask` of the PaddleNLP module `module` (Family.paddle_masked_softmax)
     by transformers' form: masked scores set to float32's lowest value, not -inf. With -inf a fully
@@ -141,7 +137,8 @@ def finite_masked_softmax(module: str) -> None:
 __all__ = [
     "paddle",
     "devices",
-    "paddlenlp_class",
+    "paddlenlp_transformers",
+    "rotate_half",
     "finite_masked_softmax",
     "use_device",
     "math_threads",

@@ -30,7 +30,8 @@ from unified_nlp.backend_kit import (
     paddle_folder,
 )
 
-from ._framework import paddle, paddlenlp_class, use_device
+from ._framework import paddle, use_device
+from .classes import paddlenlp_class
 from .model import classification_loss, set_dropout
 from .training import AdamW
 

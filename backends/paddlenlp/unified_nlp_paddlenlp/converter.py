@@ -5,7 +5,8 @@ The PaddleNLP format of a model folder::
     unified_nlp.json          {"format": "paddlenlp", "architecture", "head", "encoder_dir": "paddlenlp", labels, ...}
     config.json, tokenizer    the canonical files, kept verbatim: `clf.save()` and
     files, head.safetensors   `export_canonical` write the canonical format back from them
-    paddlenlp/                a folder PaddleNLP 2.8 itself loads, nothing downloaded:
+    paddlenlp/                a folder PaddleNLP 2.8 itself loads, nothing downloaded (ModernBERT's names
+                              the classes of this package's own port: only unified_nlp reads it):
         config.json           PaddleNLP config of the family (architectures: its XForSequenceClassification,
                               or its bare encoder for the mean-pooling head)
         model.safetensors     PaddleNLP parameter names, Linear weights [in, out]
@@ -25,6 +26,7 @@ import json
 import shutil
 import warnings
 from collections.abc import Mapping
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +181,9 @@ def convert(source: Path, out: Path, spec: ModelSpec | None = None, *, for_loadi
         enc = tmp / ENCODER_DIR
         enc.mkdir()
         save_file(tensors, enc / WEIGHTS, metadata={"format": "np"})
-        write_json(enc / CONFIG, pd_config)
+        # as PaddleNLP's save_pretrained writes it: what tells a PaddleNLP folder from a transformers one
+        # where the names are alike (DeBERTa-v2, ModernBERT), so that the inner folder loads on its own
+        write_json(enc / CONFIG, {**pd_config, "paddlenlp_version": version("paddlenlp")})
         for name, content in tokenizer_files.items():
             if isinstance(content, bytes):
                 (enc / name).write_bytes(content)

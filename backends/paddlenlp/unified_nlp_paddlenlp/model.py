@@ -31,7 +31,8 @@ from unified_nlp.backend_kit import (
 )
 from unified_nlp.backend_kit import paddle_families as families
 
-from ._framework import finite_masked_softmax, math_threads, no_init_weights, paddle, paddlenlp_class, use_device
+from ._framework import finite_masked_softmax, math_threads, no_init_weights, paddle, use_device
+from .classes import paddlenlp_class
 from .converter import encoder_dir, weights_file
 from .training import AdamW
 
@@ -317,7 +318,15 @@ class PaddleModel(Model):
             with tempfile.TemporaryDirectory(prefix="unified-nlp-paddle-") as tmp:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
-                    paddle.jit.save(self.net, os.path.join(tmp, "model"), input_spec=_input_spec())
+                    # a family without token types (DistilBERT, ModernBERT) never reads token_type_ids, and
+                    # jit.save's pruning refuses a feed no output depends on (its input_names_after_prune fails
+                    # on a Layer in paddle 3.3.1): the program keeps the feed unpruned, and is fed all three
+                    paddle.jit.save(
+                        self.net,
+                        os.path.join(tmp, "model"),
+                        input_spec=_input_spec(),
+                        skip_prune_program=not self.net.types,
+                    )
                 program = os.path.join(tmp, "model.json")
                 if not os.path.isfile(program):  # the legacy program format
                     program = os.path.join(tmp, "model.pdmodel")
@@ -365,7 +374,7 @@ class PaddleModel(Model):
             self._predictor_made_for = wanted
         p = self._predictor
         try:
-            for name in _INPUTS:
+            for name in p.get_input_names():
                 p.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(enc[name]))
             p.run()
             return p.get_output_handle(p.get_output_names()[0]).copy_to_cpu()

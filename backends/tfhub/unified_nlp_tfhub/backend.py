@@ -52,9 +52,9 @@ def _paths(options: dict[str, Any]) -> dict[str, Any]:
 
 
 class TFHubBackend(BackendAdapter):
-    """TensorFlow Hub backend: encoder SavedModels of the seven supported families
-    (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, ELECTRA, ALBERT, ERNIE) with their own
-    heads, run in TensorFlow.
+    """TensorFlow Hub backend: encoder SavedModels of the supported families (BERT,
+    DistilBERT, RoBERTa, XLM-RoBERTa, ELECTRA, ALBERT, ERNIE, ModernBERT, DeBERTa-v2/v3)
+    with their own heads, run in TensorFlow.
 
     Loads three kinds of folder: a canonical (Hugging Face classifier) folder, which
     is converted once into the model store and reused; a folder written by

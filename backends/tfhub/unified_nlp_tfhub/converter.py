@@ -56,6 +56,7 @@ from unified_nlp.backend_kit import (
     save_file,
 )
 
+from .disentangled_encoder import DisentangledEncoder
 from .encoder import Encoder, check_config
 from .preprocessor import DEFAULT_SEQ_LENGTH, BertPreprocessor, read_tokenizer_options
 from .rotary_encoder import RotaryEncoder
@@ -84,7 +85,8 @@ TOKENIZER_NOTES = {
     "sentencepiece": "SentencePiece (Unigram) as written in tokenizer.json: there is no preprocessor SavedModel "
     "(tensorflow_text's SentencepieceTokenizer needs the original .model file and does not apply "
     "tokenizer.json's normaliser and special-token template); tokenize with tokenizer.json and feed the encoder "
-    "input_word_ids, input_mask and input_type_ids of zeros",
+    "input_word_ids, input_mask and input_type_ids as it gives them (zeros for one text; 1 on a pair's second "
+    "text where the family reads token types: ALBERT, DeBERTa-v2)",
 }
 POOLED_NOTES = {
     True: "tanh(dense) of the first token: the family's own pooler",
@@ -92,7 +94,7 @@ POOLED_NOTES = {
     "prediction": "the first token's or the masked mean of sequence_output, as config.json's classifier_pooling says",
 }
 # the TF encoder of each attention kind (encoder.ATTENTIONS)
-ENCODERS = {"scaled_dot_product": Encoder, "rotary_local_global": RotaryEncoder}
+ENCODERS = {"scaled_dot_product": Encoder, "rotary_local_global": RotaryEncoder, "disentangled": DisentangledEncoder}
 
 
 def source_spec(source: Path) -> ModelSpec:

@@ -1,5 +1,6 @@
-"""The encoder of every supported family as one plain tf.Module, exported as a TF Hub
-text-encoder SavedModel.
+"""The encoder of the seven BERT-like families as one plain tf.Module, exported as a TF Hub
+text-encoder SavedModel; TFEncoder, what it shares with ModernBERT's (rotary_encoder.py) and
+DeBERTa-v2/v3's (disentangled_encoder.py).
 
 Why a compact tf.Module and not KerasHub or tf-models-official: KerasHub is
 Keras 3, but TF Hub's Keras integration (hub.KerasLayer) runs on tf_keras
@@ -51,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_nlp.backend_kit import KNOWN_BACKENDS, architectures
+from unified_nlp.backend_kit import KNOWN_BACKENDS, InvalidModelError, architectures
 
 from ._tf import tf
 from .weight_map import weight_rows
@@ -59,7 +60,8 @@ from .weight_map import weight_rows
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 OUTPUT_KEYS = ("sequence_output", "pooled_output", "default", "encoder_outputs")
 INPUT_SIGNATURE = {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in INPUT_KEYS}
-# the attention kinds this adapter has a TF encoder for (converter.ENCODERS): this module's, rotary_encoder.py's;
+# the attention kinds this adapter has a TF encoder for (converter.ENCODERS): this module's, rotary_encoder.py's,
+# disentangled_encoder.py's;
 # the registry states them, so that `inspect` says where a family runs without importing TensorFlow
 ATTENTIONS = KNOWN_BACKENDS["tfhub"].attentions
 
@@ -123,6 +125,16 @@ def check_config(model_type: str, config: Mapping[str, Any]) -> EncoderOptions:
     return EncoderOptions.from_config(model_type, config)
 
 
+def check_head_activation(arch, config: Mapping[str, Any], key: str) -> None:
+    """InvalidModelError unless config's `key` (the head's activation) is the family's: the head
+    (model.head_logits) computes the architecture's dense_activation, whatever the config says."""
+    head_act = config.get(key, arch.dense_activation)
+    if head_act != arch.dense_activation:
+        raise InvalidModelError(
+            f"config.json: {key} {head_act!r} is not supported on tfhub ({arch.dense_activation!r} only)"
+        )
+
+
 def save_reusable(encoder, out: Path) -> None:
     """Write `encoder` (its `__call__`, weights `_w` and `serve` signature) as a TF Hub
     reusable SavedModel: callable, variables, trainable_variables, regularization_losses,
@@ -136,13 +148,10 @@ def save_reusable(encoder, out: Path) -> None:
     tf.saved_model.save(root, str(out), signatures={"serving_default": encoder.serve.get_concrete_function()})
 
 
-class Encoder(tf.Module):
-    """A post-LayerNorm Transformer encoder over TF variables named as TF Hub's BERT.
-
-    >>> enc = Encoder(EncoderOptions.from_config("bert", config), values)          # doctest: +SKIP
-    >>> enc({k: tf.ones([1, 3], tf.int32) for k in INPUT_KEYS})["pooled_output"].shape  # doctest: +SKIP
-    TensorShape([1, 384])
-    """
+class TFEncoder(tf.Module):
+    """What the TF encoders share (this module's, rotary_encoder.py's, disentangled_encoder.py's):
+    the options, the variables `_w` keyed by TF name (weight_map.NAMES), the ops on them, the
+    serving signature and the reusable SavedModel. A subclass writes ``__call__``."""
 
     def __init__(self, options: EncoderOptions, config: Mapping[str, Any], values: Mapping[str, np.ndarray]) -> None:
         super().__init__(name="transformer_encoder")
@@ -153,17 +162,48 @@ class Encoder(tf.Module):
             tf_name: tf.Variable(values[tf_name], name=tf_name, trainable=True)
             for _, tf_name, _ in weight_rows(options.model_type, config)
         }
-        self.hidden = int(self._w["transformer/layer_0/self_attention/query/kernel"].shape[0])
 
-    def _dense(self, x, name, shape=None):
-        kernel, bias = self._w[f"{name}/kernel"], self._w[f"{name}/bias"]
-        kernel = tf.reshape(kernel, [-1, shape]) if shape else kernel  # head-split kernels as one matmul
-        return tf.matmul(x, kernel) + tf.reshape(bias, [-1])
+    def _dense(self, x, name, width=None):
+        """x @ kernel (+ bias where the family has one); a head-split kernel [in, heads, head_dim]
+        is one matmul with `width` = heads * head_dim, a head-merged one [heads, head_dim, out] too."""
+        kernel = self._w[f"{name}/kernel"]
+        if len(kernel.shape) == 3:
+            kernel = tf.reshape(kernel, [-1, width or kernel.shape[-1]])
+        x = tf.matmul(x, kernel)
+        return x + tf.reshape(self._w[f"{name}/bias"], [-1]) if f"{name}/bias" in self._w else x
 
     def _layer_norm(self, x, name):
         mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-        eps = self.options.eps
-        return (x - mean) * tf.math.rsqrt(var + eps) * self._w[f"{name}/gamma"] + self._w[f"{name}/beta"]
+        x = (x - mean) * tf.math.rsqrt(var + self.options.eps) * self._w[f"{name}/gamma"]
+        return x + self._w[f"{name}/beta"] if f"{name}/beta" in self._w else x
+
+    def _feed_forward(self, x, prefix):
+        """BERT's post-LayerNorm feed-forward block: LayerNorm(x + output(act(intermediate(x))))."""
+        inner = self._act(self._dense(x, f"{prefix}/intermediate"))
+        return self._layer_norm(x + self._dense(inner, f"{prefix}/output"), f"{prefix}/output_layer_norm")
+
+    @tf.function(autograph=False, input_signature=[INPUT_SIGNATURE])
+    def serve(self, inputs):
+        """The serving signature: the same keys, with encoder_outputs stacked
+        [num_layers, batch, seq, hidden] because a signature returns only tensors."""
+        out = self(inputs)
+        return {**out, "encoder_outputs": tf.stack(out["encoder_outputs"])}
+
+    def save(self, out: Path) -> None:
+        save_reusable(self, out)
+
+
+class Encoder(TFEncoder):
+    """A post-LayerNorm Transformer encoder over TF variables named as TF Hub's BERT.
+
+    >>> enc = Encoder(EncoderOptions.from_config("bert", config), config, values)  # doctest: +SKIP
+    >>> enc({k: tf.ones([1, 3], tf.int32) for k in INPUT_KEYS})["pooled_output"].shape  # doctest: +SKIP
+    TensorShape([1, 384])
+    """
+
+    def __init__(self, options: EncoderOptions, config: Mapping[str, Any], values: Mapping[str, np.ndarray]) -> None:
+        super().__init__(options, config, values)
+        self.hidden = int(self._w["transformer/layer_0/self_attention/query/kernel"].shape[0])
 
     def _attention(self, x, mask_bias, batch, seq, prefix):
         h, n = self.hidden, self.options.heads
@@ -176,8 +216,7 @@ class Encoder(tf.Module):
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(d)) + mask_bias
         context = tf.matmul(tf.nn.softmax(scores, axis=-1), v)
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch * seq, h])
-        kernel = tf.reshape(self._w[f"{prefix}/attention_output/kernel"], [h, h])
-        return tf.matmul(context, kernel) + self._w[f"{prefix}/attention_output/bias"]
+        return self._dense(context, f"{prefix}/attention_output")
 
     def _embeddings(self, ids, types, seq):
         w = self._w
@@ -210,8 +249,7 @@ class Encoder(tf.Module):
             x = self._layer_norm(
                 x + self._attention(x, mask_bias, batch, seq, f"{p}/self_attention"), f"{p}/self_attention_layer_norm"
             )
-            inner = self._act(self._dense(x, f"{p}/intermediate"))
-            x = self._layer_norm(x + self._dense(inner, f"{p}/output"), f"{p}/output_layer_norm")
+            x = self._feed_forward(x, p)
             layers.append(tf.reshape(x, [batch, seq, self.hidden]))
         sequence = layers[-1]
         if "pooler_transform/kernel" in self._w:
@@ -219,13 +257,3 @@ class Encoder(tf.Module):
         else:  # no pooler in this family: the first token, where its classification head starts
             pooled = sequence[:, 0]
         return {"sequence_output": sequence, "pooled_output": pooled, "default": pooled, "encoder_outputs": layers}
-
-    @tf.function(autograph=False, input_signature=[INPUT_SIGNATURE])
-    def serve(self, inputs):
-        """The serving signature: the same keys, with encoder_outputs stacked
-        [num_layers, batch, seq, hidden] because a signature returns only tensors."""
-        out = self(inputs)
-        return {**out, "encoder_outputs": tf.stack(out["encoder_outputs"])}
-
-    def save(self, out: Path) -> None:
-        save_reusable(self, out)

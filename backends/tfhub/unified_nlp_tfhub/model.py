@@ -5,7 +5,8 @@ Heads (``architectures.HEAD_KINDS``), each as transformers computes it:
 
 - ``pooler``: classifier(pooled_output), the family's tanh pooler (BERT, ALBERT, ERNIE);
 - ``dense``: out_proj(act(classifier.dense(first token))), tanh for RoBERTa and XLM-R,
-  GELU for ELECTRA (ElectraClassificationHead);
+  GELU for ELECTRA (ElectraClassificationHead); DeBERTa's classifier(GELU(pooler.dense(first
+  token))) (ContextPooler, whose pooler_hidden_act the encoder checks is "gelu");
 - ``pre_classifier``: classifier(ReLU(pre_classifier(first token))) (DistilBERT);
 - ``prediction``: classifier(LayerNorm(GELU(head.dense(pooled_output)))) (ModernBERT, whose
   encoder pools as its classifier_pooling says);
@@ -45,6 +46,9 @@ from .weight_map import TRANSFORMS, bert_layout, tf_to_hf, weight_rows
 
 _IDS = tf.TensorSpec([None, None], tf.int64)  # [batch, seq] of any size: traced once, never per shape
 MULTI_LABEL = "multi_label_classification"
+# a "dense" head's two layers: RoBERTa's and ELECTRA's classifier.dense, classifier.out_proj; DeBERTa's
+# ContextPooler pooler.dense, then classifier
+_DENSE_NAMES = {False: ("classifier.dense", "classifier.out_proj"), True: ("pooler.dense", "classifier")}
 _ACTIVATIONS = {"tanh": tf.tanh, "gelu": lambda x: tf.nn.gelu(x, approximate=False), "relu": tf.nn.relu}
 
 
@@ -171,9 +175,10 @@ def head_logits(
     elif kind == "pooler":
         logits = _linear(pooled, h["classifier.weight"], h["classifier.bias"])
     elif kind == "dense":
-        act = _ACTIVATIONS[dense_activation]  # the architecture module's: tanh, GELU for ELECTRA
-        x = act(_linear(states[:, 0], h["classifier.dense.weight"], h["classifier.dense.bias"]))
-        logits = _linear(x, h["classifier.out_proj.weight"], h["classifier.out_proj.bias"])
+        act = _ACTIVATIONS[dense_activation]  # the architecture module's: tanh, GELU for ELECTRA and DeBERTa
+        dense, out_proj = _DENSE_NAMES["pooler.dense.weight" in h]
+        x = act(_linear(states[:, 0], h[f"{dense}.weight"], h[f"{dense}.bias"]))
+        logits = _linear(x, h[f"{out_proj}.weight"], h[f"{out_proj}.bias"])
     elif kind == "prediction":  # ModernBertPredictionHead: pooled_output is already pooled as the config says
         x = _ACTIVATIONS[dense_activation](_matmul_bias(pooled, h, "head.dense"))
         mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)

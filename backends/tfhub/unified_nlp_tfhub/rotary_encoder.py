@@ -22,50 +22,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unified_nlp.backend_kit import InvalidModelError, architectures
+from unified_nlp.backend_kit import architectures
 
 from ._tf import tf
-from .encoder import ACTIVATIONS, INPUT_KEYS, INPUT_SIGNATURE, EncoderOptions, save_reusable
-from .weight_map import weight_rows
+from .encoder import INPUT_KEYS, INPUT_SIGNATURE, EncoderOptions, TFEncoder, check_head_activation
 
 
-class RotaryEncoder(tf.Module):
+class RotaryEncoder(TFEncoder):
     """ModernBERT's encoder over TF variables (weight_map.NAMES), with encoder.Encoder's contract."""
 
     def __init__(self, options: EncoderOptions, config: Mapping[str, Any], values: Mapping[str, np.ndarray]) -> None:
-        super().__init__(name="transformer_encoder")
-        self.options = options
-        self._act = ACTIVATIONS[options.activation]
         arch = architectures.get(options.model_type)
-        head_act = config.get("classifier_activation", arch.dense_activation)
-        if head_act != arch.dense_activation:  # the head (model.head_logits) computes the family's, exact GELU
-            raise InvalidModelError(
-                f"config.json: classifier_activation {head_act!r} is not supported on tfhub "
-                f"({arch.dense_activation!r} only)"
-            )
+        check_head_activation(arch, config, "classifier_activation")
+        super().__init__(options, config, values)
         settings = arch.attention_settings(config)
         self._kinds, self._window = settings["layer_types"], settings["window"]
         self._theta, self._pooling = settings["theta"], settings["pooling"]
-        self._w = {
-            tf_name: tf.Variable(values[tf_name], name=tf_name, trainable=True)
-            for _, tf_name, _ in weight_rows(options.model_type, config)
-        }
         self.hidden = int(self._w["word_embeddings/embeddings"].shape[1])
-
-    def _dense(self, x, name):
-        kernel = self._w[f"{name}/kernel"]
-        kernel = tf.reshape(kernel, [-1, kernel.shape[-1]]) if len(kernel.shape) == 3 else kernel
-        return tf.matmul(x, kernel) + self._w[f"{name}/bias"] if f"{name}/bias" in self._w else tf.matmul(x, kernel)
-
-    def _layer_norm(self, x, name):
-        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-        x = (x - mean) * tf.math.rsqrt(var + self.options.eps) * self._w[f"{name}/gamma"]
-        return x + self._w[f"{name}/beta"] if f"{name}/beta" in self._w else x
 
     def _rotary(self, seq, theta):
         """cos and sin [seq, head_dim] of RoPE, as ModernBertRotaryEmbedding computes them."""
@@ -122,11 +99,3 @@ class RotaryEncoder(tf.Module):
         else:
             pooled = sequence[:, 0]
         return {"sequence_output": sequence, "pooled_output": pooled, "default": pooled, "encoder_outputs": layers}
-
-    @tf.function(autograph=False, input_signature=[INPUT_SIGNATURE])
-    def serve(self, inputs):
-        out = self(inputs)
-        return {**out, "encoder_outputs": tf.stack(out["encoder_outputs"])}
-
-    def save(self, out: Path) -> None:
-        save_reusable(self, out)

@@ -72,6 +72,18 @@ NAMES: Names = {
     "layer.mlp_norm.bias":           ("transformer/layer_{i}/mlp_layer_norm/beta",                    "identity"),
     "layer.gated.weight":            ("transformer/layer_{i}/gated_intermediate/kernel",              "transpose"),
     "layer.gated.bias":              ("transformer/layer_{i}/gated_intermediate/bias",                "identity"),
+    # DeBERTa-v2/v3 (disentangled_encoder.py): relative position embeddings, position projections, the convolution
+    "relative.embeddings":           ("relative_embeddings/embeddings",             "identity"),
+    "relative.norm.weight":          ("relative_embeddings/layer_norm/gamma",       "identity"),
+    "relative.norm.bias":            ("relative_embeddings/layer_norm/beta",        "identity"),
+    "layer.pos_key.weight":          ("transformer/layer_{i}/self_attention/pos_key/kernel",          "transpose+split_heads"),
+    "layer.pos_key.bias":            ("transformer/layer_{i}/self_attention/pos_key/bias",            "split_heads"),
+    "layer.pos_query.weight":        ("transformer/layer_{i}/self_attention/pos_query/kernel",        "transpose+split_heads"),
+    "layer.pos_query.bias":          ("transformer/layer_{i}/self_attention/pos_query/bias",          "split_heads"),
+    "conv.weight":                   ("conv/kernel",            "conv1d"),
+    "conv.bias":                     ("conv/bias",              "identity"),
+    "conv.norm.weight":              ("conv/layer_norm/gamma",  "identity"),
+    "conv.norm.bias":                ("conv/layer_norm/beta",   "identity"),
     "final_norm.weight":             ("final_layer_norm/gamma", "identity"),
     "final_norm.bias":               ("final_layer_norm/beta",  "identity"),
     "pooler.weight":                 ("pooler_transform/kernel", "transpose"),
@@ -107,6 +119,8 @@ TRANSFORMS: dict[str, Transform] = {
         lambda a, n: a.T.reshape(n, a.shape[1] // n, a.shape[0]),
         lambda a, n: a.reshape(-1, a.shape[-1]).T,
     ),
+    # torch Conv1d weight [out, in / groups, kernel] -> tf.nn.conv1d filters [kernel, in / groups, out]
+    "conv1d": Transform(lambda a, n: a.transpose(2, 1, 0), lambda a, n: a.transpose(2, 1, 0)),
 }
 
 

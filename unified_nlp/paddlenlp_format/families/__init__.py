@@ -1,7 +1,9 @@
-"""The families PaddleNLP 2.8 runs, one module each (found, not listed), keyed by transformers' model_type.
+"""The families the paddlenlp backend runs, one module each (found, not listed), keyed by transformers'
+model_type: on PaddleNLP 2.8's classes, or on the adapter's own Paddle port where PaddleNLP has
+none (ModernBERT).
 
 >>> sorted(FAMILIES)
-['albert', 'bert', 'deberta-v2', 'distilbert', 'electra', 'ernie', 'roberta', 'xlm-roberta']
+['albert', 'bert', 'deberta-v2', 'distilbert', 'electra', 'ernie', 'modernbert', 'roberta', 'xlm-roberta']
 >>> FAMILIES["xlm-roberta"].paddle_class
 'RobertaForSequenceClassification'
 >>> TOKENIZERS["ErnieTokenizer"].transformers_class
@@ -36,7 +38,12 @@ def get(model_type: object, source: object = "config.json") -> Family:
 
 
 def missing(model_type: object) -> str | None:
-    """Why a family the other backends run has no PaddleNLP family here (ModernBERT), or None."""
+    """Why a family the other backends run has no PaddleNLP family here, or None (every
+    architecture of the core has one now; ModernBERT's runs on the adapter's own port).
+
+    >>> missing("modernbert") is None and missing("gpt2") is None
+    True
+    """
     arch = ARCHITECTURES.get(model_type) if isinstance(model_type, str) else None
     if arch is None or model_type in FAMILIES:
         return None
