@@ -37,7 +37,7 @@ def _corpus() -> list[str]:
     return texts + ["A man plays a guitar.", "A person makes music.", "Café naïve 日本語 😀"]
 
 
-def _wordpiece(corpus, cls_name: str = "BertTokenizer", lowercase: bool = True):
+def _wordpiece(corpus, cls_name: str = "BertTokenizer", lowercase: bool = True, size: int = _VOCAB):
     import transformers
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
@@ -45,11 +45,11 @@ def _wordpiece(corpus, cls_name: str = "BertTokenizer", lowercase: bool = True):
     tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=_VOCAB, special_tokens=specials))
+    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=size, special_tokens=specials))
     return getattr(transformers, cls_name)(vocab=tok.get_vocab(), do_lower_case=lowercase)
 
 
-def _bpe(corpus):
+def _bpe(corpus, size: int = _VOCAB):
     import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -58,7 +58,7 @@ def _bpe(corpus):
     tok.decoder = decoders.ByteLevel()
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     trainer = trainers.BpeTrainer(
-        vocab_size=_VOCAB, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tok.train_from_iterator(corpus, trainer)
     model = json.loads(tok.to_str())["model"]
@@ -67,7 +67,7 @@ def _bpe(corpus):
     )
 
 
-def _modernbert_bpe(corpus):
+def _modernbert_bpe(corpus, size: int = _VOCAB):
     """As ModernBERT ships its tokenizer: byte-level BPE in tokenizer.json, BERT's specials
     around it ([CLS] A [SEP] B [SEP]), no token types handed to the model."""
     import transformers
@@ -79,7 +79,7 @@ def _modernbert_bpe(corpus):
     specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     tok.train_from_iterator(
-        corpus, trainers.BpeTrainer(vocab_size=_VOCAB, special_tokens=specials, initial_alphabet=alphabet)
+        corpus, trainers.BpeTrainer(vocab_size=size, special_tokens=specials, initial_alphabet=alphabet)
     )
     cls, sep = ("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))
     tok.post_processor = processors.TemplateProcessing(
@@ -91,34 +91,36 @@ def _modernbert_bpe(corpus):
     )
 
 
-def _unigram(corpus, specials, cls, unk: str = "<unk>"):
+def _unigram(corpus, specials, cls, unk: str = "<unk>", size: int = _VOCAB):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=_VOCAB, special_tokens=specials, unk_token=unk))
+    tok.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=size, special_tokens=specials, unk_token=unk))
     vocab = [tuple(x) for x in json.loads(tok.to_str())["model"]["vocab"]]
     return cls(vocab=vocab)
 
 
-def tokenizer_for(arch: str, corpus):
+def tokenizer_for(arch: str, corpus, size: int = _VOCAB):
+    """A tokenizer of `size` entries trained on `corpus`, of the kind `arch`'s checkpoints ship."""
     import transformers
 
     if arch in ("bert", "ernie"):  # ERNIE checkpoints on the Hub use BERT's tokenizer
-        return _wordpiece(corpus)
+        return _wordpiece(corpus, size=size)
     if arch in ("distilbert", "electra"):
-        return _wordpiece(corpus, "DistilBertTokenizer" if arch == "distilbert" else "ElectraTokenizer")
+        return _wordpiece(corpus, "DistilBertTokenizer" if arch == "distilbert" else "ElectraTokenizer", size=size)
     if arch == "roberta":
-        return _bpe(corpus)
+        return _bpe(corpus, size)
     if arch == "xlm-roberta":
-        return _unigram(corpus, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], transformers.XLMRobertaTokenizer)
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        return _unigram(corpus, specials, transformers.XLMRobertaTokenizer, size=size)
     if arch == "deberta-v2":  # DebertaV2Tokenizer: a SentencePiece Unigram model with BERT-style specials
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        return _unigram(corpus, specials, transformers.DebertaV2Tokenizer, unk="[UNK]")
+        return _unigram(corpus, specials, transformers.DebertaV2Tokenizer, unk="[UNK]", size=size)
     if arch == "modernbert":
-        return _modernbert_bpe(corpus)
-    return _unigram(corpus, ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"], transformers.AlbertTokenizer)
+        return _modernbert_bpe(corpus, size)
+    return _unigram(corpus, ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"], transformers.AlbertTokenizer, size=size)
 
 
 def config_for(arch: str, tokenizer, num_labels: int, problem_type: str | None, overrides=None):
@@ -172,6 +174,8 @@ def make_checkpoint(
     corpus: list[str] | None = None,
     scale: float = 1.0,
     config: dict | None = None,
+    vocab_size: int = _VOCAB,
+    max_length: int = 64,
 ) -> Path:
     """Write a tiny random `arch` classifier with transformers' save_pretrained at `out`
     (with safe_serialization=False: a pytorch_model.bin instead, see to_pytorch_bin).
@@ -182,8 +186,8 @@ def make_checkpoint(
     import transformers
 
     corpus = corpus or _corpus()
-    tokenizer = tokenizer_for(arch, corpus)
-    tokenizer.model_max_length = 64
+    tokenizer = tokenizer_for(arch, corpus, vocab_size)
+    tokenizer.model_max_length = max_length
     config = config_for(arch, tokenizer, num_labels, problem_type, config)
     torch.manual_seed(seed)
     model = transformers.AutoModelForSequenceClassification.from_config(config).eval()

@@ -181,8 +181,7 @@ def convert(source: Path, out: Path, spec: ModelSpec | None = None, *, for_loadi
         enc = tmp / ENCODER_DIR
         enc.mkdir()
         save_file(tensors, enc / WEIGHTS, metadata={"format": "np"})
-        # as PaddleNLP's save_pretrained writes it: what tells a PaddleNLP folder from a transformers one
-        # where the names are alike (DeBERTa-v2, ModernBERT), so that the inner folder loads on its own
+        # as save_pretrained writes it: tells a PaddleNLP folder from a transformers one of alike names
         write_json(enc / CONFIG, {**pd_config, "paddlenlp_version": version("paddlenlp")})
         for name, content in tokenizer_files.items():
             if isinstance(content, bytes):
