@@ -1,7 +1,7 @@
 """A Paddle Inference model as PaddleNLP's text-classification export_model.py writes it, in the
 Paddle environment (.venv-paddle), once per test session:
 
-    .venv-paddle/bin/python tests/paddle_inference_fixture.py OUT_DIR
+    .venv-paddle/bin/python tests/paddle_inference_fixture.py OUT_DIR [TEXTS_JSON]
 
 OUT_DIR/checkpoint: a tiny PaddleNLP BertForSequenceClassification (hidden 32, 2 layers, 3 labels,
 every matrix scaled up so the logits depend on the input), written by save_pretrained, with
@@ -9,7 +9,8 @@ PaddleNLP's BertTokenizer over a vocabulary trained on SST-2 text (tests/paddle_
 OUT_DIR/export: what export_model.py makes of it: ``paddle.jit.to_static`` with int64 input_ids and
 token_type_ids [None, None], ``paddle.jit.save`` to ``inference`` (Paddle 3: inference.json +
 inference.pdiparams), and the tokenizer's save_pretrained. OUT_DIR/reference.npz: Paddle Inference's
-own predictor on the export, fed by PaddleNLP's tokenizer, on the texts and pairs of OUT_DIR/texts.json.
+own predictor on the export, fed by PaddleNLP's tokenizer, on the texts and pairs of OUT_DIR/texts.json
+(the texts of TEXTS_JSON, a JSON list, if given; to 64 tokens, the positions the graph embeds).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def predictor_logits(export: Path, ids: np.ndarray, types: np.ndarray) -> np.nda
     return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
 
 
-def main(out: Path) -> None:
+def main(out: Path, given: list[str] = TEXTS) -> None:
     import paddle
     import paddlenlp.transformers as pt
 
@@ -72,7 +73,7 @@ def main(out: Path) -> None:
     spec = [paddle.static.InputSpec([None, None], "int64", name) for name in ("input_ids", "token_type_ids")]
     paddle.jit.save(paddle.jit.to_static(model, input_spec=spec), str(out / "export" / "inference"))
     tok.save_pretrained(str(out / "export"))
-    encoded = tok(TEXTS, padding=True, return_attention_mask=False)
+    encoded = tok(given, padding=True, truncation=True, max_length=64, return_attention_mask=False)
     ids = np.asarray(encoded["input_ids"], np.int64)
     types = np.asarray(encoded["token_type_ids"], np.int64)
     pairs = tok([a for a, _ in PAIRS], [b for _, b in PAIRS], padding=True, return_attention_mask=False)
@@ -86,8 +87,8 @@ def main(out: Path) -> None:
         pair_token_type_ids=pair_types,
         pair_logits=predictor_logits(out / "export", pair_ids, pair_types),
     )
-    (out / "texts.json").write_text(json.dumps({"texts": TEXTS, "labels": LABELS, "pairs": PAIRS}), encoding="utf-8")
+    (out / "texts.json").write_text(json.dumps({"texts": given, "labels": LABELS, "pairs": PAIRS}), encoding="utf-8")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text(encoding="utf-8")) if sys.argv[2:] else TEXTS)

@@ -20,75 +20,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import deployment_fixtures
 from tests.checkpoints import LABELS, make_checkpoint
 from tests.conftest import require, require_module
+from tests.deployment_fixtures import OPTIMUM_INPUTS, TEXTS, ort_logits, saved_model_scores
 from unified_nlp.errors import NotSupportedError
 
-TEXTS = [
-    "This is a great movie!",
-    "a dull , lifeless script",
-    "Café naïve 日本語 😀",
-    "ok",
-    "the acting is superb , but the plot drags on and on for far too long",
-    "",
-]
 GOLD = ["positive", "negative", "neutral", "neutral", "positive", "negative"]
-OPTIMUM_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 
 
 # --- ONNX, Optimum's layout ---------------------------------------------------------------
-
-
-def _optimum_export(checkpoint: Path, out: Path) -> Path:
-    """What `optimum-cli export onnx --task text-classification` writes, made with torch.onnx
-    (Optimum cannot be installed beside transformers 5): the same names, axes and files."""
-    torch = require_module("torch")
-    transformers = require_module("transformers")
-    require_module("onnx")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # eager attention: the TorchScript exporter (Optimum's) traces sdpa's mask of the example batch into the graph
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(checkpoint, attn_implementation="eager")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(checkpoint)
-    example = tokenizer(["a short one", "and a longer example text"], padding=True, return_tensors="pt")
-    axes = {name: {0: "batch_size", 1: "sequence_length"} for name in OPTIMUM_INPUTS} | {"logits": {0: "batch_size"}}
-    out.mkdir(parents=True)
-    with torch.no_grad():
-        torch.onnx.export(
-            model.eval(),
-            tuple(example[name] for name in OPTIMUM_INPUTS),
-            str(out / "model.onnx"),
-            input_names=OPTIMUM_INPUTS,
-            output_names=["logits"],
-            dynamic_axes=axes,
-            opset_version=14,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    model.config.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    quantize_dynamic(out / "model.onnx", out / "model_quantized.onnx", weight_type=QuantType.QInt8)
-    return out
 
 
 @pytest.fixture(scope="session")
 def optimum(tmp_path_factory) -> tuple[Path, Path]:
     """(the Optimum-layout folder, the training checkpoint it was exported from)."""
     require("onnxruntime")
+    for name in ("torch", "transformers", "onnx"):
+        require_module(name)
     root = tmp_path_factory.mktemp("optimum")
     checkpoint = make_checkpoint("bert", root / "checkpoint", scale=8)
-    return _optimum_export(checkpoint, root / "onnx"), checkpoint
-
-
-def _ort_logits(folder: Path, texts, graph: str = "model.onnx") -> np.ndarray:
-    """ONNX Runtime's own session on the graph, fed by transformers' tokenizer of the folder."""
-    import onnxruntime
-    import transformers
-
-    session = onnxruntime.InferenceSession(str(folder / graph), providers=["CPUExecutionProvider"])
-    batch = transformers.AutoTokenizer.from_pretrained(folder)(list(texts), padding=True, truncation=True)
-    feed = {name: np.asarray(batch[name], np.int64) for name in OPTIMUM_INPUTS}
-    return session.run(["logits"], feed)[0]
+    return deployment_fixtures.optimum_export(checkpoint, root / "onnx"), checkpoint
 
 
 def test_an_optimum_onnx_folder_runs_as_onnxruntime_runs_it(optimum):
@@ -97,7 +49,7 @@ def test_an_optimum_onnx_folder_runs_as_onnxruntime_runs_it(optimum):
     folder, _ = optimum
     clf = un.load_classifier(folder, backend="onnxruntime")
     assert list(clf.labels) == list(LABELS) and clf.backend == "onnxruntime"
-    want = _ort_logits(folder, TEXTS)
+    want = ort_logits(folder, TEXTS)
     got = clf.logits(TEXTS)
     assert np.abs(got - want).max() <= 1e-6, np.abs(got - want).max()
     assert np.ptp(want, axis=0).max() > 0.1  # the texts give different logits: a wrong input shows
@@ -111,9 +63,9 @@ def test_the_quantized_graph_runs_at_int8(optimum):
 
     folder, _ = optimum
     clf = un.load_classifier(folder, backend="ort", precision="int8")
-    want = _ort_logits(folder, TEXTS, "model_quantized.onnx")
+    want = ort_logits(folder, TEXTS, "model_quantized.onnx")
     assert np.abs(clf.logits(TEXTS) - want).max() <= 1e-6
-    assert np.abs(want - _ort_logits(folder, TEXTS)).max() > 1e-4  # it is another graph
+    assert np.abs(want - ort_logits(folder, TEXTS)).max() > 1e-4  # it is another graph
 
 
 def test_compare_with_the_checkpoint_it_was_exported_from(optimum):
@@ -232,62 +184,11 @@ def test_an_onnx_folder_without_a_tokenizer_is_refused(optimum, tmp_path):
 
 @pytest.fixture(scope="session")
 def keras_exports(tmp_path_factory) -> dict[str, Path]:
-    """A Keras 3 text classifier (TextVectorization, Embedding, mean pooling, Dense softmax) saved by
-    Keras as .keras and .h5, and a tf.Module SavedModel with TF Serving's classify signature over it."""
+    """A Keras 3 text classifier saved as .keras and .h5, and TF Serving classify SavedModels over it."""
     require("tfhub")
-    tf = require_module("tensorflow")
-    keras = require_module("keras")
-    root = tmp_path_factory.mktemp("keras")
-    keras.utils.set_random_seed(0)
-    vocabulary = sorted({w for t in TEXTS for w in t.lower().split()})
-    inputs = keras.Input(shape=(), dtype="string")
-    x = keras.layers.TextVectorization(vocabulary=vocabulary, output_sequence_length=16)(inputs)
-    x = keras.layers.Embedding(len(vocabulary) + 2, 8, embeddings_initializer="random_normal")(x)
-    x = keras.layers.GlobalAveragePooling1D()(x)
-    outputs = keras.layers.Dense(3, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(0, 30))(x)
-    model = keras.Model(inputs, outputs)
-    model.save(root / "classifier.keras")
-    model.save(root / "classifier.h5")
-    classes = tf.constant(list(LABELS))
-
-    class Classify(tf.Module):
-        def __init__(self, model):
-            self.model = model
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def classify(self, inputs):
-            scores = self.model(inputs)
-            return {"classes": tf.tile(classes[None], [tf.shape(scores)[0], 1]), "scores": scores}
-
-    module = Classify(model)
-    tf.saved_model.save(module, str(root / "classify"), signatures={"serving_default": module.classify})
-
-    class ClassifyExamples(tf.Module):
-        """An Estimator's classification export: serialized tf.Example protos in, parsed by the graph."""
-
-        def __init__(self, model, features):
-            self.model, self.features = model, features
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def classify(self, inputs):
-            parsed = tf.io.parse_example(inputs, self.features)
-            scores = self.model(parsed["review"]) * tf.reshape(parsed["weight"], [-1, 1])
-            return {"classes": tf.tile(classes[None], [tf.shape(scores)[0], 1]), "scores": scores}
-
-    one = {"review": tf.io.FixedLenFeature([], tf.string), "weight": tf.io.FixedLenFeature([], tf.float32, 1.0)}
-    two = {**one, "title": tf.io.FixedLenFeature([], tf.string, "")}
-    for name, features in (("examples", one), ("two-string-features", two)):
-        module = ClassifyExamples(model, features)
-        tf.saved_model.save(module, str(root / name), signatures={"serving_default": module.classify})
-    paths = {"keras": "classifier.keras", "h5": "classifier.h5", "classify": "classify", "examples": "examples"}
-    return {key: root / name for key, name in {**paths, "two": "two-string-features"}.items()}
-
-
-def _saved_model_scores(folder: Path, texts) -> np.ndarray:
-    import tensorflow as tf
-
-    serving = tf.saved_model.load(str(folder)).signatures["serving_default"]
-    return serving(inputs=tf.constant(list(texts)))["scores"].numpy()
+    require_module("tensorflow")
+    require_module("keras")
+    return deployment_fixtures.keras_exports(tmp_path_factory.mktemp("keras"))
 
 
 def test_a_classify_savedmodel_runs_with_labels_from_its_classes(keras_exports):
@@ -295,7 +196,7 @@ def test_a_classify_savedmodel_runs_with_labels_from_its_classes(keras_exports):
 
     clf = un.load_classifier(keras_exports["classify"], backend="tfhub")
     assert list(clf.labels) == list(LABELS)
-    want = _saved_model_scores(keras_exports["classify"], TEXTS)
+    want = saved_model_scores(keras_exports["classify"], TEXTS)
     assert np.ptp(want, axis=0).max() > 0.1
     assert np.abs(clf.predict_proba(TEXTS) - want).max() <= 1e-6
     assert [p.label for p in clf.predict(TEXTS)] == [LABELS[i] for i in want.argmax(1)]
@@ -310,38 +211,28 @@ def test_a_classify_savedmodel_runs_with_labels_from_its_classes(keras_exports):
 def test_a_classify_savedmodel_of_tf_examples_gets_each_text_in_its_string_feature(keras_exports):
     """As an Estimator exported it: the signature takes serialized tf.Example protos and parses the
     text from its one string feature ("review"), the other features keep their defaults."""
-    import tensorflow as tf
-
     import unified_nlp as un
 
     clf = un.load_classifier(keras_exports["examples"], backend="tfhub")
     assert list(clf.labels) == list(LABELS)
-
-    def example(text: str) -> bytes:
-        feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
-        return tf.train.Example(features=tf.train.Features(feature={"review": feature})).SerializeToString()
-
-    serving = tf.saved_model.load(str(keras_exports["examples"])).signatures["serving_default"]
-    want = serving(inputs=tf.constant([example(t) for t in TEXTS]))["scores"].numpy()
+    want = saved_model_scores(keras_exports["examples"], TEXTS, examples=True)
     assert np.ptp(want, axis=0).max() > 0.1
     assert np.abs(clf.predict_proba(TEXTS) - want).max() <= 1e-6
     # the same model as the plain classify export, which takes the texts themselves
-    assert np.abs(want - _saved_model_scores(keras_exports["classify"], TEXTS)).max() <= 1e-6
+    assert np.abs(want - saved_model_scores(keras_exports["classify"], TEXTS)).max() <= 1e-6
     with pytest.raises(un.InvalidModelError, match=r"string features \['review', 'title'\]"):
         un.load_classifier(keras_exports["two"], backend="tfhub")
 
 
 @pytest.mark.parametrize("kind", ["keras", "h5"])
 def test_a_single_file_keras_model_runs_as_keras_runs_it(keras_exports, kind):
-    import keras
-
     import unified_nlp as un
 
     file = keras_exports[kind]
     with pytest.raises(un.InvalidInputError, match="3 scores"):
         un.load_classifier(file, backend="tfhub", labels=["bad", "good"])
     clf = un.load_classifier(file, backend="tfhub", labels=list(LABELS))
-    want = np.asarray(keras.saving.load_model(str(file))(np.array(TEXTS)))
+    want = deployment_fixtures.keras_scores(file, TEXTS)
     assert np.abs(clf.predict_proba(TEXTS) - want).max() <= 1e-6
     assert list(un.load_classifier(file, backend="tf").labels) == ["LABEL_0", "LABEL_1", "LABEL_2"]
 
@@ -425,24 +316,9 @@ def test_the_dataset_engine_runs_deployment_exports(request, tmp_path, export):
 
 @pytest.fixture(scope="session")
 def paddle_export(tmp_path_factory) -> dict:
-    """tests/paddle_inference_fixture.py in the Paddle environment: the save_pretrained checkpoint, its
-    paddle.jit.save export, and Paddle Inference's own logits on the export."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-    from unified_nlp import registry
-
+    """The save_pretrained checkpoint, its Paddle Inference export and Paddle Inference's own logits."""
     require("paddlenlp")
-    python = sys.executable if registry.installed_here("paddlenlp") else registry.worker_python("paddlenlp")
-    root = tmp_path_factory.mktemp("paddle-inference")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    script = str(REPO / "tests" / "paddle_inference_fixture.py")
-    done = subprocess.run([python, script, str(root)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    given = json.loads((root / "texts.json").read_text())
-    return {"export": root / "export", "checkpoint": root / "checkpoint", **given, **np.load(root / "reference.npz")}
+    return deployment_fixtures.paddle_export(tmp_path_factory.mktemp("paddle-inference"))
 
 
 def test_a_paddle_inference_export_runs_as_paddle_inference_runs_it(paddle_export):
