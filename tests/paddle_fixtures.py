@@ -11,6 +11,11 @@ SST-2 text (nothing is downloaded). Both file kinds: model_state.pdparams (the
 default) and model.safetensors (safe_serialization=True), one sharded of each.
 A bfloat16 copy of the BERT one (bert-bf16, weights only). Beside the folders, reference.npz holds PaddleNLP's own token ids and logits
 (its tokenizer, its forward) on TEXTS, the reference every backend is checked against.
+
+DeBERTa-v2 is DeBERTa-v3-shaped (DEBERTA_V3, spm.model with [PAD] [CLS] [SEP] [UNK] first) and
+kept unscaled: scaled, float32 alone moves its logits by 4e-5. PaddleNLP's softmax_with_mask
+masks with -inf, so a padded batch's logits are NaN; its reference is PaddleNLP's plain forward
+of each item alone, unpadded (no mask replaced).
 """
 
 from __future__ import annotations
@@ -40,7 +45,13 @@ FIXTURES = {
     "albert": ("AlbertForSequenceClassification", "AlbertConfig", "AlbertEnglishTokenizer", "pdparams"),
     "distilbert": ("DistilBertForSequenceClassification", "DistilBertConfig", "DistilBertTokenizer", "safetensors-sharded"),
     "ernie-m": ("ErnieMForSequenceClassification", "ErnieMConfig", "ErnieMTokenizer", "pdparams"),
+    "deberta-v2": ("DebertaV2ForSequenceClassification", "DebertaV2Config", "DebertaV2Tokenizer", "safetensors"),
 }  # fmt: skip
+# DeBERTa-v3's layout: log-bucket relative positions, shared keys, no absolute positions, no token types
+DEBERTA_V3 = dict(
+    relative_attention=True, position_buckets=16, max_relative_positions=-1, pos_att_type=["p2c", "c2p"],
+    share_att_key=True, norm_rel_ebd="layer_norm", position_biased_input=False, type_vocab_size=0, hidden_act="gelu",
+)  # fmt: skip
 
 
 def texts() -> list[str]:
@@ -120,6 +131,10 @@ def tokenizer_for(kind: str, corpus: list[str], work: Path):
         from paddlenlp.transformers.albert.tokenizer import AlbertEnglishTokenizer
 
         return AlbertEnglishTokenizer(str(model))
+    if kind == "DebertaV2Tokenizer":  # DeBERTa-v3's spm.model: [PAD] [CLS] [SEP] [UNK] first
+        specials = {"pad": (0, "[PAD]"), "bos": (1, "[CLS]"), "eos": (2, "[SEP]"), "unk": (3, "[UNK]")}
+        model = _sentencepiece(corpus, work, "spm.model", specials, user_defined_symbols="[MASK]")
+        return pt.DebertaV2Tokenizer(str(model))
     if kind == "ErnieMTokenizer":  # sentencepiece.bpe.model + vocab.txt (its pieces in id order)
         specials = {"pad": (1, "[PAD]"), "unk": (0, "[UNK]"), "bos": (-1, "<s>"), "eos": (-1, "</s>")}
         model = _sentencepiece(corpus, work, "sentencepiece.bpe.model", specials, control_symbols="[CLS],[SEP],[MASK]")
@@ -129,6 +144,14 @@ def tokenizer_for(kind: str, corpus: list[str], work: Path):
         (work / "vocab.txt").write_text("".join(sp.id_to_piece(i) + "\n" for i in range(sp.get_piece_size())), "utf-8")
         return pt.ErnieMTokenizer(vocab_file=str(work / "vocab.txt"), sentencepiece_model_file=str(model))
     raise ValueError(kind)
+
+
+def _logits(model, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    import paddle
+
+    with paddle.no_grad():
+        out = model(**{k: paddle.to_tensor(v) for k, v in arrays.items()})
+    return (out[0] if isinstance(out, (tuple, list)) else out).numpy()
 
 
 def build(name: str, out: Path, corpus: list[str], sample: list[str], seed: int) -> dict[str, np.ndarray]:
@@ -151,6 +174,8 @@ def build(name: str, out: Path, corpus: list[str], sample: list[str], seed: int)
         options["embedding_size"] = 16
     if name == "roberta-wordpiece":
         options["type_vocab_size"] = 2
+    if name == "deberta-v2":
+        options |= DEBERTA_V3
     paddle.seed(seed)
     config = getattr(pt, config_class)(**options)
     model = getattr(pt, model_class)(config)
@@ -162,7 +187,7 @@ def build(name: str, out: Path, corpus: list[str], sample: list[str], seed: int)
         array = value.numpy()
         if key.startswith("classifier") or ".classifier" in key:
             array = rng.normal(0.0, 0.5, array.shape)  # a trained-looking head: nothing like its init
-        elif array.ndim == 2:
+        elif array.ndim == 2 and name != "deberta-v2":  # sharpened, DeBERTa's logits move 4e-5 in float32
             array = array * SHARPEN
         value.set_value(array.astype(np.float32))
     model.eval()
@@ -174,6 +199,7 @@ def build(name: str, out: Path, corpus: list[str], sample: list[str], seed: int)
         kwargs["max_shard_size"] = "20KB"
     model.save_pretrained(str(folder), **kwargs)
     tok.save_pretrained(str(folder))
+    tok = type(tok).from_pretrained(str(folder))  # as users have it: special tokens matched in text only then
     ref = {}
     for kind, items in (("single", [(t, None) for t in sample]), ("pair", PAIRS)):
         # one item at a time (PaddleNLP's tokenizers differ in their batch options), padded here
@@ -185,12 +211,17 @@ def build(name: str, out: Path, corpus: list[str], sample: list[str], seed: int)
             n = len(e["input_ids"])
             ids[i, :n], mask[i, :n] = e["input_ids"], 1
             types[i, :n] = e.get("token_type_ids") or [0] * n
-        inputs = {"input_ids": paddle.to_tensor(ids), "attention_mask": paddle.to_tensor(mask)}
+        arrays = {"input_ids": ids, "attention_mask": mask}
         if name not in ("distilbert", "ernie-m"):  # the classes without token types
-            inputs["token_type_ids"] = paddle.to_tensor(types)
-        with paddle.no_grad():
-            out_ = model(**inputs)
-        logits = (out_[0] if isinstance(out_, (tuple, list)) else out_).numpy()
+            arrays["token_type_ids"] = types
+        if name == "deberta-v2":  # its softmax_with_mask masks with -inf: padding makes the logits NaN
+            lengths = mask.sum(1)
+            logits = np.concatenate(
+                [_logits(model, {k: v[i : i + 1, :n] for k, v in arrays.items()}) for i, n in enumerate(lengths)]
+            )
+        else:
+            logits = _logits(model, arrays)
+        assert np.isfinite(logits).all(), (name, kind)
         ref |= {f"{name}/{kind}/input_ids": ids, f"{name}/{kind}/attention_mask": mask, f"{name}/{kind}/logits": logits}
         ref[f"{name}/{kind}/token_type_ids"] = types
     if name == "bert":  # a bfloat16 copy: its pdparams hold the weights as uint16

@@ -43,7 +43,9 @@ EXPECTED = {
     "albert": ("albert", "AlbertEnglishTokenizer", "pdparams"),
     "distilbert": ("distilbert", "DistilBertTokenizer", "safetensors-sharded"),
     "ernie-m": (None, "ErnieMTokenizer", "pdparams"),
+    "deberta-v2": ("deberta-v2", "DebertaV2Tokenizer", "safetensors"),
 }
+NO_TOKEN_TYPES = ("distilbert", "deberta-v2")  # PaddleNLP's DistilBERT reads none; DeBERTa-v3: type_vocab_size 0
 CONVERTIBLE = [name for name, (arch, _, _) in EXPECTED.items() if arch is not None]
 BACKENDS = ("huggingface", "tfhub", "paddlenlp")
 
@@ -138,7 +140,7 @@ def test_runs_on_every_backend_with_paddlenlps_own_ids_and_logits(native, name, 
         enc = clf.tokenizer(first, text_pair=second)
         key = f"{name}/{kind}"
         assert _rows(enc.input_ids, enc.attention_mask) == _rows(ref[f"{key}/input_ids"], ref[f"{key}/attention_mask"])
-        if name != "distilbert":  # PaddleNLP's DistilBERT reads no token types
+        if name not in NO_TOKEN_TYPES:
             assert _rows(enc.token_type_ids, enc.attention_mask) == _rows(
                 ref[f"{key}/token_type_ids"], ref[f"{key}/attention_mask"]
             ), kind

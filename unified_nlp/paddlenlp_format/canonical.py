@@ -3,7 +3,7 @@
 The weights go through the family's literal table (families/, tensors.py), the config
 through the family's config mapping, the tokenizer files are kept and a tokenizer.json
 is built from them (WordPiece as transformers' BertTokenizerFast, RoBERTa's byte-level
-BPE, ALBERT's SentencePiece), so every backend tokenizes as PaddleNLP did.
+BPE, ALBERT's and DeBERTa-v2's SentencePiece), so every backend tokenizes as PaddleNLP did.
 
 >>> to_canonical(Path("bert-paddle"), Path("bert-hf"))   # doctest: +SKIP
 """
@@ -34,7 +34,7 @@ from .paddle_folder import (
     weight_files,
 )
 from .tensors import from_paddle
-from .tokenizer_files import albert_tokenizer_json, bpe_tokenizer_json
+from .tokenizer_files import albert_tokenizer_json, bpe_tokenizer_json, deberta_tokenizer_json
 
 
 def canonical_config(config: Mapping[str, Any], family: Family, source: Path) -> dict[str, Any]:
@@ -85,6 +85,8 @@ def to_canonical(path: Path, out: Path) -> None:
                 text = bpe_tokenizer_json(tmp)
             elif (tmp / "spiece.model").is_file():
                 text = albert_tokenizer_json(tmp)
+            elif (tmp / "spm.model").is_file():
+                text = deberta_tokenizer_json(tmp)
             else:  # a WordPiece vocab.txt, tokenized as transformers' BertTokenizerFast does
                 text = _wordpiece_json(tmp / "vocab.txt", bool(tok.get("do_lower_case", True)))
             (tmp / "tokenizer.json").write_text(text, encoding="utf-8")

@@ -8,7 +8,7 @@ What PaddleNLP 2.8 writes (measured with paddlepaddle 3.3.1):
     *.index.json + shards       with ``max_shard_size`` (model_state-00001-of-00007.pdparams, model-0000x-....safetensors)
     tokenizer files             from ``tokenizer.save_pretrained``: vocab.txt (BERT, ERNIE, ELECTRA, DistilBERT,
                                 Chinese RoBERTa), vocab.json + merges.txt (RoBERTa BPE), spiece.model (ALBERT),
-                                sentencepiece.bpe.model + vocab.txt (ERNIE-M)
+                                spm.model (DeBERTa-v2), sentencepiece.bpe.model + vocab.txt (ERNIE-M)
 
 A folder of a family that transformers has (families/) becomes the canonical
 Hugging Face folder with `to_canonical` (canonical.py: weights through the literal tables,
@@ -59,10 +59,12 @@ TOKENIZER_FILES = (
     "vocab.json",
     "merges.txt",
     "spiece.model",
+    "spm.model",
     "sentencepiece.bpe.model",
     "tokenizer.json",
     "special_tokens_map.json",
 )
+VOCABULARIES = ("vocab.txt", "vocab.json", "spiece.model", "spm.model", "tokenizer.json")  # a folder's tokenizer
 
 # PaddleNLP task classes with no transformers counterpart: they run on the paddlenlp backend only
 ERNIE_M_WHY = (
@@ -252,7 +254,7 @@ def describe_native(path: Path) -> dict[str, Any]:
     family = family_of(config, path / CONFIG)
     why = family.unsupported(family.from_paddle_config(config))
     tokenizer = _tokenizer_class(path, family.tokenizer_class)
-    if not any((path / n).is_file() for n in ("vocab.txt", "vocab.json", "spiece.model", "tokenizer.json")):
+    if not any((path / n).is_file() for n in VOCABULARIES):
         why = why or "no tokenizer files (save the tokenizer next to the model: tokenizer.save_pretrained(dir))"
     return out | {
         "architecture": family.model_type,

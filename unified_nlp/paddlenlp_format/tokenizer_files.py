@@ -11,6 +11,8 @@ PaddleNLP's ``AutoTokenizer.from_pretrained``:
 - SentencePiece (ALBERT): spiece.model for PaddleNLP's AlbertEnglishTokenizer: the folder's
   own, or, for a folder with only tokenizer.json (transformers 5 writes no spiece.model),
   one written from its Unigram pieces and scores (see unigram_to_sentencepiece).
+- SentencePiece (DeBERTa-v2): spm.model for PaddleNLP's DebertaV2Tokenizer where the folder
+  has one (one imported from PaddleNLP keeps it); transformers 5 writes none, and none is made.
 - XLM-RoBERTa: PaddleNLP 2.8 has no XLM-R tokenizer class; nothing is written.
 
 `paddle_tokenizer_files` returns the files to write, or the reason none can be.
@@ -68,6 +70,8 @@ def paddle_tokenizer_files(source: Path, family: Family, max_length: int) -> dic
         return _wordpiece_files(source, tokenizer.name, max_length)
     if tokenizer.kind == "bpe":
         return _bpe_files(source, tokenizer.name, max_length)
+    if tokenizer.name == "DebertaV2Tokenizer":
+        return _deberta_files(source, tokenizer.name, max_length)
     if tokenizer.kind == "sentencepiece":
         return _albert_files(source, tokenizer.name, max_length)
     raise ConversionError(f"no PaddleNLP tokenizer files are written for {tokenizer.name}")
@@ -281,6 +285,31 @@ def _albert_files(source: Path, tokenizer_class: str, max_length: int) -> dict[s
     }
 
 
+def _deberta_files(source: Path, tokenizer_class: str, max_length: int) -> dict[str, str | bytes]:
+    if not (source / "spm.model").is_file():
+        raise ConversionError(
+            f"{source}: no spm.model (transformers 5 writes none), which PaddleNLP's {tokenizer_class} reads; "
+            "the canonical tokenizer.json stays beside"
+        )
+    tok_config = _tokenizer_config(source)
+    specials = {k: _token(tok_config.get(k), v) for k, v in DEFAULT_SPECIALS.items()}
+    settings = {
+        "tokenizer_class": tokenizer_class,
+        "do_lower_case": bool(tok_config.get("do_lower_case", False)),
+        "split_by_punct": bool(tok_config.get("split_by_punct", False)),
+        **specials,
+        "bos_token": specials["cls_token"],
+        "eos_token": specials["sep_token"],
+        "model_max_length": int(max_length),
+        "padding_side": "right",
+    }
+    return {
+        "spm.model": (source / "spm.model").read_bytes(),
+        "tokenizer_config.json": _json(settings),
+        "special_tokens_map.json": _json(specials),
+    }
+
+
 def unigram_to_sentencepiece(path: Path, specials: dict[str, str]) -> tuple[bytes, dict[str, bool]]:
     """A SentencePiece model (spiece.model) for PaddleNLP's AlbertEnglishTokenizer from an
     ALBERT tokenizer.json (transformers 5 writes no spiece.model), and that tokenizer's
@@ -392,38 +421,73 @@ def albert_tokenizer_json(folder: Path) -> str:
     as transformers 5 builds ALBERT's tokenizer: the model's Unigram pieces, the Python
     normalisation AlbertEnglishTokenizer does (quotes, NFKD + accents, lowercase), the
     model's character map, SentencePiece's whitespace handling."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import normalizers
 
-    try:
-        from sentencepiece import sentencepiece_model_pb2 as pb
-    except ImportError:
-        raise ConversionError("the sentencepiece package is needed to read spiece.model") from None
     settings = _tokenizer_config(folder)
-    proto = pb.ModelProto()
-    try:
-        proto.ParseFromString((folder / "spiece.model").read_bytes())
-    except Exception as e:  # protobuf's DecodeError
-        raise InvalidModelError(f"{folder / 'spiece.model'}: not a SentencePiece model ({e})") from None
-    if proto.trainer_spec.model_type != pb.TrainerSpec.UNIGRAM or proto.trainer_spec.byte_fallback:
-        raise ConversionError(f"{folder / 'spiece.model'}: not a Unigram model without byte fallback")
-    vocab = [(p.piece, p.score) for p in proto.pieces]
-    unk = next(i for i, p in enumerate(proto.pieces) if p.type == pb.ModelProto.SentencePiece.UNKNOWN)
-    tok = Tokenizer(models.Unigram(vocab, unk_id=unk, byte_fallback=False))
     steps = [normalizers.Replace("``", '"'), normalizers.Replace("''", '"')]
     if not settings.get("keep_accents", False):
         steps += [normalizers.NFKD(), normalizers.StripAccents()]
     if settings.get("do_lower_case", True):
         steps.append(normalizers.Lowercase())
-    if proto.normalizer_spec.precompiled_charsmap:
-        steps.append(normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap))
-    steps.append(normalizers.Replace(Regex(" {2,}"), " "))
-    tok.normalizer = normalizers.Sequence(steps)
+    return _sentencepiece_json(folder / "spiece.model", settings, steps)
+
+
+def deberta_tokenizer_json(folder: Path) -> str:
+    """A tokenizer.json for a PaddleNLP DebertaV2Tokenizer folder (spm.model), tokenizing as
+    that class does: lowercase first where do_lower_case, then SentencePiece on the text
+    (its character map, whitespace handling, Unigram pieces); with split_by_punct, each
+    punctuation character and each run between them is encoded apart, as transformers 5's
+    DebertaV2Tokenizer does too (a character that only becomes punctuation through the
+    character map, such as "⒈" -> "1.", is split by this tokenizer and not by PaddleNLP's)."""
+    from tokenizers import normalizers, pre_tokenizers
+
+    settings = _tokenizer_config(folder)
+    steps = [normalizers.Lowercase()] if settings.get("do_lower_case", False) else []
+    split = [pre_tokenizers.Punctuation(behavior="isolated")] if settings.get("split_by_punct", False) else []
+    return _sentencepiece_json(folder / "spm.model", settings, steps, split)
+
+
+def _sentencepiece_json(path: Path, settings: dict[str, Any], steps: list, split: list | None = None) -> str:
+    """The tokenizer.json of a PaddleNLP tokenizer that runs the SentencePiece Unigram model
+    `path` after the Python normalisation `steps` (tokenizers normalizers) and pre-splitting
+    `split` (tokenizers pre-tokenizers): the model's pieces and character map, SentencePiece's
+    whitespace handling (collapse, strip, "▁" before every word), [CLS] A [SEP] (B [SEP]),
+    every non-normal piece matched in raw text as PaddleNLP's tokenizers match special tokens."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    try:
+        from sentencepiece import sentencepiece_model_pb2 as pb
+    except ImportError:
+        raise ConversionError(f"the sentencepiece package is needed to read {path.name}") from None
+    proto = pb.ModelProto()
+    try:
+        proto.ParseFromString(path.read_bytes())
+    except Exception as e:  # protobuf's DecodeError
+        raise InvalidModelError(f"{path}: not a SentencePiece model ({e})") from None
+    if proto.trainer_spec.model_type != pb.TrainerSpec.UNIGRAM or proto.trainer_spec.byte_fallback:
+        raise ConversionError(f"{path}: not a Unigram model without byte fallback")
+    spec = proto.normalizer_spec
+    if not (spec.add_dummy_prefix and spec.remove_extra_whitespaces and spec.escape_whitespaces):
+        raise ConversionError(f"{path}: a normalizer without the dummy prefix or whitespace collapsing")
+    vocab = [(p.piece, p.score) for p in proto.pieces]
+    unk = next(i for i, p in enumerate(proto.pieces) if p.type == pb.ModelProto.SentencePiece.UNKNOWN)
+    tok = Tokenizer(models.Unigram(vocab, unk_id=unk, byte_fallback=False))
+    if spec.precompiled_charsmap:
+        steps = [*steps, normalizers.Precompiled(spec.precompiled_charsmap)]
+    tok.normalizer = normalizers.Sequence([*steps, normalizers.Replace(Regex(" {2,}"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            *(split or []),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always"),
+        ]
     )
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     cls, sep = _token(settings.get("cls_token"), "[CLS]"), _token(settings.get("sep_token"), "[SEP]")
     ids = {piece: i for i, (piece, _) in enumerate(vocab)}
+    missing = [t for t in (cls, sep) if t not in ids]
+    if missing:
+        raise InvalidModelError(f"{path}: special token {missing[0]!r} is not a piece of the model")
     tok.post_processor = processors.TemplateProcessing(
         single=f"{cls}:0 $A:0 {sep}:0",
         pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",

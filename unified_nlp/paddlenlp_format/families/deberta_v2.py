@@ -14,8 +14,10 @@ Where PaddleNLP computes another function, the family refuses the config (`unsup
 its intermediate layer and ContextPooler apply exact GELU whatever hidden_act and
 pooler_hidden_act say, and its ConvLayer GELU whatever conv_act says (transformers'
 default for conv_act is tanh). PaddleNLP's DebertaV2Tokenizer reads a SentencePiece
-spm.model, which transformers 5 no longer writes: an export writes no PaddleNLP
-tokenizer files (the canonical tokenizer.json stays beside), as for XLM-R.
+spm.model: a PaddleNLP folder's becomes the canonical tokenizer.json
+(tokenizer_files.deberta_tokenizer_json) and is kept, so its export writes it again;
+transformers 5 writes none, and an export of such a folder writes no PaddleNLP tokenizer
+files (the canonical tokenizer.json stays beside).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Family, same, transpose
+from .base import Family, TokenizerClass, same, transpose
 
 # fmt: off
 # PaddleNLP's name for every role of the core's deberta_v2 rows: transformers' names under "deberta."
@@ -135,4 +137,5 @@ FAMILY = _DebertaV2(
     names=NAMES,
     activations=("gelu",),  # PaddleNLP's DebertaV2Intermediate: GELUActivation (exact) always
     paddle_masked_softmax="paddlenlp.transformers.deberta_v2.modeling",
+    tokenizers=(TokenizerClass("DebertaV2Tokenizer", "DebertaV2Tokenizer", "sentencepiece"),),
 )
