@@ -38,10 +38,8 @@ def measure(variant: str, folder: Path, texts: list[str], ladder: list[str]) -> 
     from tests.checkpoints import transformers_logits
 
     first, second = texts[0:-1:2], texts[1::2]
-    want = _batched(lambda t: transformers_logits(folder, t), texts)
-    want_pairs = np.concatenate(
-        [transformers_logits(folder, first[i : i + 32], second[i : i + 32]) for i in range(0, len(first), 32)]
-    )
+    want = transformers_logits(folder, texts, batch_size=32)
+    want_pairs = transformers_logits(folder, first, second, batch_size=32)
     want_ladder = [transformers_logits(folder, [t]) for t in ladder]
     rows = []
     for backend in BACKENDS:

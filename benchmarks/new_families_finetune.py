@@ -44,10 +44,6 @@ def fresh(arch: str, out: Path, corpus: list[str], window: int) -> Path:
     return make_checkpoint(arch, out, num_labels=2, corpus=corpus, config=config, vocab_size=VOCAB, max_length=128)
 
 
-def _batched(function, items, size=32):
-    return np.concatenate([function(items[i : i + size]) for i in range(0, len(items), size)])
-
-
 def run_family(arch: str, args: argparse.Namespace, work: Path) -> list[dict]:
     import unified_nlp as un
     from tests.checkpoints import transformers_logits
@@ -63,7 +59,7 @@ def run_family(arch: str, args: argparse.Namespace, work: Path) -> list[dict]:
         [texts[i] for i in pick], [NAMES[labels[i]] for i in pick], batch_size=32, learning_rate=args.lr, seed=0
     )
     trained = clf.save(work / f"{arch}-trained")
-    want = _batched(lambda t: transformers_logits(trained, t), dev_x)
+    want = transformers_logits(trained, dev_x, batch_size=32)
     rows = [
         {
             "family": arch,
@@ -75,7 +71,7 @@ def run_family(arch: str, args: argparse.Namespace, work: Path) -> list[dict]:
     for backend in BACKENDS:
         row = {"family": arch, "backend": backend, "role": "trained" if backend == args.train_backend else "loaded"}
         try:
-            got = _batched(un.load_classifier(trained, backend=backend).logits, dev_x)
+            got = un.load_classifier(trained, backend=backend).logits(dev_x, batch_size=32)
         except un.UnifiedNLPError as exc:
             rows.append(row | {"refused": str(exc).splitlines()[0][:160]})
             continue

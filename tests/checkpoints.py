@@ -220,20 +220,28 @@ def assert_parity(got, want, tol: float, what: str = "logits") -> None:
     assert diff <= tol, f"{what}: max |diff| {diff:.1e} > {tol:.0e}"
 
 
-def transformers_logits(folder: Path, texts, text_pair=None):
+def transformers_logits(folder: Path, texts, text_pair=None, batch_size: int | None = None):
     """transformers' own forward on `folder` (AutoTokenizer, AutoModelForSequenceClassification,
     padded and truncated as a transformers user runs them): the direct reference of a parity test.
+    With `batch_size`, consecutive batches of that many (each padded to its longest), one model load.
 
     >>> assert_parity(clf.logits(TEXTS), transformers_logits(folder, TEXTS), 1e-5)  # doctest: +SKIP
     """
+    import numpy as np
     import torch
     import transformers
 
     tok = transformers.AutoTokenizer.from_pretrained(str(folder))
     model = transformers.AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
+    texts = list(texts)
+    size = batch_size or max(len(texts), 1)
+    out = []
     with torch.no_grad():
-        batch = tok(list(texts), text_pair, padding=True, truncation=True, return_tensors="pt")
-        return model(**batch).logits.numpy()
+        for i in range(0, len(texts), size):
+            pair = None if text_pair is None else list(text_pair[i : i + size])
+            batch = tok(texts[i : i + size], pair, padding=True, truncation=True, return_tensors="pt")
+            out.append(model(**batch).logits.numpy())
+    return np.concatenate(out)
 
 
 def scale_matrices(model, factor: float) -> None:
