@@ -528,6 +528,11 @@ def _add_device_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_or_auto(text: str) -> int | None:
+    """argparse type: "auto" (None) or an integer >= 1."""
+    return None if text == "auto" else _positive(text)
+
+
 def _positive(text: str) -> int:
     """argparse type: an integer >= 1, checked before any model loads."""
     try:
@@ -919,6 +924,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "max_queue": args.max_queue,
         "max_client_batch_size": args.max_client_batch_size,
         "payload_limit": args.payload_limit,
+        "instances": args.instances,
     }
     if args.engine == "ray":
         return _serve_on_ray(args, models, limits)
@@ -983,6 +989,22 @@ def _min_max(text: str) -> tuple[int, int]:
     return bounds
 
 
+def _add_batching_options(p) -> None:
+    p.add_argument("--max-batch-size", type=_positive, default=32, help="rows per forward pass")
+    p.add_argument("--max-batch-tokens", type=_positive, default=16384, help="padded tokens per forward pass")
+    p.add_argument("--max-queue", type=_positive, default=256, help="requests in flight; beyond: 429")
+    p.add_argument(
+        "--instances",
+        type=_positive_or_auto,
+        default=None,
+        help="model instances running batches side by side under load, the threads shared among them "
+        "(default auto: 2 on onnxruntime's CPU for a model file under 1 GiB, each with its own copy of the "
+        "weights; other backends run one)",
+    )
+    p.add_argument("--max-client-batch-size", type=_positive, default=256, help="texts per request")
+    p.add_argument("--payload-limit", type=_positive, default=2_000_000, help="request body bytes; beyond: 413")
+
+
 def _add_serve_command(sub) -> None:
     p = sub.add_parser("serve", help="serve models over HTTP (Open Inference Protocol v2 and TEI's API) and gRPC")
     p.add_argument("model", nargs="?", help=f"{MODEL_HELP} (none with --model or --repository: 'default')")
@@ -1038,11 +1060,7 @@ def _add_serve_command(sub) -> None:
         metavar="MIN:MAX",
         help="--engine ray: replicas between MIN and MAX, by Ray Serve's autoscaler (queued requests per replica)",
     )
-    p.add_argument("--max-batch-size", type=_positive, default=32, help="rows per forward pass")
-    p.add_argument("--max-batch-tokens", type=_positive, default=16384, help="padded tokens per forward pass")
-    p.add_argument("--max-queue", type=_positive, default=256, help="requests in flight; beyond: 429")
-    p.add_argument("--max-client-batch-size", type=_positive, default=256, help="texts per request")
-    p.add_argument("--payload-limit", type=_positive, default=2_000_000, help="request body bytes; beyond: 413")
+    _add_batching_options(p)
     p.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to answer accepted requests on SIGTERM")
     p.add_argument(
         "--api-key",

@@ -237,6 +237,13 @@ class Model:
     def end_training(self) -> None:
         """Drop what training held (optimizer, compiled steps); nothing by default."""
 
+    def instances(self, count: int | None = None) -> list[Model]:
+        """`count` models of the same weights that can run at the same time, each on its share
+        of this model's threads (a server runs batches side by side on them under load); None:
+        as many as the backend finds worth their memory. By default this model alone, where the
+        framework cannot divide its threads per call."""
+        return [self]
+
     def offers(self, method: str) -> bool:
         """Whether this model implements `method` (one of METHODS) rather than refusing it."""
         if method not in self.METHODS:

@@ -49,6 +49,7 @@ def create_app(
     max_queue: int = Limits.max_queue,
     max_client_batch_size: int = Limits.max_client_batch_size,
     payload_limit: int = Limits.payload_limit,
+    instances: int | None = Limits.instances,
     drain_timeout: float = 30.0,
     api_key: str | None = None,
     access_log: bool = False,
@@ -80,7 +81,7 @@ def create_app(
     """
     if api_key is not None and not api_key.strip():
         raise InvalidInputError("the API key is empty: give a key, or None for no key")
-    limits = Limits(max_batch_size, max_batch_tokens, max_queue, max_client_batch_size, payload_limit)
+    limits = Limits(max_batch_size, max_batch_tokens, max_queue, max_client_batch_size, payload_limit, instances)
     entries = model_entries(classifier_or_model, name, backend, precision, models, repository, load_options)
     entries = add_shadows(entries, shadows, shadow_fraction)
     served_models = Repository(

@@ -1,18 +1,24 @@
 """One batcher per served model: requests are tokenized in a thread pool, queued, and
 formed into batches across requests by a row count and a token budget (padded length x
-rows, as text-embeddings-inference's ``max_batch_tokens``); the forward runs in one
-thread of its own, so the event loop never computes.
+rows, as text-embeddings-inference's ``max_batch_tokens``); the forwards run in threads
+of their own, so the event loop never computes.
+
+Under load, batches run side by side on the model's `instances` (each on a share of its
+threads, one forward thread each); a batch alone on an idle batcher runs on the whole model,
+all threads on it, never beside an instance.
 
 Batches form from what queued while the model was busy: there is no timer, so a lone
 request on an idle server starts at once, and no request waits longer than the window
-before it (up to `WINDOW` batches, each request answered when its own rows are done). Each text's logits do not depend on its batch (rows are padded and masked), so
-the probabilities match ``predict_proba`` within float rounding whatever batch a text
-lands in.
+before it (up to `WINDOW` batches, each request answered when its own rows are done). Each
+text's logits do not depend on its batch (rows are padded and masked) nor on the instance that
+computes it, so the probabilities match ``predict_proba`` within float rounding whatever batch
+a text lands in.
 
 A request whose caller stops waiting (its task is cancelled: the server cancels it when the
 HTTP client disconnects) leaves the queue before its rows are computed. An error of a
-forward fails the requests of its window not yet answered; one that says the backend is gone (`backend_gone`: its worker
-died) fails every queued request too, rather than have them wait for a restart.
+forward fails the requests of its window not yet answered (its other batches are not run);
+one that says the backend is gone (`backend_gone`: its worker died) fails every queued
+request too, rather than have them wait for a restart.
 """
 
 from __future__ import annotations
@@ -105,6 +111,52 @@ def merge(encodings: list[Encoding], pad_id: int) -> Encoding:
     return Encoding(*(arrays[key] for key in ENCODING_KEYS), truncated=np.concatenate([e.truncated for e in encodings]))
 
 
+class _Window:
+    """Requests taken from the queue at once: their rows merged, sorted by length and cut into
+    batches (`batches`); each request is answered as soon as its last row is computed, so its
+    client sends the next one while the window's other batches run (answering at the window's
+    end left the model idle while 64 clients came back)."""
+
+    def __init__(self, jobs: list[_Job], pad_id: int, num_labels: int, observe: Callable[[str, float], None]) -> None:
+        self.jobs, self.began, self.failed, self._observe = jobs, time.perf_counter(), False, observe
+        for job in jobs:
+            observe("queue", self.began - job.queued)
+        counts = np.array([job.enc.num_texts for job in jobs])
+        self.owner, self.left = np.repeat(np.arange(len(jobs)), counts), counts.copy()
+        self.first = np.concatenate([[0], np.cumsum(counts)])  # job k's rows: first[k]:first[k + 1]
+        self.enc = merge([job.enc for job in jobs], pad_id) if len(jobs) > 1 else jobs[0].enc
+        self.logits = np.zeros((self.enc.num_texts, num_labels), dtype=np.float32)
+
+    def batches(self, max_rows: int, max_tokens: int):
+        return length_batches(self.enc.lengths, max_rows, max_tokens)
+
+    def answer(self, rows: np.ndarray, logits: np.ndarray) -> None:
+        """Store a batch's logits and answer the requests it completes."""
+        self.logits[rows] = logits
+        finished = np.unique(self.owner[rows])
+        self.left -= np.bincount(self.owner[rows], minlength=len(self.jobs))
+        computed = time.perf_counter()
+        for k in finished[self.left[finished] == 0]:
+            job = self.jobs[k]
+            if job.timings is not None:
+                job.timings.update(queue=self.began - job.queued, inference=computed - self.began)
+            if not job.future.done():
+                job.future.set_result((self.logits[self.first[k] : self.first[k + 1]], job.enc.truncated))
+        if not self.left.any():
+            self._observe("inference", computed - self.began)
+
+    def fail(self, error: Exception) -> None:
+        """Answer every request of the window not yet answered with `error`; its other batches are not run."""
+        self.failed = True
+        _fail(self.jobs, error)
+
+
+def _fail(jobs: list[_Job], error: Exception) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(error)
+
+
 class Batcher:
     """Runs `clf`'s forward over batches formed across concurrent requests.
 
@@ -123,8 +175,10 @@ class Batcher:
         on_drop: Callable[[], None] | None = None,
         backend_gone: Callable[[Exception], bool] | None = None,
         nice: int = 0,
+        instances: int | None = 1,
     ) -> None:
         self.clf = clf
+        self.instances = instances  # asked for (None: the backend's choice); `warm` asks the model
         self.max_batch_size, self.max_batch_tokens, self.max_queue = max_batch_size, max_batch_tokens, max_queue
         self.pending = 0  # accepted and not yet answered
         self._observe = observe or (lambda *_: None)  # (what, value): metrics
@@ -133,11 +187,15 @@ class Batcher:
         self._queue: deque[_Job] = deque()
         self._wake: asyncio.Event | None = None
         # `nice` > 0: the threads yield the CPU to the process's others (a shadow's, beside the model it shadows)
-        threads = {"initializer": _lower_priority, "initargs": (nice,)} if nice > 0 else {}
-        self._tokenize = ThreadPoolExecutor(2, thread_name_prefix="unified-nlp-tokenize", **threads)
-        self._forward = ThreadPoolExecutor(1, thread_name_prefix="unified-nlp-forward", **threads)
+        self._threads = {"initializer": _lower_priority, "initargs": (nice,)} if nice > 0 else {}
+        self._tokenize = ThreadPoolExecutor(2, thread_name_prefix="unified-nlp-tokenize", **self._threads)
+        self._forward: ThreadPoolExecutor | None = None  # one thread per instance, made by `warm`
         self._task: asyncio.Task | None = None
         self._pad_id = 0
+        self._batches: deque[tuple[_Window, np.ndarray]] = deque()  # cut from windows, not yet started
+        self._whole_free = True  # no batch runs on the whole model (with all its threads)
+        self._narrow: list = []  # the model's instances that run side by side (none: the whole model only)
+        self._free: list = []  # those of them not running a batch
 
     def warm(self) -> None:
         """Read the pad id and run one forward of the largest batch the batcher forms
@@ -148,7 +206,22 @@ class Batcher:
         self._pad_id = pad_id_of(self.clf)
         width = max(2, min(self.clf.tokenizer.max_length, self.max_batch_tokens))
         rows = max(1, min(self.max_batch_size, self.max_batch_tokens // width))
-        self.clf.model(self.clf.encode(["warm " * width] * rows, None, width))  # `width` tokens each
+        largest = self.clf.encode(["warm " * width] * rows, None, width)  # `width` tokens each
+        self.clf.model(largest)
+        if self._forward is None:
+            narrow = self.clf.model.instances(self.instances) if self.instances != 1 else []
+            self._narrow = list(narrow) if len(narrow) > 1 else []  # one: the model alone
+            with ThreadPoolExecutor(max(1, len(self._narrow))) as side_by_side:  # as they will run
+                list(side_by_side.map(lambda model: model(largest), self._narrow))
+            self._free = list(self._narrow)
+            self._forward = ThreadPoolExecutor(
+                max(1, len(self._narrow)), thread_name_prefix="unified-nlp-forward", **self._threads
+            )
+
+    @property
+    def side_by_side(self) -> int:
+        """How many batches run at once under load: the instances the model gave `warm` (1: the whole model only)."""
+        return max(1, len(self._narrow))
 
     def start(self) -> None:
         self._wake = asyncio.Event()
@@ -162,7 +235,8 @@ class Batcher:
         if self._task is not None:
             self._task.cancel()
         self._tokenize.shutdown(wait=False)
-        self._forward.shutdown(wait=True)
+        if self._forward is not None:
+            self._forward.shutdown(wait=True)
 
     async def submit(
         self, first: list[str], second: list[str] | None, max_length: int | None, timings: dict | None = None
@@ -196,15 +270,14 @@ class Batcher:
 
     def fail_queued(self, error: Exception) -> None:
         """Answer every queued request with `error` (they are not computed)."""
-        while self._queue:
-            job = self._queue.popleft()
-            if not job.future.done():
-                job.future.set_exception(error)
+        queued = list(self._queue)
+        self._queue.clear()
+        _fail(queued, error)
 
     def _take(self) -> list[_Job]:
         """Jobs from the queue's head while they fit in a window of WINDOW batches (rows and
         token budget; at least one job). The window's rows are then sorted by length and cut
-        into batches (`_compute`), so rows of similar length share a batch even when they
+        into batches (`_Window`), so rows of similar length share a batch even when they
         arrived apart: at 64 clients, a window of one batch padded each batch to its longest
         arrival and ran at about 65% of length-sorted throughput (benchmarks/serving.py)."""
         max_rows, max_tokens = WINDOW * self.max_batch_size, WINDOW * self.max_batch_tokens
@@ -220,44 +293,91 @@ class Batcher:
         return jobs
 
     async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                await self._window(self._take())
-
-    async def _window(self, jobs: list[_Job]) -> None:
-        """Compute a window's batches one by one, answering each request as soon as its last
-        row is computed: its client sends the next one while the window's other batches run
-        (answering at the window's end left the model idle while 64 clients came back)."""
-        loop = asyncio.get_running_loop()
-        began = time.perf_counter()
-        for job in jobs:
-            self._observe("queue", began - job.queued)
-        counts = np.array([job.enc.num_texts for job in jobs])
-        owner, left = np.repeat(np.arange(len(jobs)), counts), counts.copy()
-        first = np.concatenate([[0], np.cumsum(counts)])  # job k's rows: first[k]:first[k + 1]
+        """Start batches while a model instance is free, until the batcher is stopped."""
+        running: set[asyncio.Future] = set()
+        woken = None
         try:
-            enc = await loop.run_in_executor(self._forward, self._merged, jobs)
-            logits = np.zeros((enc.num_texts, len(self.clf.labels)), dtype=np.float32)
-            for rows in length_batches(enc.lengths, self.max_batch_size, self.max_batch_tokens):
-                logits[rows] = await loop.run_in_executor(self._forward, self._compute, enc, rows)
-                finished = np.unique(owner[rows])
-                left -= np.bincount(owner[rows], minlength=len(jobs))
-                for k in finished[left[finished] == 0]:
-                    job, computed = jobs[k], time.perf_counter()
-                    if job.timings is not None:
-                        job.timings.update(queue=began - job.queued, inference=computed - began)
-                    if not job.future.done():
-                        job.future.set_result((logits[first[k] : first[k + 1]], job.enc.truncated))
-        except Exception as e:  # noqa: BLE001 - every request of the window not yet answered gets the error
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(e)
-            if self._backend_gone(e):  # the queued would wait for the backend's restart
-                self.fail_queued(e)
-            return
-        self._observe("inference", time.perf_counter() - began)
+            while True:
+                self._dispatch(running)
+                if woken is None:
+                    woken = asyncio.ensure_future(self._wake.wait())
+                done, _ = await asyncio.wait(running | {woken}, return_when=asyncio.FIRST_COMPLETED)
+                if woken in done:
+                    self._wake.clear()
+                    woken = None
+                running -= done
+        finally:
+            if woken is not None:
+                woken.cancel()
+
+    def _dispatch(self, running: set[asyncio.Future]) -> None:
+        """Start the next batches on free instances. A batch alone (nothing else queued, no
+        instance busy) runs on the whole model, all its threads on one batch, so a lone request
+        is as fast as in-process `predict`; under load, batches run side by side on the narrow
+        instances, each on its share of the threads."""
+        while self._whole_free and (self._free or not self._narrow):
+            batch = self._next_batch()
+            if batch is None:  # a window forms only when a batch of it can start: the queue fills meanwhile
+                if not self._queue:
+                    return
+                jobs = self._take()
+                try:
+                    window = _Window(jobs, self._pad_id, len(self.clf.labels), self._observe)
+                except Exception as e:  # noqa: BLE001 - its requests get the error, the batcher goes on
+                    _fail(jobs, e)
+                    continue
+                self._batches.extend(
+                    (window, rows) for rows in window.batches(self.max_batch_size, self.max_batch_tokens)
+                )
+                continue
+            alone = not self._batches and not self._queue and len(self._free) == len(self._narrow)
+            if alone or not self._narrow:
+                model, self._whole_free = self.clf.model, False
+            else:
+                model = self._free.pop()
+            running.add(asyncio.ensure_future(self._run_batches(model, *batch)))
+
+    def _next_batch(self) -> tuple[_Window, np.ndarray] | None:
+        """The next batch cut (a failed window's are skipped), or None; from the loop and the
+        forward threads alike (a deque's popleft is atomic)."""
+        while True:
+            try:
+                window, rows = self._batches.popleft()
+            except IndexError:
+                return None
+            if not window.failed:
+                return window, rows
+
+    async def _run_batches(self, model, window: _Window, rows: np.ndarray) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            failed = await loop.run_in_executor(self._forward, self._compute_on, model, window, rows, loop)
+            if failed is not None:
+                window, error = failed
+                window.fail(error)
+                if self._backend_gone(error):  # the queued would wait for the backend's restart
+                    self.fail_queued(error)
+        finally:
+            if model is self.clf.model:
+                self._whole_free = True
+            else:
+                self._free.append(model)
+
+    def _compute_on(self, model, window: _Window, rows: np.ndarray, loop) -> tuple[_Window, Exception] | None:
+        """In a forward thread: compute the batch, then (on a narrow instance) the next ones cut
+        while it ran, without a round trip through the event loop between them (the loop, busy
+        with HTTP under load, left each instance idle 8% of the time); each batch's requests are
+        answered on the loop as it completes. Returns the window and error of a failed forward."""
+        while True:
+            try:
+                logits = self._compute(model, window, rows)
+            except Exception as e:  # noqa: BLE001 - every request of the window not yet answered gets the error
+                return window, e
+            loop.call_soon_threadsafe(window.answer, rows, logits)
+            batch = None if model is self.clf.model else self._next_batch()
+            if batch is None:
+                return None
+            window, rows = batch
 
     def _encode(self, first: list[str], second: list[str] | None, max_length: int | None) -> Encoding:
         """Tokenize in the pool; the metric is the tokenizer's time, not the wait for a pool thread."""
@@ -266,14 +386,11 @@ class Batcher:
         self._observe("tokenize", time.perf_counter() - start)
         return enc
 
-    def _merged(self, jobs: list[_Job]) -> Encoding:
-        return merge([job.enc for job in jobs], self._pad_id) if len(jobs) > 1 else jobs[0].enc
-
-    def _compute(self, enc: Encoding, rows: np.ndarray) -> np.ndarray:
-        part = enc.select(rows)
+    def _compute(self, model, window: _Window, rows: np.ndarray) -> np.ndarray:
+        part = window.enc.select(rows)
         self._observe("batch_size", len(rows))
         self._observe("batch_tokens", len(rows) * part.input_ids.shape[1])
-        return self.clf.model(part).logits
+        return model(part).logits
 
 
 def _lower_priority(nice: int) -> None:

@@ -217,7 +217,7 @@ class Repository:
 
     def _shadow(self, entry: ModelEntry, primary: Served) -> Shadow:
         """The candidate of `entry.shadow`: the same model folder on its backend and precision,
-        one thread, a short queue of its own."""
+        one thread (one instance), a short queue of its own."""
         folder = entry.model if isinstance(entry.model, str | Path) else getattr(entry.model, "source", None)
         if folder is None:
             raise InvalidInputError(f"model {entry.name!r}: a shadow loads the model's folder, and this one has none")
@@ -225,7 +225,7 @@ class Repository:
         candidate = Served(
             folder,
             name=f"{entry.name} (shadow)",
-            limits=dataclasses.replace(self.limits, max_queue=SHADOW_QUEUE),
+            limits=dataclasses.replace(self.limits, max_queue=SHADOW_QUEUE, instances=1),
             load_options={**entry.options, "num_threads": 1, "backend": backend, "precision": precision},
             metrics=self.metrics,
             nice=SHADOW_NICE,

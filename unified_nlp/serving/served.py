@@ -40,6 +40,9 @@ class Limits:
     max_queue: int = 256  # requests accepted and not yet answered; beyond: 429
     max_client_batch_size: int = 256  # texts per request; beyond: 413 (TEI) / 400 (v2)
     payload_limit: int = 2_000_000  # request body bytes; beyond: 413
+    # model instances running batches side by side under load, each on a share of the threads
+    # (batcher.py); None: the backend's choice (two on onnxruntime's CPU, else one)
+    instances: int | None = None
 
 
 class ServingError(Exception):
@@ -117,12 +120,14 @@ class Served:
                 on_drop=lambda: self.metrics.drop("client_gone"),
                 backend_gone=self._worker_gone,
                 nice=self.nice,
+                instances=self.limits.instances,
             )
             await asyncio.to_thread(batcher.warm)
             batcher.start()
             self.batcher, self.ready = batcher, True
             self._worker_pid = self._pid()
-            log.info("model %r ready on %s (%s)", self.name, self.clf.backend, self.clf.precision)
+            side_by_side = f", {batcher.side_by_side} instances side by side" if batcher.side_by_side > 1 else ""
+            log.info("model %r ready on %s (%s%s)", self.name, self.clf.backend, self.clf.precision, side_by_side)
             if self.shadow is not None:  # loaded once the primary serves
                 self.shadow.start()
         except Exception as e:  # noqa: BLE001 - the server stays up and says why it is not ready
