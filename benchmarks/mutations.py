@@ -125,8 +125,8 @@ MUTATIONS = (
     Mutation(
         "batcher-rows-misplaced",
         "unified_nlp/serving/*.py",
-        "            logits[rows] = self.clf.model(part).logits",
-        "            logits[np.sort(rows)] = self.clf.model(part).logits",
+        "        self.logits[rows] = logits",
+        "        self.logits[np.sort(rows)] = logits",
         ("tests/test_serving.py",),
         "the server's batcher writes a length-sorted batch back in input order (rows swapped)",
     ),
