@@ -158,6 +158,16 @@ def test_tei_shapes_match_predict_proba(server, hf):
     assert isinstance(json.loads(call(server.url, "/", {"inputs": TEXTS[0]})[2])[0], list)  # POST /: nested
 
 
+def test_each_text_gets_its_own_row_back_when_the_batcher_reorders_them(server, hf):
+    """Texts shortest first: the batcher runs them longest first in one batch, and must put each
+    row's probabilities back where its text was."""
+    texts = ["bad.", "a bad film.", "a really bad film.", "a really very bad film."]
+    assert np.all(np.diff(hf.tokenizer(texts).lengths) > 0)
+    batch = json.loads(call(server.url, "/predict", {"inputs": texts})[2])
+    got = np.array([[{p["label"]: p["score"] for p in row}[label] for label in hf.labels] for row in batch])
+    np.testing.assert_allclose(got, hf.predict_proba(texts), atol=TOL)
+
+
 def test_huggingface_hub_client_gets_every_label(server, hf):
     out = hub.InferenceClient(server.url).text_classification(TEXTS[0])
     assert sorted(o.label for o in out) == sorted(hf.labels)
