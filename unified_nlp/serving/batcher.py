@@ -209,7 +209,7 @@ class Batcher:
         largest = self.clf.encode(["warm " * width] * rows, None, width)  # `width` tokens each
         self.clf.model(largest)
         if self._forward is None:
-            narrow = self.clf.model.instances(self.instances) if self.instances != 1 else []
+            narrow = self.clf.model.instances(self.instances) if self.instances != 1 else []  # 1: not asked
             self._narrow = list(narrow) if len(narrow) > 1 else []  # one: the model alone
             with ThreadPoolExecutor(max(1, len(self._narrow))) as side_by_side:  # as they will run
                 list(side_by_side.map(lambda model: model(largest), self._narrow))
